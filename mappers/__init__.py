@@ -1,0 +1,1 @@
+"""Dataflows: (cascade, workload, architecture) -> archsim schedule. One module per dataflow."""

@@ -1,0 +1,1 @@
+"""Sweeps, results store, plots and the ``attnsim`` command line (top of the data flow)."""

@@ -1,0 +1,31 @@
+"""Errors that the command line reports as one line and exit code 2."""
+from __future__ import annotations
+
+
+class UsageError(ValueError):
+    """Bad command-line input that argparse cannot catch (e.g. an unknown cascade name)."""
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """Every exception type that means "the user's input is wrong" rather than "attnsim is wrong".
+
+    Each layer owns its error type (lower layers cannot import this module); this is the one place
+    that gathers them. A type is listed only once its module exists.
+    """
+    types: list[type[BaseException]] = [UsageError]
+    try:
+        from einsum_ir.errors import CascadeError
+        types.append(CascadeError)
+    except ImportError:
+        pass
+    try:
+        from archsim.errors import SpecError
+        types.append(SpecError)
+    except ImportError:
+        pass
+    try:
+        from mappers.errors import MappingError
+        types.append(MappingError)
+    except ImportError:
+        pass
+    return tuple(types)
