@@ -34,6 +34,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except user_error_types() as exc:
         print(f"attnsim: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``attnsim ... | head``): not an error of ours, and no traceback.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,88 @@
+"""``attnsim arch SPEC [--set key=value ...] [--json]``: show a validated hardware spec and its area."""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from archsim.area import area_breakdown_um2, area_mm2, instances
+from archsim.spec import Arch, load_arch, parse_overrides
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "arch", help="validate a hardware spec and print its summary and area",
+        description="Validate a hardware spec (a YAML path, or a name in specs/arch/) and print its "
+                    "summary, energy table, area breakdown and total area in mm^2.")
+    parser.add_argument("spec", metavar="SPEC", help="path to an architecture YAML, or a name such as "
+                                                     "fusemax-cloud")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec value by its dotted key path, e.g. arrays.pe2d.rows=32 "
+                             "(repeatable)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    parser.set_defaults(func=run)
+
+
+def arch_report(arch: Arch) -> dict[str, Any]:
+    """Everything ``attnsim arch --json`` prints (units in the key names)."""
+    return {
+        "name": arch.name,
+        "origin": arch.origin,
+        "spec": arch.model_dump(mode="json", exclude_none=True),
+        "pes_2d": arch.pes_2d,
+        "pes_1d": arch.pes_1d,
+        "words_per_row": arch.words_per_row,
+        "dram_bytes_per_cycle": arch.dram_bytes_per_cycle,
+        "area_breakdown_um2": area_breakdown_um2(arch),
+        "area_mm2": area_mm2(arch),
+    }
+
+
+def _ops_text(ops: dict[str, int]) -> str:
+    return ", ".join(f"{op} {cycles}" for op, cycles in ops.items())
+
+
+def summary_text(arch: Arch) -> str:
+    """The human-readable summary ``attnsim arch`` prints."""
+    pe2d, pe1d, glb, dram = arch.arrays.pe2d, arch.arrays.pe1d, arch.global_buffer, arch.dram
+    lines = [
+        f"{arch.name}: {arch.description}" if arch.description else arch.name,
+        f"  spec file        {arch.origin}",
+        f"  clock            {arch.clock_hz / 1e6:g} MHz",
+        f"  word             {arch.word_bytes} B",
+        f"  2D array         {pe2d.rows} x {pe2d.cols} = {arch.pes_2d} PEs; cycles per op: "
+        f"{_ops_text(pe2d.ops.as_dict())}; register file {pe2d.register_file.entries} x "
+        f"{pe2d.register_file.width_bits} b",
+        f"  1D array         {pe1d.size} PEs; cycles per op: {_ops_text(pe1d.ops.as_dict())}; "
+        f"register file {pe1d.register_file.entries} x {pe1d.register_file.width_bits} b",
+        f"  global buffer    {glb.capacity_bytes} B = {glb.capacity_bytes // glb.row_bytes} rows x "
+        f"{glb.row_bytes} B, {glb.banks} banks, read {glb.read_bytes_per_cycle} B/cycle, write "
+        f"{glb.write_bytes_per_cycle} B/cycle",
+        f"  DRAM             {dram.bandwidth_bytes_per_s:.0f} B/s ({dram.bandwidth_bytes_per_s / 2**30:g} GiB/s) = "
+        f"{arch.dram_bytes_per_cycle:.4f} "
+        f"B/cycle, {dram.access_bytes} B per access",
+        "energy (pJ; sources in the YAML or with --json):",
+    ]
+    width = max(len(key) for key in [*arch.energy, *arch.area])
+    lines += [f"  {key:<{width}}  {entry.pj:>12.6g} per {entry.per}" for key, entry in arch.energy.items()]
+    lines.append("area:")
+    totals = area_breakdown_um2(arch)
+    for key, entry in arch.area.items():
+        if entry.um2 is None:
+            lines.append(f"  {key:<{width}}  counted in {entry.counted_in}")
+            continue
+        count = instances(arch, key.partition(".")[0])
+        lines.append(f"  {key:<{width}}  {entry.um2:>12.6g} um2 x {count:>6} = "
+                     f"{totals[key] / 1e6:>10.4f} mm2")
+    lines.append(f"area_mm2: {area_mm2(arch):.4f}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load SPEC with the --set overrides; print the summary (or JSON). SpecError -> exit 2 (cli)."""
+    arch = load_arch(args.spec, parse_overrides(args.overrides))
+    if args.json:
+        print(json.dumps(arch_report(arch), indent=2))
+    else:
+        print(summary_text(arch))
+    return 0
