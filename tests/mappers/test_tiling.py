@@ -1,0 +1,182 @@
+"""Tile-size rules (mappers.tiling): the paper's P1/P2 values, the sizing rule's invariants, errors.
+
+Expected values: fact sheet §2.5 (FuseMax P2 and raw P1 bounds at 16 MB), §4.4 (+Cascade P2), and the
+sizing rule written out independently in this file.
+"""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import paper_data as pd
+from archsim import load_arch
+from mappers.errors import MappingError
+from mappers.tiling import (cascade_tiles, cascade_words_per_query, fusemax_tiles,
+                            fusemax_words_per_query, largest_divisor_at_most, spilled_fraction)
+from mappers.workloads import load_workload
+
+FUSEMAX = load_arch("fusemax-cloud")
+BERT = load_workload("bert-base")
+XLM = load_workload("xlm")
+WORKLOADS = {name: load_workload(name) for name in ("bert-base", "trxl-wt103", "t5-small", "xlm")}
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_fusemax_p2_at_16mb(name: str) -> None:
+    """§2.5: P2 = 1, 1, 1, 2, 8, 32 (E = 64) and 1, 1, 1, 4, 16, 64 (XLM) for 1K ... 1M."""
+    workload = WORKLOADS[name]
+    tiles = [fusemax_tiles(FUSEMAX, workload, seq) for seq in pd.SEQ_LENGTHS]
+    assert tuple(t.p2 for t in tiles) == pd.FUSEMAX_P2[workload.head_dim_e]
+    assert {t.p1_bound for t in tiles} == {pd.FUSEMAX_P1_RAW_BOUND[workload.head_dim_e]}
+    for t, seq in zip(tiles, pd.SEQ_LENGTHS):
+        assert (t.m0, t.p0, t.m1) == (256, 256, seq // 256)
+        assert t.p2 * t.p1 * t.p0 == seq
+
+
+def test_fusemax_p1_values() -> None:
+    """§2.5: P1 = 128 for P >= 64K with E = F = 64 (bound 251); XLM: P1 = 64 (bound 126)."""
+    assert [fusemax_tiles(FUSEMAX, BERT, s).p1 for s in pd.SEQ_LENGTHS] == [4, 16, 64, 128, 128, 128]
+    assert [fusemax_tiles(FUSEMAX, XLM, s).p1 for s in pd.SEQ_LENGTHS] == [4, 16, 64, 64, 64, 64]
+
+
+@pytest.mark.parametrize("name", ["bert-base", "trxl-wt103", "t5-small"])
+def test_cascade_p2(name: str) -> None:
+    """§4.4: +Cascade P2 = 1, 1, 2, 8, 32, 128 (E = F = 64; P1 <= 50) with the 16 MB buffer."""
+    tiles = [cascade_tiles(FUSEMAX, WORKLOADS[name], seq) for seq in pd.SEQ_LENGTHS]
+    assert tuple(t.p2 for t in tiles) == pd.CASCADE_P2_E64
+    assert tiles[0].p1_bound == 50
+    assert tiles[0].glb_bytes_per_query == (64 + 64 + 514) * 2
+
+
+def test_cascade_per_query_words_follow_the_array() -> None:
+    """514 = 2 * 256 + 2: QK and SLN rows of M0 each plus RM and RD; at M0 = 128 it is 2 * 128 + 2."""
+    assert cascade_words_per_query(BERT, 256) == 64 + 64 + 514
+    assert cascade_words_per_query(BERT, 128) == 64 + 64 + 258
+    small = FUSEMAX.with_overrides({"arrays.pe2d.rows": 128, "arrays.pe2d.cols": 128})
+    tiles = cascade_tiles(small, BERT, 65536)
+    expected_bound = (16 * 2**20 - 128 * 128 * 2) // ((128 + 258) * 2 * 128)
+    assert (tiles.m0, tiles.p0, tiles.glb_bytes_per_query, tiles.p1_bound) == (128, 128, 386 * 2, expected_bound)
+    assert expected_bound == 169
+    assert tiles.p1 == 128 and tiles.p2 == 4  # largest divisor of 65536 / 128 = 512 that is <= 169
+
+
+def test_fusemax_words_per_query() -> None:
+    assert fusemax_words_per_query(BERT) == 64 + 1 + 1 + 64
+    assert fusemax_words_per_query(XLM) == 128 + 1 + 1 + 128
+
+
+def test_rectangular_array_uses_rows_for_m0_and_columns_for_p0() -> None:
+    arch = FUSEMAX.with_overrides({"arrays.pe2d.rows": 128, "arrays.pe2d.cols": 512})
+    tiles = fusemax_tiles(arch, BERT, 4096)
+    assert (tiles.m0, tiles.m1, tiles.p0) == (128, 32, 512)
+    available = 16 * 2**20 - 128 * (64 + 64) * 2
+    assert tiles.glb_available_bytes == available
+    assert tiles.p1_bound == available // (130 * 2 * 512)
+    assert tiles.p2 * tiles.p1 * 512 == 4096
+
+
+def test_bigger_buffer_fewer_rereads() -> None:
+    big = FUSEMAX.with_overrides({"global_buffer.capacity_bytes": 64 * 2**20})
+    assert fusemax_tiles(big, BERT, 1048576).p2 < fusemax_tiles(FUSEMAX, BERT, 1048576).p2
+
+
+def _brute_force_p1(blocks: int, bound: int) -> int:
+    return max(d for d in range(1, min(blocks, bound) + 1) if blocks % d == 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(dim_log2=st.integers(3, 9), capacity_rows=st.integers(64, 1 << 16), seq_blocks=st.integers(1, 512),
+       e=st.sampled_from([32, 64, 128]), cascade=st.booleans())
+def test_sizing_rule_invariants(dim_log2: int, capacity_rows: int, seq_blocks: int, e: int,
+                                cascade: bool) -> None:
+    dim = 1 << dim_log2
+    capacity = capacity_rows * 512
+    arch = FUSEMAX.with_overrides({"arrays.pe2d.rows": dim, "arrays.pe2d.cols": dim,
+                                   "global_buffer.capacity_bytes": capacity})
+    workload = BERT.model_copy(update={"head_dim_e": e, "head_dim_f": e})
+    seq = seq_blocks * dim
+    words = e + e + 2 * dim + 2 if cascade else e + 2 + e
+    available = capacity - dim * 2 * e * 2
+    bound = available // (words * 2 * dim) if available > 0 else 0
+    rule = cascade_tiles if cascade else fusemax_tiles
+    if bound < 1:
+        with pytest.raises(MappingError, match="nothing fits"):
+            rule(arch, workload, seq)
+        return
+    tiles = rule(arch, workload, seq)
+    assert tiles.p1_bound == bound
+    assert tiles.p1 == _brute_force_p1(seq_blocks, bound)
+    assert tiles.p2 * tiles.p1 * tiles.p0 == seq and tiles.m1 * tiles.m0 == seq
+    assert tiles.glb_used_bytes <= capacity
+
+
+@settings(max_examples=60, deadline=None)
+@given(number=st.integers(1, 5000), bound=st.integers(1, 6000))
+def test_largest_divisor_at_most(number: int, bound: int) -> None:
+    assert largest_divisor_at_most(number, bound) == _brute_force_p1(number, bound)
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+def _message(excinfo: pytest.ExceptionInfo[MappingError]) -> str:
+    message = str(excinfo.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("rule", [fusemax_tiles, cascade_tiles])
+def test_sequence_not_divisible_by_the_array(rule) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(MappingError) as excinfo:
+        rule(FUSEMAX, BERT, 1000)
+    message = _message(excinfo)
+    assert "fusemax-cloud" in message and "bert-base" in message and "seq 1000" in message
+    assert "not divisible by M0 = 256 (arrays.pe2d.rows)" in message
+
+
+def test_sequence_not_divisible_by_columns() -> None:
+    arch = FUSEMAX.with_overrides({"arrays.pe2d.rows": 128, "arrays.pe2d.cols": 512})
+    with pytest.raises(MappingError) as excinfo:
+        fusemax_tiles(arch, BERT, 128 * 3)
+    assert "not divisible by P0 = 512 (arrays.pe2d.cols)" in _message(excinfo)
+
+
+@pytest.mark.parametrize("seq", [0, -256, 256.0, True])
+def test_bad_sequence_length(seq: object) -> None:
+    with pytest.raises(MappingError) as excinfo:
+        fusemax_tiles(FUSEMAX, BERT, seq)  # type: ignore[arg-type]
+    assert "expected a positive integer sequence length" in _message(excinfo)
+
+
+def test_nothing_fits() -> None:
+    tiny = FUSEMAX.with_overrides({"global_buffer.capacity_bytes": 256 * 1024})
+    fusemax_tiles(tiny, BERT, 1024)  # 64 KB of K/V tile + 65 KB per query block: fits
+    with pytest.raises(MappingError) as excinfo:
+        cascade_tiles(tiny, BERT, 1024)  # a query block needs 642 * 2 * 256 B = 321 KB
+    message = _message(excinfo)
+    assert "nothing fits in global_buffer.capacity_bytes = 262144" in message
+    assert "cascade rule" in message
+
+
+# -- spill rule --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("available, m, expected", [
+    (8192, 4096, 0.0),            # exactly one 2-byte M-fibre
+    (4096, 4096, 0.5),
+    (0, 1024, 1.0),
+    (-5, 1024, 1.0),
+    (1 << 30, 1 << 20, 0.0),
+    (2 * 4096 * 127 / 128, 4096, 1 / 128),  # 0.0078, the sheet's FLAT spill at 4K
+])
+def test_spilled_fraction(available: float, m: int, expected: float) -> None:
+    """§2.5: spilled = 1 - min(1, available / (2 * M))."""
+    assert spilled_fraction(available, m) == pytest.approx(expected)
+
+
+def test_spilled_fraction_word_size_and_errors() -> None:
+    assert spilled_fraction(4096, 1024, word_bytes=4) == 0.0
+    assert spilled_fraction(2048, 1024, word_bytes=4) == pytest.approx(0.5)
+    with pytest.raises(MappingError):
+        spilled_fraction(1, 0)
+    with pytest.raises(MappingError):
+        spilled_fraction(1, 16, word_bytes=0)
