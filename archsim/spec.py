@@ -617,9 +617,21 @@ def parse_overrides(texts: Iterable[str] | None) -> dict[str, object]:
 # Loading.
 
 
-def available_archs() -> list[str]:
-    """Names of the specs shipped in ``specs/arch/`` (file stems)."""
-    return sorted(p.stem for p in SPECS_DIR.glob("*.yaml"))
+def available_archs(kind: str = "accelerator") -> list[str]:
+    """Names (file stems) of the specs shipped in ``specs/arch/`` of one ``kind``.
+
+    A spec's kind is its top-level ``kind:`` key: ``gpu`` for GPUs (``archsim.gpu_spec``), absent for
+    the spatial accelerators this module loads (kind ``accelerator``).
+    """
+    return sorted(p.stem for p in SPECS_DIR.glob("*.yaml") if _spec_kind(p) == kind)
+
+
+def _spec_kind(path: Path) -> str:
+    """The ``kind`` of a spec file, read from its top-level ``kind:`` line without parsing the YAML."""
+    for line in path.read_text().splitlines():
+        if line.startswith("kind:"):
+            return line.split(":", 1)[1].split("#", 1)[0].strip() or "accelerator"
+    return "accelerator"
 
 
 def _resolve(path_or_name: str | Path) -> tuple[Path, str]:

@@ -1,0 +1,72 @@
+"""``attnsim gemm``: JSON keys, --set, --trace, and one-line errors with exit code 2."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from studies.cli import main
+
+KEYS = {"cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s"}
+
+
+def gemm_json(capsys, *args: str) -> dict:
+    assert main(["gemm", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_json_keys_and_values(capsys):
+    report = gemm_json(capsys, "64", "64", "64", "--arch", "fusemax-cloud", "--dataflow", "os")
+    assert set(report) == KEYS
+    # one fold on 256 x 256: 2R + C + T - 2 = 512 + 256 + 64 - 2
+    assert report["compute_cycles"] == 830
+    assert report["cycles"] >= report["compute_cycles"]
+    # everything fits the 16 MB buffer: A, B read once and C written once, 2 bytes per word
+    assert report["traffic_bytes"] == 3 * 64 * 64 * 2
+    assert report["util_2d"] == pytest.approx(64**3 / (65536 * report["cycles"]))
+    assert report["latency_s"] == pytest.approx(report["cycles"] / 940e6)
+    assert report["energy_pj"] >= 64**3 * 17.1645
+
+
+def test_set_overrides_the_array(capsys):
+    report = gemm_json(capsys, "64", "64", "64", "--dataflow", "ws", "--set", "arrays.pe2d.rows=16",
+                       "--set", "arrays.pe2d.cols=16")
+    # WS: (K/16) x (N/16) = 16 folds of 2R + C + T - 2 = 32 + 16 + 64 - 2 cycles
+    assert report["compute_cycles"] == 16 * 110
+
+
+def test_text_output_and_trace(capsys, tmp_path):
+    trace = tmp_path / "gemm.csv"
+    assert main(["gemm", "40", "30", "20", "--set", "arrays.pe2d.rows=8", "--set", "arrays.pe2d.cols=8",
+                 "--trace", str(trace)]) == 0
+    out = capsys.readouterr().out
+    for key in KEYS:
+        assert key in out
+    with open(trace, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    folds = [row for row in rows if row["unit"] == "pe2d"]
+    assert len(folds) == 5 * 4                       # OS: ceil(40/8) x ceil(30/8) folds
+    assert {"unit", "einsum", "op_id", "start_cycle", "end_cycle"} <= set(rows[0])
+
+
+@pytest.mark.parametrize("args", [
+    ["0", "4", "4"],
+    ["abc", "4", "4"],
+    ["4", "4", "4", "--dataflow", "xs"],
+    ["4", "4", "4", "--fill-drain", "sometimes"],
+    ["4", "4", "4", "--arch", "no-such-arch"],
+    ["4", "4", "4", "--set", "arrays.pe2d.rowz=3"],
+    ["4", "4", "4", "--set", "arrays.pe2d.rows=-4"],
+    ["512", "512", "512", "--dataflow", "ws", "--set", "global_buffer.capacity_bytes=1024"],
+])
+def test_bad_input_is_one_line_and_exit_2(args):
+    process = subprocess.run([sys.executable, "-m", "studies.cli", "gemm", *args],
+                             capture_output=True, text=True, timeout=120)
+    assert process.returncode == 2
+    lines = process.stderr.strip().splitlines()
+    assert len(lines) == 1, process.stderr
+    assert "Traceback" not in process.stderr
+    assert lines[0].startswith("attnsim: error:")
