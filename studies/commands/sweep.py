@@ -1,0 +1,72 @@
+"""``attnsim sweep STUDY.yaml [--out DIR] [--workers N] [--scheduler ADDRESS] [--quiet] [--retry-failed]``.
+
+Runs every point of a study (``studies.sweep``), committing each result to ``DIR/results.sqlite`` as
+it finishes; a re-run skips the finished points. Prints a summary that lists the failed points; the
+exit code is 0 when every point is ok, 1 if any failed, 2 for a bad study or bad options.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from studies.errors import UsageError
+from studies.sweep import SweepSummary, run_sweep
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "sweep", help="run a design-space study (YAML) into a resumable results database",
+        description="Evaluate every point of a study YAML file in parallel and record each result in "
+                    "DIR/results.sqlite as it finishes. Re-running skips finished points (failed ones "
+                    "too, unless --retry-failed). Exit code 1 if any point failed.")
+    parser.add_argument("study", metavar="STUDY.yaml", help="the study file (see docs/studies.md)")
+    parser.add_argument("--out", metavar="DIR", help="output directory (default out/<study name>)")
+    parser.add_argument("--workers", metavar="N",
+                        help="local worker processes (default: the number of CPU cores)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="evaluate again the points that failed in an earlier run")
+    parser.set_defaults(func=run)
+
+
+def _workers(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"--workers: expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise UsageError(f"--workers: expected a positive integer, got {value}")
+    return value
+
+
+def _shown(params: dict[str, object]) -> str:
+    return " ".join(f"{key}={json.dumps(value) if isinstance(value, (dict, list)) else value}"
+                    for key, value in params.items())
+
+
+def print_summary(summary: SweepSummary) -> None:
+    """The end-of-sweep report: counts, where the results are, and every failed point."""
+    print(f"study {summary.study}: {summary.total} points, {summary.ran} evaluated now, "
+          f"{summary.skipped} already in the store; {summary.ok} ok, {len(summary.failed)} failed "
+          f"-> {summary.out_dir / 'results.sqlite'}")
+    if summary.failed:
+        print("failed points (re-run with --retry-failed to evaluate them again):")
+        for point in summary.failed:
+            print(f"  {point.key[:12]}  {_shown(point.params)}: {point.error}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep and print its summary; the exit code says whether every point is ok."""
+    try:
+        summary = run_sweep(args.study, args.out, workers=_workers(args.workers),
+                            scheduler=args.scheduler, quiet=args.quiet,
+                            retry_failed=args.retry_failed)
+    except KeyboardInterrupt:
+        print("attnsim: interrupted; every finished point is in the store, re-run to resume")
+        return 130
+    print_summary(summary)
+    return summary.exit_code

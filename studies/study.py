@@ -1,0 +1,411 @@
+"""Study specs: a YAML file that says which points of a design space to evaluate.
+
+A study (see ``docs/studies.md`` and ``specs/studies/gemm-example.yaml``)::
+
+    name: buffer-vs-bandwidth      # also the default output directory out/<name>
+    description: ...
+    kind: gemm                     # point kind from studies.points (or "module:function")
+    base: {arch: fusemax-cloud}    # fixed parameters of every point
+    grid:                          # crossed (cartesian product), in this order
+      dataflow: [os, ws]
+      M: [64, 256]
+    sweep:                         # architecture overrides (--set style), crossed after the grid
+      arrays.pe2d.rows: [16, 32]
+    derived:                       # computed from each point: sympy expressions of earlier keys
+      arrays.pe2d.cols: "rows"     # a dotted key may be named by its last component
+      global_buffer.capacity_bytes: "rows * 4096"
+    plots: []                      # free-form mappings for the plotting commands
+
+A *point* is base + one combination of the grid and sweep values + the derived values, as one mapping
+of parameter name -> value, in that order. Axes are crossed with the first axis varying slowest.
+
+Everything here is checked before anything runs: problems raise :class:`studies.errors.UsageError`
+with one line naming the file and the key path (``study.yaml: grid.seq: expected a non-empty list``).
+Kind parameters and architecture overrides are checked by :func:`studies.points.resolve_points`.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import sympy
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
+from pydantic_core import PydanticCustomError
+
+from archsim.errors import SpecError
+from archsim.spec import Arch, read_yaml_mapping
+from studies.errors import UsageError
+
+SECTIONS = ("base", "grid", "sweep", "derived")
+"""Where a point parameter can come from, in the order a point lists them."""
+
+
+def one_line(text: object) -> str:
+    """``text`` with line breaks folded into spaces (messages are printed as one line)."""
+    return " ".join(str(text).split("\n")).strip()
+
+
+def is_arch_key(key: str) -> bool:
+    """True if ``key`` is an architecture override (``arrays.pe2d.rows``, ``clock_hz``), not a kind
+    parameter: its first dotted component is a top-level field of :class:`archsim.spec.Arch`."""
+    return key.split(".", 1)[0] in Arch.model_fields
+
+
+# --------------------------------------------------------------------------------------------------
+# Field types with one-line messages.
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list" if value else "an empty list"
+    return repr(value)
+
+
+def _reject(expected: str, value: object) -> PydanticCustomError:
+    return PydanticCustomError("study_value", "expected {expected}, got {got}",
+                               {"expected": expected, "got": _describe(value)})
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _study_name(value: object) -> str:
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise _reject("a name of letters, digits, '.', '_' or '-' (it names the output directory)",
+                      value)
+    return value
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, str):
+        raise _reject("a string", value)
+    return value
+
+
+def _kind_ref(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _reject("a point kind name (e.g. gemm) or module:function", value)
+    return value.strip()
+
+
+def _parameter_mapping(value: object) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _reject("a mapping of parameter -> value", value)
+    for key in value:
+        if not isinstance(key, str) or not key or any(not part for part in key.split(".")):
+            raise _reject("parameter names that are non-empty strings (dotted for architecture keys)",
+                          key)
+    return dict(value)
+
+
+def _axes(value: object) -> dict[str, list[Any]]:
+    """A mapping of parameter -> non-empty list of distinct values."""
+    axes = _parameter_mapping(value)
+    for key, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise PydanticCustomError("study_axis", "{key}: expected a non-empty list of values, got "
+                                      "{got}", {"key": key, "got": _describe(values)})
+        seen: list[Any] = []
+        for item in values:
+            if any(item == other and type(item) is type(other) for other in seen):
+                raise PydanticCustomError("study_axis", "{key}: value {item} appears twice",
+                                          {"key": key, "item": _describe(item)})
+            seen.append(item)
+    return axes
+
+
+def _expressions(value: object) -> dict[str, str]:
+    exprs = _parameter_mapping(value)
+    out: dict[str, str] = {}
+    for key, expr in exprs.items():
+        if isinstance(expr, bool) or not isinstance(expr, (str, int, float)) or not str(expr).strip():
+            raise PydanticCustomError("study_axis", "{key}: expected an expression (a string such as "
+                                      "'rows * 4096' or a number), got {got}",
+                                      {"key": key, "got": _describe(expr)})
+        out[key] = str(expr)
+    return out
+
+
+def _plots(value: object) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise _reject("a list of plot mappings", value)
+    for index, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise PydanticCustomError("study_axis", "{key}: expected a mapping, got {got}",
+                                      {"key": str(index), "got": _describe(item)})
+    return [dict(item) for item in value]
+
+
+class StudySpec(BaseModel):
+    """The validated top level of a study YAML file (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, PlainValidator(_study_name)]
+    description: Annotated[str, PlainValidator(_text)] = ""
+    kind: Annotated[str, PlainValidator(_kind_ref)]
+    base: Annotated[dict[str, Any], PlainValidator(_parameter_mapping)] = {}
+    grid: Annotated[dict[str, list[Any]], PlainValidator(_axes)] = {}
+    sweep: Annotated[dict[str, list[Any]], PlainValidator(_axes)] = {}
+    derived: Annotated[dict[str, str], PlainValidator(_expressions)] = {}
+    plots: Annotated[list[dict[str, Any]], PlainValidator(_plots)] = []
+
+
+def _validation_message(exc: ValidationError) -> str:
+    """``key.path: message`` of the first problem (unknown keys first: usually a misspelling)."""
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    error = errors[0]
+    loc = [str(part) for part in error["loc"]]
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        message = f"unknown key '{loc[-1]}' (known: {', '.join(StudySpec.model_fields)})"
+    elif kind == "missing":
+        message = "missing required key"
+    else:
+        message = str(error["msg"])
+        # axis/expression checks name the key inside the section: "grid.seq: expected ..."
+        if kind == "study_axis":
+            inner, _, message = message.partition(": ")
+            loc.append(inner)
+    more = len(errors) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{'.'.join(loc)}: {message}{tail}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Derived expressions: a small, python-free subset of sympy syntax.
+
+FUNCTIONS: dict[str, Any] = {
+    "min": sympy.Min, "max": sympy.Max, "floor": sympy.floor, "ceiling": sympy.ceiling,
+    "ceil": sympy.ceiling, "sqrt": sympy.sqrt, "log": sympy.log, "exp": sympy.exp, "abs": sympy.Abs,
+}
+"""Functions a derived expression may call."""
+
+_TOKEN_RE = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)
+  | (?P<op>\*\*|//|[-+*/%(),])
+""", re.VERBOSE)
+
+
+@dataclass(frozen=True)
+class DerivedExpression:
+    """One ``derived`` entry: ``key`` = ``expr`` with ``symbols[i]`` standing for parameter ``names[i]``."""
+
+    key: str
+    text: str
+    expr: sympy.Expr
+    symbols: tuple[sympy.Symbol, ...]
+    names: tuple[str, ...]
+
+    def evaluate(self, point: Mapping[str, Any]) -> int | float:
+        """The value at ``point``: an int when the result is an integer, else a float.
+
+        Raises ValueError (one line) if a parameter it uses is not a number or the result is not finite.
+        """
+        substitutions = {}
+        for symbol, name in zip(self.symbols, self.names):
+            value = point[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"'{name}' is {_describe(value)}, not a number")
+            substitutions[symbol] = sympy.Integer(value) if isinstance(value, int) else sympy.Float(value)
+        result = self.expr.xreplace(substitutions)
+        if result.is_Integer:
+            return int(result)
+        if result.is_Rational:
+            return float(result)
+        value = complex(result.evalf()) if result.is_number else None
+        if value is None or value.imag != 0 or value.real != value.real or abs(value.real) == float("inf"):
+            raise ValueError(f"'{self.text}' is {result}, not a finite real number")
+        return float(value.real)
+
+
+def _aliases(keys: list[str]) -> dict[str, str]:
+    """name usable in an expression -> parameter key: every key, and the last component of a dotted
+    key when no other key has the same last component (and no key is spelt like it)."""
+    aliases = {key: key for key in keys}
+    lasts: dict[str, list[str]] = {}
+    for key in keys:
+        if "." in key:
+            lasts.setdefault(key.rsplit(".", 1)[1], []).append(key)
+    for last, owners in lasts.items():
+        if len(owners) == 1 and last not in aliases:
+            aliases[last] = owners[0]
+    return aliases
+
+
+def compile_expression(key: str, text: str, known_keys: list[str]) -> DerivedExpression:
+    """Parse ``text`` whose names are parameters in ``known_keys`` (or their last components).
+
+    Raises ValueError (one line, without the file) on a bad character, an unknown name or bad syntax.
+    """
+    aliases = _aliases(known_keys)
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text):
+        match = _TOKEN_RE.match(text, position)
+        if match is None:
+            raise ValueError(f"unexpected {text[position]!r} at column {position + 1} of '{text}'")
+        position = match.end()
+        if match.lastgroup != "space":
+            tokens.append((match.lastgroup or "", match.group()))
+    pieces: list[str] = []
+    symbols: dict[str, sympy.Symbol] = {}
+    names: list[str] = []
+    for index, (group, token) in enumerate(tokens):
+        if group != "name":
+            pieces.append(token)
+            continue
+        is_call = index + 1 < len(tokens) and tokens[index + 1][1] == "("
+        if is_call and token in FUNCTIONS:
+            pieces.append(token)
+            continue
+        if token not in aliases:
+            known = ", ".join(sorted(aliases)) or "none"
+            what = "function" if is_call else "name"
+            raise ValueError(f"unknown {what} '{token}' in '{text}' (known names: {known}; "
+                             f"functions: {', '.join(FUNCTIONS)})")
+        full = aliases[token]
+        if full not in names:
+            names.append(full)
+            symbols[full] = sympy.Symbol(f"attnsim_p{len(names) - 1}")
+        pieces.append(symbols[full].name)
+    source = " ".join(pieces)
+    local_names: dict[str, Any] = dict(FUNCTIONS)
+    local_names.update({symbol.name: symbol for symbol in symbols.values()})
+    try:
+        expr = sympy.sympify(source, locals=local_names, rational=False)
+    except (sympy.SympifyError, SyntaxError, TypeError, ValueError, AttributeError, ZeroDivisionError):
+        raise ValueError(f"cannot read the expression '{text}' (expected arithmetic with + - * / // % ** "
+                         f"and {', '.join(FUNCTIONS)})") from None
+    if not isinstance(expr, sympy.Expr):
+        raise ValueError(f"cannot read the expression '{text}' (expected one arithmetic expression)")
+    return DerivedExpression(key=key, text=text, expr=expr,
+                             symbols=tuple(symbols[name] for name in names), names=tuple(names))
+
+
+# --------------------------------------------------------------------------------------------------
+# The study.
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study: the spec, where it was read from, and its compiled derived expressions."""
+
+    spec: StudySpec
+    path: Path
+    display: str
+    derived: tuple[DerivedExpression, ...]
+
+    @property
+    def name(self) -> str:
+        """The study's name (``out/<name>`` by default)."""
+        return self.spec.name
+
+    def error(self, where: str, message: str) -> UsageError:
+        """A one-line UsageError naming this study's file and the key path ``where``."""
+        return UsageError(one_line(f"{self.display}: {where}: {message}" if where
+                                   else f"{self.display}: {message}"))
+
+    def section_of(self, key: str) -> str:
+        """Which section (base, grid, sweep, derived) gives parameter ``key``."""
+        for section in SECTIONS:
+            if key in getattr(self.spec, section):
+                return section
+        raise KeyError(key)
+
+    @property
+    def axes(self) -> list[tuple[str, list[Any]]]:
+        """(key, values) of every crossed axis: the grid's, then the sweep's, in file order."""
+        return [*self.spec.grid.items(), *self.spec.sweep.items()]
+
+    @property
+    def size(self) -> int:
+        """Number of points (product of the axis lengths)."""
+        count = 1
+        for _, values in self.axes:
+            count *= len(values)
+        return count
+
+    def points(self) -> Iterator[dict[str, Any]]:
+        """Every point as {parameter: value}: base, grid, sweep, derived keys in that order.
+
+        The first axis varies slowest. Raises UsageError if a derived expression cannot be evaluated.
+        """
+        keys = [key for key, _ in self.axes]
+        for combination in itertools.product(*(values for _, values in self.axes)):
+            point: dict[str, Any] = dict(self.spec.base)
+            point.update(zip(keys, combination))
+            for derived in self.derived:
+                try:
+                    point[derived.key] = derived.evaluate(point)
+                except ValueError as exc:
+                    shown = ", ".join(f"{name}={point[name]!r}" for name in derived.names)
+                    raise self.error(f"derived.{derived.key}", f"{exc} (at {shown})") from None
+            yield point
+
+
+def _check_sections(spec: StudySpec, display: str) -> None:
+    """No parameter in two sections; sweep keys are architecture overrides."""
+    seen: dict[str, str] = {}
+    for section in SECTIONS:
+        for key in getattr(spec, section):
+            if key in seen:
+                raise UsageError(f"{display}: {section}.{key}: also given in {seen[key]} (a parameter "
+                                 "is fixed, crossed or derived, in one section)")
+            seen[key] = section
+    for key in spec.sweep:
+        if not is_arch_key(key):
+            raise UsageError(f"{display}: sweep.{key}: expected an architecture key such as "
+                             f"arrays.pe2d.rows (top level one of {', '.join(Arch.model_fields)}); "
+                             "kind parameters go under grid")
+
+
+def _compile_derived(spec: StudySpec, display: str) -> tuple[DerivedExpression, ...]:
+    known = [*spec.base, *spec.grid, *spec.sweep]
+    compiled = []
+    for key, text in spec.derived.items():
+        try:
+            compiled.append(compile_expression(key, text, known))
+        except ValueError as exc:
+            raise UsageError(one_line(f"{display}: derived.{key}: {exc}")) from None
+        known.append(key)
+    return tuple(compiled)
+
+
+def study_from_mapping(data: Mapping[str, Any], path: Path, display: str | None = None) -> Study:
+    """Validate a study given as a mapping (as read from YAML); errors name ``display`` (default path)."""
+    shown = display if display is not None else str(path)
+    try:
+        spec = StudySpec.model_validate(dict(data))
+    except ValidationError as exc:
+        raise UsageError(one_line(f"{shown}: {_validation_message(exc)}")) from None
+    _check_sections(spec, shown)
+    study = Study(spec=spec, path=path, display=shown, derived=_compile_derived(spec, shown))
+    from studies.points import get_kind  # the registry imports the engine: only when validating
+    try:
+        get_kind(spec.kind)
+    except UsageError as exc:
+        raise study.error("kind", str(exc)) from None
+    return study
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study YAML file; UsageError (one line, file and key path) on any problem."""
+    path = Path(path)
+    try:
+        data = read_yaml_mapping(path, str(path))
+    except SpecError as exc:
+        raise UsageError(str(exc)) from None
+    return study_from_mapping(data, path)
