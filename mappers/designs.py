@@ -1,0 +1,93 @@
+"""The attention dataflows attnsim can map, and how to reach each one's mapper.
+
+A design's mapper is a function in its dataflow's module (``mappers.fusemax`` holds the three FuseMax
+variants)::
+
+    map_attention(workload: Workload, seq: int, arch: Arch, *, options: MapOptions) -> MappedAttention
+
+It builds an :class:`archsim.schedule.Schedule` and computes no latency itself: the engine
+(:func:`archsim.engine.run`) executes the schedule. Mappers are imported lazily so that adding a design
+is one module plus one registry line, and importing this module stays cheap.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from mappers.errors import MappingError
+
+
+@dataclass(frozen=True)
+class Design:
+    """One registered dataflow.
+
+    ``entry`` names the mapper function as ``"module:function"``; ``cascade`` is the built-in cascade whose Einsums the mapper schedules (its Einsum names tag the
+    operations); ``default_arch`` is the architecture the FuseMax paper evaluates it on.
+    """
+
+    name: str
+    entry: str  # "module:function" of its map_attention
+    cascade: str
+    default_arch: str
+    description: str
+
+
+@dataclass(frozen=True)
+class MapOptions:
+    """Switches shared by the attention mappers.
+
+    ``closed_form``: drop what the artifact's analytical model (fact sheet §4.4) ignores, i.e. pipeline
+    fill and drain and buffer-capacity stalls, so that the simulated cycles equal the closed form
+    exactly. Off by default: attnsim models them.
+    ``causal``: apply the causal mask (key index <= query index) where the design supports it.
+    """
+
+    closed_form: bool = False
+    causal: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MappedAttention:
+    """A mapper's output: the schedule plus what it chose (tile sizes, placements) for reports."""
+
+    design: str
+    schedule: Any  # archsim.schedule.Schedule
+    einsums_2d: tuple[str, ...]
+    einsums_1d: tuple[str, ...]
+    choices: dict[str, Any] = field(default_factory=dict)
+
+
+DESIGNS: dict[str, Design] = {d.name: d for d in (
+    Design("unfused", "mappers.unfused:map_attention", "attention-3pass", "flat-cloud",
+           "QK and AV as GEMMs on the 2D array, 3-pass softmax on the 1D array, phases in sequence, "
+           "QK and A through DRAM (FuseMax paper §VI-A, fact sheet §4.5)"),
+    Design("flat", "mappers.flat:map_attention", "attention-3pass", "flat-cloud",
+           "FLAT: row-granular fusion of QK, softmax (3-pass, 1D array) and AV (fact sheet §4.5)"),
+    Design("flash2", "mappers.flash2:map_attention", "attention-1pass", "fusemax-cloud",
+           "FlashAttention-2's schedule of the 1-pass cascade: tile by tile, GEMM -> softmax -> GEMM in "
+           "series, deferred division"),
+    Design("fusemax-cascade", "mappers.fusemax:map_cascade", "attention-1pass", "flat-cloud",
+           "+Cascade: the 1-pass cascade on FLAT's hardware (fact sheet §4.3)"),
+    Design("fusemax-arch", "mappers.fusemax:map_architecture", "attention-1pass", "fusemax-cloud",
+           "+Architecture: FuseMax hardware, one tile at a time (fact sheet §4.3)"),
+    Design("fusemax", "mappers.fusemax:map_binding", "attention-1pass", "fusemax-cloud",
+           "+Binding: FuseMax's full binding, Mapping 1 with 2D/1D interleaving (fact sheet §4.1-4.2)"),
+)}
+
+PAPER_DESIGNS = ("unfused", "flat", "fusemax-cascade", "fusemax-arch", "fusemax")
+"""The five designs of the FuseMax paper's figures, in its legend order."""
+
+
+def design(name: str) -> Design:
+    """The registered design ``name`` (MappingError naming the known ones otherwise)."""
+    if name not in DESIGNS:
+        raise MappingError(f"unknown design '{name}'; expected one of {', '.join(DESIGNS)}")
+    return DESIGNS[name]
+
+
+def mapper(name: str) -> Callable[..., MappedAttention]:
+    """The ``map_attention`` function of design ``name``."""
+    module_name, function = design(name).entry.split(":")
+    return getattr(importlib.import_module(module_name), function)

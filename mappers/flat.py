@@ -1,0 +1,155 @@
+"""FLAT (Kao et al.), as the FuseMax artifact runs it (fact sheet §4.4-4.5): row-granular fusion.
+
+The loop runs over ``(b, h, block of P1 query rows)``; per block:
+
+* **QK** on the 2D array, mapped by the configuration's stationarity (``output``: ``M`` over the
+  rows, the block's ``P1`` queries over the columns, ``E`` temporal -- the sheet's "256 x 256
+  spatial"; ``weight``: K held, ``E`` x ``M`` spatial, queries streamed; ``input``: Q held);
+* the **3-pass softmax** (GM, SN, SD, A; 4 ops per score) on the 1D array;
+* **AV** on the 2D array (``output``: ``F`` over the rows, ``P1`` over the columns, ``M`` temporal,
+  so only ``F / rows`` of the array works -- the sheet's "F x 256 spatial"; ``weight``: V held,
+  ``M`` x ``F`` spatial; ``input``: A held, ``M`` x ``P1`` spatial, ``F`` temporal).
+
+Everything overlaps (software pipeline over blocks: the DRAM, the 2D array and the 1D array each
+work on a different block), so in steady state the latency is ``max(DRAM, 2D, 1D)``.
+
+DRAM traffic follows the FLAT configuration of the point (``mappers.flat_config``, default table
+``flat-cloud``; choose another with ``MapOptions(extra={"flat_table": name_or_path})``):
+
+* Q is read once and AV written once (each block reads its own query rows and writes its outputs);
+* K and V are read once per head if the granularity is ``head`` or the tensor is placed on chip,
+  and once per block of ``P1`` rows otherwise (row granularity with K/V in DRAM);
+* QK and A placed in DRAM are written and read back once (4 S in all when both are: the DRAM-bound
+  regime at >= 256K, fact sheet §4.4); placed on chip, a spilled fraction ``s`` of each score fibre
+  makes a DRAM round trip (``2 s`` of the tensor each). ``s`` is the configuration's
+  ``spill_fraction``; where the table gives none, the §2.5 rule: ``1 - min(1, available / (2 M))``
+  with ``available`` the global buffer left per query row of the block.
+
+Energy (fact sheet §6.4): MACs for QK and AV; per score max, add, exp, add, divide; DRAM bytes; global
+buffer 4 reads and 3 writes per score (QK written by the 2D array, read by GM and SN; SN written and
+read by A; A written, read by AV). As in the artifact's FLAT model, Q/K/V/AV staging is not charged
+to the global buffer, nor are register files.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+from archsim.schedule import LoopDep, Schedule
+from archsim.spec import Arch
+from mappers.attention_ops import (OpTemplate, ceil_div, compute_op, dram_op, loop_blocks, op_cycles,
+                                   spatial_util, three_pass_softmax)
+from mappers.designs import MapOptions, MappedAttention
+from mappers.errors import MappingError
+from mappers.flat_config import FlatConfig, flat_config, load_flat_table
+from mappers.tiling import spilled_fraction
+from mappers.unfused import check_options
+from mappers.workloads import Workload
+
+DESIGN = "flat"
+OPTIONS = ("flat_table",)
+
+
+def qk_cycles(stationarity: str, e: int, m: int, p1: int, rows: int, cols: int) -> int:
+    """MAC steps of QK for one block of ``p1`` query rows (``e x m x p1`` MACs) on ``rows x cols``."""
+    if stationarity == "output":
+        return ceil_div(m, rows) * ceil_div(p1, cols) * e
+    if stationarity == "weight":
+        return ceil_div(e, rows) * ceil_div(m, cols) * p1
+    return ceil_div(e, rows) * ceil_div(p1, cols) * m
+
+
+def av_cycles(stationarity: str, f: int, m: int, p1: int, rows: int, cols: int) -> int:
+    """MAC steps of AV for one block of ``p1`` query rows (``f x m x p1`` MACs) on ``rows x cols``."""
+    if stationarity == "output":
+        return ceil_div(f, rows) * ceil_div(p1, cols) * m
+    if stationarity == "weight":
+        return ceil_div(m, rows) * ceil_div(f, cols) * p1
+    return ceil_div(m, rows) * ceil_div(p1, cols) * f
+
+
+def _spill(config: FlatConfig, workload: Workload, seq: int, arch: Arch) -> float:
+    """Spilled fraction of the on-chip score fibres (0 when QK and A both live in DRAM)."""
+    if not (config.on_chip("QK") or config.on_chip("A")):
+        return 0.0
+    if config.spill_fraction is not None:
+        return config.spill_fraction
+    word, p1 = arch.word_bytes, config.p1_rows
+    resident = (workload.head_dim_e + workload.head_dim_f) * p1 * word   # the block's Q rows and AV
+    available_per_row = (arch.global_buffer.capacity_bytes - resident) / p1
+    return spilled_fraction(available_per_row, seq, word)
+
+
+def _table(options: MapOptions):  # type: ignore[no-untyped-def]
+    name = options.extra.get("flat_table")
+    return load_flat_table(name) if name else None
+
+
+def map_attention(workload: Workload, seq: int, arch: Arch, *, options: MapOptions) -> MappedAttention:
+    """Schedule of FLAT for ``workload`` at sequence length ``seq`` (M = P) on ``arch``.
+
+    Raises MappingError when the FLAT table has no configuration for the point, ``seq`` is not a
+    multiple of the configuration's ``P1``, or a block's resident tiles do not fit.
+    """
+    check_options(options, DESIGN, OPTIONS)
+    seq = workload.check_seq(seq)
+    config = flat_config(workload, seq, _table(options))
+    where = f"{DESIGN}: {workload.name}, seq {seq}, {arch.name}"
+    e, f, m, p1 = workload.head_dim_e, workload.head_dim_f, seq, config.p1_rows
+    if seq % p1:
+        raise MappingError(f"{where}: sequence length {seq} is not divisible by the configuration's "
+                           f"p1_rows = {p1}; expected a multiple of {p1}")
+    rows, cols, word = arch.arrays.pe2d.rows, arch.arrays.pe2d.cols, arch.word_bytes
+    capacity = arch.global_buffer.capacity_bytes
+    resident_bytes = ((e + f) * p1 + 2 * (e + f) * max(rows, cols)) * word
+    if resident_bytes > capacity:
+        raise MappingError(f"{where}: a block of {p1} query rows (Q and AV) plus double-buffered K/V "
+                           f"tiles takes {resident_bytes} bytes, more than global_buffer.capacity_bytes "
+                           f"= {capacity}")
+    heads = workload.batch * workload.heads
+    blocks_per_head = seq // p1
+    iterations = heads * blocks_per_head
+    scores = p1 * m                                            # one block's scores
+    spill = _spill(config, workload, seq, arch)
+    spill_words = Fraction(spill).limit_denominator(1 << 20) * scores
+
+    def per_block(tensor: str, words: int) -> Fraction:
+        """Words of K or V read for one block: once per head unless re-read per block."""
+        once_per_head = config.granularity == "head" or config.on_chip(tensor)
+        return Fraction(words, blocks_per_head) if once_per_head else Fraction(words)
+
+    in_words = e * p1 + per_block("K", e * m) + per_block("V", f * m)
+    qk_dram = scores if not config.on_chip("QK") else spill_words   # written, and read back
+    a_dram = scores if not config.on_chip("A") else spill_words
+    mac = op_cycles(arch, "pe2d", "mac", "QK")
+    qk_steps = qk_cycles(config.stationarity.QK, e, m, p1, rows, cols)
+    av_steps = av_cycles(config.stationarity.AV, f, m, p1, rows, cols)
+    fill = 2 * rows + cols - 2
+    templates: list[OpTemplate] = [
+        dram_op("fl:in", arch, read_bytes=in_words * word, stage=0, deps=(LoopDep("fl:QK", 2),)),
+        compute_op("fl:QK", "pe2d", "QK", qk_steps * mac,
+                   {"pe2d.mac": e * scores, "global_buffer.write": scores}, stage=1, deps=("fl:in",),
+                   util=spatial_util(e * scores, rows * cols, qk_steps), fill_cycles=fill),
+        dram_op("fl:qk_io", arch, read_bytes=qk_dram * word, write_bytes=qk_dram * word, stage=2,
+                deps=("fl:QK",)),
+        *three_pass_softmax("fl:", arch, p1, m, stage=3, first_deps=("fl:qk_io", "fl:QK")),
+        dram_op("fl:a_io", arch, read_bytes=a_dram * word, write_bytes=a_dram * word, stage=4,
+                deps=("fl:A",)),
+        compute_op("fl:AV", "pe2d", "AV", av_steps * mac,
+                   {"pe2d.mac": f * scores, "global_buffer.read": scores}, stage=5,
+                   deps=("fl:a_io", "fl:A"), util=spatial_util(f * scores, rows * cols, av_steps),
+                   fill_cycles=fill),
+        dram_op("fl:out", arch, write_bytes=f * p1 * word, stage=6, deps=("fl:AV",)),
+    ]
+    blocks = loop_blocks(templates, iterations, closed_form=options.closed_form, name="fl")
+    schedule = Schedule(blocks=tuple(blocks), name=f"{DESIGN} {workload.name} seq {seq}")
+    choices = {
+        "flat_table": config.source, "model_class": config.model_class,
+        "placement": config.placement.model_dump(), "stationarity": config.stationarity.model_dump(),
+        "granularity": config.granularity, "p1_rows": p1, "spill_fraction": spill,
+        "row_blocks": iterations, "inferred": sorted(config.inferred),
+    }
+    return MappedAttention(design=DESIGN, schedule=schedule, einsums_2d=("QK", "AV"),
+                           einsums_1d=("GM", "SN", "SD", "A"), choices=choices)
+
+
+__all__ = ["DESIGN", "OPTIONS", "av_cycles", "map_attention", "qk_cycles"]

@@ -1,0 +1,173 @@
+"""Simulate one attention design at one (model, sequence length) point: map, run the engine, report.
+
+:func:`simulate` is what ``attnsim simulate`` prints (``--json``) and what ``attnsim paper`` runs per
+point. Units are in the key names: ``latency_s``, ``cycles``, ``energy_pj``, ``traffic_bytes``,
+``area_mm2``; utilisations are fractions of the array's PE-cycles.
+
+End to end (``end_to_end=True``): the encoder layer's linear layers (``Workload.linear_gemms``: Q/K/V
+projections, output projection, FFN1, FFN2) are mapped by :mod:`mappers.gemm` on the same
+architecture with fully pipelined folds (``fill_drain="overlapped"``), each with the dataflow whose
+plan promises the fewest cycles (``max(DRAM time, MAC steps)`` from :func:`mappers.gemm.plan_gemm`);
+only that one is simulated. Top-level ``latency_s``, ``cycles``, ``energy_pj`` and ``traffic_bytes``
+become attention + linear; ``util_2d``, ``util_1d`` and ``per_einsum`` stay those of attention (the
+paper's utilisation figures are attention-only).
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from archsim.engine import run as run_schedule
+from archsim.result import Result
+from archsim.spec import Arch, load_arch
+from archsim.trace import write_trace_csv
+from mappers.attention_ops import bytes_per_cycle
+from mappers.designs import DESIGNS, MapOptions, design as design_entry, mapper as design_mapper
+from mappers.gemm import DATAFLOWS, map_gemm, plan_gemm
+from mappers.workloads import Workload, load_workload
+from studies.errors import UsageError
+
+TRACE_MAX_OPS = 200_000
+"""``--trace`` refuses schedules that execute more operations than this (one CSV row each)."""
+
+ARRAYS = ("pe2d", "pe1d")
+
+
+def parse_seq(text: str | int, option: str = "--seq") -> int:
+    """``"4096"``, ``"4K"`` (x1024) or ``"1M"`` (x1048576) -> a positive int; UsageError naming ``option``."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        raw = str(text).strip()
+        scale = {"k": 1024, "m": 1024 * 1024}.get(raw[-1:].lower(), 1)
+        digits = raw[:-1] if scale > 1 else raw
+        try:
+            value = int(digits) * scale
+        except ValueError:
+            raise UsageError(f"{option}: expected a positive integer (optionally with K or M), "
+                             f"got '{text}'") from None
+    if value < 1:
+        raise UsageError(f"{option}: expected a positive integer, got {value}")
+    return value
+
+
+def load_mapper(name: str):  # type: ignore[no-untyped-def]
+    """The design's ``map_attention``; MappingError for an unknown design, UsageError if not importable."""
+    entry = design_entry(name)
+    try:
+        return design_mapper(name)
+    except (ImportError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())
+        raise UsageError(f"design '{name}': its mapper {entry.entry} is not available ({reason})") from None
+
+
+def per_einsum_report(result: Result) -> dict[str, dict[str, float]]:
+    """Einsum -> busy cycles on each array / total cycles, and busy cycles on the arrays."""
+    total = result.cycles
+    report = {}
+    for einsum, busy in sorted(result.per_einsum.items()):
+        array_busy = {unit: busy.get(unit, 0.0) for unit in ARRAYS}
+        if not einsum or not any(array_busy.values()):
+            continue
+        report[einsum] = {"util_2d": array_busy["pe2d"] / total if total else 0.0,
+                          "util_1d": array_busy["pe1d"] / total if total else 0.0,
+                          "cycles": array_busy["pe2d"] + array_busy["pe1d"]}
+    return report
+
+
+def _estimated_gemm_cycles(m: int, n: int, k: int, arch: Arch, dataflow: str) -> float:
+    plan = plan_gemm(m, n, k, arch, dataflow, "overlapped")
+    mac_steps = sum(fold.temporal * count for fold, count in plan.fold_kinds)
+    dram = (plan.dram_read_bytes + plan.dram_write_bytes) / float(bytes_per_cycle(arch))
+    return max(mac_steps, dram)
+
+
+@lru_cache(maxsize=256)
+def _linear_gemm(m: int, n: int, k: int, arch: Arch) -> dict[str, Any]:
+    """One linear layer on ``arch``: the most promising dataflow, simulated (cached per shape and arch)."""
+    dataflow = min(DATAFLOWS, key=lambda df: (_estimated_gemm_cycles(m, n, k, arch, df), DATAFLOWS.index(df)))
+    result = run_schedule(map_gemm(m, n, k, arch, dataflow, "overlapped", einsum="linear"), arch)
+    return {"dataflow": dataflow, "cycles": result.cycles, "latency_s": result.latency_s,
+            "energy_pj": result.energy_pj, "traffic_bytes": result.traffic_bytes,
+            "util_2d": result.utilisation.get("pe2d", 0.0)}
+
+
+def linear_layers(workload: Workload, seq: int, arch: Arch) -> dict[str, Any]:
+    """The encoder layer's linear layers at ``seq`` on ``arch``: totals and one entry per layer."""
+    layers = []
+    for gemm in workload.linear_gemms(seq):
+        one = _linear_gemm(gemm.m, gemm.n, gemm.k, arch)
+        layers.append({"name": gemm.name, "m": gemm.m, "n": gemm.n, "k": gemm.k, "count": gemm.count, **one})
+    return {
+        "layers": layers,
+        "cycles": sum(layer["cycles"] * layer["count"] for layer in layers),
+        "latency_s": math.fsum(layer["latency_s"] * layer["count"] for layer in layers),
+        "energy_pj": math.fsum(layer["energy_pj"] * layer["count"] for layer in layers),
+        "traffic_bytes": math.fsum(layer["traffic_bytes"] * layer["count"] for layer in layers),
+    }
+
+
+def simulate(design: str, model: str | Workload, seq: int, arch: str | Path | Arch | None = None,
+             overrides: dict[str, object] | None = None, end_to_end: bool = False, closed_form: bool = False,
+             trace: str | Path | None = None) -> dict[str, Any]:
+    """Map ``design`` for ``model`` at ``seq`` tokens on ``arch`` (default: the design's), run it, report.
+
+    Args:
+        design: a name in :data:`mappers.designs.DESIGNS`.
+        model: a workload name in ``specs/workloads/``, a YAML path, or a Workload.
+        seq: sequence length M = P (tokens).
+        arch: architecture name, YAML path or Arch; None = the design's ``default_arch``.
+        overrides: ``{"dotted.key": value}`` architecture overrides (``--set``).
+        end_to_end: add the linear layers (module docstring).
+        closed_form: map with ``MapOptions(closed_form=True)`` (the artifact's analytical model).
+        trace: write the attention schedule's per-operation CSV there (full simulation; refused above
+            :data:`TRACE_MAX_OPS` operations).
+
+    Raises the layers' user errors (UsageError, MappingError, SpecError) with one-line messages.
+    """
+    map_attention = load_mapper(design)
+    entry = DESIGNS[design]
+    workload = model if isinstance(model, Workload) else load_workload(model)
+    seq = workload.check_seq(seq)
+    if isinstance(arch, Arch):
+        arch_spec = arch.with_overrides(overrides)
+    else:
+        arch_spec = load_arch(arch if arch is not None else entry.default_arch, overrides)
+    mapped = map_attention(workload, seq, arch_spec, options=MapOptions(closed_form=closed_form))
+    schedule = mapped.schedule
+    if trace is not None and schedule.op_count > TRACE_MAX_OPS:
+        raise UsageError(f"--trace: the schedule executes {schedule.op_count} operations, more than the "
+                         f"{TRACE_MAX_OPS} a trace may hold; use a smaller --seq or model")
+    result = run_schedule(schedule, arch_spec, trace=trace is not None)
+    if trace is not None:
+        write_trace_csv(result, trace)
+    report: dict[str, Any] = {
+        "design": design, "model": workload.name, "seq": seq, "arch": arch_spec.name,
+        "closed_form": closed_form,
+        "latency_s": result.latency_s, "cycles": result.cycles, "energy_pj": result.energy_pj,
+        "traffic_bytes": result.traffic_bytes,
+        "util_2d": result.utilisation.get("pe2d", 0.0), "util_1d": result.utilisation.get("pe1d", 0.0),
+        "area_mm2": result.area_mm2, "array_pes_2d": arch_spec.pes_2d, "array_pes_1d": arch_spec.pes_1d,
+        "per_einsum": per_einsum_report(result),
+        "energy_breakdown_pj": dict(result.energy_breakdown_pj),
+        "choices": mapped.choices,
+    }
+    if end_to_end:
+        linear = linear_layers(workload, seq, arch_spec)
+        report.update({
+            "attention_latency_s": result.latency_s, "linear_latency_s": linear["latency_s"],
+            "attention_energy_pj": result.energy_pj, "linear_energy_pj": linear["energy_pj"],
+            "attention_cycles": result.cycles, "linear_cycles": linear["cycles"],
+            "attention_traffic_bytes": result.traffic_bytes, "linear_traffic_bytes": linear["traffic_bytes"],
+            "linear_layers": linear["layers"],
+            "latency_s": result.latency_s + linear["latency_s"],
+            "energy_pj": result.energy_pj + linear["energy_pj"],
+            "cycles": result.cycles + linear["cycles"],
+            "traffic_bytes": result.traffic_bytes + linear["traffic_bytes"],
+        })
+    return report
+
+
+__all__ = ["TRACE_MAX_OPS", "linear_layers", "load_mapper", "parse_seq", "per_einsum_report", "simulate"]
