@@ -1,0 +1,492 @@
+"""GPU specs: YAML files with ``kind: gpu`` in ``specs/arch/`` -> validated, frozen :class:`GpuSpec` objects.
+
+A GPU spec describes an H100-like GPU at the level the attention mappers (``mappers.gpu_*``) need: the
+number of SMs, the clocks, what one SM does per clock (tensor-core FLOPs per precision, FP32 FMA lanes,
+MUFU ops, shared-memory bytes), its storage (register file, shared memory per SM and per CTA, L2), the
+memory system (HBM and L2 bandwidth, planning latencies), named calibration constants and an energy
+table. **Every number is a mapping with a ``source``** (``{value: 132, source: "..."}``); calibration
+constants also carry a ``justification``; energy entries say whether they are ``estimate`` s. See
+``specs/arch/h100-sxm.yaml`` for the annotated reference.
+
+Units are in the key names: ``*_hz`` (Hz), ``*_bytes`` (bytes), ``*_bytes_per_s``, ``*_cycles``
+(cycles of the tensor clock), energies in pJ per ``per`` (``flop``, ``op``, ``byte``) and power in W.
+
+Every error is an :class:`archsim.errors.SpecError` with one line naming the file (or the ``--set``
+override) and the key path, e.g. ``specs/arch/h100-sxm.yaml: sm_count.value: expected a positive
+integer, got 0`` -- the same style as :mod:`archsim.spec`.
+"""
+from __future__ import annotations
+
+import math
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, PlainValidator, PrivateAttr, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from archsim.errors import SpecError
+from archsim.spec import (
+    SPECS_DIR,
+    NonEmptyText,
+    PositiveInt,
+    PositiveNumber,
+    Text,
+    _describe,
+    _reject,
+    _set_label,
+    read_yaml_mapping,
+)
+
+GPU_KIND = "gpu"
+"""The value of the top-level ``kind`` key that marks a GPU spec."""
+
+DTYPES: tuple[str, ...] = ("fp16", "bf16", "fp8")
+"""Element types the tensor cores are described for (``per_sm_per_clock.tensor_flops``)."""
+
+DTYPE_BYTES: dict[str, int] = {"fp16": 2, "bf16": 2, "fp8": 1}
+"""Bytes per element of each dtype (Q, K, V and the P operand of the second GEMM)."""
+
+
+def _fraction(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)) \
+            or not 0.0 <= float(value) <= 1.0:
+        raise _reject("fraction", "a number in [0, 1]", value)
+    return float(value)
+
+
+def _non_negative(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)) \
+            or float(value) < 0:
+        raise _reject("non_negative_number", "a number >= 0", value)
+    return float(value)
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _reject("boolean", "true or false", value)
+    return value
+
+
+Fraction = Annotated[float, PlainValidator(_fraction)]
+Boolean = Annotated[bool, PlainValidator(_boolean)]
+NonNegative = Annotated[float, PlainValidator(_non_negative)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourcedInt(_Section):
+    """A positive integer and where it comes from."""
+
+    value: PositiveInt
+    source: NonEmptyText
+
+
+class SourcedNumber(_Section):
+    """A positive number and where it comes from."""
+
+    value: PositiveNumber
+    source: NonEmptyText
+
+
+class Calibration(_Section):
+    """A named calibration constant: value in [0, 1], where it comes from and why it is needed.
+
+    Calibration constants are shared by every point the model predicts; none is fitted per point.
+    """
+
+    value: Fraction
+    source: NonEmptyText
+    justification: NonEmptyText
+
+
+class Clocks(_Section):
+    """``tensor_hz``: the clock of the tensor-core FLOPS figures (FA3's fixed clock); ``boost_hz``."""
+
+    tensor_hz: SourcedNumber
+    boost_hz: SourcedNumber
+
+
+class TensorFlops(_Section):
+    """Dense tensor-core FLOPs per SM per clock for each element type."""
+
+    fp16: SourcedInt
+    bf16: SourcedInt
+    fp8: SourcedInt
+
+
+class PerSmPerClock(_Section):
+    """What one SM does in one clock: tensor FLOPs, FP32 FMA lanes, MUFU results, shared-memory bytes."""
+
+    tensor_flops: TensorFlops
+    fp32_lanes: SourcedInt
+    mufu_ops: SourcedInt
+    smem_bytes: SourcedInt
+
+
+class Storage(_Section):
+    """On-chip capacities in bytes (register file and shared memory per SM, per CTA; L2 per GPU)."""
+
+    register_file_bytes_per_sm: SourcedInt
+    max_registers_per_thread: SourcedInt
+    smem_bytes_per_sm: SourcedInt
+    smem_bytes_per_cta: SourcedInt
+    l2_bytes: SourcedInt
+
+
+class Memory(_Section):
+    """HBM and L2: capacity, bandwidth (bytes/s) and planning latencies (tensor-clock cycles)."""
+
+    hbm_bytes: SourcedNumber
+    hbm_bandwidth_bytes_per_s: SourcedNumber
+    l2_bandwidth_bytes_per_s: SourcedNumber
+    hbm_latency_cycles: SourcedInt
+    l2_latency_cycles: SourcedInt
+
+
+class CalibrationTable(_Section):
+    """The model's named calibration constants (see ``specs/arch/h100-sxm.yaml`` for each justification).
+
+    - ``mma_sync_tensor_fraction``: fraction of the tensor peak that legacy ``mma.sync`` reaches (FA2).
+    - ``wgmma_tensor_fraction``: fraction of the tensor peak that ``wgmma`` reaches (FA3, FuseMax, FLAT).
+    - ``mufu_tensor_overlap``: fraction of MUFU (exp) time that can run while the tensor cores run.
+    """
+
+    mma_sync_tensor_fraction: Calibration
+    wgmma_tensor_fraction: Calibration
+    mufu_tensor_overlap: Calibration
+
+
+class EnergyEntry(_Section):
+    """``pj`` picojoules per ``per`` (one FLOP, one op, one byte); ``estimate`` marks unmeasured values."""
+
+    pj: NonNegative
+    per: Literal["flop", "op", "byte"]
+    source: NonEmptyText
+    estimate: Boolean
+
+
+class Power(_Section):
+    """Board power in W: the TDP (an upper bound for checks) and the static (idle) power charged per second."""
+
+    tdp_w: SourcedNumber
+    static_w: SourcedNumber
+
+
+ENERGY_ACTIONS: dict[str, str] = {
+    "tensor.flop_fp16": "flop", "tensor.flop_bf16": "flop", "tensor.flop_fp8": "flop",
+    "fp32.op": "op", "mufu.op": "op", "smem.byte": "byte", "l2.byte": "byte", "hbm.byte": "byte",
+}
+"""Every action a GPU schedule counts, and the unit one count is in."""
+
+
+class GpuSpec(_Section):
+    """A validated, immutable GPU spec. Build it with :func:`load_gpu` or :meth:`from_mapping`."""
+
+    kind: Literal["gpu"]
+    name: NonEmptyText
+    description: Text = ""
+    sm_count: SourcedInt
+    clocks: Clocks
+    per_sm_per_clock: PerSmPerClock
+    storage: Storage
+    memory: Memory
+    calibration: CalibrationTable
+    power: Power
+    energy: dict[str, EnergyEntry]
+
+    _origin: str = PrivateAttr(default="<gpu>")
+
+    # -- derived quantities -----------------------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        """Where the spec came from (file path as shown in messages, or ``<mapping>``)."""
+        return self._origin
+
+    @property
+    def sms(self) -> int:
+        """Number of SMs."""
+        return self.sm_count.value
+
+    @property
+    def clock_hz(self) -> float:
+        """The clock the model runs at (the tensor clock of FA3's protocol), in Hz."""
+        return self.clocks.tensor_hz.value
+
+    def tensor_flops_per_cycle(self, dtype: str) -> int:
+        """Dense tensor-core FLOPs per SM per clock for ``dtype`` (fp16, bf16, fp8)."""
+        if dtype not in DTYPES:
+            raise SpecError(f"{self._origin}: dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+        return getattr(self.per_sm_per_clock.tensor_flops, dtype).value
+
+    def peak_tensor_flops_per_s(self, dtype: str) -> float:
+        """Dense tensor peak of the whole GPU in FLOP/s at the tensor clock."""
+        return self.sms * self.tensor_flops_per_cycle(dtype) * self.clock_hz
+
+    @property
+    def hbm_bytes_per_cycle_per_sm(self) -> float:
+        """One SM's share of the HBM bandwidth, in bytes per tensor-clock cycle (all SMs busy)."""
+        return self.memory.hbm_bandwidth_bytes_per_s.value / (self.sms * self.clock_hz)
+
+    @property
+    def l2_bytes_per_cycle_per_sm(self) -> float:
+        """One SM's share of the L2 bandwidth, in bytes per tensor-clock cycle (all SMs busy)."""
+        return self.memory.l2_bandwidth_bytes_per_s.value / (self.sms * self.clock_hz)
+
+    def calibration_value(self, name: str) -> float:
+        """The value of calibration constant ``name``."""
+        return getattr(self.calibration, name).value
+
+    # -- identity -----------------------------------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, GpuSpec):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(self.model_dump_json())
+
+    # -- construction -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], origin: str = "<mapping>") -> GpuSpec:
+        """Validate a plain mapping (as read from YAML); errors name ``origin`` and the key path."""
+        return _validate(data, origin, {})
+
+    def with_overrides(self, overrides: Mapping[str, object] | None) -> GpuSpec:
+        """A new, re-validated spec with ``{"dotted.key.path": value}`` replaced; self is unchanged.
+
+        E.g. ``{"memory.hbm_bandwidth_bytes_per_s.value": 4.8e12}``. Unknown keys are refused.
+        """
+        if not overrides:
+            return self
+        data = self.model_dump()
+        for key, value in overrides.items():
+            _set_path(data, key, value)
+        return _validate(data, self._origin, dict(overrides))
+
+    # -- cross-field checks ---------------------------------------------------------------------------
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> GpuSpec:
+        storage = self.storage
+        if storage.smem_bytes_per_cta.value > storage.smem_bytes_per_sm.value:
+            raise _inconsistent("storage.smem_bytes_per_cta.value",
+                                f"expected at most smem_bytes_per_sm ({storage.smem_bytes_per_sm.value}), "
+                                f"got {storage.smem_bytes_per_cta.value}")
+        if self.clocks.boost_hz.value < self.clocks.tensor_hz.value:
+            raise _inconsistent("clocks.boost_hz.value", f"expected at least tensor_hz "
+                                f"({self.clocks.tensor_hz.value:g}), got {self.clocks.boost_hz.value:g}")
+        for key, entry in self.energy.items():
+            if key not in ENERGY_ACTIONS:
+                raise _inconsistent(f"energy.{key}", f"unknown action '{key}' (known: "
+                                    f"{', '.join(ENERGY_ACTIONS)})")
+            if entry.per != ENERGY_ACTIONS[key]:
+                raise _inconsistent(f"energy.{key}.per", f"expected '{ENERGY_ACTIONS[key]}' for {key}, "
+                                    f"got '{entry.per}'")
+        missing = [key for key in ENERGY_ACTIONS if key not in self.energy]
+        if missing:
+            raise _inconsistent("energy", f"missing entry '{missing[0]}'")
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation errors -> SpecError (one line: origin, key path, what was expected).
+
+
+def _inconsistent(key_path: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError("gpu_consistency", "{message}", {"key_path": key_path, "message": message})
+
+
+def _unwrap(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _unwrap(args[0])
+    if origin is Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    return annotation
+
+
+def _known_keys_at(loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys a mapping at ``loc`` (a path into GpuSpec) may have, or None if free-form/unknown."""
+    annotation: Any = GpuSpec
+    for segment in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(segment))
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]
+        else:
+            return None
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return None
+
+
+def _describe_error(error: Mapping[str, Any]) -> tuple[str, str]:
+    """(key path, message) for one pydantic error dict."""
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "gpu_consistency":
+        return ctx["key_path"], ctx["message"]
+    path = ".".join(str(s) for s in loc)
+    if kind == "missing":
+        return path, "missing required key"
+    if kind == "extra_forbidden":
+        known = _known_keys_at(loc[:-1]) or []
+        return path, f"unknown key '{loc[-1]}' (known: {', '.join(known)})"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return path, f"expected a mapping, got {_describe(error.get('input'))}"
+    if kind == "literal_error":
+        return path, f"expected {ctx.get('expected')}, got {_describe(error.get('input'))}"
+    if kind == "string_type":
+        return path, f"expected a string, got {_describe(error.get('input'))}"
+    message = str(error["msg"])
+    return path, message[:1].lower() + message[1:]
+
+
+def _spec_error(exc: ValidationError, origin: str, overrides: Mapping[str, object]) -> SpecError:
+    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
+    path, message = _describe_error(errors[0])
+    more = len(errors) - 1
+    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    for key, value in overrides.items():
+        if path == key:
+            return SpecError(f"{_set_label(key, value)}: {message}{tail}")
+        if path.startswith(key + "."):
+            return SpecError(f"{_set_label(key, value)}: {path}: {message}{tail}")
+    where = origin
+    if overrides:
+        where += " with " + ", ".join(_set_label(k, v) for k, v in overrides.items())
+    return SpecError(f"{where}: {path}: {message}{tail}" if path else f"{where}: {message}{tail}")
+
+
+def _validate(data: Mapping[str, Any], origin: str, overrides: Mapping[str, object]) -> GpuSpec:
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{origin}: expected a mapping of keys at the top level, got {_describe(data)}")
+    if data.get("kind") != GPU_KIND:
+        raise SpecError(f"{origin}: kind: expected 'gpu' (a GPU spec starts with 'kind: gpu'), got "
+                        f"{_describe(data.get('kind')) if 'kind' in data else 'no kind key'}")
+    try:
+        spec = GpuSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _spec_error(exc, origin, overrides) from None
+    spec._origin = origin
+    return spec
+
+
+def _set_path(data: dict[str, Any], key: str, value: object) -> None:
+    """Set ``value`` at the dotted ``key`` inside ``data`` (a dumped GpuSpec); SpecError if no such key.
+
+    Energy entry names contain dots (``tensor.flop_fp16``): inside ``energy`` the longest existing entry
+    name wins (``energy.tensor.flop_fp16.pj``).
+    """
+    label = _set_label(key, value)
+    segments = key.split(".")
+    node: Any = data
+    loc: list[str] = []
+    i = 0
+    while True:
+        if not isinstance(node, dict):
+            raise SpecError(f"{label}: {'.'.join(loc)} is a value, not a section with keys")
+        if _known_keys_at(tuple(loc)) is None:  # the energy table: keys contain dots
+            for j in range(len(segments), i, -1):
+                name = ".".join(segments[i:j])
+                if name in node:
+                    break
+            else:
+                raise SpecError(f"{label}: unknown key '{'.'.join(segments[i:])}' (known: "
+                                f"{', '.join(node)})")
+        else:
+            name, j = segments[i], i + 1
+            if name not in node:
+                raise SpecError(f"{label}: unknown key '{name}' (known: {', '.join(node)})")
+        if j == len(segments):
+            node[name] = value
+            return
+        node, loc, i = node[name], [*loc, name], j
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading.
+
+
+def is_gpu_mapping(data: Mapping[str, Any]) -> bool:
+    """True if a spec mapping (as read from YAML) declares ``kind: gpu``."""
+    return isinstance(data, Mapping) and data.get("kind") == GPU_KIND
+
+
+def available_gpus() -> list[str]:
+    """Names (file stems) of the GPU specs shipped in ``specs/arch/``."""
+    names = []
+    for path in sorted(SPECS_DIR.glob("*.yaml")):
+        try:
+            if is_gpu_mapping(read_yaml_mapping(path, path.name)):
+                names.append(path.stem)
+        except SpecError:
+            continue
+    return names
+
+
+def _resolve(path_or_name: str | Path) -> tuple[Path, str]:
+    text = str(path_or_name)
+    if isinstance(path_or_name, Path) or "/" in text or "\\" in text or text.endswith((".yaml", ".yml")):
+        path = Path(path_or_name)
+        if not path.is_file():
+            raise SpecError(f"{text}: no such GPU spec file")
+        return path, text
+    path = SPECS_DIR / f"{text}.yaml"
+    if not path.is_file():
+        raise SpecError(f"unknown GPU '{text}' (known: {', '.join(available_gpus())}; or give a path "
+                        "to a .yaml file)")
+    return path, f"specs/arch/{text}.yaml"
+
+
+def load_gpu(path_or_name: str | Path, overrides: Mapping[str, object] | None = None) -> GpuSpec:
+    """Load and validate a GPU spec: a path to a YAML file, or the name of one in ``specs/arch/``.
+
+    Raises SpecError (one line, naming the file or override and the key path) on any problem.
+    """
+    path, display = _resolve(path_or_name)
+    spec = _validate(read_yaml_mapping(path, display), display, {})
+    return spec.with_overrides(overrides)
+
+
+# --------------------------------------------------------------------------------------------------
+# Energy.
+
+
+def gpu_energy_breakdown_pj(spec: GpuSpec, actions: Mapping[str, float], latency_s: float) -> dict[str, float]:
+    """Energy in pJ per action key, plus ``static`` (static power x ``latency_s``).
+
+    ``actions`` = {action: count} in the units of :data:`ENERGY_ACTIONS` (FLOPs, ops, bytes). Raises
+    SpecError naming the action if the table has no entry for it or a count is negative / not finite.
+    """
+    breakdown: dict[str, float] = {}
+    for action, count in actions.items():
+        entry = spec.energy.get(action)
+        if entry is None:
+            raise SpecError(f"{spec.origin}: energy: no entry for action '{action}' "
+                            f"(known: {', '.join(spec.energy)})")
+        if isinstance(count, bool) or not isinstance(count, (int, float)) or not math.isfinite(count) \
+                or count < 0:
+            raise SpecError(f"action '{action}': expected a count >= 0, got {count!r}")
+        breakdown[action] = count * entry.pj
+    if not math.isfinite(latency_s) or latency_s < 0:
+        raise SpecError(f"latency_s: expected a number >= 0, got {latency_s!r}")
+    breakdown["static"] = spec.power.static_w.value * latency_s * 1e12
+    return breakdown
+

@@ -1,0 +1,99 @@
+"""``attnsim gpu``: JSON keys, the FA3 FLOP convention, and one-line exit-2 errors on bad input."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from studies.cli import main
+from studies.gpu import REPORT_KEYS
+
+ROOT = Path(__file__).resolve().parents[2]
+SXM = ROOT / "specs" / "arch" / "h100-sxm.yaml"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["gpu", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_keys_and_flop_convention(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "--arch", str(SXM), "--design", "flash3", "--seq", "2048",
+                          "--head-dim", "128", "--json")
+    assert (code, err) == (0, "")
+    report = json.loads(out)
+    assert tuple(report) == REPORT_KEYS
+    # FA3 protocol defaults: 16384 / 2048 = 8 sequences, 2048 / 128 = 16 heads
+    assert (report["batch"], report["heads"], report["causal"], report["dtype"]) == (8, 16, False, "fp16")
+    assert report["flops"] == 4 * 2048 ** 2 * 128 * 16 * 8
+    assert report["tflops"] == pytest.approx(report["flops"] / report["latency_s"] / 1e12)
+    for key in ("util_tensor", "util_mufu", "util_fp32", "util_hbm"):
+        assert 0.0 <= report[key] <= 1.0
+    assert report["bound"] in ("tensor", "mufu", "fp32", "smem", "l2", "hbm", "tensor+mufu")
+
+
+def test_causal_halves_the_counted_flops(capsys: pytest.CaptureFixture[str]) -> None:
+    reports = []
+    for extra in ((), ("--causal",)):
+        code, out, _ = _run(capsys, "--design", "flash2", "--seq", "1024", "--head-dim", "64",
+                            "--batch", "2", "--heads", "4", "--json", *extra)
+        assert code == 0
+        reports.append(json.loads(out))
+    assert reports[1]["flops"] == reports[0]["flops"] / 2 == 2 * 1024 ** 2 * 64 * 4 * 2
+    assert (reports[0]["batch"], reports[0]["heads"]) == (2, 4)
+
+
+def test_text_output_names_the_bound(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "--design", "fusemax", "--seq", "1024", "--head-dim", "256",
+                          "--arch", "h200")
+    assert (code, err) == (0, "")
+    assert out.startswith("gpu fusemax on h200: batch 16 x heads 8 x seq 1024 x head_dim 256")
+    for key in ("latency_s", "tflops", "util_tensor", "util_mufu", "util_fp32", "util_hbm", "bound"):
+        assert f"  {key} " in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--design", "flash4", "--seq", "512", "--head-dim", "64"],
+     "gpu: --design: expected one of flash2, flash3, flat, fusemax, got 'flash4'"),
+    (["--seq", "0", "--head-dim", "64"], "gpu: --seq: expected a positive integer, got 0"),
+    (["--seq", "-5", "--head-dim", "64"], "gpu: --seq: expected a positive integer, got -5"),
+    (["--seq", "1k", "--head-dim", "64"], "gpu: --seq: expected a positive integer, got '1k'"),
+    (["--head-dim", "64"], "gpu: --seq: missing (expected a positive integer)"),
+    (["--seq", "512", "--head-dim", "96"], "gpu: --head-dim: expected one of 64, 128, 256, got 96"),
+    (["--seq", "512", "--head-dim", "64", "--dtype", "int8"],
+     "gpu: --dtype: expected one of fp16, bf16, fp8, got 'int8'"),
+    (["--seq", "512", "--head-dim", "64", "--batch", "0"], "gpu: --batch: expected a positive integer, got 0"),
+    (["--seq", "512", "--head-dim", "64", "--arch", "fusemax-cloud"],
+     "specs/arch/fusemax-cloud.yaml: kind: expected 'gpu' (a GPU spec starts with 'kind: gpu'), got no kind key"),
+    (["--seq", "512", "--head-dim", "64", "--arch", "b200"],
+     "unknown GPU 'b200' (known: h100-pcie, h100-sxm, h200; or give a path to a .yaml file)"),
+    (["--seq", "512", "--head-dim", "64", "--design", "flash2", "--no-pingpong"],
+     "gpu: --no-warp-specialization/--no-pingpong/--no-intra-pipeline: only for --design flash3, got 'flash2'"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                          message: str) -> None:
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err == f"attnsim: error: {message}\n"
+
+
+def test_bad_spec_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "gpu.yaml"
+    bad.write_text(SXM.read_text(encoding="utf-8").replace("mufu_ops:   {value: 16,", "mufu_ops:   {value: -16,"),
+                   encoding="utf-8")
+    code, _, err = _run(capsys, "--arch", str(bad), "--seq", "512", "--head-dim", "64")
+    assert code == 2
+    assert err == (f"attnsim: error: {bad}: per_sm_per_clock.mufu_ops.value: expected a positive integer, "
+                   "got -16\n")
+
+
+def test_subprocess_prints_no_traceback() -> None:
+    proc = subprocess.run([sys.executable, "-m", "studies.cli", "gpu", "--seq", "0", "--head-dim", "64"],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("attnsim: error: gpu: --seq:")
