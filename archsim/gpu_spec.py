@@ -29,7 +29,6 @@ from pydantic_core import PydanticCustomError
 
 from archsim.errors import SpecError
 from archsim.spec import (
-    SPECS_DIR,
     NonEmptyText,
     PositiveInt,
     PositiveNumber,
@@ -37,7 +36,9 @@ from archsim.spec import (
     _describe,
     _reject,
     _set_label,
+    available_archs,
     read_yaml_mapping,
+    resolve_spec_path,
 )
 
 GPU_KIND = "gpu"
@@ -431,28 +432,7 @@ def is_gpu_mapping(data: Mapping[str, Any]) -> bool:
 
 def available_gpus() -> list[str]:
     """Names (file stems) of the GPU specs shipped in ``specs/arch/``."""
-    names = []
-    for path in sorted(SPECS_DIR.glob("*.yaml")):
-        try:
-            if is_gpu_mapping(read_yaml_mapping(path, path.name)):
-                names.append(path.stem)
-        except SpecError:
-            continue
-    return names
-
-
-def _resolve(path_or_name: str | Path) -> tuple[Path, str]:
-    text = str(path_or_name)
-    if isinstance(path_or_name, Path) or "/" in text or "\\" in text or text.endswith((".yaml", ".yml")):
-        path = Path(path_or_name)
-        if not path.is_file():
-            raise SpecError(f"{text}: no such GPU spec file")
-        return path, text
-    path = SPECS_DIR / f"{text}.yaml"
-    if not path.is_file():
-        raise SpecError(f"unknown GPU '{text}' (known: {', '.join(available_gpus())}; or give a path "
-                        "to a .yaml file)")
-    return path, f"specs/arch/{text}.yaml"
+    return available_archs("gpu")
 
 
 def load_gpu(path_or_name: str | Path, overrides: Mapping[str, object] | None = None) -> GpuSpec:
@@ -460,7 +440,7 @@ def load_gpu(path_or_name: str | Path, overrides: Mapping[str, object] | None = 
 
     Raises SpecError (one line, naming the file or override and the key path) on any problem.
     """
-    path, display = _resolve(path_or_name)
+    path, display = resolve_spec_path(path_or_name, GPU_KIND)
     spec = _validate(read_yaml_mapping(path, display), display, {})
     return spec.with_overrides(overrides)
 

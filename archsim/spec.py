@@ -626,6 +626,15 @@ def available_archs(kind: str = "accelerator") -> list[str]:
     return sorted(p.stem for p in SPECS_DIR.glob("*.yaml") if _spec_kind(p) == kind)
 
 
+def spec_kind(path_or_name: str | Path) -> str:
+    """The kind (``accelerator`` or ``gpu``) of a spec given as a path or a name in ``specs/arch/``;
+    ``accelerator`` when the file does not exist (loading it then reports the missing file)."""
+    path = Path(path_or_name)
+    if not path.is_file():
+        path = SPECS_DIR / f"{path_or_name}.yaml"
+    return _spec_kind(path) if path.is_file() else "accelerator"
+
+
 def _spec_kind(path: Path) -> str:
     """The ``kind`` of a spec file, read from its top-level ``kind:`` line without parsing the YAML."""
     for line in path.read_text().splitlines():
@@ -634,19 +643,21 @@ def _spec_kind(path: Path) -> str:
     return "accelerator"
 
 
-def _resolve(path_or_name: str | Path) -> tuple[Path, str]:
-    """(file to read, how to name it in messages)."""
+def resolve_spec_path(path_or_name: str | Path, kind: str = "accelerator") -> tuple[Path, str]:
+    """(file to read, how to name it in messages) for a spec given as a path or as a name of ``kind``
+    in ``specs/arch/`` (see :func:`available_archs`)."""
+    what = "GPU spec" if kind == "gpu" else "architecture"
     text = str(path_or_name)
     looks_like_path = (isinstance(path_or_name, Path) or "/" in text or "\\" in text
                        or text.endswith((".yaml", ".yml")))
     if looks_like_path:
         path = Path(path_or_name)
         if not path.is_file():
-            raise SpecError(f"{text}: no such architecture file")
+            raise SpecError(f"{text}: no such {what} file")
         return path, text
     path = SPECS_DIR / f"{text}.yaml"
     if not path.is_file():
-        raise SpecError(f"unknown architecture '{text}' (known: {_names(available_archs())}; "
+        raise SpecError(f"unknown {what.split()[0]} '{text}' (known: {_names(available_archs(kind))}; "
                         "or give a path to a .yaml file)")
     return path, f"specs/arch/{text}.yaml"
 
@@ -657,6 +668,6 @@ def load_arch(path_or_name: str | Path, overrides: Mapping[str, object] | None =
     ``overrides`` (``{"arrays.pe2d.rows": 32}``) are applied and the result re-validated.
     Raises SpecError (one line, naming the file or override and the key path) on any problem.
     """
-    path, display = _resolve(path_or_name)
+    path, display = resolve_spec_path(path_or_name)
     arch = Arch.from_mapping(read_yaml_mapping(path, display), origin=display)
     return arch.with_overrides(overrides)

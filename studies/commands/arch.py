@@ -6,14 +6,16 @@ import json
 from typing import Any
 
 from archsim.area import area_breakdown_um2, area_mm2, instances
-from archsim.spec import Arch, load_arch, parse_overrides
+from archsim.gpu_spec import load_gpu
+from archsim.spec import Arch, load_arch, parse_overrides, spec_kind
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
         "arch", help="validate a hardware spec and print its summary and area",
         description="Validate a hardware spec (a YAML path, or a name in specs/arch/) and print its "
-                    "summary, energy table, area breakdown and total area in mm^2.")
+                    "summary, energy table, area breakdown and total area in mm^2. GPU specs "
+                    "(kind: gpu) print their validated contents.")
     parser.add_argument("spec", metavar="SPEC", help="path to an architecture YAML, or a name such as "
                                                      "fusemax-cloud")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -80,6 +82,10 @@ def summary_text(arch: Arch) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Load SPEC with the --set overrides; print the summary (or JSON). SpecError -> exit 2 (cli)."""
+    if spec_kind(args.spec) == "gpu":
+        gpu = load_gpu(args.spec, parse_overrides(args.overrides))
+        print(json.dumps(gpu.model_dump(mode="json", exclude_none=True), indent=None if args.json else 2))
+        return 0
     arch = load_arch(args.spec, parse_overrides(args.overrides))
     if args.json:
         print(json.dumps(arch_report(arch), indent=2))
