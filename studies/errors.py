@@ -24,6 +24,12 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     except ImportError:
         pass
     try:
+        # Also raised when a schedule is too large to simulate (the message says which unit and why).
+        from archsim.schedule import ScheduleError
+        types.append(ScheduleError)
+    except ImportError:
+        pass
+    try:
         from mappers.errors import MappingError
         types.append(MappingError)
     except ImportError:
