@@ -18,11 +18,9 @@ integer, got 0`` -- the same style as :mod:`archsim.spec`.
 from __future__ import annotations
 
 import math
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PlainValidator, PrivateAttr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -37,6 +35,7 @@ from archsim.spec import (
     _reject,
     _set_label,
     available_archs,
+    known_keys_at,
     read_yaml_mapping,
     resolve_spec_path,
 )
@@ -305,37 +304,6 @@ def _inconsistent(key_path: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("gpu_consistency", "{message}", {"key_path": key_path, "message": message})
 
 
-def _unwrap(annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return _unwrap(args[0])
-    if origin is Annotated:
-        return _unwrap(typing.get_args(annotation)[0])
-    return annotation
-
-
-def _known_keys_at(loc: tuple[Any, ...]) -> list[str] | None:
-    """The keys a mapping at ``loc`` (a path into GpuSpec) may have, or None if free-form/unknown."""
-    annotation: Any = GpuSpec
-    for segment in loc:
-        annotation = _unwrap(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(segment))
-            if field is None:
-                return None
-            annotation = field.annotation
-        elif typing.get_origin(annotation) is dict:
-            annotation = typing.get_args(annotation)[1]
-        else:
-            return None
-    annotation = _unwrap(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return list(annotation.model_fields)
-    return None
-
-
 def _describe_error(error: Mapping[str, Any]) -> tuple[str, str]:
     """(key path, message) for one pydantic error dict."""
     loc = tuple(error["loc"])
@@ -347,7 +315,7 @@ def _describe_error(error: Mapping[str, Any]) -> tuple[str, str]:
     if kind == "missing":
         return path, "missing required key"
     if kind == "extra_forbidden":
-        known = _known_keys_at(loc[:-1]) or []
+        known = known_keys_at(GpuSpec, loc[:-1]) or []
         return path, f"unknown key '{loc[-1]}' (known: {', '.join(known)})"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return path, f"expected a mapping, got {_describe(error.get('input'))}"
@@ -403,7 +371,7 @@ def _set_path(data: dict[str, Any], key: str, value: object) -> None:
     while True:
         if not isinstance(node, dict):
             raise SpecError(f"{label}: {'.'.join(loc)} is a value, not a section with keys")
-        if _known_keys_at(tuple(loc)) is None:  # the energy table: keys contain dots
+        if known_keys_at(GpuSpec, tuple(loc)) is None:  # the energy table: keys contain dots
             for j in range(len(segments), i, -1):
                 name = ".".join(segments[i:j])
                 if name in node:

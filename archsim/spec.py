@@ -468,9 +468,9 @@ def _unwrap_optional(annotation: Any) -> Any:
     return annotation
 
 
-def _known_keys_at(loc: tuple[Any, ...]) -> list[str] | None:
-    """The keys a mapping at ``loc`` (a path into Arch) may have, or None if free-form/unknown."""
-    annotation: Any = Arch
+def known_keys_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """The keys a mapping at ``loc`` (a path into the model ``root``) may have, or None if free-form."""
+    annotation: Any = root
     for segment in loc:
         annotation = _unwrap_optional(annotation)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -499,7 +499,7 @@ def _describe_error(error: Mapping[str, Any]) -> tuple[str, str]:
     if kind == "missing":
         return path, "missing required key"
     if kind == "extra_forbidden":
-        known = _known_keys_at(loc[:-1]) or []
+        known = known_keys_at(Arch, loc[:-1]) or []
         return path, f"unknown key '{loc[-1]}' (known: {_names(known)})"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return path, f"expected a mapping, got {_describe(error.get('input'))}"
@@ -570,7 +570,7 @@ def _set_path(data: dict[str, Any], key: str, value: object) -> None:
     while True:
         if not isinstance(node, dict):
             raise SpecError(f"{label}: {'.'.join(loc)} is a value, not a section with keys")
-        free_form = _known_keys_at(tuple(loc)) is None
+        free_form = known_keys_at(Arch, tuple(loc)) is None
         if free_form:  # a table whose keys contain dots: match the longest existing key
             for j in range(len(segments), i, -1):
                 name = ".".join(segments[i:j])
@@ -643,23 +643,30 @@ def _spec_kind(path: Path) -> str:
     return "accelerator"
 
 
-def resolve_spec_path(path_or_name: str | Path, kind: str = "accelerator") -> tuple[Path, str]:
-    """(file to read, how to name it in messages) for a spec given as a path or as a name of ``kind``
-    in ``specs/arch/`` (see :func:`available_archs`)."""
-    what = "GPU spec" if kind == "gpu" else "architecture"
+def resolve_named_file(path_or_name: str | Path, directory: Path, what: str, known: list[str],
+                       error: type[Exception] = SpecError) -> tuple[Path, str]:
+    """(file to read, how to name it in messages) for a YAML file given as a path, or as the name of one
+    in ``directory`` (a folder of ``specs/``). ``what`` names the thing in errors (``workload``);
+    ``known`` lists the valid names; ``error`` is the layer's error type."""
     text = str(path_or_name)
     looks_like_path = (isinstance(path_or_name, Path) or "/" in text or "\\" in text
                        or text.endswith((".yaml", ".yml")))
     if looks_like_path:
         path = Path(path_or_name)
         if not path.is_file():
-            raise SpecError(f"{text}: no such {what} file")
+            raise error(f"{text}: no such {what} file")
         return path, text
-    path = SPECS_DIR / f"{text}.yaml"
+    path = directory / f"{text}.yaml"
     if not path.is_file():
-        raise SpecError(f"unknown {what.split()[0]} '{text}' (known: {_names(available_archs(kind))}; "
-                        "or give a path to a .yaml file)")
-    return path, f"specs/arch/{text}.yaml"
+        raise error(f"unknown {what} '{text}' (known: {_names(known)}; or give a path to a .yaml file)")
+    return path, f"{directory.parent.name}/{directory.name}/{text}.yaml"
+
+
+def resolve_spec_path(path_or_name: str | Path, kind: str = "accelerator") -> tuple[Path, str]:
+    """(file to read, how to name it in messages) for a hardware spec of ``kind`` (a path, or a name in
+    ``specs/arch/``; see :func:`available_archs`)."""
+    return resolve_named_file(path_or_name, SPECS_DIR, "GPU spec" if kind == "gpu" else "architecture",
+                              available_archs(kind))
 
 
 def load_arch(path_or_name: str | Path, overrides: Mapping[str, object] | None = None) -> Arch:

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
-from archsim.spec import NonEmptyText, PositiveInt, Text
+from archsim.spec import NonEmptyText, PositiveInt, Text, resolve_named_file
 from mappers.errors import MappingError
 from mappers.workloads import Workload, format_validation_error, read_mapping_file
 
@@ -249,25 +249,10 @@ def available_flat_tables() -> list[str]:
     return sorted(path.stem for path in MAPPINGS_DIR.glob("flat-*.yaml"))
 
 
-def _resolve(name_or_path: str | Path) -> tuple[Path, str]:
-    text = str(name_or_path)
-    looks_like_path = (isinstance(name_or_path, Path) or "/" in text or "\\" in text
-                       or text.endswith((".yaml", ".yml")))
-    if looks_like_path:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise MappingError(f"{text}: no such FLAT configuration file")
-        return path, text
-    path = MAPPINGS_DIR / f"{text}.yaml"
-    if not path.is_file():
-        raise MappingError(f"unknown FLAT configuration table '{text}' (known: "
-                           f"{', '.join(available_flat_tables())}; or give a path to a .yaml file)")
-    return path, f"specs/mappings/{text}.yaml"
-
-
 def load_flat_table(name_or_path: str | Path = "flat-cloud") -> FlatTable:
     """Load and validate a FLAT configuration table (a YAML path, or a name in ``specs/mappings/``)."""
-    path, display = _resolve(name_or_path)
+    path, display = resolve_named_file(name_or_path, MAPPINGS_DIR, "FLAT configuration table",
+                                       available_flat_tables(), MappingError)
     return _build(read_mapping_file(path, display), display)
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_
 from pydantic_core import PydanticCustomError
 
 from archsim.errors import SpecError
-from archsim.spec import NonEmptyText, PositiveInt, Text, read_yaml_mapping
+from archsim.spec import NonEmptyText, PositiveInt, Text, read_yaml_mapping, resolve_named_file
 from mappers.errors import MappingError
 
 WORKLOADS_DIR: Path = Path(__file__).resolve().parent.parent / "specs" / "workloads"
@@ -237,27 +237,11 @@ def available_workloads() -> list[str]:
     return sorted(path.stem for path in WORKLOADS_DIR.glob("*.yaml"))
 
 
-def _resolve(name_or_path: str | Path) -> tuple[Path, str]:
-    """(file to read, how to name it in messages)."""
-    text = str(name_or_path)
-    looks_like_path = (isinstance(name_or_path, Path) or "/" in text or "\\" in text
-                       or text.endswith((".yaml", ".yml")))
-    if looks_like_path:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise MappingError(f"{text}: no such workload file")
-        return path, text
-    path = WORKLOADS_DIR / f"{text}.yaml"
-    if not path.is_file():
-        raise MappingError(f"unknown workload '{text}' (known: {', '.join(available_workloads())}; "
-                           "or give a path to a .yaml file)")
-    return path, f"specs/workloads/{text}.yaml"
-
-
 def load_workload(name_or_path: str | Path) -> Workload:
     """Load and validate a workload: a path to a YAML file, or the name of one in ``specs/workloads/``.
 
     Raises MappingError (one line, naming the file and the key path) on any problem.
     """
-    path, display = _resolve(name_or_path)
+    path, display = resolve_named_file(name_or_path, WORKLOADS_DIR, "workload", available_workloads(),
+                                       MappingError)
     return Workload.from_mapping(read_mapping_file(path, display), origin=display)

@@ -139,7 +139,7 @@ def test_missing_energy_entry_and_malformed_yaml(tmp_path: Path) -> None:
 
 
 def test_unknown_names_and_paths() -> None:
-    with pytest.raises(SpecError, match=r"^unknown GPU 'a100' \(known: h100-pcie, h100-sxm, h200; or give "):
+    with pytest.raises(SpecError, match=r"^unknown GPU spec 'a100' \(known: h100-pcie, h100-sxm, h200; or give "):
         load_gpu("a100")
     with pytest.raises(SpecError, match=r"^nowhere/x\.yaml: no such GPU spec file$"):
         load_gpu("nowhere/x.yaml")
