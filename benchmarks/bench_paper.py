@@ -1,0 +1,57 @@
+"""How fast attnsim reproduces the FuseMax paper (prints figures; asserts nothing).
+
+Measures, in one process on this machine:
+  1. one FuseMax (+Binding) attention point at 1M tokens (BERT), best of 5 after a warm-up;
+  2. the whole paper grid: 4 models x 6 sequence lengths x 5 designs, attention and end-to-end
+     (``studies.paper.run_paper``, 2 worker processes), wall time including process start-up.
+The issue's targets: (1) under 1 s, (2) under 30 s on 2 cores. The FuseMax artifact needs about 9 hours
+for the same grid (fact sheet §7.2), which the last line compares against.
+
+Usage: python benchmarks/bench_paper.py [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+from studies.paper import PAPER_DESIGNS, PAPER_MODELS, PAPER_SEQS, run_paper
+from studies.simulate import simulate
+
+ARTIFACT_SECONDS = 9 * 3600.0  # fact sheet §7.2: "Full reproduction. About 9 hours."
+
+
+def time_point(design: str, model: str, seq: int, repeats: int = 5) -> tuple[float, dict]:
+    """Best wall time in seconds of one simulated point, after one warm-up run."""
+    result = simulate(design, model, seq)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = simulate(design, model, seq)
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", help="where the grid writes its CSVs (default: a temporary folder)")
+    args = parser.parse_args()
+
+    seconds, result = time_point("fusemax", "bert-base", PAPER_SEQS[-1])
+    print(f"FuseMax, BERT, {PAPER_SEQS[-1]} tokens: {seconds * 1e3:.1f} ms per point "
+          f"(simulated latency {result['latency_s']:.1f} s, {result['cycles']:.3e} cycles; target < 1 s)")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        out = args.out or scratch
+        start = time.perf_counter()
+        run = run_paper(out, PAPER_DESIGNS, PAPER_MODELS, PAPER_SEQS, jobs=2)
+        grid_s = time.perf_counter() - start
+    points = len(PAPER_DESIGNS) * len(PAPER_MODELS) * len(PAPER_SEQS)
+    missing = getattr(run, "missing_designs", {})
+    print(f"paper grid: {points} points (attention + end-to-end) in {grid_s:.2f} s on 2 workers "
+          f"(target < 30 s){'; missing: ' + ', '.join(missing) if missing else ''}")
+    print(f"vs the artifact's ~9 h: {ARTIFACT_SECONDS / grid_s:,.0f}x faster")
+
+
+if __name__ == "__main__":
+    main()
