@@ -10,10 +10,12 @@ For every (GEMM shape, dataflow, array size) it runs
   through its Python API, one layer at a time, with ``InterfaceBandwidth = CALC`` (no stalls), and
   without writing any trace or report file; and
 * attnsim's ``attnsim gemm M N K --arch ... --dataflow D --set arrays.pe2d.rows=R --set
-  arrays.pe2d.cols=C --json`` in ``/work/main/.venv`` (in-process through ``studies.cli.main`` in
-  one worker interpreter, or one subprocess per row with ``--attnsim-mode subprocess``),
+  arrays.pe2d.cols=C --fill-drain F --json`` in ``.venv`` (in-process through ``studies.cli.main``
+  in one worker interpreter, or one subprocess per row with ``--attnsim-mode subprocess``), once
+  with ``--fill-drain scalesim`` (the compared column, ``--fill-drain`` here) and once with its
+  default ``per_fold`` (the second column, ``--compare-fill-drain``; ``none`` skips it),
 
-and prints a markdown table of compute cycles, relative differences and wall times (seconds).
+and prints a markdown table of compute cycles, relative differences and wall times (ms).
 
 GEMM convention (both tools): ``C[M, N] = A[M, K] @ B[K, N]``; K is the reduction rank.
 
@@ -29,6 +31,12 @@ SCALE-Sim v3.0.0 compute-cycle convention (read from ``scalesim/compute/systolic
     timeline_len   = folds * per_fold_cycles       (rows of SCALE-Sim's demand matrices)
     reported       = timeline_len - 1              ("Total Cycles" / "Compute cycles" it prints:
                                                     the 0-based index of the last OFMAP write)
+
+attnsim's conventions (``mappers.gemm``): ``scalesim`` = the per-fold cycles above exactly (attnsim
+counts cycles, so it prints ``timeline_len``: +1 cycle against SCALE-Sim's report); ``per_fold`` =
+``2R + C + T - 2`` for every dataflow (OS counts the R cycles that shift the accumulators out, as
+``archsim/pe_sim.py`` does PE by PE), so it equals ``scalesim`` for ws/is and exceeds it by R per
+fold for os.
 
 This file is also the attnsim worker (``--attnsim-worker``): that mode uses only the standard
 library plus attnsim, so it runs under the attnsim interpreter, which has no SCALE-Sim.
@@ -150,10 +158,10 @@ def matching_conventions(case: GemmCase, cycles: int) -> list[str]:
     folds = scalesim_fold_count(case)
     two_r_fill_drain = 2 * case.rows + case.cols - 2
     candidates = {
-        "SCALE-Sim reported": scalesim_reported_cycles_closed_form(case),
-        "SCALE-Sim timeline (reported+1)": scalesim_timeline_cycles(case),
+        "reported": scalesim_reported_cycles_closed_form(case),
+        "timeline": scalesim_timeline_cycles(case),
         "folds*(2R+C+T-2)": folds * (two_r_fill_drain + streamed),
-        "folds*T+2R+C-2 (overlapped)": folds * streamed + two_r_fill_drain,
+        "overlapped": folds * streamed + two_r_fill_drain,
         "overlapped, SCALE-Sim fill": overlapped_cycles_closed_form(case),
     }
     return [name for name, value in candidates.items() if value == cycles]
@@ -372,31 +380,50 @@ def relative_difference(attnsim_cycles: int | None, scalesim_cycles: int) -> flo
     return (attnsim_cycles - scalesim_cycles) / scalesim_cycles
 
 
+def _cycles_text(result: ToolResult) -> str:
+    return "n/a" if result.compute_cycles is None else str(result.compute_cycles)
+
+
+def _diff_text(result: ToolResult, scalesim_cycles: int) -> str:
+    diff = relative_difference(result.compute_cycles, scalesim_cycles)
+    return "n/a" if diff is None else f"{diff:+.3%}"
+
+
 def format_table(cases: list[GemmCase], scalesim_results: list[ToolResult],
-                 attnsim_results: list[ToolResult]) -> str:
-    """Markdown table, one row per case; times in milliseconds."""
-    header = ("| shape (M x N x K) | df | array | SCALE-Sim cycles | attnsim cycles | rel. diff "
-              "| attnsim matches | SCALE-Sim ms | attnsim ms |")
-    lines = [header, "|" + "---|" * 9]
-    for case, ours, theirs in zip(cases, attnsim_results, scalesim_results):
-        diff = relative_difference(ours.compute_cycles, theirs.compute_cycles)
-        diff_text = "n/a" if diff is None else f"{diff:+.3%}"
+                 attnsim_results: list[ToolResult], fill_drain: str,
+                 compare_results: list[ToolResult] | None, compare_fill_drain: str) -> str:
+    """Markdown table, one row per case; times in milliseconds.
+
+    "= closed form" names the closed forms (module docstring) that the compared attnsim column
+    equals exactly: ``timeline`` = folds x SCALE-Sim's per-fold cycles = SCALE-Sim's report + 1.
+    """
+    header = (f"| shape (M x N x K) | df | array | SCALE-Sim cycles | attnsim `{fill_drain}` | rel. diff "
+              f"| = closed form |")
+    if compare_results is not None:
+        header += f" attnsim `{compare_fill_drain}` | rel. diff |"
+    header += " SCALE-Sim ms | attnsim ms |"
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for index, (case, ours, theirs) in enumerate(zip(cases, attnsim_results, scalesim_results)):
         if ours.compute_cycles is None:
             matches = ours.error or "n/a"
         else:
             matches = ", ".join(matching_conventions(case, ours.compute_cycles)) or "none"
-        ours_cycles = "n/a" if ours.compute_cycles is None else str(ours.compute_cycles)
         ours_ms = "n/a" if ours.compute_cycles is None else f"{ours.wall_s * 1e3:.1f}"
         shape = case.shape
-        lines.append(f"| {shape.m} x {shape.n} x {shape.k} | {case.dataflow} | "
-                     f"{case.rows}x{case.cols} | {theirs.compute_cycles} | {ours_cycles} | "
-                     f"{diff_text} | {matches} | {theirs.wall_s * 1e3:.1f} | {ours_ms} |")
+        row = (f"| {shape.m} x {shape.n} x {shape.k} | {case.dataflow} | {case.rows}x{case.cols} | "
+               f"{theirs.compute_cycles} | {_cycles_text(ours)} | "
+               f"{_diff_text(ours, theirs.compute_cycles)} | {matches} |")
+        if compare_results is not None:
+            other = compare_results[index]
+            row += f" {_cycles_text(other)} | {_diff_text(other, theirs.compute_cycles)} |"
+        lines.append(row + f" {theirs.wall_s * 1e3:.1f} | {ours_ms} |")
     return "\n".join(lines)
 
 
 def summarize(cases: list[GemmCase], scalesim_results: list[ToolResult],
-              attnsim_results: list[ToolResult]) -> list[str]:
-    """Agreement summary lines, overall and per dataflow."""
+              attnsim_results: list[ToolResult], list_outliers: bool = True) -> list[str]:
+    """Agreement summary lines, per dataflow and overall, then (``list_outliers``) one line per row
+    outside the tolerance naming the closed form attnsim equals."""
     lines = []
     for dataflow in sorted({case.dataflow for case in cases}) + ["all"]:
         diffs = [relative_difference(ours.compute_cycles, theirs.compute_cycles)
@@ -411,6 +438,14 @@ def summarize(cases: list[GemmCase], scalesim_results: list[ToolResult],
         lines.append(f"{dataflow}: {within}/{len(numbers)} rows within "
                      f"{AGREEMENT_TOLERANCE:.0%}, {exact} exact, max |rel diff| "
                      f"{max(numbers):.3%}")
+    for case, ours, theirs in zip(cases, attnsim_results, scalesim_results):
+        diff = relative_difference(ours.compute_cycles, theirs.compute_cycles)
+        if not list_outliers or diff is None or abs(diff) <= AGREEMENT_TOLERANCE:
+            continue
+        matches = ", ".join(matching_conventions(case, ours.compute_cycles or -1)) or "no closed form"
+        lines.append(f"outside {AGREEMENT_TOLERANCE:.0%}: {case.shape.m} x {case.shape.n} x "
+                     f"{case.shape.k} {case.dataflow} {case.rows}x{case.cols}: {diff:+.3%} "
+                     f"(attnsim = {matches})")
     return lines
 
 
@@ -439,9 +474,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="inprocess: one worker interpreter calls studies.cli.main per row "
                              "(times exclude interpreter start-up); subprocess: one `attnsim` "
                              "process per row (times include start-up)")
+    parser.add_argument("--fill-drain", default="scalesim",
+                        help="attnsim's fill/drain convention for the compared column "
+                             "(default: %(default)s)")
+    parser.add_argument("--compare-fill-drain", default="per_fold",
+                        help="attnsim convention of the second column, or 'none' "
+                             "(default: %(default)s, attnsim's default)")
     parser.add_argument("--attnsim-arg", action="append", default=[], metavar="ARG",
                         help="extra argument appended to every attnsim call (repeatable), "
-                             "e.g. --attnsim-arg=--set --attnsim-arg=mapper.fill_drain=per_fold")
+                             "e.g. --attnsim-arg=--set --attnsim-arg=global_buffer.capacity_bytes=1048576")
     parser.add_argument("--skip-official-check", action="store_true",
                         help="skip re-running the grid through SCALE-Sim's file-based top level")
     args = parser.parse_args(argv)
@@ -485,14 +526,20 @@ def main(argv: list[str] | None = None) -> int:
     # attnsim.
     reason = attnsim_unavailable_reason(args.arch)
     overhead: dict = {}
+    compare = args.compare_fill_drain if args.compare_fill_drain != "none" else None
+    compare_results: list[ToolResult] | None = None
     if reason:
         attnsim_results = [ToolResult(None, 0.0, error="n/a") for _ in cases]
     else:
-        attnsim_results, overhead = run_attnsim_cases(cases, args.arch, args.attnsim_mode,
-                                                      args.attnsim_arg)
+        attnsim_results, overhead = run_attnsim_cases(
+            cases, args.arch, args.attnsim_mode, ["--fill-drain", args.fill_drain, *args.attnsim_arg])
+        if compare is not None:
+            compare_results, _ = run_attnsim_cases(
+                cases, args.arch, args.attnsim_mode, ["--fill-drain", compare, *args.attnsim_arg])
 
     print(f"# attnsim vs SCALE-Sim v3 GEMM compute cycles ({len(cases)} rows)\n")
-    print(format_table(cases, scalesim_results, attnsim_results))
+    print(format_table(cases, scalesim_results, attnsim_results, args.fill_drain, compare_results,
+                       compare or ""))
     print()
     scalesim_total_s = sum(result.wall_s for result in scalesim_results)
     print(f"SCALE-Sim (direct per-layer API, CALC bandwidth, no traces): {scalesim_total_s:.2f} s "
@@ -506,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"attnsim: not run: {reason}")
     else:
         attnsim_total_s = sum(result.wall_s for result in attnsim_results)
-        print(f"attnsim ({args.attnsim_mode}): {attnsim_total_s:.2f} s total over rows"
+        print(f"attnsim ({args.attnsim_mode}, --fill-drain {args.fill_drain}): "
+              f"{attnsim_total_s:.2f} s total over rows"
               + (f"; worker process {overhead['worker_wall_s']:.2f} s incl. start-up, import "
                  f"{overhead.get('import_s', 0):.2f} s, warm-up call "
                  f"{overhead.get('warmup_s', 0):.2f} s" if overhead else ""))
@@ -514,7 +562,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wall-time ratio SCALE-Sim / attnsim (rows only): "
                   f"{scalesim_total_s / attnsim_total_s:.1f}x")
         for line in summarize(cases, scalesim_results, attnsim_results):
-            print(f"agreement {line}")
+            print(f"agreement ({args.fill_drain}) {line}")
+        if compare_results is not None:
+            for line in summarize(cases, scalesim_results, compare_results, list_outliers=False):
+                print(f"agreement ({compare}) {line}")
     for problem in problems:
         print(f"PROBLEM: {problem}")
     return 1 if problems else 0

@@ -3,6 +3,9 @@
 #
 #   benchmarks/crosscheck_scalesim.sh [options of benchmarks/crosscheck_scalesim.py]
 #
+# attnsim runs with --fill-drain scalesim (SCALE-Sim's fold counting; compared column) and with its
+# default per_fold (second column); see docs/validation.md, "GEMM timing vs SCALE-Sim".
+#
 # SCALE-Sim needs numpy<2.4, so it lives in its own virtualenv, .scalesim-venv (gitignored),
 # never in .venv. attnsim runs from .venv (created with `make` if missing).
 set -euo pipefail

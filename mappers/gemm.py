@@ -1,55 +1,84 @@
 """GEMM C[M,N] = A[M,K] @ B[K,N] on the 2D systolic array -> an :class:`archsim.schedule.Schedule`.
 
 Folds. The array (R rows x C cols) holds one tile of two GEMM ranks at a time; the third rank is
-temporal (``T`` MAC steps per PE):
+temporal (``T`` MAC steps per PE). Each dataflow puts one operand on (array-row rank, T), one on
+(array-col rank, T) and one on (array-row rank, array-col rank):
 
-======== ================ ================ ========= ====================================
-dataflow array rows       array cols       temporal  held in the PEs
-======== ================ ================ ========= ====================================
-``os``   M (tiles of R)   N (tiles of C)   K         C tile (output-stationary)
-``ws``   K (tiles of R)   N (tiles of C)   M         B tile (weight-stationary)
-``is``   K (tiles of R)   M (tiles of C)   N         A tile, transposed (input-stationary)
-======== ================ ================ ========= ====================================
+======== ========= ========= ======== ============ ============ =================================
+dataflow array row array col temporal (row, T)     (col, T)     (row, col): held in the PEs
+======== ========= ========= ======== ============ ============ =================================
+``os``   M         N         K        A            B            C (output-stationary)
+``ws``   K         N         M        A            C (psums)    B (weight-stationary)
+``is``   K         M         N        B            C (psums)    A, transposed (input-stationary)
+======== ========= ========= ======== ============ ============ =================================
 
-Edge tiles are partial. For WS and IS the K folds of an output tile accumulate partial sums; a fold's
-*role* is ``only`` (K fits one fold), ``first``, ``middle`` or ``last``. Folds are executed grouped by
-kind (tile shape and role; roles in K order, so every output tile sees first -> middle -> last), which
-makes each group a repeated block that the engine extrapolates.
+Tiles are R along the array-row rank and C along the array-col rank (edge tiles partial). For WS and
+IS the K folds of an output tile accumulate partial sums; a fold's *role* is ``only`` (K fits one
+fold), ``first``, ``middle`` or ``last``, and every output tile sees its folds in K order.
+
+Loop order. The folds form a two-level nest: an *outer* loop over the tiles of one spatial rank and,
+inside each outer iteration, an *inner* loop over all tiles of the other spatial rank (e.g. OS with
+M outer: for each 256-row block of A, sweep every N tile). The operand indexed by the outer rank and
+T (the *outer operand*: OS M-outer: A; OS N-outer: B; WS/IS K-outer: A/B; WS N-outer, IS M-outer: the
+partial sums of C) is reused by all folds of one outer iteration; the other (rank, T) operand (the
+*inner operand*) is reused across outer iterations. Schedules are nests of repeated blocks (one per
+kind of outer iteration, holding one block per kind of fold), never unrolled.
+
+DRAM reuse rule (word = ``arch.word_bytes``). Each (rank, T) operand has a *mode*:
+
+- outer operand, ``block``: one outer tile's block (tile x T words) stays in the global buffer for
+  its outer iteration, so the operand is read from DRAM exactly once. Double-buffered: the block of
+  the next outer iteration is prefetched during the current one, cut into one piece per fold
+  (``block // folds`` words, the last fold taking the remainder), each piece riding on that fold's
+  look-ahead load. For C (WS/IS partial sums) the block holds the outer tile's partial sums: every
+  output element is written once, by its last K fold, and never read back;
+- inner operand, ``whole``: kept entirely in the global buffer (inputs read once, in the
+  prologue; C: partial sums on chip, each output written once);
+- either, ``fold``: inputs: the tile is re-read from DRAM for every fold that uses it; C: every
+  fold writes its partial-sum tile and every non-first fold reads it back;
+- ``once``: every element is in exactly one fold (the stationary WS/IS operand, read when its fold
+  opens; OS's C, written when its fold closes; WS/IS's C when K fits one fold).
+
+Choice: over both loop orders and the modes above, the plan with the least DRAM traffic (reads +
+writes) whose global-buffer footprint fits: the whole inner operand, plus the outer blocks (two of
+the largest block for inputs with more than one outer iteration, else one), plus staging of the
+per-step transfers (2 x largest step load + 3 x largest staged store; prefetch pieces land in the
+next block's space, which the first piece's load claims whole). Ties: the longer chunk, then fewer
+resident bytes, then M/K-outer before N/M-outer. Examples: the encoder linear layers (M = batch x
+seq rows, B of at most a few MB) get OS M-outer, A block, B whole: A, B and C each cross the DRAM
+interface once. If B does not fit either, B is re-read once per row block (M / R times).
+
+Steps (chunks). A fold moves through DRAM in *steps*: the temporal rank is cut into chunks of
+``chunk_temporal`` MAC steps: the fewest equal chunks for which the staging above fits (usually the
+whole fold: one step). Chunking changes no traffic total and no compute total: a fold's fixed
+fill/drain cycles are carried by its first step. If not even one-MAC-step chunks fit, MappingError.
 
 Fold cost (``fill_drain``):
 
-- ``"per_fold"`` (default, SCALE-Sim's convention, reproduced by :mod:`archsim.pe_sim`): every fold
-  fills and drains the array on its own: ``2R + C + T - 2`` cycles on the 2D array.
+- ``"per_fold"`` (default; what :mod:`archsim.pe_sim` simulates PE by PE): every fold fills and
+  drains the array on its own: ``2R + C + T - 2`` cycles for every dataflow (OS: the accumulators
+  are shifted out of the array after the corner PE's last MAC, R cycles; WS/IS: the stationary tile
+  is shifted in first, R cycles).
+- ``"scalesim"``: SCALE-Sim v3's counting: OS folds cost ``T + R + C - 2`` (the fold ends with the
+  corner PE's last MAC; no output drain is counted), WS/IS folds ``2R + C + T - 2`` as above. Folds
+  never overlap. (SCALE-Sim prints the last cycle's 0-based index, one less than this count.)
 - ``"overlapped"``: consecutive folds stream back to back, a fold occupying the array for ``T``
   cycles; the pipeline fill and drain, ``2R + C - 2`` cycles, are paid once after the last fold
   (an idealisation: the drain of one fold and the preload of the next are assumed hidden).
 
-Data movement (word = ``arch.word_bytes``). Per fold: the streamed operand tiles, the stationary tile
-and (WS/IS, roles middle/last) the partial-sum tile are fed from the global buffer into the array; the
-fold's outputs are written back to the global buffer. DRAM reuse rule:
+Timing. DRAM is one in-order unit moving ``arch.dram_bytes_per_cycle`` bytes per cycle (a transfer
+takes ceil(bytes / bytes-per-cycle) cycles). The prologue loads the whole inner operand and the first
+outer block. The loop is software-pipelined and double-buffered: iteration j loads step j+1 (plus
+its prefetch piece), computes step j and stores step j-1's outputs, so the DRAM transfers overlap the
+compute of step j and a large output write never delays the load the array needs next; a load also
+waits for step j-1 to finish (its staging slot), and the last fold of an outer iteration frees that
+iteration's block. Global-buffer bandwidth is not a constraint (not modelled). With
+``ideal_dram=True`` every DRAM op takes 0 cycles, so the schedule's cycles are the 2D array's compute
+cycles.
 
-- the stationary operand (WS: B, IS: A) is read from DRAM exactly once (each element is in one fold);
-- a streamed operand (OS: A and B; WS: A; IS: B) that is *resident* is read from DRAM once, in the
-  prologue; otherwise its tile is re-read from DRAM for every fold that uses it;
-- outputs: OS writes each output tile once. WS/IS with several K folds: if the output is resident its
-  partial sums stay in the global buffer and each output element is written to DRAM once (by the last
-  fold); otherwise every fold writes its partial-sum tile and every non-first fold reads it back;
-- resident set: among the streamed operands (and the WS/IS output when K needs several folds), the
-  subset with the least DRAM traffic whose bytes, plus the double-buffered staging of per-step DRAM
-  transfers, fit in the global buffer (ties: the longer chunk, then fewer resident bytes).
-
-Steps (chunks). A fold moves through DRAM in *steps*: the temporal rank is cut into chunks of
-``chunk_temporal`` MAC steps, the largest for which 2 x (largest step load) + 2 x (largest step output
-going to DRAM) plus the resident bytes fit in the global buffer (usually the whole fold: one step).
-Chunking changes no traffic total and no compute total: a fold's fixed ``2R + C - 2`` cycles (per_fold)
-are carried by its first step. If not even one-MAC-step chunks fit, MappingError.
-
-Timing. DRAM is one unit moving ``arch.dram_bytes_per_cycle`` bytes per cycle (a transfer takes
-ceil(bytes / bytes-per-cycle) cycles). The loop is software-pipelined and double-buffered: iteration j
-loads step j+1, computes step j and stores step j's outputs, so the DRAM transfer of step j+1 overlaps
-the compute of step j; a load also waits for step j-1 to finish (its staging slot). Global-buffer
-bandwidth is not a constraint (not modelled). With ``ideal_dram=True`` every DRAM op takes 0 cycles,
-so the schedule's cycles are the 2D array's compute cycles.
+Not modelled: blocks taller than one tile (a block of h outer tiles would cut the inner operand's
+re-reads by h when it does not fit whole) and blocking of the temporal rank; so GEMMs whose operands
+are both far larger than the buffer (e.g. 4096^3 on 16 MB) stay DRAM-bound.
 
 Actions: ``pe2d.mac`` (ops), ``global_buffer.read`` / ``global_buffer.write`` (words), ``dram.read`` /
 ``dram.write`` (bytes). Register-file accesses are not counted.
@@ -58,14 +87,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import product
 
 from archsim.schedule import Block, LoopDep, Operation, Schedule
 from mappers.errors import MappingError
 
 DATAFLOWS = ("os", "ws", "is")
-FILL_DRAIN = ("per_fold", "overlapped")
+FILL_DRAIN = ("per_fold", "overlapped", "scalesim")
 GLB = "glb"
+
+RANKS = {"os": ("M", "N", "K"), "ws": ("K", "N", "M"), "is": ("K", "M", "N")}
+"""dataflow -> (GEMM rank on the array rows, rank on the array cols, temporal rank)."""
+
+OPERANDS = {"os": ("A", "B", "C"), "ws": ("A", "C", "B"), "is": ("B", "C", "A")}
+"""dataflow -> (operand on (row rank, T), operand on (col rank, T), operand on (row rank, col rank))."""
+
+OUTER_SIDES = ("rows", "cols")
 
 
 @dataclass(frozen=True)
@@ -84,6 +121,25 @@ class FoldKind:
 
 
 @dataclass(frozen=True)
+class OuterGroup:
+    """``count`` identical outer iterations: an outer tile of ``tile`` elements and its folds.
+
+    ``role`` is the outer tile's K role when the outer rank is K (WS/IS), else ``only``; ``folds`` is
+    one iteration's inner loop as (kind, count) in execution order.
+    """
+
+    tile: int
+    role: str
+    count: int
+    folds: tuple[tuple[FoldKind, int], ...]
+
+    @property
+    def folds_per_iteration(self) -> int:
+        """Folds in one outer iteration."""
+        return sum(count for _, count in self.folds)
+
+
+@dataclass(frozen=True)
 class Step:
     """A chunk of a fold: ``temporal`` MAC steps; ``opens``/``closes`` = first/last chunk of its fold."""
 
@@ -95,11 +151,11 @@ class Step:
 
 @dataclass(frozen=True)
 class StepTraffic:
-    """Data movement of one step, in words."""
+    """Data movement of one step, in words (prefetch pieces of outer blocks not included)."""
 
     load_words: int          # DRAM -> global buffer before the step
     store_words: int         # global buffer -> DRAM after the step
-    staged_store_words: int  # of store_words, how many wait in double-buffered staging
+    staged_store_words: int  # of store_words, how many wait in the staging space
     fed_words: int           # global buffer -> array
     written_words: int       # array -> global buffer
     macs: int
@@ -107,7 +163,7 @@ class StepTraffic:
 
 @dataclass(frozen=True)
 class GemmPlan:
-    """How a GEMM is folded, chunked, and which operands stay in the global buffer."""
+    """How a GEMM is folded, ordered and chunked, and what stays in the global buffer."""
 
     m: int
     n: int
@@ -117,13 +173,29 @@ class GemmPlan:
     rows: int
     cols: int
     word_bytes: int
-    fold_kinds: tuple[tuple[FoldKind, int], ...]    # (kind, count) in execution order
+    outer_rank: str                                 # GEMM rank of the outer loop ("M", "N" or "K")
+    outer_groups: tuple[OuterGroup, ...]            # the nest, in execution order
+    modes: tuple[tuple[str, str], ...]             # (("A", mode), ("B", mode), ("C", mode))
     chunk_temporal: int                            # MAC steps per DRAM step (chunk)
-    resident: tuple[str, ...]                      # operand names kept in the global buffer
-    resident_bytes: int
+    resident_bytes: int                            # whole operands + outer blocks in the buffer
     staging_bytes: int
     dram_read_bytes: int
     dram_write_bytes: int
+
+    @property
+    def mode(self) -> dict[str, str]:
+        """Operand name -> ``block``, ``whole``, ``fold`` or ``once`` (module docstring)."""
+        return dict(self.modes)
+
+    @property
+    def resident(self) -> tuple[str, ...]:
+        """Operands kept in the global buffer across folds (mode ``whole`` or ``block``), sorted."""
+        return tuple(sorted(name for name, mode in self.modes if mode in ("whole", "block")))
+
+    @property
+    def fold_kinds(self) -> tuple[tuple[FoldKind, int], ...]:
+        """Every kind of fold with its total count (order of first appearance)."""
+        return _flatten(self.outer_groups)
 
     @property
     def folds(self) -> int:
@@ -134,6 +206,11 @@ class GemmPlan:
     def macs(self) -> int:
         """Multiply-accumulates: M x N x K."""
         return self.m * self.n * self.k
+
+    @property
+    def description(self) -> str:
+        """One line, e.g. ``M-outer, A block, B whole, C once``."""
+        return f"{self.outer_rank}-outer, " + ", ".join(f"{name} {mode}" for name, mode in self.modes)
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -161,15 +238,38 @@ def _k_roles(k_extent: int, rows: int) -> list[tuple[int, str, int]]:
     return roles
 
 
+def outer_groups(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, outer_side: str
+                 ) -> list[OuterGroup]:
+    """The fold nest: outer loop over the array-``outer_side`` rank's tiles (module docstring)."""
+    extents = {"M": m, "N": n, "K": k}
+    row_rank, col_rank, temporal_rank = RANKS[dataflow]
+    temporal = extents[temporal_rank]
+    if row_rank == "K" and dataflow != "os":
+        row_tiles = _k_roles(k, rows)
+    else:
+        row_tiles = [(size, "only", count) for size, count in _tile_sizes(extents[row_rank], rows)]
+    col_tiles = [(size, "only", count) for size, count in _tile_sizes(extents[col_rank], cols)]
+    if outer_side == "rows":
+        return [OuterGroup(sr, role, count, tuple((FoldKind(sr, sc, temporal, role), n_cols)
+                                                  for sc, _, n_cols in col_tiles))
+                for sr, role, count in row_tiles]
+    return [OuterGroup(sc, "only", count, tuple((FoldKind(sr, sc, temporal, role), n_rows)
+                                                for sr, role, n_rows in row_tiles))
+            for sc, _, count in col_tiles]
+
+
+def _flatten(groups) -> tuple[tuple[FoldKind, int], ...]:
+    totals: dict[FoldKind, int] = {}
+    for group in groups:
+        for kind, count in group.folds:
+            totals[kind] = totals.get(kind, 0) + group.count * count
+    return tuple(totals.items())
+
+
 def fold_kinds(m: int, n: int, k: int, rows: int, cols: int, dataflow: str
                ) -> list[tuple[FoldKind, int]]:
-    """The GEMM's folds as (kind, count), in execution order (see the module docstring)."""
-    if dataflow == "os":
-        return [(FoldKind(sr, sc, k, "only"), nr * nc)
-                for sr, nr in _tile_sizes(m, rows) for sc, nc in _tile_sizes(n, cols)]
-    cols_extent, temporal = (n, m) if dataflow == "ws" else (m, n)
-    return [(FoldKind(sr, sc, temporal, role), nr * nc)
-            for sr, role, nr in _k_roles(k, rows) for sc, nc in _tile_sizes(cols_extent, cols)]
+    """Every kind of fold of the GEMM with its count (independent of the loop order)."""
+    return list(_flatten(outer_groups(m, n, k, rows, cols, dataflow, "rows")))
 
 
 def _steps_of(fold: FoldKind, chunk: int) -> list[tuple[Step, int]]:
@@ -184,24 +284,25 @@ def _steps_of(fold: FoldKind, chunk: int) -> list[tuple[Step, int]]:
     return runs
 
 
-def step_traffic(step: Step, dataflow: str, resident: frozenset[str]) -> StepTraffic:
-    """Words moved by one step under the reuse rule (module docstring)."""
+def step_traffic(step: Step, dataflow: str, modes: dict[str, str]) -> StepTraffic:
+    """Words moved by one step under the reuse rule (module docstring), prefetch pieces excluded."""
     fold, t = step.fold, step.temporal
     sr, sc = fold.rows_used, fold.cols_used
     macs = sr * sc * t
     if dataflow == "os":
-        load = (0 if "A" in resident else sr * t) + (0 if "B" in resident else t * sc)
+        load = (sr * t if modes["A"] == "fold" else 0) + (t * sc if modes["B"] == "fold" else 0)
         out = sr * sc if step.closes else 0
         return StepTraffic(load_words=load, store_words=out, staged_store_words=out,
                            fed_words=sr * t + t * sc, written_words=out, macs=macs)
-    streamed = "A" if dataflow == "ws" else "B"
-    out_resident = "C" in resident
+    streamed = OPERANDS[dataflow][0]
+    psums = modes["C"]
     stationary = sr * sc if step.opens else 0
     psum_in = t * sc if fold.role in ("middle", "last") else 0
-    load = stationary + (0 if streamed in resident else t * sr) + (0 if out_resident else psum_in)
+    load = stationary + (t * sr if modes[streamed] == "fold" else 0) + (psum_in if psums == "fold" else 0)
     final = fold.role in ("only", "last")
-    store = t * sc if (final or not out_resident) else 0
-    return StepTraffic(load_words=load, store_words=store, staged_store_words=0 if out_resident else store,
+    store = t * sc if (final or psums == "fold") else 0
+    return StepTraffic(load_words=load, store_words=store,
+                       staged_store_words=0 if psums == "whole" else store,
                        fed_words=stationary + t * sr + psum_in, written_words=t * sc, macs=macs)
 
 
@@ -209,25 +310,44 @@ def _operand_words(m: int, n: int, k: int) -> dict[str, int]:
     return {"A": m * k, "B": k * n, "C": m * n}
 
 
-def _staging_bytes(kinds: list[tuple[FoldKind, int]], chunk: int, dataflow: str,
-                   resident: frozenset[str], word_bytes: int) -> int:
-    """Double-buffered staging for chunks of ``chunk`` MAC steps: 2 x max load + 2 x max staged store."""
+def _block_words(group: OuterGroup) -> int:
+    """Words of one outer block: the outer tile x the temporal extent."""
+    return group.tile * group.folds[0][0].temporal
+
+
+def _prefetches(groups: list[OuterGroup], modes: dict[str, str], outer_operand: str) -> bool:
+    """Whether the outer operand's blocks are prefetched piece by piece: an input in block mode with
+    more than one outer iteration."""
+    return (modes[outer_operand] == "block" and outer_operand != "C"
+            and sum(group.count for group in groups) > 1)
+
+
+def _pieces(block_words: int, folds: int) -> tuple[int, int]:
+    """(piece of every fold but the last, piece of the last fold) splitting ``block_words``."""
+    base = block_words // folds
+    return base, block_words - base * (folds - 1)
+
+
+def _staging_bytes(kinds, chunk: int, dataflow: str, modes: dict[str, str], word_bytes: int) -> int:
+    """Staging for chunks of ``chunk`` MAC steps: 2 x max step load + 3 x max staged store (a step's
+    outputs wait while the next step computes; module docstring). Prefetch pieces land in the
+    next outer block's space, counted in the resident bytes."""
     loads, stores = [0], [0]
     for fold, _ in kinds:
         for step, _ in _steps_of(fold, min(chunk, fold.temporal)):
-            traffic = step_traffic(step, dataflow, resident)
+            traffic = step_traffic(step, dataflow, modes)
             loads.append(traffic.load_words)
             stores.append(traffic.staged_store_words)
-    return 2 * word_bytes * (max(loads) + max(stores))
+    return word_bytes * (2 * max(loads) + 3 * max(stores))
 
 
-def _largest_chunk(kinds: list[tuple[FoldKind, int]], dataflow: str, resident: frozenset[str],
-                   word_bytes: int, room_bytes: int) -> int:
-    """Largest chunk (MAC steps) whose staging fits ``room_bytes``; 0 if none does."""
+def _largest_chunk(kinds, dataflow: str, modes: dict[str, str], word_bytes: int, room_bytes: int) -> int:
+    """Chunk (MAC steps) for ``room_bytes`` of staging: the fewest chunks that fit, all of one length
+    but the last (possibly a few steps shorter); 0 if not even one-step chunks fit."""
     longest = max(fold.temporal for fold, _ in kinds)
 
     def fits(chunk: int) -> bool:
-        return _staging_bytes(kinds, chunk, dataflow, resident, word_bytes) <= room_bytes
+        return _staging_bytes(kinds, chunk, dataflow, modes, word_bytes) <= room_bytes
 
     if fits(longest):
         return longest
@@ -237,11 +357,27 @@ def _largest_chunk(kinds: list[tuple[FoldKind, int]], dataflow: str, resident: f
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (middle, high) if fits(middle) else (low, middle)
-    return low
+    return math.ceil(longest / math.ceil(longest / low))   # <= low: balanced chunks still fit
+
+
+def _mode_choices(operand: str, is_outer: bool, has_psums: bool) -> tuple[str, ...]:
+    if operand == "C" and not has_psums:
+        return ("once",)
+    return ("fold", "block") if is_outer else ("fold", "whole")
+
+
+def _resident_bytes(groups: list[OuterGroup], modes: dict[str, str], outer_operand: str,
+                    words: dict[str, int], word_bytes: int) -> int:
+    """Whole operands plus outer blocks (two for prefetched inputs), bytes."""
+    total = sum(words[name] for name, mode in modes.items() if mode == "whole")
+    if modes[outer_operand] == "block":
+        copies = 2 if _prefetches(groups, modes, outer_operand) else 1
+        total += copies * max(_block_words(group) for group in groups)
+    return total * word_bytes
 
 
 def plan_gemm(m: int, n: int, k: int, arch, dataflow: str, fill_drain: str = "per_fold") -> GemmPlan:
-    """Fold and chunk the GEMM and choose the resident operands (see the module docstring)."""
+    """Fold, order and chunk the GEMM and choose the operand modes (see the module docstring)."""
     m, n, k = _positive_int("M", m), _positive_int("N", n), _positive_int("K", k)
     if dataflow not in DATAFLOWS:
         raise MappingError(f"gemm: unknown dataflow {dataflow!r} (known: {', '.join(DATAFLOWS)})")
@@ -250,43 +386,48 @@ def plan_gemm(m: int, n: int, k: int, arch, dataflow: str, fill_drain: str = "pe
     rows, cols = arch.arrays.pe2d.rows, arch.arrays.pe2d.cols
     word_bytes = arch.word_bytes
     capacity = arch.global_buffer.capacity_bytes
-    kinds = fold_kinds(m, n, k, rows, cols, dataflow)
     words = _operand_words(m, n, k)
-    if dataflow == "os":
-        candidates = ["A", "B"]
-    else:
-        candidates = ["A" if dataflow == "ws" else "B"]
-        if any(kind.role != "only" for kind, _ in kinds):
-            candidates.append("C")
+    row_operand, col_operand, spatial_operand = OPERANDS[dataflow]
+    has_psums = dataflow != "os" and k > rows
     best = None
-    for size in range(len(candidates) + 1):
-        for chosen in combinations(candidates, size):
-            resident = frozenset(chosen)
-            resident_bytes = sum(words[name] for name in resident) * word_bytes
+    for side_index, outer_side in enumerate(OUTER_SIDES):
+        groups = outer_groups(m, n, k, rows, cols, dataflow, outer_side)
+        kinds = _flatten(groups)
+        outer_operand, inner_operand = ((row_operand, col_operand) if outer_side == "rows"
+                                        else (col_operand, row_operand))
+        for outer_mode, inner_mode in product(_mode_choices(outer_operand, True, has_psums),
+                                              _mode_choices(inner_operand, False, has_psums)):
+            modes = {spatial_operand: "once", outer_operand: outer_mode, inner_operand: inner_mode}
+            resident_bytes = _resident_bytes(groups, modes, outer_operand, words, word_bytes)
             if resident_bytes > capacity:
                 continue
-            chunk = _largest_chunk(kinds, dataflow, resident, word_bytes, capacity - resident_bytes)
+            chunk = _largest_chunk(kinds, dataflow, modes, word_bytes, capacity - resident_bytes)
             if chunk == 0:
                 continue
-            whole = [(step_traffic(Step(fold, fold.temporal, True, True), dataflow, resident), count)
+            whole = [(step_traffic(Step(fold, fold.temporal, True, True), dataflow, modes), count)
                      for fold, count in kinds]
-            reads = (sum(words[name] for name in resident if name != "C")
+            reads = (sum(words[name] for name, mode in modes.items()
+                         if mode in ("whole", "block") and name != "C")
                      + sum(traffic.load_words * count for traffic, count in whole)) * word_bytes
             writes = sum(traffic.store_words * count for traffic, count in whole) * word_bytes
-            rank = (reads + writes, -chunk, resident_bytes)
+            rank = (reads + writes, -chunk, resident_bytes, side_index)
             if best is None or rank < best[0]:
-                best = (rank, resident, chunk, reads, writes)
+                best = (rank, outer_side, groups, modes, chunk, resident_bytes, reads, writes)
     if best is None:
-        needed = _staging_bytes(kinds, 1, dataflow, frozenset(), word_bytes)
+        kinds = _flatten(outer_groups(m, n, k, rows, cols, dataflow, "rows"))
+        modes = {row_operand: "fold", col_operand: _mode_choices(col_operand, False, has_psums)[0],
+                 spatial_operand: "once"}   # nothing resident
+        needed = _staging_bytes(kinds, 1, dataflow, modes, word_bytes)
         raise MappingError(f"gemm: global_buffer.capacity_bytes = {capacity} cannot hold the "
                            f"double-buffered tiles of even one-step chunks ({needed} bytes needed for "
                            f"{dataflow} on {rows}x{cols})")
-    _, resident, chunk, reads, writes = best
+    _, outer_side, groups, modes, chunk, resident_bytes, reads, writes = best
+    row_rank, col_rank, _ = RANKS[dataflow]
     return GemmPlan(m=m, n=n, k=k, dataflow=dataflow, fill_drain=fill_drain, rows=rows, cols=cols,
-                    word_bytes=word_bytes, fold_kinds=tuple(kinds), chunk_temporal=chunk,
-                    resident=tuple(sorted(resident)),
-                    resident_bytes=sum(words[name] for name in resident) * word_bytes,
-                    staging_bytes=_staging_bytes(kinds, chunk, dataflow, resident, word_bytes),
+                    word_bytes=word_bytes, outer_rank=row_rank if outer_side == "rows" else col_rank,
+                    outer_groups=tuple(groups), modes=tuple((name, modes[name]) for name in "ABC"),
+                    chunk_temporal=chunk, resident_bytes=resident_bytes,
+                    staging_bytes=_staging_bytes(_flatten(groups), chunk, dataflow, modes, word_bytes),
                     dram_read_bytes=reads, dram_write_bytes=writes)
 
 
@@ -296,6 +437,15 @@ def fold_steps(plan: GemmPlan, fold: FoldKind) -> list[Step]:
     for step, count in _steps_of(fold, min(plan.chunk_temporal, fold.temporal)):
         steps.extend([step] * count)
     return steps
+
+
+def fold_fixed_cycles(rows: int, cols: int, dataflow: str, fill_drain: str) -> int:
+    """Cycles a fold costs beyond its T MAC steps under ``fill_drain`` (module docstring)."""
+    if fill_drain == "overlapped":
+        return 0
+    if fill_drain == "scalesim" and dataflow == "os":
+        return rows + cols - 2
+    return 2 * rows + cols - 2
 
 
 def _dram_cycles(n_bytes: int, bytes_per_cycle: float, ideal: bool) -> int:
@@ -310,7 +460,7 @@ def map_gemm(m: int, n: int, k: int, arch, dataflow: str, fill_drain: str = "per
         m, n, k: GEMM dimensions (positive integers).
         arch: an :class:`archsim.spec.Arch` (2D array shape, word size, global buffer, DRAM).
         dataflow: ``"os"``, ``"ws"`` or ``"is"``.
-        fill_drain: ``"per_fold"`` or ``"overlapped"`` (module docstring).
+        fill_drain: ``"per_fold"``, ``"scalesim"`` or ``"overlapped"`` (module docstring).
         ideal_dram: DRAM ops take 0 cycles (cycles = 2D-array compute cycles).
         einsum: tag of every operation.
 
@@ -321,8 +471,22 @@ def map_gemm(m: int, n: int, k: int, arch, dataflow: str, fill_drain: str = "per
     return _ScheduleBuilder(plan, arch, ideal_dram, einsum).build()
 
 
+def _repetitions(count: int) -> list[tuple[bool, bool, int]]:
+    """``count`` repetitions of an item as runs (first repetition?, last repetition?, how many)."""
+    if count == 1:
+        return [(True, True, 1)]
+    middle = [(False, False, count - 2)] if count > 2 else []
+    return [(True, False, 1), *middle, (False, True, 1)]
+
+
 class _ScheduleBuilder:
-    """Turns a :class:`GemmPlan` into the software-pipelined block program."""
+    """Turns a :class:`GemmPlan` into the software-pipelined loop nest.
+
+    Every step is a triple (load step j+1, compute step j, store step j-1): a store waits behind the
+    next step's load in the in-order DRAM queue, so a large output write does not delay the load
+    that the array needs next. Repetitions whose neighbours (previous step, next step, prefetch
+    piece) differ are split into runs, so every block's iterations are identical.
+    """
 
     def __init__(self, plan: GemmPlan, arch, ideal_dram: bool, einsum: str) -> None:
         self.plan = plan
@@ -331,40 +495,61 @@ class _ScheduleBuilder:
         self.bytes_per_cycle = arch.dram_bytes_per_cycle
         self.ideal_dram = ideal_dram
         self.einsum = einsum
-        self.resident = frozenset(plan.resident)
+        self.modes = plan.mode
         self.capacity = arch.global_buffer.capacity_bytes
+        row_operand, col_operand, _ = OPERANDS[plan.dataflow]
+        self.outer_operand = row_operand if plan.outer_rank == RANKS[plan.dataflow][0] else col_operand
+        self.prefetch = _prefetches(list(plan.outer_groups), self.modes, self.outer_operand)
+        self.outer_is_input_block = self.modes[self.outer_operand] == "block" and self.outer_operand != "C"
+        self.fixed_cycles = fold_fixed_cycles(self.rows, self.cols, plan.dataflow, plan.fill_drain)
 
+    # -- steps -------------------------------------------------------------------------------
     def _traffic(self, step: Step) -> StepTraffic:
-        return step_traffic(step, self.plan.dataflow, self.resident)
+        return step_traffic(step, self.plan.dataflow, self.modes)
 
-    def _compute_cycles(self, step: Step) -> int:
-        if self.plan.fill_drain == "per_fold" and step.opens:
-            return 2 * self.rows + self.cols - 2 + step.temporal
-        return step.temporal
+    def _first(self, fold: FoldKind) -> Step:
+        return fold_steps(self.plan, fold)[0]
 
-    def _load(self, step: Step, op_id: str, staging_dep) -> Operation:
-        load_bytes = self._traffic(step).load_words * self.word_bytes
+    def _last(self, fold: FoldKind) -> Step:
+        return fold_steps(self.plan, fold)[-1]
+
+    def _load_key(self, step: Step | None) -> tuple:
+        return (None,) if step is None else (self._traffic(step).load_words,)
+
+    def _store_key(self, step: Step | None) -> tuple:
+        if step is None:
+            return (None,)
+        traffic = self._traffic(step)
+        return (traffic.store_words, traffic.staged_store_words)
+
+    # -- operations --------------------------------------------------------------------------
+    def _load(self, step: Step, op_id: str, staging_dep, piece_words: int = 0,
+              reserve_words: int = 0) -> Operation:
+        """Load ``step``'s tiles plus ``piece_words`` of the next outer block; claim the tiles and
+        ``reserve_words`` (the whole next block, claimed by its first piece's load)."""
+        tile_bytes = self._traffic(step).load_words * self.word_bytes
+        load_bytes = tile_bytes + piece_words * self.word_bytes
         return Operation(
             id=op_id, unit="dram", einsum=self.einsum,
             duration_cycles=_dram_cycles(load_bytes, self.bytes_per_cycle, self.ideal_dram),
             deps=() if staging_dep is None else (staging_dep,),
             actions=_nonzero({"dram.read": load_bytes,
                               "global_buffer.write": load_bytes // self.word_bytes}),
-            claims_bytes=_nonzero({GLB: load_bytes}))
+            claims_bytes=_nonzero({GLB: tile_bytes + reserve_words * self.word_bytes}))
 
-    def _fold(self, step: Step, op_id: str, load_dep) -> Operation:
+    def _compute(self, step: Step, op_id: str, load_dep, frees_block_words: int) -> Operation:
         traffic = self._traffic(step)
-        duration = self._compute_cycles(step)
+        duration = step.temporal + (self.fixed_cycles if step.opens else 0)
         util = traffic.macs / (self.rows * self.cols * duration) if duration else 0.0
         return Operation(
             id=op_id, unit="pe2d", einsum=self.einsum, duration_cycles=duration,
-            deps=(load_dep, *self._resident_deps()), util=util,
+            deps=(load_dep, *self._prologue_deps()), util=util,
             actions=_nonzero({"pe2d.mac": traffic.macs, "global_buffer.read": traffic.fed_words,
                               "global_buffer.write": traffic.written_words}),
             claims_bytes=_nonzero({GLB: traffic.staged_store_words * self.word_bytes}),
-            releases_bytes=_nonzero({GLB: traffic.load_words * self.word_bytes}))
+            releases_bytes=_nonzero({GLB: (traffic.load_words + frees_block_words) * self.word_bytes}))
 
-    def _store(self, step: Step, op_id: str, after: str) -> Operation:
+    def _store(self, step: Step, op_id: str, after) -> Operation:
         traffic = self._traffic(step)
         store_bytes = traffic.store_words * self.word_bytes
         return Operation(
@@ -374,77 +559,150 @@ class _ScheduleBuilder:
             actions=_nonzero({"dram.write": store_bytes, "global_buffer.read": traffic.store_words}),
             releases_bytes=_nonzero({GLB: traffic.staged_store_words * self.word_bytes}))
 
-    def _resident_deps(self) -> tuple[str, ...]:
-        return tuple(f"resident_{name}" for name in sorted(self.resident) if name != "C")
+    def _prologue_deps(self) -> tuple[str, ...]:
+        names = [f"resident_{name}" for name, mode in sorted(self.modes.items())
+                 if mode == "whole" and name != "C"]
+        if self.outer_is_input_block:
+            names.append(f"block_{self.outer_operand}")
+        return tuple(names)
 
     def _prologue(self, first: Step) -> list[Operation]:
         plan = self.plan
         words = _operand_words(plan.m, plan.n, plan.k)
         ops = []
-        for name in sorted(self.resident):
-            n_bytes = words[name] * self.word_bytes
-            if name == "C":   # on-chip partial sums: space only, no DRAM traffic
-                ops.append(Operation(id="resident_C", unit="dram", duration_cycles=0,
-                                     einsum=self.einsum, claims_bytes={GLB: n_bytes}))
+        for name, mode in sorted(self.modes.items()):
+            if mode not in ("whole", "block"):
                 continue
+            if name == "C":   # on-chip partial sums: space only, no DRAM traffic
+                n_words = words["C"] if mode == "whole" else max(map(_block_words, plan.outer_groups))
+                ops.append(Operation(id="resident_C", unit="dram", duration_cycles=0,
+                                     einsum=self.einsum, claims_bytes={GLB: n_words * self.word_bytes}))
+                continue
+            n_words = words[name] if mode == "whole" else _block_words(plan.outer_groups[0])
+            n_bytes = n_words * self.word_bytes
             ops.append(Operation(
-                id=f"resident_{name}", unit="dram", einsum=self.einsum,
+                id=f"{'resident' if mode == 'whole' else 'block'}_{name}", unit="dram",
+                einsum=self.einsum,
                 duration_cycles=_dram_cycles(n_bytes, self.bytes_per_cycle, self.ideal_dram),
-                actions={"dram.read": n_bytes, "global_buffer.write": words[name]},
+                actions={"dram.read": n_bytes, "global_buffer.write": n_words},
                 claims_bytes={GLB: n_bytes}))
         ops.append(self._load(first, "load", None))
         return ops
 
-    def _fold_ops(self, fold: FoldKind, next_first: Step | None) -> list[Operation]:
-        """One fold as software-pipelined (load next step, compute step, store step) triples.
+    def _fold_ops(self, fold: FoldKind, prev_step: Step | None, next_first: Step | None,
+                  piece_words: int, reserve_words: int, frees_block_words: int) -> list[Operation]:
+        """One fold as software-pipelined (load step j+1, compute step j, store step j-1) triples.
 
-        The triple of the fold's last step loads ``next_first`` (the next fold's first step; None
-        for the very last fold) under the id ``load``, and its compute and store are ``fold`` and
-        ``store``: the ids that the next block's first triple refers to across the block boundary.
-        Inner steps use ``load_c<i>``/``fold_c<i>``/``store_c<i>``.
+        ``prev_step`` is the step before the fold's first (None for the very first fold) and
+        ``next_first`` the step after its last (None for the very last fold). The last triple loads
+        ``next_first`` plus ``piece_words`` of the next outer block under the id ``load`` and claims
+        ``reserve_words`` (the next block's whole space, claimed by its first piece, so that buffer
+        levels repeat from fold to fold). The last compute is ``fold`` and the first triple's store
+        (of ``prev_step``) is ``store``: the ids that a block's first triple refers to across the
+        block boundary (loop-carried, falling back to the latest instance before the block). Inner
+        steps use ``load_c<i>``/``fold_c<i>``/``store_c<i>``. The last compute frees
+        ``frees_block_words`` (the outer block); the very last fold also stores its own last step
+        (``store_final``) after the drain, if any.
         """
         steps = fold_steps(self.plan, fold)
         last = len(steps) - 1
         ops: list[Operation] = []
         for i, step in enumerate(steps):
-            load_id = "load" if i == last else f"load_c{i + 1}"
             load_step = next_first if i == last else steps[i + 1]
             if load_step is not None:     # its staging slot is the one of the step two back
-                ops.append(self._load(load_step, load_id,
-                                      LoopDep("fold", 1) if i == 0 else f"fold_c{i - 1}"))
+                ops.append(self._load(load_step, "load" if i == last else f"load_c{i + 1}",
+                                      LoopDep("fold", 1) if i == 0 else f"fold_c{i - 1}",
+                                      piece_words if i == last else 0,
+                                      reserve_words if i == last else 0))
             if i > 0:
                 load_dep = f"load_c{i}"
-            else:
+            else:   # the look-ahead load of the previous iteration, or the latest one before
                 load_dep = LoopDep("load", 1) if next_first is not None else "load"
-            fold_id = "fold" if i == last else f"fold_c{i}"
-            ops.append(self._fold(step, fold_id, load_dep))
-            if i == last and next_first is None and self.plan.fill_drain == "overlapped":
-                ops.append(Operation(id="drain", unit="pe2d", einsum=self.einsum, deps=(fold_id,),
-                                     duration_cycles=2 * self.rows + self.cols - 2, util=0.0))
-                fold_id = "drain"
-            ops.append(self._store(step, "store" if i == last else f"store_c{i}", fold_id))
+            compute_id = "fold" if i == last else f"fold_c{i}"
+            ops.append(self._compute(step, compute_id, load_dep, frees_block_words if i == last else 0))
+            if i > 0:
+                ops.append(self._store(steps[i - 1], f"store_c{i - 1}", f"fold_c{i - 1}"))
+            elif prev_step is not None:
+                ops.append(self._store(prev_step, "store", LoopDep("fold", 1)))
+            if i == last and next_first is None:
+                final_id = compute_id
+                if self.plan.fill_drain == "overlapped":
+                    ops.append(Operation(id="drain", unit="pe2d", einsum=self.einsum, deps=(compute_id,),
+                                         duration_cycles=2 * self.rows + self.cols - 2, util=0.0))
+                    final_id = "drain"
+                ops.append(self._store(step, "store_final", final_id))
         return ops
 
+    # -- the nest ----------------------------------------------------------------------------
+    def _outer_body(self, group: OuterGroup, prev_step: Step | None, following: OuterGroup | None,
+                    name: str) -> tuple[Block, ...]:
+        """One outer iteration of ``group``: its folds, prefetching ``following``'s block."""
+        next_first = self._first(following.folds[0][0]) if following is not None else None
+        block_words = _block_words(following) if (self.prefetch and following is not None) else 0
+        piece, last_piece = _pieces(block_words, group.folds_per_iteration)
+        frees = _block_words(group) if self.outer_is_input_block else 0
+        folds = group.folds
+        runs = []
+        for index, (fold, count) in enumerate(folds):
+            is_last_kind = index + 1 == len(folds)
+            for first_rep, last_rep, reps in _repetitions(count):
+                before = (self._last(fold) if not first_rep else
+                          self._last(folds[index - 1][0]) if index > 0 else prev_step)
+                after = (self._first(fold) if not last_rep else
+                         self._first(folds[index + 1][0]) if not is_last_kind else next_first)
+                ends_body = is_last_kind and last_rep
+                opens_body = index == 0 and first_rep
+                key = (index, self._store_key(before), self._load_key(after),
+                       last_piece if ends_body else piece, block_words if opens_body else 0,
+                       frees if ends_body else 0)
+                runs.append(((key, before, after), reps))
+        blocks = []
+        for number, ((key, before, after), reps) in enumerate(_merged_runs(runs)):
+            index, _, _, piece_words, reserve_words, frees_words = key
+            blocks.append(Block(tuple(self._fold_ops(folds[index][0], before, after, piece_words,
+                                                     reserve_words, frees_words)),
+                                reps, f"{name}.f{number}"))
+        return tuple(blocks)
+
     def build(self) -> Schedule:
-        kinds = self.plan.fold_kinds
-        first_step = fold_steps(self.plan, kinds[0][0])[0]
+        groups = self.plan.outer_groups
+        first_step = self._first(groups[0].folds[0][0])
         blocks = [Block(tuple(self._prologue(first_step)), 1, "prologue")]
-        for index, (fold, count) in enumerate(kinds):
-            own_first = fold_steps(self.plan, fold)[0]
-            if count > 1:
-                blocks.append(Block(tuple(self._fold_ops(fold, own_first)), count - 1,
-                                    f"folds{index}"))
-            following = fold_steps(self.plan, kinds[index + 1][0])[0] if index + 1 < len(kinds) else None
-            name = f"folds{index}_next" if following is not None else "epilogue"
-            blocks.append(Block(tuple(self._fold_ops(fold, following)), 1, name))
+        runs = []
+        for index, group in enumerate(groups):
+            for first_rep, last_rep, reps in _repetitions(group.count):
+                previous = group if not first_rep else (groups[index - 1] if index > 0 else None)
+                following = group if not last_rep else (groups[index + 1] if index + 1 < len(groups)
+                                                        else None)
+                prev_step = self._last(previous.folds[-1][0]) if previous is not None else None
+                next_first = self._first(following.folds[0][0]) if following is not None else None
+                next_block = _block_words(following) if (self.prefetch and following is not None) else 0
+                key = (index, self._store_key(prev_step), self._load_key(next_first), next_block,
+                       following is None)
+                runs.append(((key, prev_step, following), reps))
+        for number, ((key, prev_step, following), reps) in enumerate(_merged_runs(runs)):
+            name = f"outer{number}"
+            blocks.append(Block(self._outer_body(groups[key[0]], prev_step, following, name), reps, name))
         return Schedule(blocks=tuple(blocks), buffers_bytes={GLB: self.capacity},
                         name=f"gemm {self.plan.m}x{self.plan.n}x{self.plan.k} {self.plan.dataflow} "
-                             f"{self.plan.fill_drain}")
+                             f"{self.plan.fill_drain} ({self.plan.description})")
+
+
+def _merged_runs(runs: list[tuple[tuple, int]]) -> list[tuple[tuple, int]]:
+    """Adjacent runs ``((key, *payload), repetitions)`` with equal keys merged (first payload kept)."""
+    merged: list[tuple[tuple, int]] = []
+    for item, count in runs:
+        if merged and merged[-1][0][0] == item[0]:
+            merged[-1] = (merged[-1][0], merged[-1][1] + count)
+        else:
+            merged.append((item, count))
+    return merged
 
 
 def _nonzero(values: dict[str, int]) -> dict[str, int]:
     return {key: value for key, value in values.items() if value}
 
 
-__all__ = ["DATAFLOWS", "FILL_DRAIN", "FoldKind", "GemmPlan", "MappingError", "Step", "StepTraffic",
-           "fold_kinds", "fold_steps", "map_gemm", "plan_gemm", "step_traffic"]
+__all__ = ["DATAFLOWS", "FILL_DRAIN", "FoldKind", "GemmPlan", "MappingError", "OPERANDS", "OuterGroup",
+           "RANKS", "Step", "StepTraffic", "fold_fixed_cycles", "fold_kinds", "fold_steps", "map_gemm",
+           "outer_groups", "plan_gemm", "step_traffic"]

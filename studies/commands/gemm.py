@@ -1,8 +1,10 @@
-"""``attnsim gemm M N K --arch ARCH --dataflow os|ws|is [--set k=v ...] [--json] [--trace FILE.csv]``.
+"""``attnsim gemm M N K --arch ARCH --dataflow os|ws|is [--fill-drain per_fold|scalesim|overlapped]
+[--set k=v ...] [--json] [--trace FILE.csv]``.
 
 Maps C[M,N] = A[M,K] @ B[K,N] onto the architecture's 2D array (``mappers.gemm``), runs the schedule
 on the engine, and prints cycles, compute_cycles (the same mapping with DRAM never stalling), util_2d,
-traffic_bytes, energy_pj and latency_s.
+traffic_bytes, energy_pj, latency_s, the fill/drain convention and the mapping (loop order and
+what stays in the global buffer).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 from archsim.engine import run as run_schedule
 from archsim.spec import load_arch, parse_overrides
 from archsim.trace import write_trace_csv
-from mappers.gemm import DATAFLOWS, FILL_DRAIN, map_gemm
+from mappers.gemm import DATAFLOWS, FILL_DRAIN, map_gemm, plan_gemm
 from studies.errors import UsageError
 
 
@@ -30,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="architecture YAML path or name in specs/arch/ (default fusemax-cloud)")
     parser.add_argument("--dataflow", default="os", help=f"one of {', '.join(DATAFLOWS)} (default os)")
     parser.add_argument("--fill-drain", default="per_fold",
-                        help=f"fold fill/drain convention: {' or '.join(FILL_DRAIN)} (default per_fold)")
+                        help=f"fold fill/drain convention: {', '.join(FILL_DRAIN)} (default per_fold: "
+                             f"2R+C+T-2 cycles per fold, as the PE-level simulator; scalesim: SCALE-Sim "
+                             f"v3's count, OS folds T+R+C-2; overlapped: folds back to back, one "
+                             f"fill/drain)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override an architecture value, e.g. arrays.pe2d.rows=32 (repeatable)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -49,7 +54,8 @@ def _dimension(name: str, text: str) -> int:
     return value
 
 
-REPORT_KEYS = ("cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s")
+REPORT_KEYS = ("cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s",
+               "fill_drain", "mapping")
 
 
 def gemm_report(m: int, n: int, k: int, arch_spec: str, dataflow: str, fill_drain: str = "per_fold",
@@ -58,9 +64,12 @@ def gemm_report(m: int, n: int, k: int, arch_spec: str, dataflow: str, fill_drai
     """Everything ``attnsim gemm --json`` prints: exactly :data:`REPORT_KEYS`.
 
     cycles: makespan (DRAM included); compute_cycles: the same mapping with DRAM never stalling;
-    util_2d: MACs / (2D PEs x cycles); traffic_bytes: DRAM reads + writes; energy_pj; latency_s.
+    util_2d: MACs / (2D PEs x cycles); traffic_bytes: DRAM reads + writes; energy_pj; latency_s;
+    fill_drain: the convention used; mapping: loop order and operand modes, e.g.
+    ``"M-outer, A block, B whole, C once"`` (see :mod:`mappers.gemm`).
     """
     arch = load_arch(arch_spec, overrides)
+    plan = plan_gemm(m, n, k, arch, dataflow, fill_drain)
     schedule = map_gemm(m, n, k, arch, dataflow, fill_drain)
     result = run_schedule(schedule, arch, trace=trace_path is not None)
     if trace_path is not None:
@@ -73,6 +82,8 @@ def gemm_report(m: int, n: int, k: int, arch_spec: str, dataflow: str, fill_drai
         "traffic_bytes": result.traffic_bytes,
         "energy_pj": result.energy_pj,
         "latency_s": result.latency_s,
+        "fill_drain": fill_drain,
+        "mapping": plan.description,
     }
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from studies.cli import main
 
-KEYS = {"cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s"}
+KEYS = {"cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s", "fill_drain",
+        "mapping"}
 
 
 def gemm_json(capsys, *args: str) -> dict:
@@ -29,6 +30,27 @@ def test_json_keys_and_values(capsys):
     assert report["util_2d"] == pytest.approx(64**3 / (65536 * report["cycles"]))
     assert report["latency_s"] == pytest.approx(report["cycles"] / 940e6)
     assert report["energy_pj"] >= 64**3 * 17.1645
+    assert report["fill_drain"] == "per_fold"
+
+
+@pytest.mark.parametrize("dataflow, fold_cycles", [
+    ("os", 64 + 256 + 256 - 2),          # SCALE-Sim's OS fold: T + R + C - 2, no output drain
+    ("ws", 2 * 256 + 256 + 64 - 2),      # WS/IS: 2R + C + T - 2, as per_fold
+])
+def test_scalesim_fill_drain(capsys, dataflow, fold_cycles):
+    report = gemm_json(capsys, "64", "64", "64", "--dataflow", dataflow, "--fill-drain", "scalesim")
+    assert report["compute_cycles"] == fold_cycles
+    assert report["fill_drain"] == "scalesim"
+
+
+def test_linear_layer_reports_its_loop_order(capsys):
+    # BERT-Base FFN1 at 1K tokens (M = 64 x 1024): A in 256-row blocks, B (4.5 MiB) whole, compulsory
+    # traffic only, and with overlapped folds within 1% of full utilisation
+    m, n, k = 65536, 3072, 768
+    report = gemm_json(capsys, str(m), str(n), str(k), "--fill-drain", "overlapped")
+    assert report["mapping"] == "M-outer, A block, B whole, C once"
+    assert report["traffic_bytes"] == (m * k + k * n + m * n) * 2
+    assert m * n * k / (65536 * report["cycles"]) >= 0.99
 
 
 def test_set_overrides_the_array(capsys):
