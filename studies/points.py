@@ -60,6 +60,12 @@ class PointKind:
         defaults: optional parameters and their values when absent.
         check: ``check(params)`` raises :class:`ParamProblem` for a bad value (before anything runs).
         description: one line for listings.
+        default_arch: ``default_arch(params) -> name`` of the architecture of a point that gives no
+            ``arch`` (e.g. the design's own); None: such a point has no architecture. Called after
+            ``check``.
+        arch_loader: ``arch_loader(name_or_path) -> spec`` for the kind's ``arch`` (a spec with
+            ``with_overrides(dict)`` and ``model_dump(mode="json")``, raising SpecError on a problem);
+            None: :func:`archsim.spec.load_arch` (spatial accelerators).
     """
 
     name: str
@@ -68,6 +74,8 @@ class PointKind:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     check: Callable[[Mapping[str, Any]], None] | None = None
     description: str = ""
+    default_arch: Callable[[Mapping[str, Any]], str] | None = None
+    arch_loader: Callable[[str], Any] | None = None
 
     @property
     def known_params(self) -> tuple[str, ...] | None:
@@ -82,6 +90,8 @@ class PointKind:
 
 BUILTIN_KINDS: dict[str, str] = {
     "gemm": "studies.points:GEMM_KIND",
+    "attention": "studies.kinds:ATTENTION_KIND",
+    "gpu": "studies.kinds:GPU_KIND",
 }
 """Kinds shipped with attnsim: name -> ``module:attribute`` holding a :class:`PointKind`."""
 
@@ -231,11 +241,14 @@ def resolve_points(study: Any) -> list[ResolvedPoint]:
             except ParamProblem as exc:
                 raise study.error(_where(study, exc.key), str(exc)) from None
         arch_dict = None
-        if "arch" in params:
-            arch_ref = _arch_path(study.path, params["arch"])
+        arch_name = params.get("arch")
+        if arch_name is None and kind.default_arch is not None:
+            arch_name = kind.default_arch(params)
+        if arch_name is not None:
+            arch_ref = _arch_path(study.path, arch_name)
             try:
                 if arch_ref not in base_archs:
-                    base_archs[arch_ref] = load_arch(arch_ref)
+                    base_archs[arch_ref] = (kind.arch_loader or load_arch)(arch_ref)
                 arch = base_archs[arch_ref].with_overrides(overrides)
             except SpecError as exc:
                 raise _override_error(study, str(exc), overrides) from None

@@ -9,6 +9,8 @@ A study (see ``docs/studies.md`` and ``specs/studies/gemm-example.yaml``)::
     grid:                          # crossed (cartesian product), in this order
       dataflow: [os, ws]
       M: [64, 256]
+    # (or a list of such mappings: several grids, each crossed on its own, their points one after
+    #  the other -- e.g. a design grid plus a differently shaped sizing sweep in one study)
     sweep:                         # architecture overrides (--set style), crossed after the grid
       arrays.pe2d.rows: [16, 32]
     derived:                       # computed from each point: sympy expressions of earlier keys
@@ -17,7 +19,8 @@ A study (see ``docs/studies.md`` and ``specs/studies/gemm-example.yaml``)::
     plots: []                      # free-form mappings for the plotting commands
 
 A *point* is base + one combination of the grid and sweep values + the derived values, as one mapping
-of parameter name -> value, in that order. Axes are crossed with the first axis varying slowest.
+of parameter name -> value, in that order. Axes are crossed with the first axis varying slowest; with
+a list of grids, each grid (crossed with the sweep) gives its points in turn.
 
 Everything here is checked before anything runs: problems raise :class:`studies.errors.UsageError`
 with one line naming the file and the key path (``study.yaml: grid.seq: expected a non-empty list``).
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import sympy
-from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
 from archsim.errors import SpecError
@@ -124,6 +127,30 @@ def _axes(value: object) -> dict[str, list[Any]]:
     return axes
 
 
+def _grids(value: object) -> list[dict[str, list[Any]]]:
+    """One grid (a mapping of parameter -> values) or a non-empty list of grids; always a list."""
+    if not isinstance(value, list):
+        return [_axes(value)]
+    if not value:
+        raise _reject("a mapping of parameter -> list of values, or a non-empty list of such mappings",
+                      value)
+    grids: list[dict[str, list[Any]]] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise PydanticCustomError("study_axis", "{key}: expected a mapping of parameter -> list of "
+                                      "values, got {got}", {"key": str(index), "got": _describe(item)})
+        try:
+            grids.append(_axes(item))
+        except PydanticCustomError as exc:
+            context = dict(exc.context or {})
+            if exc.type == "study_axis":    # "{key}: ..." -> "{index}.{key}: ..."
+                context["key"] = f"{index}.{context.get('key', '')}"
+                raise PydanticCustomError("study_axis", exc.message_template, context) from None
+            raise PydanticCustomError("study_axis", "{key}: " + exc.message_template,
+                                      {**context, "key": str(index)}) from None
+    return grids
+
+
 def _expressions(value: object) -> dict[str, str]:
     exprs = _parameter_mapping(value)
     out: dict[str, str] = {}
@@ -155,7 +182,8 @@ class StudySpec(BaseModel):
     description: Annotated[str, PlainValidator(_text)] = ""
     kind: Annotated[str, PlainValidator(_kind_ref)]
     base: Annotated[dict[str, Any], PlainValidator(_parameter_mapping)] = {}
-    grid: Annotated[dict[str, list[Any]], PlainValidator(_axes)] = {}
+    grid: Annotated[list[dict[str, list[Any]]], PlainValidator(_grids)] = Field(
+        default_factory=lambda: [{}])
     sweep: Annotated[dict[str, list[Any]], PlainValidator(_axes)] = {}
     derived: Annotated[dict[str, str], PlainValidator(_expressions)] = {}
     plots: Annotated[list[dict[str, Any]], PlainValidator(_plots)] = []
@@ -321,46 +349,73 @@ class Study:
     def section_of(self, key: str) -> str:
         """Which section (base, grid, sweep, derived) gives parameter ``key``."""
         for section in SECTIONS:
-            if key in getattr(self.spec, section):
+            if key in section_keys(self.spec, section):
                 return section
         raise KeyError(key)
 
     @property
+    def axis_sets(self) -> list[list[tuple[str, list[Any]]]]:
+        """Per grid, (key, values) of every crossed axis: the grid's, then the sweep's, in file order."""
+        return [[*grid.items(), *self.spec.sweep.items()] for grid in self.spec.grid]
+
+    @property
     def axes(self) -> list[tuple[str, list[Any]]]:
-        """(key, values) of every crossed axis: the grid's, then the sweep's, in file order."""
-        return [*self.spec.grid.items(), *self.spec.sweep.items()]
+        """(key, values) of every crossed axis of a one-grid study (the grid's, then the sweep's).
+
+        Raises ValueError for a study with several grids (use :attr:`axis_sets`).
+        """
+        if len(self.spec.grid) != 1:
+            raise ValueError(f"{self.display}: the study has {len(self.spec.grid)} grids; use axis_sets")
+        return self.axis_sets[0]
 
     @property
     def size(self) -> int:
-        """Number of points (product of the axis lengths)."""
-        count = 1
-        for _, values in self.axes:
-            count *= len(values)
-        return count
+        """Number of points (per grid the product of its axis lengths, summed over the grids)."""
+        total = 0
+        for axes in self.axis_sets:
+            count = 1
+            for _, values in axes:
+                count *= len(values)
+            total += count
+        return total
 
     def points(self) -> Iterator[dict[str, Any]]:
         """Every point as {parameter: value}: base, grid, sweep, derived keys in that order.
 
-        The first axis varies slowest. Raises UsageError if a derived expression cannot be evaluated.
+        Grid by grid; within one, the first axis varies slowest. Raises UsageError if a derived
+        expression cannot be evaluated (or uses a parameter that a grid does not give).
         """
-        keys = [key for key, _ in self.axes]
-        for combination in itertools.product(*(values for _, values in self.axes)):
-            point: dict[str, Any] = dict(self.spec.base)
-            point.update(zip(keys, combination))
-            for derived in self.derived:
-                try:
-                    point[derived.key] = derived.evaluate(point)
-                except ValueError as exc:
-                    shown = ", ".join(f"{name}={point[name]!r}" for name in derived.names)
-                    raise self.error(f"derived.{derived.key}", f"{exc} (at {shown})") from None
-            yield point
+        for grid_index, axes in enumerate(self.axis_sets):
+            keys = [key for key, _ in axes]
+            for combination in itertools.product(*(values for _, values in axes)):
+                point: dict[str, Any] = dict(self.spec.base)
+                point.update(zip(keys, combination))
+                for derived in self.derived:
+                    missing = [name for name in derived.names if name not in point]
+                    if missing:
+                        raise self.error(f"derived.{derived.key}",
+                                         f"uses '{missing[0]}', which grid {grid_index} does not give "
+                                         "(every point needs the parameters of every derived entry)")
+                    try:
+                        point[derived.key] = derived.evaluate(point)
+                    except ValueError as exc:
+                        shown = ", ".join(f"{name}={point[name]!r}" for name in derived.names)
+                        raise self.error(f"derived.{derived.key}", f"{exc} (at {shown})") from None
+                yield point
+
+
+def section_keys(spec: StudySpec, section: str) -> list[str]:
+    """The parameter keys that ``section`` gives (for ``grid``: of every grid, first appearance order)."""
+    if section == "grid":
+        return list(dict.fromkeys(key for grid in spec.grid for key in grid))
+    return list(getattr(spec, section))
 
 
 def _check_sections(spec: StudySpec, display: str) -> None:
     """No parameter in two sections; sweep keys are architecture overrides."""
     seen: dict[str, str] = {}
     for section in SECTIONS:
-        for key in getattr(spec, section):
+        for key in section_keys(spec, section):
             if key in seen:
                 raise UsageError(f"{display}: {section}.{key}: also given in {seen[key]} (a parameter "
                                  "is fixed, crossed or derived, in one section)")
@@ -373,7 +428,7 @@ def _check_sections(spec: StudySpec, display: str) -> None:
 
 
 def _compile_derived(spec: StudySpec, display: str) -> tuple[DerivedExpression, ...]:
-    known = [*spec.base, *spec.grid, *spec.sweep]
+    known = [*spec.base, *section_keys(spec, "grid"), *spec.sweep]
     compiled = []
     for key, text in spec.derived.items():
         try:

@@ -1,0 +1,206 @@
+"""The ``attention`` and ``gpu`` point kinds (registered in :data:`studies.points.BUILTIN_KINDS`).
+
+``attention``: one attention design on a spatial accelerator, simulated by
+:func:`studies.simulate.simulate`.
+
+=================  ========================================================================================
+parameter          meaning
+=================  ========================================================================================
+``design``         a design of :data:`mappers.designs.DESIGNS` (unfused, flat, flash2, fusemax-cascade, ...)
+``model``          a workload name in ``specs/workloads/`` (bert-base, trxl-wt103, t5-small, xlm) or a path
+``seq``            sequence length M = P (tokens), a positive integer
+``end_to_end``     default true: add the encoder layer's linear layers (``attention_*`` / ``linear_*`` keys)
+``closed_form``    default false: map with the artifact's analytical assumptions (no fill/drain stalls)
+``sizing``         default ``none``; ``pareto``: size the chip by the FuseMax paper's §5 rule
+                   (:mod:`studies.sizing`) for a ``pe_dim`` x ``pe_dim`` array
+``pe_dim``         default null; the PE-array dimension of ``sizing: pareto``
+``arch``           optional; when absent, the design's own (``Design.default_arch``: flat-cloud for
+                   unfused / flat / fusemax-cascade, fusemax-cloud for the others)
+=================  ========================================================================================
+
+Results: everything :func:`studies.simulate.simulate` reports (``latency_s``, ``cycles``,
+``energy_pj``, ``traffic_bytes``, ``util_2d``, ``util_1d``, ``area_mm2``, ``per_einsum``, and with
+``end_to_end`` the ``attention_*`` and ``linear_*`` keys), plus the roofline quantities
+``attention_flops`` (``2 * B*H*M*P*(E+F)``: the QK and AV multiply-accumulates),
+``peak_flops_per_s`` (``2 *`` 2D PEs ``*`` clock) and ``dram_bandwidth_bytes_per_s``, and with
+``sizing: pareto`` a ``sizing`` mapping (:class:`studies.sizing.ParetoSizing`).
+
+``gpu``: one forward attention call on a GPU spec (:mod:`studies.gpu`). Parameters ``design``
+(flash2, flash3, flat, fusemax), ``seq``, ``head_dim`` (64, 128, 256), ``causal`` (false), ``dtype``
+(fp16), ``batch`` / ``heads`` (null: FlashAttention-3's protocol, batch x seq = 16K tokens and
+heads x head_dim = 2048), ``arch`` (a GPU spec, default ``h100-sxm``). Results: the keys of
+:data:`studies.gpu.REPORT_KEYS` plus ``hbm_bytes``, ``peak_flops_per_s`` and
+``dram_bandwidth_bytes_per_s`` (HBM) for the roofline.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from studies.points import ParamProblem, PointKind
+
+SIZINGS = ("none", "pareto")
+"""Values of the attention kind's ``sizing`` parameter."""
+
+DEFAULT_GPU = "h100-sxm"
+
+
+def _positive_int(params: Mapping[str, Any], key: str) -> int:
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParamProblem(key, f"expected a positive integer, got {value!r}")
+    return value
+
+
+def _boolean(params: Mapping[str, Any], key: str) -> bool:
+    value = params[key]
+    if not isinstance(value, bool):
+        raise ParamProblem(key, f"expected true or false, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# attention
+
+
+def _check_attention(params: Mapping[str, Any]) -> None:
+    from mappers.designs import DESIGNS
+    from mappers.errors import MappingError
+    from mappers.workloads import load_workload
+
+    if params["design"] not in DESIGNS:
+        raise ParamProblem("design", f"expected one of {', '.join(DESIGNS)}, got {params['design']!r}")
+    if not isinstance(params["model"], str):
+        raise ParamProblem("model", f"expected a workload name or path, got {params['model']!r}")
+    try:
+        load_workload(params["model"])
+    except MappingError as exc:
+        raise ParamProblem("model", " ".join(str(exc).split())) from None
+    _positive_int(params, "seq")
+    _boolean(params, "end_to_end")
+    _boolean(params, "closed_form")
+    if params["sizing"] not in SIZINGS:
+        raise ParamProblem("sizing", f"expected one of {', '.join(SIZINGS)}, got {params['sizing']!r}")
+    if params["sizing"] == "pareto":
+        if params["pe_dim"] is None:
+            raise ParamProblem("pe_dim", "sizing: pareto needs pe_dim (the PE-array dimension)")
+        pe_dim = _positive_int(params, "pe_dim")
+        if params["seq"] % pe_dim:
+            raise ParamProblem("pe_dim", f"expected a divisor of seq ({params['seq']}), got {pe_dim}")
+    elif params["pe_dim"] is not None:
+        raise ParamProblem("pe_dim", "pe_dim is used by sizing: pareto only (set the array with "
+                                     "arrays.pe2d.rows / cols overrides otherwise)")
+
+
+def attention_default_arch(params: Mapping[str, Any]) -> str:
+    """The architecture the FuseMax paper runs ``params["design"]`` on (``Design.default_arch``)."""
+    from mappers.designs import design
+
+    return design(params["design"]).default_arch
+
+
+def load_accelerator(name_or_path: str) -> Any:
+    """An accelerator spec (:func:`archsim.spec.load_arch`); a GPU spec is refused with a SpecError
+    that says so (the ``gpu`` kind simulates those)."""
+    from archsim.errors import SpecError
+    from archsim.spec import available_archs, load_arch, spec_kind
+
+    if spec_kind(name_or_path) == "gpu":
+        raise SpecError(f"'{name_or_path}' is a GPU spec; the attention kind needs a spatial accelerator "
+                        f"({', '.join(available_archs())}), GPUs are simulated by kind: gpu")
+    return load_arch(name_or_path)
+
+
+def evaluate_attention(point: Mapping[str, Any]) -> dict[str, Any]:
+    """Simulate one attention point (module docstring); units are in the result names."""
+    from archsim.spec import Arch
+    from mappers.workloads import load_workload
+    from studies.simulate import simulate
+    from studies.sizing import pareto_arch
+
+    params = point["params"]
+    arch = Arch.from_mapping(point["arch"], origin=f"<{point['arch'].get('name', 'arch')}>")
+    workload = load_workload(params["model"])
+    sizing = None
+    if params["sizing"] == "pareto":
+        arch, sizing = pareto_arch(arch, params["design"], workload, params["seq"], params["pe_dim"],
+                                   closed_form=params["closed_form"])
+    report = simulate(params["design"], workload, params["seq"], arch=arch,
+                      end_to_end=params["end_to_end"], closed_form=params["closed_form"])
+    report["attention_flops"] = 2 * workload.attention_macs(params["seq"])
+    report["peak_flops_per_s"] = 2.0 * arch.pes_2d * arch.clock_hz
+    report["dram_bandwidth_bytes_per_s"] = arch.dram.bandwidth_bytes_per_s
+    report["global_buffer_bytes"] = arch.global_buffer.capacity_bytes
+    if sizing is not None:
+        report["sizing"] = sizing.as_dict()
+    return report
+
+
+ATTENTION_KIND = PointKind(
+    name="attention", evaluate=evaluate_attention, required=("design", "model", "seq"),
+    defaults={"end_to_end": True, "closed_form": False, "sizing": "none", "pe_dim": None, "arch": None},
+    check=_check_attention, default_arch=attention_default_arch, arch_loader=load_accelerator,
+    description="one attention design (mappers.designs) on a spatial accelerator: design, model, seq")
+
+
+# --------------------------------------------------------------------------------------------------
+# gpu
+
+
+def _check_gpu(params: Mapping[str, Any]) -> None:
+    from archsim.gpu_spec import DTYPES
+    from mappers.gpu_common import HEAD_DIMS
+    from studies.gpu import GPU_DESIGNS
+
+    if params["design"] not in GPU_DESIGNS:
+        raise ParamProblem("design", f"expected one of {', '.join(GPU_DESIGNS)}, got {params['design']!r}")
+    _positive_int(params, "seq")
+    if params["head_dim"] not in HEAD_DIMS or isinstance(params["head_dim"], bool):
+        raise ParamProblem("head_dim", f"expected one of {', '.join(map(str, HEAD_DIMS))}, "
+                                       f"got {params['head_dim']!r}")
+    _boolean(params, "causal")
+    if params["dtype"] not in DTYPES:
+        raise ParamProblem("dtype", f"expected one of {', '.join(DTYPES)}, got {params['dtype']!r}")
+    for key in ("batch", "heads"):
+        if params[key] is not None:
+            _positive_int(params, key)
+
+
+def gpu_default_arch(params: Mapping[str, Any]) -> str:
+    """The GPU of a point that names none: :data:`DEFAULT_GPU`."""
+    return DEFAULT_GPU
+
+
+def load_gpu_spec(name_or_path: str) -> Any:
+    """A GPU spec by name (``specs/arch/``) or path (:func:`archsim.gpu_spec.load_gpu`)."""
+    from archsim.gpu_spec import load_gpu
+
+    return load_gpu(name_or_path)
+
+
+def evaluate_gpu(point: Mapping[str, Any]) -> dict[str, Any]:
+    """Simulate one GPU attention call (module docstring); units are in the result names."""
+    from archsim.gpu_spec import GpuSpec
+    from studies.gpu import make_workload, predict, run_report
+
+    params = point["params"]
+    spec = GpuSpec.from_mapping(point["arch"], origin=f"<{point['arch'].get('name', 'gpu')}>")
+    workload = make_workload(params["seq"], params["head_dim"], causal=params["causal"],
+                             dtype=params["dtype"], batch=params["batch"], heads=params["heads"])
+    run = predict(spec, params["design"], workload)
+    report = run_report(spec, params["design"], workload, run)
+    report["hbm_bytes"] = run.actions.get("hbm.byte", 0.0)
+    report["peak_flops_per_s"] = spec.peak_tensor_flops_per_s(params["dtype"])
+    report["dram_bandwidth_bytes_per_s"] = spec.memory.hbm_bandwidth_bytes_per_s.value
+    return report
+
+
+GPU_KIND = PointKind(
+    name="gpu", evaluate=evaluate_gpu, required=("design", "seq", "head_dim"),
+    defaults={"causal": False, "dtype": "fp16", "batch": None, "heads": None, "arch": None},
+    check=_check_gpu, default_arch=gpu_default_arch, arch_loader=load_gpu_spec,
+    description="one forward attention call on a GPU spec (studies.gpu): design, seq, head_dim, arch")
+
+
+__all__ = ["ATTENTION_KIND", "DEFAULT_GPU", "GPU_KIND", "SIZINGS", "attention_default_arch",
+           "evaluate_attention", "evaluate_gpu", "gpu_default_arch", "load_accelerator", "load_gpu_spec"]

@@ -1,0 +1,237 @@
+"""Figures drawn from a synthetic results store: what is drawn (bars, heights, legends, labels, lines,
+points), the files written, `attnsim plot` and its Gantt mode, and bad input.
+
+Every expected value is recomputed here from the synthetic closed forms of ``synthetic_store``.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import synthetic_store as syn
+from studies.cli import main
+from studies.errors import UsageError
+from studies.plots import (bars_figure, einsum_stack_figure, lines_figure, pareto_figure, parse_plot_entries,
+                           roofline_figure, seq_label)
+from studies.study import load_study
+
+PAPER_LEGEND = ["Unfused", "FLAT", "FuseMax", "+Cascade", "+Architecture", "+Binding"]
+SLOTS = [(model, seq) for model in syn.MODELS for seq in syn.SEQS]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, dict]:
+    directory = tmp_path_factory.mktemp("synthetic")
+    study_file = syn.make_store(directory)
+    study = load_study(study_file)
+    entries = {entry.name: entry for entry in parse_plot_entries(study.spec.plots, study.display)
+               if entry.type != "comparison"}
+    return directory, syn.records_of(directory), entries
+
+
+def _heights(container) -> list[float]:  # type: ignore[no-untyped-def]
+    return [patch.get_height() for patch in container.patches]
+
+
+def _legend(axes) -> list[str]:  # type: ignore[no-untyped-def]
+    return [text.get_text() for text in axes.get_legend().get_texts()]
+
+
+def test_speedup_bars_heights_legend_and_labels(store) -> None:  # type: ignore[no-untyped-def]
+    _, records, entries = store
+    figure = bars_figure(records, entries["speedup"])
+    axes = figure.axes[0]
+    assert _legend(axes) == PAPER_LEGEND
+    assert axes.get_ylabel() == "attention speedup over Unfused (x, latency ratio)"
+    assert [c.get_label() for c in axes.containers] == ["Unfused", "FLAT", "+Cascade", "+Architecture", "+Binding"]
+    for design, container in zip(syn.DESIGNS, axes.containers):
+        expected = [syn.attention_latency_s("unfused", m, s) / syn.attention_latency_s(design, m, s)
+                    for m, s in SLOTS]
+        assert len(container.patches) == len(SLOTS)
+        assert _heights(container) == pytest.approx(expected, rel=1e-12)
+    # one tick per (model, seq) slot, labelled 1K / 4K, model names under each group
+    assert [t.get_text() for t in axes.get_xticklabels()] == [seq_label(s) for _, s in SLOTS]
+    assert {"BERT", "XLM"} <= {t.get_text() for t in axes.texts}
+    assert "sequence length (tokens)" in axes.get_xlabel()
+    # bars of one slot sit side by side in legend order
+    first = [container.patches[0].get_x() for container in axes.containers]
+    assert first == sorted(first)
+
+
+def test_utilisation_and_relative_energy_bars(store) -> None:  # type: ignore[no-untyped-def]
+    _, records, entries = store
+    util = bars_figure(records, entries["util1d"]).axes[0]
+    assert "fraction of PE-cycles" in util.get_ylabel()
+    for design, container in zip(syn.DESIGNS, util.containers):
+        assert _heights(container) == pytest.approx([syn.UTIL_1D[design]] * len(SLOTS))
+    energy = bars_figure(records, entries["energy"]).axes[0]
+    for design, container in zip(syn.DESIGNS, energy.containers):
+        expected = [(syn.attention_energy_pj(design, m, s) + syn.linear_energy_pj(m, s))
+                    / (syn.attention_energy_pj("unfused", m, s) + syn.linear_energy_pj(m, s)) for m, s in SLOTS]
+        assert _heights(container) == pytest.approx(expected, rel=1e-12)
+
+
+def test_failed_point_leaves_a_gap(tmp_path: Path, store) -> None:  # type: ignore[no-untyped-def]
+    _, _, entries = store
+    syn.make_store(tmp_path, failing=(("flat", "xlm", 4096),), missing=(("unfused", "bert-base", 1024),))
+    axes = bars_figure(syn.records_of(tmp_path), entries["speedup"]).axes[0]
+    counts = [len(c.patches) for c in axes.containers]
+    # unfused bert 1K missing: no speedup for any design there; flat xlm 4K failed: one more gap
+    assert counts == [3, 2, 3, 3, 3]
+
+
+def test_einsum_stack_content(store) -> None:  # type: ignore[no-untyped-def]
+    _, records, entries = store
+    axes = einsum_stack_figure(records, entries["stack"]).axes[0]
+    categories = {"QK": ("QK", "BQK"), "LM": ("LM",), "SLN": ("SLN",), "SLD": ("SLD",), "SLNV/AV": ("SLNV", "AV")}
+    assert [c.get_label() for c in axes.containers] == list(categories)
+    assert _legend(axes) == list(categories)[::-1]                  # top of the stack first
+    designs = ["flat", "fusemax-cascade", "fusemax-arch", "fusemax"]
+    bars = [(seq, design) for seq in syn.SEQS for design in designs]
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["FL", "+C", "+A", "+B"] * len(syn.SEQS)
+    bottoms = [0.0] * len(bars)
+    for (category, einsums), container in zip(categories.items(), axes.containers):
+        expected = [sum(syn.per_einsum(design).get(e, {}).get("util_2d", 0.0) for e in einsums)
+                    for _, design in bars]
+        assert _heights(container) == pytest.approx(expected, abs=1e-15)
+        assert [p.get_y() for p in container.patches] == pytest.approx(bottoms, abs=1e-15)
+        bottoms = [b + h for b, h in zip(bottoms, expected)]
+    # the whole stack is the design's 2D utilisation (per-Einsum shares sum to 0.87 / 0.87)
+    assert bottoms == pytest.approx([syn.UTIL_2D[design] for _, design in bars], rel=1e-12)
+    assert axes.get_ylabel() == "2D array active (fraction of PE-cycles)"
+
+
+def test_pareto_is_log_log_in_cm2_one_line_per_model(store) -> None:  # type: ignore[no-untyped-def]
+    _, records, entries = store
+    axes = pareto_figure(records, entries["pareto"]).axes[0]
+    assert axes.get_xscale() == axes.get_yscale() == "log"
+    assert axes.get_xlabel() == "chip area (cm$^2$)" and axes.get_ylabel() == "attention latency (s)"
+    lines = axes.get_lines()
+    assert [line.get_label() for line in lines] == ["BERT", "XLM"]
+    for model, line in zip(syn.MODELS, lines):
+        assert list(line.get_xdata()) == pytest.approx([syn.pareto_area_mm2(pe) / 100 for pe in syn.PE_DIMS])
+        assert list(line.get_ydata()) == pytest.approx([syn.pareto_latency_s(model, pe) for pe in syn.PE_DIMS])
+    assert {t.get_text() for t in axes.texts} == {"64x64", "128x128"}
+
+
+def test_roofline_points_and_roof(store) -> None:  # type: ignore[no-untyped-def]
+    _, records, entries = store
+    axes = roofline_figure(records, entries["roofline"]).axes[0]
+    assert axes.get_xlabel() == "arithmetic intensity (FLOP/byte of DRAM traffic)"
+    assert axes.get_ylabel() == "attained performance (TFLOP/s)"
+    assert _legend(axes) == PAPER_LEGEND
+    for design, collection in zip(syn.DESIGNS, axes.collections):
+        points = sorted(map(tuple, collection.get_offsets()))
+        expected = sorted((syn.attention_flops(m, s) / syn.attention_traffic_bytes(design, m, s),
+                           syn.attention_flops(m, s) / syn.attention_latency_s(design, m, s) / 1e12)
+                          for m, s in SLOTS)
+        assert [v for point in points for v in point] == pytest.approx([v for e in expected for v in e], rel=1e-12)
+    roof = next(line for line in axes.get_lines() if str(line.get_label()).startswith("roof"))
+    for x, y in zip(roof.get_xdata(), roof.get_ydata()):
+        assert y == pytest.approx(min(syn.PEAK_FLOPS_PER_S, syn.BANDWIDTH_BYTES_PER_S * x) / 1e12, rel=1e-12)
+
+
+def test_lines_panels_and_series(store) -> None:  # type: ignore[no-untyped-def]
+    _, records, entries = store
+    figure = lines_figure(records, entries["lines"])
+    assert [a.get_title() for a in figure.axes] == ["BERT", "XLM"]
+    for model, axes in zip(syn.MODELS, figure.axes):
+        assert [line.get_label() for line in axes.get_lines()] == ["Unfused", "FLAT", "+Cascade", "+Architecture",
+                                                                  "FuseMax"]
+        for design, line in zip(syn.DESIGNS, axes.get_lines()):
+            assert list(line.get_xdata()) == list(syn.SEQS)
+            assert list(line.get_ydata()) == pytest.approx([syn.attention_latency_s(design, model, s)
+                                                            for s in syn.SEQS])
+    assert figure.axes[0].get_ylabel() == "attention latency (s)"
+
+
+def test_attnsim_plot_writes_png_pdf_and_report(store,  # type: ignore[no-untyped-def]
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    directory, _, entries = store
+    assert main(["plot", str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1].startswith("study synthetic: 24 ok, 0 failed, 0 not run; 7 figures")
+    for name in entries:
+        assert (directory / "figs" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (directory / "figs" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "![speedup](figs/speedup.png)" in (directory / "report.md").read_text()
+
+
+def test_plot_entry_errors_are_one_line() -> None:
+    with pytest.raises(UsageError, match=r"^s.yaml: plots.0.type: expected one of bars, einsum_stack"):
+        parse_plot_entries([{"name": "x", "type": "pie"}], "s.yaml")
+    with pytest.raises(UsageError, match=r"^s.yaml: plots.1.metric: Field required$"):
+        parse_plot_entries([{"name": "a", "type": "roofline"}, {"name": "b", "type": "bars", "ylabel": "y"}], "s.yaml")
+    with pytest.raises(UsageError, match=r"^s.yaml: plots.0.colour: unknown key$"):
+        parse_plot_entries([{"name": "a", "type": "roofline", "colour": "red"}], "s.yaml")
+    with pytest.raises(UsageError, match=r"plots.1.name: 'a' is used by an earlier plot"):
+        parse_plot_entries([{"name": "a", "type": "roofline"}, {"name": "a", "type": "roofline"}], "s.yaml")
+
+
+def test_ambiguous_bars_are_refused(store) -> None:  # type: ignore[no-untyped-def]
+    _, records, entries = store
+    ambiguous = entries["util1d"].model_copy(update={"where": {}, "groups": ["model"]})
+    with pytest.raises(UsageError, match="several points have model=bert-base, design=unfused"):
+        bars_figure(records, ambiguous)
+
+
+def _trace(path: Path) -> list[tuple[str, str, int, int]]:
+    rows = [("dram", "", 0, 100), ("pe2d", "BQK", 100, 164), ("pe2d", "SLNV", 164, 228), ("pe1d", "RNV", 170, 300)]
+    lines = ["unit,einsum,op_id,block,iteration,start_cycle,end_cycle"]
+    lines += [f"{u},{e},op{i},main,0,{s},{t}" for i, (u, e, s, t) in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return rows
+
+
+def test_gantt_from_trace_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    rows = _trace(tmp_path / "trace.csv")
+    drawn = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (drawn.append(fig), real_close(fig)))
+    out = tmp_path / "gantt.png"
+    assert main(["plot", "--gantt", str(tmp_path / "trace.csv"), "--out", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote the Gantt chart of {len(rows)} operations to {out}\n"
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    axes = drawn[0].axes[0]
+    bars = sorted((p.get_x(), p.get_width()) for p in axes.patches if p.get_width() > 0 and p.get_visible()
+                  and p.get_height() < 1)
+    assert bars == sorted((float(s), float(t - s)) for _, _, s, t in rows)
+    assert axes.get_xlabel() == "cycle"
+    assert [t.get_text() for t in axes.get_yticklabels()] == ["dram", "pe2d", "pe1d"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["plot"], "plot: expected DIR (a sweep's output directory) or --gantt TRACE.csv --out FILE"),
+    (["plot", "--gantt", "nope.csv", "--out", "x.png"], "--gantt nope.csv: no such file"),
+    (["plot", "DIR_THAT_DOES_NOT_EXIST"], "DIR_THAT_DOES_NOT_EXIST: no such directory"),
+])
+def test_bad_plot_input_exit_2_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"attnsim: error: {message}\n"
+
+
+def test_bad_trace_and_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("unit,einsum\npe2d,QK\n")
+    assert main(["plot", "--gantt", str(bad), "--out", str(tmp_path / "g.png")]) == 2
+    assert capsys.readouterr().err == (f"attnsim: error: --gantt {bad}: line 1: missing column 'op_id' (expected "
+                                       "the columns unit, einsum, op_id, block, iteration, start_cycle, end_cycle "
+                                       "of a --trace CSV)\n")
+    _trace(tmp_path / "t.csv")
+    assert main(["plot", "--gantt", str(tmp_path / "t.csv"), "--out", str(tmp_path / "g.xyz")]) == 2
+    assert capsys.readouterr().err.startswith(f"attnsim: error: --out {tmp_path / 'g.xyz'}: expected a file name")
+
+
+def test_subprocess_no_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "studies.cli", "plot", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == f"attnsim: error: {tmp_path}: no results.sqlite here (run `attnsim sweep` first)\n"
+    assert "Traceback" not in proc.stderr
