@@ -1,5 +1,7 @@
 # Two entry points, both self-contained on a machine that has only python3:
-#   make run   -- create .venv, install attnsim, run the main job
+#   make run   -- create .venv, install attnsim, run the main job: check every built-in cascade,
+#                 simulate the FuseMax paper's grid (out/paper/) and its study with figures and
+#                 report.md (out/paper-study/)
 #   make test  -- create .venv if missing, install with test extras, run the test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -16,6 +18,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	$(BIN)/attnsim check --all
+	$(BIN)/attnsim paper --out out/paper
+	$(BIN)/attnsim sweep specs/studies/paper.yaml --out out/paper-study --quiet --retry-failed
+	$(BIN)/attnsim plot out/paper-study
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
