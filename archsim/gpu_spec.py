@@ -33,11 +33,11 @@ from archsim.spec import (
     Text,
     _describe,
     _reject,
-    _set_label,
     available_archs,
-    known_keys_at,
     read_yaml_mapping,
     resolve_spec_path,
+    set_path,
+    spec_error,
 )
 
 GPU_KIND = "gpu"
@@ -268,7 +268,7 @@ class GpuSpec(_Section):
             return self
         data = self.model_dump()
         for key, value in overrides.items():
-            _set_path(data, key, value)
+            set_path(GpuSpec, data, key, value, new_entries=False)
         return _validate(data, self._origin, dict(overrides))
 
     # -- cross-field checks ---------------------------------------------------------------------------
@@ -304,45 +304,6 @@ def _inconsistent(key_path: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("gpu_consistency", "{message}", {"key_path": key_path, "message": message})
 
 
-def _describe_error(error: Mapping[str, Any]) -> tuple[str, str]:
-    """(key path, message) for one pydantic error dict."""
-    loc = tuple(error["loc"])
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if kind == "gpu_consistency":
-        return ctx["key_path"], ctx["message"]
-    path = ".".join(str(s) for s in loc)
-    if kind == "missing":
-        return path, "missing required key"
-    if kind == "extra_forbidden":
-        known = known_keys_at(GpuSpec, loc[:-1]) or []
-        return path, f"unknown key '{loc[-1]}' (known: {', '.join(known)})"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return path, f"expected a mapping, got {_describe(error.get('input'))}"
-    if kind == "literal_error":
-        return path, f"expected {ctx.get('expected')}, got {_describe(error.get('input'))}"
-    if kind == "string_type":
-        return path, f"expected a string, got {_describe(error.get('input'))}"
-    message = str(error["msg"])
-    return path, message[:1].lower() + message[1:]
-
-
-def _spec_error(exc: ValidationError, origin: str, overrides: Mapping[str, object]) -> SpecError:
-    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-    path, message = _describe_error(errors[0])
-    more = len(errors) - 1
-    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    for key, value in overrides.items():
-        if path == key:
-            return SpecError(f"{_set_label(key, value)}: {message}{tail}")
-        if path.startswith(key + "."):
-            return SpecError(f"{_set_label(key, value)}: {path}: {message}{tail}")
-    where = origin
-    if overrides:
-        where += " with " + ", ".join(_set_label(k, v) for k, v in overrides.items())
-    return SpecError(f"{where}: {path}: {message}{tail}" if path else f"{where}: {message}{tail}")
-
-
 def _validate(data: Mapping[str, Any], origin: str, overrides: Mapping[str, object]) -> GpuSpec:
     if not isinstance(data, Mapping):
         raise SpecError(f"{origin}: expected a mapping of keys at the top level, got {_describe(data)}")
@@ -352,41 +313,9 @@ def _validate(data: Mapping[str, Any], origin: str, overrides: Mapping[str, obje
     try:
         spec = GpuSpec.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(exc, origin, overrides) from None
+        raise spec_error(GpuSpec, exc, origin, overrides) from None
     spec._origin = origin
     return spec
-
-
-def _set_path(data: dict[str, Any], key: str, value: object) -> None:
-    """Set ``value`` at the dotted ``key`` inside ``data`` (a dumped GpuSpec); SpecError if no such key.
-
-    Energy entry names contain dots (``tensor.flop_fp16``): inside ``energy`` the longest existing entry
-    name wins (``energy.tensor.flop_fp16.pj``).
-    """
-    label = _set_label(key, value)
-    segments = key.split(".")
-    node: Any = data
-    loc: list[str] = []
-    i = 0
-    while True:
-        if not isinstance(node, dict):
-            raise SpecError(f"{label}: {'.'.join(loc)} is a value, not a section with keys")
-        if known_keys_at(GpuSpec, tuple(loc)) is None:  # the energy table: keys contain dots
-            for j in range(len(segments), i, -1):
-                name = ".".join(segments[i:j])
-                if name in node:
-                    break
-            else:
-                raise SpecError(f"{label}: unknown key '{'.'.join(segments[i:])}' (known: "
-                                f"{', '.join(node)})")
-        else:
-            name, j = segments[i], i + 1
-            if name not in node:
-                raise SpecError(f"{label}: unknown key '{name}' (known: {', '.join(node)})")
-        if j == len(segments):
-            node[name] = value
-            return
-        node, loc, i = node[name], [*loc, name], j
 
 
 # --------------------------------------------------------------------------------------------------

@@ -390,7 +390,7 @@ class Arch(_Section):
             return self
         data = self.model_dump()
         for key, value in overrides.items():
-            _set_path(data, key, value)
+            set_path(Arch, data, key, value)
         return _validate(data, self._origin, dict(overrides))
 
     # -- cross-field checks -----------------------------------------------------------------------
@@ -488,18 +488,18 @@ def known_keys_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | No
     return None
 
 
-def _describe_error(error: Mapping[str, Any]) -> tuple[str, str]:
-    """(key path, message) for one pydantic error dict."""
+def _describe_error(root: type[BaseModel], error: Mapping[str, Any]) -> tuple[str, str]:
+    """(key path, message) for one pydantic error dict of a spec model ``root``."""
     loc = tuple(error["loc"])
     kind = error["type"]
     ctx = error.get("ctx") or {}
-    if kind == "arch_consistency":  # raised by Arch's own cross-field check, at the top level
+    if "key_path" in ctx and "message" in ctx:  # a model's own cross-field check, reported where it says
         return ctx["key_path"], ctx["message"]
     path = ".".join(str(s) for s in loc)
     if kind == "missing":
         return path, "missing required key"
     if kind == "extra_forbidden":
-        known = known_keys_at(Arch, loc[:-1]) or []
+        known = known_keys_at(root, loc[:-1]) or []
         return path, f"unknown key '{loc[-1]}' (known: {_names(known)})"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return path, f"expected a mapping, got {_describe(error.get('input'))}"
@@ -525,10 +525,13 @@ def _set_label(key: str, value: object) -> str:
     return f"--set {key}={_render(value)}"
 
 
-def _spec_error(exc: ValidationError, origin: str, overrides: Mapping[str, object]) -> SpecError:
+def spec_error(root: type[BaseModel], exc: ValidationError, origin: str,
+               overrides: Mapping[str, object]) -> SpecError:
+    """One-line SpecError for a failed validation of spec model ``root``: the file (or the ``--set``
+    override responsible), the key path and what was expected."""
     # An unknown key is usually a misspelt one, which pydantic also reports as missing: report it first.
     errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-    path, message = _describe_error(errors[0])
+    path, message = _describe_error(root, errors[0])
     more = len(errors) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     for key, value in overrides.items():
@@ -546,7 +549,7 @@ def _validate(data: Mapping[str, Any], origin: str, overrides: Mapping[str, obje
     try:
         arch = Arch.model_validate(data)
     except ValidationError as exc:
-        raise _spec_error(exc, origin, overrides) from None
+        raise spec_error(Arch, exc, origin, overrides) from None
     arch._origin = origin
     return arch
 
@@ -555,12 +558,15 @@ def _validate(data: Mapping[str, Any], origin: str, overrides: Mapping[str, obje
 # Overrides.
 
 
-def _set_path(data: dict[str, Any], key: str, value: object) -> None:
-    """Set ``value`` at the dotted ``key`` inside ``data`` (a dumped Arch); SpecError if no such key.
+def set_path(root: type[BaseModel], data: dict[str, Any], key: str, value: object, *,
+             new_entries: bool = True) -> None:
+    """Set ``value`` at the dotted ``key`` inside ``data`` (a dumped ``root`` model); SpecError if no
+    such key.
 
-    Inside the ``energy`` and ``area`` tables, whose own keys contain dots, the longest existing
+    Inside free-form tables (``energy``, ``area``), whose own keys contain dots, the longest existing
     entry key wins (``energy.global_buffer.read.pj`` -> entry ``global_buffer.read``, field ``pj``);
-    a whole new entry can be added by giving a mapping (``energy.pe2d.exp={pj: 1, ...}``).
+    with ``new_entries`` a whole new entry can be added by giving a mapping
+    (``energy.pe2d.exp={pj: 1, ...}``).
     """
     label = _set_label(key, value)
     segments = key.split(".")
@@ -570,7 +576,7 @@ def _set_path(data: dict[str, Any], key: str, value: object) -> None:
     while True:
         if not isinstance(node, dict):
             raise SpecError(f"{label}: {'.'.join(loc)} is a value, not a section with keys")
-        free_form = known_keys_at(Arch, tuple(loc)) is None
+        free_form = known_keys_at(root, tuple(loc)) is None
         if free_form:  # a table whose keys contain dots: match the longest existing key
             for j in range(len(segments), i, -1):
                 name = ".".join(segments[i:j])
@@ -578,6 +584,8 @@ def _set_path(data: dict[str, Any], key: str, value: object) -> None:
                     break
             else:
                 name = ".".join(segments[i:])
+                if not new_entries:
+                    raise SpecError(f"{label}: unknown key '{name}' (known: {_names(node)})")
                 if not isinstance(value, Mapping):
                     raise SpecError(f"{label}: unknown key '{name}' (known: {_names(node)}; a new "
                                     "entry needs a mapping value)")
