@@ -247,20 +247,32 @@ def _bqk(pt: _Point, deps: Sequence[Dep], glb_write_words: int = 0) -> Operation
                 "global_buffer.write": glb_write_words}, deps)
 
 
-def _binding_tile(pt: _Point, role: _TileRole, data_deps: Sequence[Dep]) -> list[Operation]:
-    """+Binding: 2D BQK LM SLN SLD SLNV; 1D RM PRM SPD SPNV RD RNV (AV), in that order per unit."""
-    drain = pt.closed_form and role.final
-    ops = [
-        _bqk(pt, data_deps),
-        _op("lm", "pe2d", "LM", pt.cycles("pe2d", "max", "LM"),
-            {"pe2d.max": pt.scores, **_rf(pt, pt.p0)}, ("bqk",)),
-        _rm(pt, ("lm",)),
+def _lm_2d(pt: _Point) -> Operation:
+    """LM on the 2D array: the max over the M0 PE rows of the tile's BQK scores."""
+    return _op("lm", "pe2d", "LM", pt.cycles("pe2d", "max", "LM"), {"pe2d.max": pt.scores, **_rf(pt, pt.p0)},
+               ("bqk",))
+
+
+def _after_rm_2d(pt: _Point) -> list[Operation]:
+    """SLN (exp as 6 MACs + 1 add), SLD and SLNV on the 2D array, once RM is known."""
+    return [
         _op("sln", "pe2d", "SLN", pt.cycles("pe2d", "exp", "SLN"), _exp_actions("pe2d", pt.scores), ("rm",)),
         _op("sld", "pe2d", "SLD", pt.cycles("pe2d", "add", "SLD"), {"pe2d.add": pt.scores, **_rf(pt, pt.p0)},
             ("sln",)),
         _op("slnv", "pe2d", "SLNV", pt.f * pt.cycles("pe2d", "mac", "SLNV"),
             {"pe2d.mac": pt.scores * pt.f, "global_buffer.read": pt.m0 * pt.f, **_rf(pt, pt.p0 * pt.f)},
             ("sln",)),
+    ]
+
+
+def _binding_tile(pt: _Point, role: _TileRole, data_deps: Sequence[Dep]) -> list[Operation]:
+    """+Binding: 2D BQK LM SLN SLD SLNV; 1D RM PRM SPD SPNV RD RNV (AV), in that order per unit."""
+    drain = pt.closed_form and role.final
+    ops = [
+        _bqk(pt, data_deps),
+        _lm_2d(pt),
+        _rm(pt, ("lm",)),
+        *_after_rm_2d(pt),
         _per_query(pt, "prm", "PRM", "exp", 1, _exp_actions("pe1d", pt.p0), ("rm",)),
         _spd(pt),
         _spnv(pt),
@@ -278,17 +290,11 @@ def _arch_tile(pt: _Point, role: _TileRole, data_deps: Sequence[Dep]) -> list[Op
     drain = pt.closed_form and role.final
     ops = [
         _bqk(pt, (*data_deps, ("prev", "rnv"))),
-        _op("lm", "pe2d", "LM", pt.cycles("pe2d", "max", "LM"),
-            {"pe2d.max": pt.scores, **_rf(pt, pt.p0)}, ("bqk",)),
+        _lm_2d(pt),
         # LM's reduction leaves the array one PE row per cycle; nothing overlaps it without the binding
         _op("lm_drain", "pe2d", "LM", pt.m0, {}, ("lm",), util=0.0),
         _rm(pt, ("lm_drain",)),
-        _op("sln", "pe2d", "SLN", pt.cycles("pe2d", "exp", "SLN"), _exp_actions("pe2d", pt.scores), ("rm",)),
-        _op("sld", "pe2d", "SLD", pt.cycles("pe2d", "add", "SLD"), {"pe2d.add": pt.scores, **_rf(pt, pt.p0)},
-            ("sln",)),
-        _op("slnv", "pe2d", "SLNV", pt.f * pt.cycles("pe2d", "mac", "SLNV"),
-            {"pe2d.mac": pt.scores * pt.f, "global_buffer.read": pt.m0 * pt.f, **_rf(pt, pt.p0 * pt.f)},
-            ("sln",)),
+        *_after_rm_2d(pt),
         _per_query(pt, "prm", "PRM", "exp", 1, _exp_actions("pe1d", pt.p0), ("rm",)),
         _spd(pt),
         _spnv(pt),
