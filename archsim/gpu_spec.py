@@ -22,12 +22,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from archsim.errors import SpecError
 from archsim.spec import (
     NonEmptyText,
+    SpecDocument,
     PositiveInt,
     PositiveNumber,
     Text,
@@ -184,7 +185,7 @@ ENERGY_ACTIONS: dict[str, str] = {
 """Every action a GPU schedule counts, and the unit one count is in."""
 
 
-class GpuSpec(_Section):
+class GpuSpec(SpecDocument):
     """A validated, immutable GPU spec. Build it with :func:`load_gpu` or :meth:`from_mapping`."""
 
     kind: Literal["gpu"]
@@ -199,14 +200,7 @@ class GpuSpec(_Section):
     power: Power
     energy: dict[str, EnergyEntry]
 
-    _origin: str = PrivateAttr(default="<gpu>")
-
     # -- derived quantities -----------------------------------------------------------------------
-
-    @property
-    def origin(self) -> str:
-        """Where the spec came from (file path as shown in messages, or ``<mapping>``)."""
-        return self._origin
 
     @property
     def sms(self) -> int:
@@ -241,16 +235,6 @@ class GpuSpec(_Section):
     def calibration_value(self, name: str) -> float:
         """The value of calibration constant ``name``."""
         return getattr(self.calibration, name).value
-
-    # -- identity -----------------------------------------------------------------------------------
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, GpuSpec):
-            return NotImplemented
-        return self.__dict__ == other.__dict__
-
-    def __hash__(self) -> int:
-        return hash(self.model_dump_json())
 
     # -- construction -------------------------------------------------------------------------------
 

@@ -170,6 +170,29 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SpecDocument(_Section):
+    """A whole validated spec read from a file (an architecture, a GPU, a workload).
+
+    Remembers where it came from (``origin``, for messages) without letting that affect identity: two
+    documents are equal, and hash alike, when their contents are, wherever each was read from.
+    """
+
+    _origin: str = PrivateAttr(default="<mapping>")
+
+    @property
+    def origin(self) -> str:
+        """Where the spec came from (file path as shown in messages, or ``<mapping>``)."""
+        return self._origin
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(self.model_dump_json())
+
+
 class OpCycles(_Section):
     """Cycles one PE takes per operation, latency-wise; an absent op is one the array cannot do.
 
@@ -310,7 +333,7 @@ def _inconsistent(key_path: str, message: str) -> PydanticCustomError:
                                {"key_path": key_path, "message": message})
 
 
-class Arch(_Section):
+class Arch(SpecDocument):
     """A validated, immutable accelerator spec. Build it with :func:`load_arch` or :meth:`from_mapping`.
 
     Units: ``clock_hz`` in Hz, ``word_bytes`` in bytes, energies in pJ, areas in um^2.
@@ -326,14 +349,7 @@ class Arch(_Section):
     energy: dict[str, EnergyEntry]
     area: dict[str, AreaEntry]
 
-    _origin: str = PrivateAttr(default="<arch>")
-
     # -- derived quantities -----------------------------------------------------------------------
-
-    @property
-    def origin(self) -> str:
-        """Where the spec came from (file path as shown in messages, or ``<mapping>``)."""
-        return self._origin
 
     @property
     def pes_2d(self) -> int:
@@ -359,16 +375,6 @@ class Arch(_Section):
     def cycle_s(self) -> float:
         """One clock cycle in seconds."""
         return 1.0 / self.clock_hz
-
-    # -- identity: the spec's content, not where it was read from ------------------------------------
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Arch):
-            return NotImplemented
-        return self.__dict__ == other.__dict__
-
-    def __hash__(self) -> int:
-        return hash(self.model_dump_json())
 
     # -- construction -----------------------------------------------------------------------------
 

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from archsim.errors import SpecError
-from archsim.spec import NonEmptyText, PositiveInt, Text, read_yaml_mapping, resolve_named_file
+from archsim.spec import NonEmptyText, PositiveInt, SpecDocument, Text, read_yaml_mapping, resolve_named_file
 from mappers.errors import MappingError
 
 WORKLOADS_DIR: Path = Path(__file__).resolve().parent.parent / "specs" / "workloads"
@@ -60,13 +60,11 @@ def _strictly_increasing(values: tuple[int, ...]) -> tuple[int, ...]:
     return values
 
 
-class Workload(BaseModel):
+class Workload(SpecDocument):
     """A validated, immutable workload. Build it with :func:`load_workload` or :meth:`from_mapping`.
 
     All sizes are element counts (not bytes); ``seq_lengths`` are token counts (``M = P``).
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: NonEmptyText
     description: Text = ""
@@ -79,8 +77,6 @@ class Workload(BaseModel):
     seq_lengths: tuple[PositiveInt, ...]
     source: NonEmptyText
     sources: dict[str, NonEmptyText]
-
-    _origin: str = PrivateAttr(default="<workload>")
 
     @field_validator("seq_lengths", mode="after")
     @classmethod
@@ -102,22 +98,6 @@ class Workload(BaseModel):
                 {"key_path": "sources", "message": f"missing the source of '{missing[0]}' (every one of "
                                                    f"{', '.join(SOURCED_FIELDS)} needs one)"})
         return self
-
-    # -- identity -----------------------------------------------------------------------------------
-
-    @property
-    def origin(self) -> str:
-        """Where the workload came from (file path as shown in messages, or ``<mapping>``)."""
-        return self._origin
-
-    def __eq__(self, other: object) -> bool:
-        """Equal content, wherever each was read from."""
-        if not isinstance(other, Workload):
-            return NotImplemented
-        return self.__dict__ == other.__dict__
-
-    def __hash__(self) -> int:
-        return hash(self.model_dump_json())
 
     # -- construction -------------------------------------------------------------------------------
 
