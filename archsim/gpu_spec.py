@@ -32,7 +32,7 @@ from archsim.spec import (
     PositiveInt,
     PositiveNumber,
     Text,
-    _describe,
+    describe_value as _describe,
     _reject,
     available_archs,
     read_yaml_mapping,

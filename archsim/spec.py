@@ -98,7 +98,7 @@ def read_yaml_mapping(path: Path, display: str) -> dict[str, Any]:
 # Value types with one-line messages.
 
 
-def _describe(value: object) -> str:
+def describe_value(value: object) -> str:
     """How a value that was not accepted is shown in a message (YAML spelling where it differs)."""
     if value is None:
         return "null"
@@ -109,6 +109,9 @@ def _describe(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "a list"
     return repr(value)
+
+
+_describe = describe_value  # the short name used throughout this module
 
 
 def _reject(kind: str, expected: str, value: object) -> PydanticCustomError:

@@ -20,7 +20,8 @@ from pydantic import ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from archsim.errors import SpecError
-from archsim.spec import NonEmptyText, PositiveInt, SpecDocument, Text, read_yaml_mapping, resolve_named_file
+from archsim.spec import (NonEmptyText, PositiveInt, SpecDocument, Text, describe_value as _describe,
+                          read_yaml_mapping, resolve_named_file)
 from mappers.errors import MappingError
 
 WORKLOADS_DIR: Path = Path(__file__).resolve().parent.parent / "specs" / "workloads"
@@ -155,18 +156,6 @@ class Workload(SpecDocument):
 
 # --------------------------------------------------------------------------------------------------
 # Validation errors -> one line.
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return repr(value)
 
 
 def format_validation_error(exc: ValidationError) -> str:
