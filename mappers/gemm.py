@@ -39,14 +39,23 @@ DRAM reuse rule (word = ``arch.word_bytes``). Each (rank, T) operand has a *mode
 - ``once``: every element is in exactly one fold (the stationary WS/IS operand, read when its fold
   opens; OS's C, written when its fold closes; WS/IS's C when K fits one fold).
 
-Choice: over both loop orders and the modes above, the plan with the least DRAM traffic (reads +
-writes) whose global-buffer footprint fits: the whole inner operand, plus the outer blocks (two of
-the largest block for inputs with more than one outer iteration, else one), plus staging of the
-per-step transfers (2 x largest step load + 3 x largest staged store; prefetch pieces land in the
-next block's space, which the first piece's load claims whole). Ties: the longer chunk, then fewer
-resident bytes, then M/K-outer before N/M-outer. Examples: the encoder linear layers (M = batch x
-seq rows, B of at most a few MB) get OS M-outer, A block, B whole: A, B and C each cross the DRAM
-interface once. If B does not fit either, B is re-read once per row block (M / R times).
+Block height (OS only). An OS outer block may be ``h`` = 1, 2, 4, 8 ... array tiles tall (the edge
+block holds what is left). Each inner step is then a *stacked fold*: the ``h`` physical folds of the
+block on one inner tile, run back to back while that tile stays in the staging space, so an inner
+operand in ``fold`` mode is read once per block instead of once per tile (B of OS M-outer: ceil(M /
+hR) times). A stacked fold is never chunked (its whole inner tile is one double-buffered step load)
+and costs ``h`` x (``T`` + the fold's fixed cycles). ``h`` > 1 is only considered when the inner
+operand is in ``fold`` mode (otherwise it cuts no traffic).
+
+Choice: over both loop orders, the block heights and the modes above, the plan with the least DRAM
+traffic (reads + writes) whose global-buffer footprint fits: the whole inner operand, plus the outer
+blocks (two of the largest block for inputs with more than one outer iteration, else one), plus staging
+of the per-step transfers (2 x largest step load + 3 x largest staged store; prefetch pieces land in the
+next block's space, which the first piece's load claims whole). Ties: the longer chunk, then the lower
+block, then fewer resident bytes, then M/K-outer before N/M-outer. Examples: the encoder linear layers
+(M = batch x seq rows, B of at most a few MB) get OS M-outer, A block, B whole: A, B and C each cross
+the DRAM interface once. If B does not fit either, B is re-read once per row block (M / hR times; or,
+N-outer, A once per block of h column tiles: XLM's FFN1, B 2048 x 8192, gets 4-tile blocks on 16 MB).
 
 Steps (chunks). A fold moves through DRAM in *steps*: the temporal rank is cut into chunks of
 ``chunk_temporal`` MAC steps: the fewest equal chunks for which the staging above fits (usually the
@@ -76,9 +85,11 @@ iteration's block. Global-buffer bandwidth is not a constraint (not modelled). W
 ``ideal_dram=True`` every DRAM op takes 0 cycles, so the schedule's cycles are the 2D array's compute
 cycles.
 
-Not modelled: blocks taller than one tile (a block of h outer tiles would cut the inner operand's
-re-reads by h when it does not fit whole) and blocking of the temporal rank; so GEMMs whose operands
-are both far larger than the buffer (e.g. 4096^3 on 16 MB) stay DRAM-bound.
+Not modelled: taller blocks for WS/IS; blocking of the temporal rank; single-buffered outer blocks
+and inner tiles streamed chunk by chunk into the chunks a stack frees. So GEMMs whose tiles along the
+temporal rank are large against the buffer stay DRAM-bound where two 2-tile blocks plus two inner
+tiles do not fit: XLM's FFN2 (K = 8192: a 256 x 8192 fp16 tile is 4 MB) on 16 MB reaches 0.86 of
+ideal (it needs 24 MB; 0.998 on 32 MB). (4096^3 on 16 MB: 2-tile blocks, 0.99 overlapped.)
 
 Actions: ``pe2d.mac`` (ops), ``global_buffer.read`` / ``global_buffer.write`` (words), ``dram.read`` /
 ``dram.write`` (bytes). Register-file accesses are not counted.
@@ -112,12 +123,23 @@ class FoldKind:
     Attributes:
         rows_used: array rows the fold uses (Sr). cols_used: array columns it uses (Sc).
         temporal: MAC steps per PE (T). role: ``only``/``first``/``middle``/``last`` along K.
+        stack_rows, stack_cols: a *stacked* fold (OS blocks taller than one tile) is that many
+            physical folds along the array rows / cols, run back to back on one inner tile:
+            ``rows_used``/``cols_used`` are then the totals over the stack (at most
+            ``stack x`` the array side).
     """
 
     rows_used: int
     cols_used: int
     temporal: int
     role: str
+    stack_rows: int = 1
+    stack_cols: int = 1
+
+    @property
+    def physical(self) -> int:
+        """Physical array folds in this (possibly stacked) fold."""
+        return self.stack_rows * self.stack_cols
 
 
 @dataclass(frozen=True)
@@ -181,6 +203,7 @@ class GemmPlan:
     staging_bytes: int
     dram_read_bytes: int
     dram_write_bytes: int
+    block_tiles: int = 1                           # outer block height, in array tiles
 
     @property
     def mode(self) -> dict[str, str]:
@@ -194,8 +217,9 @@ class GemmPlan:
 
     @property
     def fold_kinds(self) -> tuple[tuple[FoldKind, int], ...]:
-        """Every kind of fold with its total count (order of first appearance)."""
-        return _flatten(self.outer_groups)
+        """Every kind of physical array fold with its total count (stacked folds counted one by one;
+        independent of the loop order and block height)."""
+        return tuple(fold_kinds(self.m, self.n, self.k, self.rows, self.cols, self.dataflow))
 
     @property
     def folds(self) -> int:
@@ -210,7 +234,9 @@ class GemmPlan:
     @property
     def description(self) -> str:
         """One line, e.g. ``M-outer, A block, B whole, C once``."""
-        return f"{self.outer_rank}-outer, " + ", ".join(f"{name} {mode}" for name, mode in self.modes)
+        height = f" ({self.block_tiles}-tile blocks)" if self.block_tiles > 1 else ""
+        modes = ", ".join(f"{name} {mode}" for name, mode in self.modes)
+        return f"{self.outer_rank}-outer{height}, {modes}"
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -238,12 +264,31 @@ def _k_roles(k_extent: int, rows: int) -> list[tuple[int, str, int]]:
     return roles
 
 
-def outer_groups(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, outer_side: str
-                 ) -> list[OuterGroup]:
-    """The fold nest: outer loop over the array-``outer_side`` rank's tiles (module docstring)."""
+def outer_groups(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, outer_side: str,
+                 height: int = 1) -> list[OuterGroup]:
+    """The fold nest: outer loop over blocks of ``height`` tiles of the array-``outer_side`` rank
+    (module docstring; ``height`` > 1 only for OS: each fold is then a stack of ``height`` physical
+    folds, fewer in the edge block)."""
     extents = {"M": m, "N": n, "K": k}
     row_rank, col_rank, temporal_rank = RANKS[dataflow]
     temporal = extents[temporal_rank]
+    if height > 1:
+        if dataflow != "os":
+            raise MappingError(f"gemm: outer blocks of {height} tiles are only planned for os")
+        inner_tiles = _tile_sizes(extents[col_rank if outer_side == "rows" else row_rank],
+                                  cols if outer_side == "rows" else rows)
+        outer_extent, outer_size = (m, rows) if outer_side == "rows" else (n, cols)
+        groups = []
+        for block, count in _tile_sizes(outer_extent, height * outer_size):
+            stack = math.ceil(block / outer_size)
+            if outer_side == "rows":
+                folds = tuple((FoldKind(block, sc, temporal, "only", stack_rows=stack), n_cols)
+                              for sc, n_cols in inner_tiles)
+            else:
+                folds = tuple((FoldKind(sr, block, temporal, "only", stack_cols=stack), n_rows)
+                              for sr, n_rows in inner_tiles)
+            groups.append(OuterGroup(block, "only", count, folds))
+        return groups
     if row_rank == "K" and dataflow != "os":
         row_tiles = _k_roles(k, rows)
     else:
@@ -293,7 +338,8 @@ def step_traffic(step: Step, dataflow: str, modes: dict[str, str]) -> StepTraffi
         load = (sr * t if modes["A"] == "fold" else 0) + (t * sc if modes["B"] == "fold" else 0)
         out = sr * sc if step.closes else 0
         return StepTraffic(load_words=load, store_words=out, staged_store_words=out,
-                           fed_words=sr * t + t * sc, written_words=out, macs=macs)
+                           fed_words=sr * t * fold.stack_cols + t * sc * fold.stack_rows,
+                           written_words=out, macs=macs)
     streamed = OPERANDS[dataflow][0]
     psums = modes["C"]
     stationary = sr * sc if step.opens else 0
@@ -390,18 +436,26 @@ def plan_gemm(m: int, n: int, k: int, arch, dataflow: str, fill_drain: str = "pe
     row_operand, col_operand, spatial_operand = OPERANDS[dataflow]
     has_psums = dataflow != "os" and k > rows
     best = None
-    for side_index, outer_side in enumerate(OUTER_SIDES):
-        groups = outer_groups(m, n, k, rows, cols, dataflow, outer_side)
+    for (side_index, outer_side), height in _nest_choices(m, n, rows, cols, dataflow):
+        groups = outer_groups(m, n, k, rows, cols, dataflow, outer_side, height)
         kinds = _flatten(groups)
         outer_operand, inner_operand = ((row_operand, col_operand) if outer_side == "rows"
                                         else (col_operand, row_operand))
         for outer_mode, inner_mode in product(_mode_choices(outer_operand, True, has_psums),
                                               _mode_choices(inner_operand, False, has_psums)):
+            if height > 1 and inner_mode != "fold":
+                continue    # taller blocks only cut the re-reads of a per-fold inner operand
             modes = {spatial_operand: "once", outer_operand: outer_mode, inner_operand: inner_mode}
             resident_bytes = _resident_bytes(groups, modes, outer_operand, words, word_bytes)
             if resident_bytes > capacity:
                 continue
-            chunk = _largest_chunk(kinds, dataflow, modes, word_bytes, capacity - resident_bytes)
+            if height > 1:   # a stack keeps its inner tile whole: one step per fold, no chunking
+                temporal = kinds[0][0].temporal
+                fits = (_staging_bytes(kinds, temporal, dataflow, modes, word_bytes)
+                        <= capacity - resident_bytes)
+                chunk = temporal if fits else 0
+            else:
+                chunk = _largest_chunk(kinds, dataflow, modes, word_bytes, capacity - resident_bytes)
             if chunk == 0:
                 continue
             whole = [(step_traffic(Step(fold, fold.temporal, True, True), dataflow, modes), count)
@@ -410,9 +464,9 @@ def plan_gemm(m: int, n: int, k: int, arch, dataflow: str, fill_drain: str = "pe
                          if mode in ("whole", "block") and name != "C")
                      + sum(traffic.load_words * count for traffic, count in whole)) * word_bytes
             writes = sum(traffic.store_words * count for traffic, count in whole) * word_bytes
-            rank = (reads + writes, -chunk, resident_bytes, side_index)
+            rank = (reads + writes, -chunk, height, resident_bytes, side_index)
             if best is None or rank < best[0]:
-                best = (rank, outer_side, groups, modes, chunk, resident_bytes, reads, writes)
+                best = (rank, outer_side, groups, modes, chunk, resident_bytes, reads, writes, height)
     if best is None:
         kinds = _flatten(outer_groups(m, n, k, rows, cols, dataflow, "rows"))
         modes = {row_operand: "fold", col_operand: _mode_choices(col_operand, False, has_psums)[0],
@@ -421,14 +475,30 @@ def plan_gemm(m: int, n: int, k: int, arch, dataflow: str, fill_drain: str = "pe
         raise MappingError(f"gemm: global_buffer.capacity_bytes = {capacity} cannot hold the "
                            f"double-buffered tiles of even one-step chunks ({needed} bytes needed for "
                            f"{dataflow} on {rows}x{cols})")
-    _, outer_side, groups, modes, chunk, resident_bytes, reads, writes = best
+    _, outer_side, groups, modes, chunk, resident_bytes, reads, writes, height = best
     row_rank, col_rank, _ = RANKS[dataflow]
     return GemmPlan(m=m, n=n, k=k, dataflow=dataflow, fill_drain=fill_drain, rows=rows, cols=cols,
                     word_bytes=word_bytes, outer_rank=row_rank if outer_side == "rows" else col_rank,
                     outer_groups=tuple(groups), modes=tuple((name, modes[name]) for name in "ABC"),
                     chunk_temporal=chunk, resident_bytes=resident_bytes,
                     staging_bytes=_staging_bytes(_flatten(groups), chunk, dataflow, modes, word_bytes),
-                    dram_read_bytes=reads, dram_write_bytes=writes)
+                    dram_read_bytes=reads, dram_write_bytes=writes, block_tiles=height)
+
+
+def _nest_choices(m: int, n: int, rows: int, cols: int, dataflow: str
+                  ) -> list[tuple[tuple[int, str], int]]:
+    """[((side index, outer side), block height in tiles)]: every loop order with height 1 and, for
+    OS, heights 2, 4, 8 ... up to the first that covers the whole outer rank."""
+    choices = []
+    for side in enumerate(OUTER_SIDES):
+        choices.append((side, 1))
+        if dataflow == "os":
+            tiles = math.ceil(m / rows) if side[1] == "rows" else math.ceil(n / cols)
+            height = 2
+            while height // 2 < tiles:
+                choices.append((side, height))
+                height *= 2
+    return choices
 
 
 def fold_steps(plan: GemmPlan, fold: FoldKind) -> list[Step]:
@@ -539,7 +609,8 @@ class _ScheduleBuilder:
 
     def _compute(self, step: Step, op_id: str, load_dep, frees_block_words: int) -> Operation:
         traffic = self._traffic(step)
-        duration = step.temporal + (self.fixed_cycles if step.opens else 0)
+        physical = step.fold.physical   # a stacked fold runs its physical folds back to back
+        duration = physical * (step.temporal + (self.fixed_cycles if step.opens else 0))
         util = traffic.macs / (self.rows * self.cols * duration) if duration else 0.0
         return Operation(
             id=op_id, unit="pe2d", einsum=self.einsum, duration_cycles=duration,
