@@ -2,7 +2,7 @@
 
 Never imports ``mappers``: a mapper produces a schedule, archsim executes it.
 """
-from archsim.errors import SpecError
-from archsim.spec import Arch, load_arch
+from attnsim.archsim.errors import SpecError
+from attnsim.archsim.spec import Arch, load_arch
 
 __all__ = ["Arch", "SpecError", "load_arch"]

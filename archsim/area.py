@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from archsim.spec import Arch
+from attnsim.archsim.spec import Arch
 
 UM2_PER_MM2 = 1.0e6
 

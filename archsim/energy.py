@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from archsim.errors import SpecError
-from archsim.spec import Arch, EnergyEntry
+from attnsim.archsim.errors import SpecError
+from attnsim.archsim.spec import Arch, EnergyEntry
 
 
 def _units_per_count(arch: Arch, entry: EnergyEntry) -> float:

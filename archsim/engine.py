@@ -34,11 +34,11 @@ import heapq
 import math
 from collections.abc import Mapping
 
-from archsim.area import area_mm2
-from archsim.energy import energy_breakdown_pj
-from archsim.result import Result, TraceRow
-from archsim.schedule import Block, Operation, Schedule, ScheduleError, normalise_dep
-from archsim.spec import Arch
+from attnsim.archsim.area import area_mm2
+from attnsim.archsim.energy import energy_breakdown_pj
+from attnsim.archsim.result import Result, TraceRow
+from attnsim.archsim.schedule import Block, Operation, Schedule, ScheduleError, normalise_dep
+from attnsim.archsim.spec import Arch
 
 _NEVER = math.inf
 _MAX_SNAPSHOTS_PER_BLOCK = 20000

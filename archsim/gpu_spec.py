@@ -25,8 +25,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from archsim.errors import SpecError
-from archsim.spec import (
+from attnsim.archsim.errors import SpecError
+from attnsim.archsim.spec import (
     NonEmptyText,
     SpecDocument,
     PositiveInt,

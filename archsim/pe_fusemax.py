@@ -78,7 +78,7 @@ from typing import Literal
 import numpy as np
 from numba import njit
 
-from archsim.spec import Arch
+from attnsim.archsim.spec import Arch
 
 RowOperands = Literal["broadcast", "systolic"]
 ROW_OPERANDS: tuple[str, ...] = ("broadcast", "systolic")

@@ -20,6 +20,7 @@ Key conventions (shared by the engine and the mappers):
 """
 from __future__ import annotations
 
+from importlib import resources
 import math
 import re
 import types
@@ -32,9 +33,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, PlainValidator, PrivateAttr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from archsim.errors import SpecError
+from attnsim.archsim.errors import SpecError
 
-SPECS_DIR: Path = Path(__file__).resolve().parent.parent / "specs" / "arch"
+SPECS_DIR: Path = Path(str(resources.files("attnsim.specs").joinpath("arch")))
 """Where ``load_arch`` looks up architectures given by name (the file stem)."""
 
 # --------------------------------------------------------------------------------------------------

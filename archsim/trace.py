@@ -9,7 +9,7 @@ import csv
 from collections.abc import Iterable
 from pathlib import Path
 
-from archsim.result import Result, TraceRow
+from attnsim.archsim.result import Result, TraceRow
 
 COLUMNS = TraceRow._fields
 

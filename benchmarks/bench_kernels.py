@@ -29,8 +29,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-import kernels_ref
-
+from attnsim import kernels_ref
 ONE_PASS_TILE_M = 512
 SMALL_WARMUP_SIZE = 64
 MIB = 1024 * 1024

@@ -15,8 +15,8 @@ import argparse
 import tempfile
 import time
 
-from studies.paper import PAPER_DESIGNS, PAPER_MODELS, PAPER_SEQS, run_paper
-from studies.simulate import simulate
+from attnsim.studies.paper import PAPER_DESIGNS, PAPER_MODELS, PAPER_SEQS, run_paper
+from attnsim.studies.simulate import simulate
 
 ARTIFACT_SECONDS = 9 * 3600.0  # fact sheet §7.2: "Full reproduction. About 9 hours."
 

@@ -305,7 +305,7 @@ def attnsim_worker_main() -> int:
     jobs = json.load(sys.stdin)
     sys.path.insert(0, str(REPO_ROOT))
     import_start_s = time.perf_counter()
-    from studies.cli import main as attnsim_main
+    from attnsim.studies.cli import main as attnsim_main
     import_s = time.perf_counter() - import_start_s
 
     def call(argv: list[str]) -> dict:

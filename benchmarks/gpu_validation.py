@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from archsim.gpu_spec import GpuSpec, load_gpu  # noqa: E402
-from mappers.gpu_common import GpuAttention  # noqa: E402
-from mappers.gpu_flash3 import Flash3Options  # noqa: E402
-from studies.gpu import (  # noqa: E402
+from attnsim.archsim.gpu_spec import GpuSpec, load_gpu  # noqa: E402
+from attnsim.mappers.gpu_common import GpuAttention  # noqa: E402
+from attnsim.mappers.gpu_flash3 import Flash3Options  # noqa: E402
+from attnsim.studies.gpu import (  # noqa: E402
     ABLATION_SHAPE,
     FA3_ABLATION,
     FA3_FIG5_TFLOPS,

@@ -9,16 +9,16 @@ Main entry points::
                              {"Q": q_ep, "K": k_em, "V": v_fm})["AV"]
     einsum_ir.register_function("sigmoid", lambda x: 1 / (1 + np.exp(-x)))  # usable in Einsums now
 """
-from einsum_ir.errors import CascadeError
-from einsum_ir.functions import (MapFunction, ReduceOp, function_names, get_function, get_reduce_op,
+from attnsim.einsum_ir.errors import CascadeError
+from attnsim.einsum_ir.functions import (MapFunction, ReduceOp, function_names, get_function, get_reduce_op,
                                  reduce_op_names, register_function, register_reduce_op, unregister_function)
-from einsum_ir.interpret import evaluate
-from einsum_ir.library import builtin_names, builtin_path, load_builtin, resolve_cascade
-from einsum_ir.loader import load_cascade, load_cascade_text
-from einsum_ir.model import (BinOp, Call, Cascade, Const, Einsum, Expr, Filter, IndexExpr, Neg, TensorRef,
+from attnsim.einsum_ir.interpret import evaluate
+from attnsim.einsum_ir.library import builtin_names, builtin_path, load_builtin, resolve_cascade
+from attnsim.einsum_ir.loader import load_cascade, load_cascade_text
+from attnsim.einsum_ir.model import (BinOp, Call, Cascade, Const, Einsum, Expr, Filter, IndexExpr, Neg, TensorRef,
                              rank_symbol, shape_symbol)
-from einsum_ir.schedule import Step, dependency_graph, schedule
-from einsum_ir.syntax import parse_einsum
+from attnsim.einsum_ir.schedule import Step, dependency_graph, schedule
+from attnsim.einsum_ir.syntax import parse_einsum
 
 __all__ = [
     "BinOp", "Call", "Cascade", "CascadeError", "Const", "Einsum", "Expr", "Filter", "IndexExpr", "MapFunction",

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import sympy
 
-from einsum_ir.model import Cascade, Einsum, TensorRef, shape_symbol
-from einsum_ir.passes import TRAVERSING, PassAnalysis
+from attnsim.einsum_ir.model import Cascade, Einsum, TensorRef, shape_symbol
+from attnsim.einsum_ir.passes import TRAVERSING, PassAnalysis
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import sympy
 
-from einsum_ir import functions
-from einsum_ir.errors import cascade_error
-from einsum_ir.model import (BinOp, Call, Cascade, Const, Einsum, Expr, Filter, IndexExpr, Neg, TensorRef,
+from attnsim.einsum_ir import functions
+from attnsim.einsum_ir.errors import cascade_error
+from attnsim.einsum_ir.model import (BinOp, Call, Cascade, Const, Einsum, Expr, Filter, IndexExpr, Neg, TensorRef,
                              _affine_parts)
-from einsum_ir.schedule import schedule
+from attnsim.einsum_ir.schedule import schedule
 
 CHUNK_ELEMENTS = 1 << 22
 """Largest iteration space (points) evaluated in one broadcast before chunking along a rank."""

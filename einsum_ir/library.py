@@ -1,13 +1,14 @@
 """The built-in cascades shipped in ``specs/cascades/`` and name-or-path lookup."""
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
-from einsum_ir.errors import cascade_error
-from einsum_ir.loader import load_cascade
-from einsum_ir.model import Cascade
+from attnsim.einsum_ir.errors import cascade_error
+from attnsim.einsum_ir.loader import load_cascade
+from attnsim.einsum_ir.model import Cascade
 
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "specs" / "cascades"
+BUILTIN_DIR = Path(str(resources.files("attnsim.specs").joinpath("cascades")))
 """Where the built-in cascade YAML files live (the repository's specs/cascades)."""
 
 

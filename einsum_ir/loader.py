@@ -11,11 +11,11 @@ import networkx
 import sympy
 import yaml
 
-from einsum_ir import schedule as scheduling
-from einsum_ir.errors import CascadeError, cascade_error
-from einsum_ir.functions import RESERVED_WORDS
-from einsum_ir.model import Cascade, Einsum, TensorRef, rank_symbol, shape_symbol
-from einsum_ir.syntax import parse_einsum, parse_shape_expr, parse_stop_condition, strip_comment
+from attnsim.einsum_ir import schedule as scheduling
+from attnsim.einsum_ir.errors import CascadeError, cascade_error
+from attnsim.einsum_ir.functions import RESERVED_WORDS
+from attnsim.einsum_ir.model import Cascade, Einsum, TensorRef, rank_symbol, shape_symbol
+from attnsim.einsum_ir.syntax import parse_einsum, parse_shape_expr, parse_stop_condition, strip_comment
 
 KNOWN_KEYS = ("name", "description", "ranks", "shapes", "iterative", "inputs", "outputs", "pass_rank",
               "attention", "closed_form", "meta", "einsums")

@@ -23,7 +23,7 @@ from typing import Union
 import networkx
 import sympy
 
-from einsum_ir.errors import cascade_error
+from attnsim.einsum_ir.errors import cascade_error
 
 
 @functools.lru_cache(maxsize=None)

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 import networkx
 import sympy
 
-from einsum_ir.errors import CascadeError, cascade_error
-from einsum_ir.model import Cascade, Einsum, TensorRef, shape_symbol
+from attnsim.einsum_ir.errors import CascadeError, cascade_error
+from attnsim.einsum_ir.model import Cascade, Einsum, TensorRef, shape_symbol
 
 
 class AnalysisError(CascadeError):

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import networkx
 import sympy
 
-from einsum_ir.errors import cascade_error
-from einsum_ir.model import Einsum, TensorRef, rank_symbol
+from attnsim.einsum_ir.errors import cascade_error
+from attnsim.einsum_ir.model import Einsum, TensorRef, rank_symbol
 
 
 @dataclass(frozen=True)

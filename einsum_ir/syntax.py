@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 import sympy
 
-from einsum_ir import functions
-from einsum_ir.errors import CascadeError, cascade_error
-from einsum_ir.model import (BinOp, Call, Const, Einsum, Expr, Filter, IndexExpr, Neg, TensorRef,
+from attnsim.einsum_ir import functions
+from attnsim.einsum_ir.errors import CascadeError, cascade_error
+from attnsim.einsum_ir.model import (BinOp, Call, Const, Einsum, Expr, Filter, IndexExpr, Neg, TensorRef,
                              expr_tensor_refs, rank_symbol, shape_symbol)
 
 _TOKEN_RE = re.compile(r"""

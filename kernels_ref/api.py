@@ -5,11 +5,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from kernels_ref.errors import KernelInputError
-from kernels_ref.fusemax import attention_fusemax
-from kernels_ref.one_pass import attention_1pass
-from kernels_ref.three_pass import attention_3pass
-from kernels_ref.two_pass import attention_2pass
+from attnsim.kernels_ref.errors import KernelInputError
+from attnsim.kernels_ref.fusemax import attention_fusemax
+from attnsim.kernels_ref.one_pass import attention_1pass
+from attnsim.kernels_ref.three_pass import attention_3pass
+from attnsim.kernels_ref.two_pass import attention_2pass
 
 ALGORITHMS: tuple[str, ...] = ("3pass", "2pass", "1pass", "fusemax")
 

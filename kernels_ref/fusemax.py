@@ -30,7 +30,7 @@ import math
 import numba
 import numpy as np
 
-from kernels_ref._inputs import check_inputs
+from attnsim.kernels_ref._inputs import check_inputs
 
 
 @numba.njit(cache=True)

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from kernels_ref._fastexp import exp_constants, exp_nonpositive
-from kernels_ref._inputs import check_inputs
+from attnsim.kernels_ref._fastexp import exp_constants, exp_nonpositive
+from attnsim.kernels_ref._inputs import check_inputs
 
 QUERY_BLOCK_ROWS = 256  # queries per block (the tile's second extent)
 DEFAULT_TILE_M = 512  # keys per block when tile_m is None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from kernels_ref._inputs import check_inputs
+from attnsim.kernels_ref._inputs import check_inputs
 
 
 @numba.njit(cache=True)

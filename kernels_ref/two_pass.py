@@ -26,7 +26,7 @@ import math
 import numba
 import numpy as np
 
-from kernels_ref._inputs import check_inputs
+from attnsim.kernels_ref._inputs import check_inputs
 
 DEFAULT_TILE_M = 64  # keys per partition when tile_m is None
 

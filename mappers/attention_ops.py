@@ -37,9 +37,9 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Union
 
-from archsim.schedule import Block, LoopDep, Operation, ScheduleError
-from archsim.spec import Arch
-from mappers.errors import MappingError
+from attnsim.archsim.schedule import Block, LoopDep, Operation, ScheduleError
+from attnsim.archsim.spec import Arch
+from attnsim.mappers.errors import MappingError
 
 CLOSED_FORM_SLACK = 4
 """Iterations of slack between units in closed-form loops (>= the longest chain of units in a body)."""

@@ -15,7 +15,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from mappers.errors import MappingError
+from attnsim.mappers.errors import MappingError
 
 
 @dataclass(frozen=True)
@@ -60,19 +60,19 @@ class MappedAttention:
 
 
 DESIGNS: dict[str, Design] = {d.name: d for d in (
-    Design("unfused", "mappers.unfused:map_attention", "attention-3pass", "flat-cloud",
+    Design("unfused", "attnsim.mappers.unfused:map_attention", "attention-3pass", "flat-cloud",
            "QK and AV as GEMMs on the 2D array, 3-pass softmax on the 1D array, phases in sequence, "
            "QK and A through DRAM (FuseMax paper §VI-A, fact sheet §4.5)"),
-    Design("flat", "mappers.flat:map_attention", "attention-3pass", "flat-cloud",
+    Design("flat", "attnsim.mappers.flat:map_attention", "attention-3pass", "flat-cloud",
            "FLAT: row-granular fusion of QK, softmax (3-pass, 1D array) and AV (fact sheet §4.5)"),
-    Design("flash2", "mappers.flash2:map_attention", "attention-1pass", "fusemax-cloud",
+    Design("flash2", "attnsim.mappers.flash2:map_attention", "attention-1pass", "fusemax-cloud",
            "FlashAttention-2's schedule of the 1-pass cascade: tile by tile, GEMM -> softmax -> GEMM in "
            "series, deferred division"),
-    Design("fusemax-cascade", "mappers.fusemax:map_cascade", "attention-1pass", "flat-cloud",
+    Design("fusemax-cascade", "attnsim.mappers.fusemax:map_cascade", "attention-1pass", "flat-cloud",
            "+Cascade: the 1-pass cascade on FLAT's hardware (fact sheet §4.3)"),
-    Design("fusemax-arch", "mappers.fusemax:map_architecture", "attention-1pass", "fusemax-cloud",
+    Design("fusemax-arch", "attnsim.mappers.fusemax:map_architecture", "attention-1pass", "fusemax-cloud",
            "+Architecture: FuseMax hardware, one tile at a time (fact sheet §4.3)"),
-    Design("fusemax", "mappers.fusemax:map_binding", "attention-1pass", "fusemax-cloud",
+    Design("fusemax", "attnsim.mappers.fusemax:map_binding", "attention-1pass", "fusemax-cloud",
            "+Binding: FuseMax's full binding, Mapping 1 with 2D/1D interleaving (fact sheet §4.1-4.2)"),
 )}
 

@@ -33,14 +33,14 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from archsim.schedule import LoopDep, Schedule
-from archsim.spec import Arch
-from mappers.attention_ops import (OpTemplate, ceil_div, compute_op, dram_op, has_op, last_ops,
+from attnsim.archsim.schedule import LoopDep, Schedule
+from attnsim.archsim.spec import Arch
+from attnsim.mappers.attention_ops import (OpTemplate, ceil_div, compute_op, dram_op, has_op, last_ops,
                                    loop_blocks, op_cycles, spatial_util)
-from mappers.designs import MapOptions, MappedAttention
-from mappers.tiling import OnePassTiles, fusemax_tiles
-from mappers.unfused import check_options
-from mappers.workloads import Workload
+from attnsim.mappers.designs import MapOptions, MappedAttention
+from attnsim.mappers.tiling import OnePassTiles, fusemax_tiles
+from attnsim.mappers.unfused import check_options
+from attnsim.mappers.workloads import Workload
 
 DESIGN = "flash2"
 TILE_ORDER = ("BQK", "LM", "RM", "SLN", "SLD", "SLNV", "PRM", "SPD", "RD", "SPNV", "RNV")

@@ -34,16 +34,16 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from archsim.schedule import LoopDep, Schedule
-from archsim.spec import Arch
-from mappers.attention_ops import (OpTemplate, ceil_div, compute_op, dram_op, loop_blocks, op_cycles,
+from attnsim.archsim.schedule import LoopDep, Schedule
+from attnsim.archsim.spec import Arch
+from attnsim.mappers.attention_ops import (OpTemplate, ceil_div, compute_op, dram_op, loop_blocks, op_cycles,
                                    spatial_util, three_pass_softmax)
-from mappers.designs import MapOptions, MappedAttention
-from mappers.errors import MappingError
-from mappers.flat_config import FlatConfig, flat_config, load_flat_table
-from mappers.tiling import spilled_fraction
-from mappers.unfused import check_options
-from mappers.workloads import Workload
+from attnsim.mappers.designs import MapOptions, MappedAttention
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.flat_config import FlatConfig, flat_config, load_flat_table
+from attnsim.mappers.tiling import spilled_fraction
+from attnsim.mappers.unfused import check_options
+from attnsim.mappers.workloads import Workload
 
 DESIGN = "flat"
 OPTIONS = ("flat_table",)

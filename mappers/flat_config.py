@@ -12,6 +12,7 @@ is per class (E = F = 64 models vs XLM), not per model name. Every error is a
 """
 from __future__ import annotations
 
+from importlib import resources
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,11 +20,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
-from archsim.spec import NonEmptyText, PositiveInt, Text, resolve_named_file
-from mappers.errors import MappingError
-from mappers.workloads import Workload, format_validation_error, read_mapping_file
+from attnsim.archsim.spec import NonEmptyText, PositiveInt, Text, resolve_named_file
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.workloads import Workload, format_validation_error, read_mapping_file
 
-MAPPINGS_DIR: Path = Path(__file__).resolve().parent.parent / "specs" / "mappings"
+MAPPINGS_DIR: Path = Path(str(resources.files("attnsim.specs").joinpath("mappings")))
 """Where :func:`load_flat_table` looks up tables given by name (the file stem)."""
 
 TENSORS: tuple[str, ...] = ("Q", "K", "V", "QK", "A", "AV")

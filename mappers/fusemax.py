@@ -76,13 +76,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from archsim.schedule import Block, Dep, Operation, Schedule
-from archsim.spec import Arch
-from mappers.attention_ops import ceil_div, dram_cycles, op_cycles
-from mappers.designs import MapOptions, MappedAttention
-from mappers.errors import MappingError
-from mappers.tiling import OnePassTiles, cascade_tiles, fusemax_tiles
-from mappers.workloads import Workload
+from attnsim.archsim.schedule import Block, Dep, Operation, Schedule
+from attnsim.archsim.spec import Arch
+from attnsim.mappers.attention_ops import ceil_div, dram_cycles, op_cycles
+from attnsim.mappers.designs import MapOptions, MappedAttention
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.tiling import OnePassTiles, cascade_tiles, fusemax_tiles
+from attnsim.mappers.workloads import Workload
 
 Variant = Literal["fusemax", "fusemax-arch", "fusemax-cascade"]
 

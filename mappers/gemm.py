@@ -100,8 +100,8 @@ import math
 from dataclasses import dataclass
 from itertools import product
 
-from archsim.schedule import Block, LoopDep, Operation, Schedule
-from mappers.errors import MappingError
+from attnsim.archsim.schedule import Block, LoopDep, Operation, Schedule
+from attnsim.mappers.errors import MappingError
 
 DATAFLOWS = ("os", "ws", "is")
 FILL_DRAIN = ("per_fold", "overlapped", "scalesim")

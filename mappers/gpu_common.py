@@ -33,10 +33,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from archsim.engine import run as run_schedule
-from archsim.gpu_spec import DTYPE_BYTES, DTYPES, GpuSpec, gpu_energy_breakdown_pj
-from archsim.schedule import Block, Operation, Schedule
-from mappers.errors import MappingError
+from attnsim.archsim.engine import run as run_schedule
+from attnsim.archsim.gpu_spec import DTYPE_BYTES, DTYPES, GpuSpec, gpu_energy_breakdown_pj
+from attnsim.archsim.schedule import Block, Operation, Schedule
+from attnsim.mappers.errors import MappingError
 
 HEAD_DIMS: tuple[int, ...] = (64, 128, 256)
 """Head dimensions the GPU mappers support (those of FA3's benchmarks)."""

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from archsim.gpu_spec import GpuSpec
-from archsim.schedule import Schedule
-from mappers.gpu_common import (
+from attnsim.archsim.gpu_spec import GpuSpec
+from attnsim.archsim.schedule import Schedule
+from attnsim.mappers.gpu_common import (
     FP32_OPS_PER_ROW_TILE,
     FP32_OPS_PER_SCORE,
     MASK_OPS_PER_SCORE,

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from archsim.gpu_spec import GpuSpec
-from archsim.schedule import Block, Schedule
-from mappers.gpu_common import (
+from attnsim.archsim.gpu_spec import GpuSpec
+from attnsim.archsim.schedule import Block, Schedule
+from attnsim.mappers.gpu_common import (
     FP32_OPS_PER_SCORE,
     LATENCY_LANES,
     MASK_OPS_PER_SCORE,
@@ -37,7 +37,7 @@ from mappers.gpu_common import (
     launch_order,
     occupancy,
 )
-from mappers.gpu_flash3 import ROWS_PER_WARPGROUP, WARPGROUP_THREADS
+from attnsim.mappers.gpu_flash3 import ROWS_PER_WARPGROUP, WARPGROUP_THREADS
 
 DESIGN = "flat"
 SCORE_BYTES = 4   # S in FP32

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from archsim.gpu_spec import GpuSpec
-from mappers.errors import MappingError
-from mappers.gpu_common import (
+from attnsim.archsim.gpu_spec import GpuSpec
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.gpu_common import (
     FP32_OPS_PER_ROW_TILE,
     FP32_OPS_PER_SCORE,
     CtaTile,
@@ -26,7 +26,7 @@ from mappers.gpu_common import (
     launch_order,
     occupancy,
 )
-from mappers.gpu_flash3 import Flash3Options, flash3_tile, wgmma_cta_schedule
+from attnsim.mappers.gpu_flash3 import Flash3Options, flash3_tile, wgmma_cta_schedule
 
 DESIGN = "fusemax"
 

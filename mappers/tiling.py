@@ -31,9 +31,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from archsim.spec import Arch
-from mappers.errors import MappingError
-from mappers.workloads import Workload
+from attnsim.archsim.spec import Arch
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.workloads import Workload
 
 Rule = Literal["fusemax", "cascade"]
 

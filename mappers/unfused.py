@@ -34,14 +34,14 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from archsim.schedule import LoopDep, Schedule
-from archsim.spec import Arch
-from mappers.attention_ops import (OpTemplate, compute_op, dram_op, last_ops, loop_blocks,
+from attnsim.archsim.schedule import LoopDep, Schedule
+from attnsim.archsim.spec import Arch
+from attnsim.mappers.attention_ops import (OpTemplate, compute_op, dram_op, last_ops, loop_blocks,
                                    op_cycles, require_multiple, three_pass_softmax)
-from mappers.designs import MapOptions, MappedAttention
-from mappers.errors import MappingError
-from mappers.tiling import spilled_fraction
-from mappers.workloads import Workload
+from attnsim.mappers.designs import MapOptions, MappedAttention
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.tiling import spilled_fraction
+from attnsim.mappers.workloads import Workload
 
 DESIGN = "unfused"
 

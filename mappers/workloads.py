@@ -12,6 +12,7 @@ key, e.g. ``specs/workloads/x.yaml: heads: expected a positive integer, got 0``.
 """
 from __future__ import annotations
 
+from importlib import resources
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -19,12 +20,12 @@ from typing import Any, NamedTuple
 from pydantic import ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from archsim.errors import SpecError
-from archsim.spec import (NonEmptyText, PositiveInt, SpecDocument, Text, describe_value as _describe,
+from attnsim.archsim.errors import SpecError
+from attnsim.archsim.spec import (NonEmptyText, PositiveInt, SpecDocument, Text, describe_value as _describe,
                           read_yaml_mapping, resolve_named_file)
-from mappers.errors import MappingError
+from attnsim.mappers.errors import MappingError
 
-WORKLOADS_DIR: Path = Path(__file__).resolve().parent.parent / "specs" / "workloads"
+WORKLOADS_DIR: Path = Path(str(resources.files("attnsim.specs").joinpath("workloads")))
 """Where :func:`load_workload` looks up workloads given by name (the file stem)."""
 
 SOURCED_FIELDS: tuple[str, ...] = ("batch", "d_model", "heads", "head_dim_e", "head_dim_f", "ffn",

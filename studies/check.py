@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-import einsum_ir
-from einsum_ir import Cascade, shape_symbol
-from einsum_ir.library import is_cascade_path
-from studies.errors import UsageError
+from attnsim import einsum_ir
+from attnsim.einsum_ir import Cascade, shape_symbol
+from attnsim.einsum_ir.library import is_cascade_path
+from attnsim.studies.errors import UsageError
 
 TOLERANCES = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
 """Largest normwise relative error that passes, per dtype."""
@@ -155,7 +155,7 @@ def _check_attention(cascade: Cascade, used_sizes: dict[str, int], resolved: dic
 def _numba_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, algorithm: str, causal: bool,
                      tile_m: int | None) -> np.ndarray:
     try:
-        from kernels_ref import attention
+        from attnsim.kernels_ref import attention
     except ImportError as exc:
         raise UsageError(f"the numba reference kernels_ref.attention is not available ({exc})") from None
     return attention(q, k, v, algorithm, causal=causal, scale=1.0, tile_m=tile_m)

@@ -8,8 +8,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from studies import commands
-from studies.errors import user_error_types
+from attnsim.studies import commands
+from attnsim.studies.errors import user_error_types
 
 
 def build_parser() -> argparse.ArgumentParser:

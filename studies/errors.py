@@ -14,23 +14,23 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     """
     types: list[type[BaseException]] = [UsageError]
     try:
-        from einsum_ir.errors import CascadeError
+        from attnsim.einsum_ir.errors import CascadeError
         types.append(CascadeError)
     except ImportError:
         pass
     try:
-        from archsim.errors import SpecError
+        from attnsim.archsim.errors import SpecError
         types.append(SpecError)
     except ImportError:
         pass
     try:
         # Also raised when a schedule is too large to simulate (the message says which unit and why).
-        from archsim.schedule import ScheduleError
+        from attnsim.archsim.schedule import ScheduleError
         types.append(ScheduleError)
     except ImportError:
         pass
     try:
-        from mappers.errors import MappingError
+        from attnsim.mappers.errors import MappingError
         types.append(MappingError)
     except ImportError:
         pass

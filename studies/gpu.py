@@ -10,15 +10,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from archsim.gpu_spec import DTYPES, GpuSpec, load_gpu
-from mappers.gpu_common import HEAD_DIMS, GpuAttention, GpuRun, fa3_protocol_workload, simulate
-from studies.errors import UsageError
+from attnsim.archsim.gpu_spec import DTYPES, GpuSpec, load_gpu
+from attnsim.mappers.gpu_common import HEAD_DIMS, GpuAttention, GpuRun, fa3_protocol_workload, simulate
+from attnsim.studies.errors import UsageError
 
 GPU_DESIGNS: dict[str, str] = {
-    "flash2": "mappers.gpu_flash2",
-    "flash3": "mappers.gpu_flash3",
-    "flat": "mappers.gpu_flat",
-    "fusemax": "mappers.gpu_fusemax",
+    "flash2": "attnsim.mappers.gpu_flash2",
+    "flash3": "attnsim.mappers.gpu_flash3",
+    "flat": "attnsim.mappers.gpu_flat",
+    "fusemax": "attnsim.mappers.gpu_fusemax",
 }
 """Design name -> mapper module (each has ``map_attention(workload, spec, *, options)``)."""
 

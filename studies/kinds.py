@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from studies.points import ParamProblem, PointKind
+from attnsim.studies.points import ParamProblem, PointKind
 
 SIZINGS = ("none", "pareto")
 """Values of the attention kind's ``sizing`` parameter."""
@@ -64,9 +64,9 @@ def _boolean(params: Mapping[str, Any], key: str) -> bool:
 
 
 def _check_attention(params: Mapping[str, Any]) -> None:
-    from mappers.designs import DESIGNS
-    from mappers.errors import MappingError
-    from mappers.workloads import load_workload
+    from attnsim.mappers.designs import DESIGNS
+    from attnsim.mappers.errors import MappingError
+    from attnsim.mappers.workloads import load_workload
 
     if params["design"] not in DESIGNS:
         raise ParamProblem("design", f"expected one of {', '.join(DESIGNS)}, got {params['design']!r}")
@@ -94,7 +94,7 @@ def _check_attention(params: Mapping[str, Any]) -> None:
 
 def attention_default_arch(params: Mapping[str, Any]) -> str:
     """The architecture the FuseMax paper runs ``params["design"]`` on (``Design.default_arch``)."""
-    from mappers.designs import design
+    from attnsim.mappers.designs import design
 
     return design(params["design"]).default_arch
 
@@ -102,8 +102,8 @@ def attention_default_arch(params: Mapping[str, Any]) -> str:
 def load_accelerator(name_or_path: str) -> Any:
     """An accelerator spec (:func:`archsim.spec.load_arch`); a GPU spec is refused with a SpecError
     that says so (the ``gpu`` kind simulates those)."""
-    from archsim.errors import SpecError
-    from archsim.spec import available_archs, load_arch, spec_kind
+    from attnsim.archsim.errors import SpecError
+    from attnsim.archsim.spec import available_archs, load_arch, spec_kind
 
     if spec_kind(name_or_path) == "gpu":
         raise SpecError(f"'{name_or_path}' is a GPU spec; the attention kind needs a spatial accelerator "
@@ -113,10 +113,10 @@ def load_accelerator(name_or_path: str) -> Any:
 
 def evaluate_attention(point: Mapping[str, Any]) -> dict[str, Any]:
     """Simulate one attention point (module docstring); units are in the result names."""
-    from archsim.spec import Arch
-    from mappers.workloads import load_workload
-    from studies.simulate import simulate
-    from studies.sizing import pareto_arch
+    from attnsim.archsim.spec import Arch
+    from attnsim.mappers.workloads import load_workload
+    from attnsim.studies.simulate import simulate
+    from attnsim.studies.sizing import pareto_arch
 
     params = point["params"]
     arch = Arch.from_mapping(point["arch"], origin=f"<{point['arch'].get('name', 'arch')}>")
@@ -148,9 +148,9 @@ ATTENTION_KIND = PointKind(
 
 
 def _check_gpu(params: Mapping[str, Any]) -> None:
-    from archsim.gpu_spec import DTYPES
-    from mappers.gpu_common import HEAD_DIMS
-    from studies.gpu import GPU_DESIGNS
+    from attnsim.archsim.gpu_spec import DTYPES
+    from attnsim.mappers.gpu_common import HEAD_DIMS
+    from attnsim.studies.gpu import GPU_DESIGNS
 
     if params["design"] not in GPU_DESIGNS:
         raise ParamProblem("design", f"expected one of {', '.join(GPU_DESIGNS)}, got {params['design']!r}")
@@ -173,15 +173,15 @@ def gpu_default_arch(params: Mapping[str, Any]) -> str:
 
 def load_gpu_spec(name_or_path: str) -> Any:
     """A GPU spec by name (``specs/arch/``) or path (:func:`archsim.gpu_spec.load_gpu`)."""
-    from archsim.gpu_spec import load_gpu
+    from attnsim.archsim.gpu_spec import load_gpu
 
     return load_gpu(name_or_path)
 
 
 def evaluate_gpu(point: Mapping[str, Any]) -> dict[str, Any]:
     """Simulate one GPU attention call (module docstring); units are in the result names."""
-    from archsim.gpu_spec import GpuSpec
-    from studies.gpu import make_workload, predict, run_report
+    from attnsim.archsim.gpu_spec import GpuSpec
+    from attnsim.studies.gpu import make_workload, predict, run_report
 
     params = point["params"]
     spec = GpuSpec.from_mapping(point["arch"], origin=f"<{point['arch'].get('name', 'gpu')}>")

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mappers.designs import PAPER_DESIGNS, design as design_entry
-from mappers.workloads import load_workload
-from studies.errors import UsageError
-from studies.simulate import load_mapper, simulate
+from attnsim.mappers.designs import PAPER_DESIGNS, design as design_entry
+from attnsim.mappers.workloads import load_workload
+from attnsim.studies.errors import UsageError
+from attnsim.studies.simulate import load_mapper, simulate
 
 PAPER_MODELS: tuple[str, ...] = ("bert-base", "trxl-wt103", "t5-small", "xlm")
 """The paper's four models (paper §VI-A; FlauBERT omitted: same hyper-parameters as TrXL)."""

@@ -48,8 +48,8 @@ from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError  # noqa: E402
 
-from studies.errors import UsageError  # noqa: E402
-from studies.store import PointRecord  # noqa: E402
+from attnsim.studies.errors import UsageError  # noqa: E402
+from attnsim.studies.store import PointRecord  # noqa: E402
 
 FORMATS: tuple[str, ...] = ("png", "pdf")
 """The file formats every figure is written in."""
@@ -767,7 +767,7 @@ def gantt(trace_csv: str | Path, out: str | Path, title: str = "") -> int:
     """
     import csv
 
-    from archsim.trace import COLUMNS, plot_gantt, read_trace_csv
+    from attnsim.archsim.trace import COLUMNS, plot_gantt, read_trace_csv
 
     path = Path(trace_csv)
     if not path.is_file():

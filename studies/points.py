@@ -35,7 +35,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from studies.errors import UsageError
+from attnsim.studies.errors import UsageError
 
 EvaluateFn = Callable[[dict[str, Any]], Mapping[str, Any]]
 
@@ -89,9 +89,9 @@ class PointKind:
 # The registry.
 
 BUILTIN_KINDS: dict[str, str] = {
-    "gemm": "studies.points:GEMM_KIND",
-    "attention": "studies.kinds:ATTENTION_KIND",
-    "gpu": "studies.kinds:GPU_KIND",
+    "gemm": "attnsim.studies.points:GEMM_KIND",
+    "attention": "attnsim.studies.kinds:ATTENTION_KIND",
+    "gpu": "attnsim.studies.kinds:GPU_KIND",
 }
 """Kinds shipped with attnsim: name -> ``module:attribute`` holding a :class:`PointKind`."""
 
@@ -210,9 +210,9 @@ def resolve_points(study: Any) -> list[ResolvedPoint]:
     naming the study file and the key) on a missing or unknown parameter, a bad value, an unknown
     architecture or a bad override.
     """
-    from archsim.errors import SpecError
-    from archsim.spec import load_arch
-    from studies.study import is_arch_key
+    from attnsim.archsim.errors import SpecError
+    from attnsim.archsim.spec import load_arch
+    from attnsim.studies.study import is_arch_key
 
     kind = get_kind(study.spec.kind)
     version = package_version()
@@ -329,7 +329,7 @@ def evaluate_point(kind: PointKind, point_json: str) -> dict[str, Any]:
 
 
 def _check_gemm(params: Mapping[str, Any]) -> None:
-    from mappers.gemm import DATAFLOWS, FILL_DRAIN
+    from attnsim.mappers.gemm import DATAFLOWS, FILL_DRAIN
 
     for key in ("M", "N", "K"):
         value = params[key]
@@ -350,9 +350,9 @@ def evaluate_gemm(point: Mapping[str, Any]) -> dict[str, Any]:
     of the 2D array's PE-cycles doing MACs), macs, traffic_bytes / dram_read_bytes /
     dram_write_bytes, energy_pj, area_mm2, array_rows, array_cols, and energy_breakdown_pj per action.
     """
-    from archsim.engine import run
-    from archsim.spec import Arch
-    from mappers.gemm import map_gemm
+    from attnsim.archsim.engine import run
+    from attnsim.archsim.spec import Arch
+    from attnsim.mappers.gemm import map_gemm
 
     params = point["params"]
     arch = Arch.from_mapping(point["arch"], origin="<study point>")

@@ -15,6 +15,7 @@ Published numbers live in YAML files under ``specs/studies/`` with their sources
 """
 from __future__ import annotations
 
+from importlib import resources
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -24,11 +25,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from studies.errors import UsageError
-from studies.plots import FORMATS, DrawnFigure, draw_all, lookup, parse_plot_entries, selected, seq_label
-from studies.store import DATABASE_NAME, PointRecord, ResultStore
+from attnsim.studies.errors import UsageError
+from attnsim.studies.plots import FORMATS, DrawnFigure, draw_all, lookup, parse_plot_entries, selected, seq_label
+from attnsim.studies.store import DATABASE_NAME, PointRecord, ResultStore
 
-STUDIES_DIR = Path(__file__).resolve().parent.parent / "specs" / "studies"
+STUDIES_DIR = Path(str(resources.files("attnsim.specs").joinpath("studies")))
 """Where the built-in studies and reference files are (``specs/studies/``)."""
 
 REPORT_NAME = "report.md"
@@ -124,8 +125,8 @@ def reference_path(ref: str, study_dir: Path) -> Path:
 
 def load_reference(path: str | Path) -> Reference:
     """Read and validate a reference file; UsageError (one line, file and key) on a problem."""
-    from archsim.errors import SpecError
-    from archsim.spec import read_yaml_mapping
+    from attnsim.archsim.errors import SpecError
+    from attnsim.archsim.spec import read_yaml_mapping
 
     path = Path(path)
     try:
@@ -327,8 +328,8 @@ class RenderOutcome:
 
 def find_study_file(directory: Path, store_studies: set[str]) -> Path:
     """The study copy in ``directory`` whose ``name`` is a study of the store; UsageError otherwise."""
-    from archsim.errors import SpecError
-    from archsim.spec import read_yaml_mapping
+    from attnsim.archsim.errors import SpecError
+    from attnsim.archsim.spec import read_yaml_mapping
 
     matches = []
     for candidate in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
@@ -351,8 +352,8 @@ def find_study_file(directory: Path, store_studies: set[str]) -> Path:
 def render_directory(directory: str | Path, *, study_path: str | Path | None = None,
                      formats: Sequence[str] = FORMATS) -> RenderOutcome:
     """Draw the figures of the study in ``directory`` and write its report (module docstring)."""
-    from studies.points import resolve_points
-    from studies.study import load_study
+    from attnsim.studies.points import resolve_points
+    from attnsim.studies.study import load_study
 
     directory = Path(directory)
     if not directory.is_dir():

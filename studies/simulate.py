@@ -19,15 +19,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from archsim.engine import run as run_schedule
-from archsim.result import Result
-from archsim.spec import Arch, load_arch
-from archsim.trace import write_trace_csv
-from mappers.attention_ops import bytes_per_cycle
-from mappers.designs import DESIGNS, MapOptions, design as design_entry, mapper as design_mapper
-from mappers.gemm import DATAFLOWS, map_gemm, plan_gemm
-from mappers.workloads import Workload, load_workload
-from studies.errors import UsageError
+from attnsim.archsim.engine import run as run_schedule
+from attnsim.archsim.result import Result
+from attnsim.archsim.spec import Arch, load_arch
+from attnsim.archsim.trace import write_trace_csv
+from attnsim.mappers.attention_ops import bytes_per_cycle
+from attnsim.mappers.designs import DESIGNS, MapOptions, design as design_entry, mapper as design_mapper
+from attnsim.mappers.gemm import DATAFLOWS, map_gemm, plan_gemm
+from attnsim.mappers.workloads import Workload, load_workload
+from attnsim.studies.errors import UsageError
 
 TRACE_MAX_OPS = 200_000
 """``--trace`` refuses schedules that execute more operations than this (one CSV row each)."""

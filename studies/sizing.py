@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from archsim.spec import Arch
-from mappers.workloads import Workload
-from studies.errors import UsageError
+from attnsim.archsim.spec import Arch
+from attnsim.mappers.workloads import Workload
+from attnsim.studies.errors import UsageError
 
 MAX_DOUBLINGS = 40
 """The multiplier stops at 2**MAX_DOUBLINGS: a rule that has not converged by then is an error."""
@@ -112,7 +112,7 @@ def pareto_arch(base: Arch, design: str, workload: Workload, seq: int, pe_dim: i
     Raises UsageError if ``pe_dim`` does not divide ``seq`` or the rule does not converge; the
     mappers' errors (MappingError) pass through.
     """
-    from studies.simulate import simulate
+    from attnsim.studies.simulate import simulate
 
     if isinstance(pe_dim, bool) or not isinstance(pe_dim, int) or pe_dim < 1:
         raise UsageError(f"pareto sizing: pe_dim: expected a positive integer, got {pe_dim!r}")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from studies.errors import UsageError
+from attnsim.studies.errors import UsageError
 
 DATABASE_NAME = "results.sqlite"
 SCHEMA_VERSION = "1"

@@ -39,9 +39,9 @@ import sympy
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
-from archsim.errors import SpecError
-from archsim.spec import Arch, read_yaml_mapping
-from studies.errors import UsageError
+from attnsim.archsim.errors import SpecError
+from attnsim.archsim.spec import Arch, read_yaml_mapping
+from attnsim.studies.errors import UsageError
 
 SECTIONS = ("base", "grid", "sweep", "derived")
 """Where a point parameter can come from, in the order a point lists them."""
@@ -448,7 +448,7 @@ def study_from_mapping(data: Mapping[str, Any], path: Path, display: str | None 
         raise UsageError(one_line(f"{shown}: {_validation_message(exc)}")) from None
     _check_sections(spec, shown)
     study = Study(spec=spec, path=path, display=shown, derived=_compile_derived(spec, shown))
-    from studies.points import get_kind  # the registry imports the engine: only when validating
+    from attnsim.studies.points import get_kind  # the registry imports the engine: only when validating
     try:
         get_kind(spec.kind)
     except UsageError as exc:

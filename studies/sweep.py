@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studies.errors import UsageError
-from studies.points import PointKind, ResolvedPoint, evaluate_point, get_kind, resolve_points
-from studies.store import ResultStore
-from studies.study import Study, load_study
+from attnsim.studies.errors import UsageError
+from attnsim.studies.points import PointKind, ResolvedPoint, evaluate_point, get_kind, resolve_points
+from attnsim.studies.store import ResultStore
+from attnsim.studies.study import Study, load_study
 
 Outcome = dict[str, Any]
 

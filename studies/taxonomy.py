@@ -1,16 +1,17 @@
 """The FuseMax paper's Table I, regenerated: published algorithms grouped by the passes of their cascade."""
 from __future__ import annotations
 
+from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from einsum_ir.library import builtin_names, load_builtin
-from einsum_ir.passes import analyze_passes
-from studies.errors import UsageError
+from attnsim.einsum_ir.library import builtin_names, load_builtin
+from attnsim.einsum_ir.passes import analyze_passes
+from attnsim.studies.errors import UsageError
 
-TAXONOMY_PATH = Path(__file__).resolve().parent.parent / "specs" / "taxonomy.yaml"
+TAXONOMY_PATH = Path(str(resources.files("attnsim.specs").joinpath("taxonomy.yaml")))
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ import argparse
 import json
 from typing import Any
 
-from archsim.area import area_breakdown_um2, area_mm2, instances
-from archsim.gpu_spec import load_gpu
-from archsim.spec import Arch, load_arch, parse_overrides, spec_kind
+from attnsim.archsim.area import area_breakdown_um2, area_mm2, instances
+from attnsim.archsim.gpu_spec import load_gpu
+from attnsim.archsim.spec import Arch, load_arch, parse_overrides, spec_kind
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

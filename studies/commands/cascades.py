@@ -4,9 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-import einsum_ir
-
-
+from attnsim import einsum_ir
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("cascades", help="list the built-in Einsum cascades",
                                    description="List the built-in cascades in specs/cascades/.")

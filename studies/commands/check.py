@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-import einsum_ir
-from studies.check import DEFAULT_SIZES, DTYPES, CheckResult, cascade_from_arg, check_cascade
-from studies.errors import UsageError
+from attnsim import einsum_ir
+from attnsim.studies.check import DEFAULT_SIZES, DTYPES, CheckResult, cascade_from_arg, check_cascade
+from attnsim.studies.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

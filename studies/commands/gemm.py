@@ -12,11 +12,11 @@ import argparse
 import json
 from typing import Any
 
-from archsim.engine import run as run_schedule
-from archsim.spec import load_arch, parse_overrides
-from archsim.trace import write_trace_csv
-from mappers.gemm import DATAFLOWS, FILL_DRAIN, map_gemm, plan_gemm
-from studies.errors import UsageError
+from attnsim.archsim.engine import run as run_schedule
+from attnsim.archsim.spec import load_arch, parse_overrides
+from attnsim.archsim.trace import write_trace_csv
+from attnsim.mappers.gemm import DATAFLOWS, FILL_DRAIN, map_gemm, plan_gemm
+from attnsim.studies.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

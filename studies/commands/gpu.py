@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from mappers.gpu_flash3 import Flash3Options
-from studies.errors import UsageError
-from studies.gpu import DEFAULT_GPU, GPU_DESIGNS, gpu_report
+from attnsim.mappers.gpu_flash3 import Flash3Options
+from attnsim.studies.errors import UsageError
+from attnsim.studies.gpu import DEFAULT_GPU, GPU_DESIGNS, gpu_report
 
 TEXT_KEYS = ("latency_s", "tflops", "util_tensor", "util_mufu", "util_fp32", "util_smem", "util_l2",
              "util_hbm", "bound", "ctas", "resident_ctas", "waves", "block_m", "block_n", "energy_pj")

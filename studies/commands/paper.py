@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from mappers.designs import PAPER_DESIGNS
-from studies.paper import HEADLINES, PAPER_MODELS, PAPER_SEQS, run_paper
-from studies.errors import UsageError
-from studies.simulate import parse_seq
+from attnsim.mappers.designs import PAPER_DESIGNS
+from attnsim.studies.paper import HEADLINES, PAPER_MODELS, PAPER_SEQS, run_paper
+from attnsim.studies.errors import UsageError
+from attnsim.studies.simulate import parse_seq
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from einsum_ir.bounds import live_bounds
-from einsum_ir.library import resolve_cascade
-from einsum_ir.passes import analyze_passes
+from attnsim.einsum_ir.bounds import live_bounds
+from attnsim.einsum_ir.library import resolve_cascade
+from attnsim.einsum_ir.passes import analyze_passes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

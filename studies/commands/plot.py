@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from studies.errors import UsageError
+from attnsim.studies.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("plot: give either DIR or --gantt TRACE.csv, not both")
         if not args.out:
             raise UsageError("--gantt: expected --out FILE (the image to write)")
-        from studies.plots import gantt
+        from attnsim.studies.plots import gantt
 
         rows = gantt(args.gantt, args.out, title=args.title)
         print(f"wrote the Gantt chart of {rows} operations to {args.out}")
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("plot: expected DIR (a sweep's output directory) or --gantt TRACE.csv --out FILE")
     if args.out:
         raise UsageError("--out: only with --gantt (figures of DIR go to DIR/figs/)")
-    from studies.report import render_directory
+    from attnsim.studies.report import render_directory
 
     outcome = render_directory(args.directory, study_path=args.study, formats=_formats(args.format))
     for figure in outcome.figures:

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from studies.errors import UsageError
-from studies.store import DATABASE_NAME, ResultStore, tidy_table
+from attnsim.studies.errors import UsageError
+from attnsim.studies.store import DATABASE_NAME, ResultStore, tidy_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

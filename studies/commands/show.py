@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from einsum_ir import Cascade
-from studies.check import cascade_from_arg
+from attnsim.einsum_ir import Cascade
+from attnsim.studies.check import cascade_from_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

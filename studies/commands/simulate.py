@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from archsim.spec import parse_overrides
-from mappers.designs import DESIGNS
-from studies.simulate import TRACE_MAX_OPS, parse_seq, simulate
+from attnsim.archsim.spec import parse_overrides
+from attnsim.mappers.designs import DESIGNS
+from attnsim.studies.simulate import TRACE_MAX_OPS, parse_seq, simulate
 
 SUMMARY_KEYS = ("latency_s", "cycles", "energy_pj", "traffic_bytes", "util_2d", "util_1d", "area_mm2")
 END_TO_END_KEYS = ("attention_latency_s", "linear_latency_s", "attention_energy_pj", "linear_energy_pj")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from studies.errors import UsageError
-from studies.sweep import SweepSummary, run_sweep
+from attnsim.studies.errors import UsageError
+from attnsim.studies.sweep import SweepSummary, run_sweep
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

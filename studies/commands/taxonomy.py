@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from studies.taxonomy import build_taxonomy
+from attnsim.studies.taxonomy import build_taxonomy
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

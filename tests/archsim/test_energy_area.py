@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archsim import SpecError, load_arch
-from archsim.area import area_breakdown_um2, area_mm2
-from archsim.energy import energy_breakdown_pj, energy_pj
+from attnsim.archsim import SpecError, load_arch
+from attnsim.archsim.area import area_breakdown_um2, area_mm2
+from attnsim.archsim.energy import energy_breakdown_pj, energy_pj
 
 FUSEMAX = load_arch("fusemax-cloud")
 FLAT = load_arch("flat-cloud")

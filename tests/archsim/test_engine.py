@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archsim import load_arch
-from archsim.engine import run
-from archsim.schedule import Block, LoopDep, Operation, Schedule, ScheduleError
-from archsim.trace import plot_gantt, read_trace_csv, write_trace_csv
+from attnsim.archsim import load_arch
+from attnsim.archsim.engine import run
+from attnsim.archsim.schedule import Block, LoopDep, Operation, Schedule, ScheduleError
+from attnsim.archsim.trace import plot_gantt, read_trace_csv, write_trace_csv
 
 
 def op(op_id: str, unit: str, cycles: int, *deps, **kwargs) -> Operation:

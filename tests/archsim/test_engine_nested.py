@@ -11,8 +11,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from archsim.engine import run
-from archsim.schedule import Block, Operation, Schedule, ScheduleError
+from attnsim.archsim.engine import run
+from attnsim.archsim.schedule import Block, Operation, Schedule, ScheduleError
 
 
 def op(op_id: str, unit: str, cycles: int, *deps, **kwargs) -> Operation:  # type: ignore[no-untyped-def]

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from archsim.errors import SpecError
-from archsim.spec import read_yaml_mapping
-from archsim.gpu_spec import ENERGY_ACTIONS, GpuSpec, available_gpus, gpu_energy_breakdown_pj, load_gpu
+from attnsim.archsim.errors import SpecError
+from attnsim.archsim.spec import read_yaml_mapping
+from attnsim.archsim.gpu_spec import ENERGY_ACTIONS, GpuSpec, available_gpus, gpu_energy_breakdown_pj, load_gpu
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "specs" / "arch"

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import kernels_ref
-from archsim.engine import run
-from archsim.pe_fusemax import BindingOpCycles, DramCycles, simulate_fusemax_binding
-from archsim.spec import Arch, load_arch
-from mappers.designs import MapOptions
-from mappers.fusemax import map_binding
-from mappers.workloads import Workload
+from attnsim import kernels_ref
+from attnsim.archsim.engine import run
+from attnsim.archsim.pe_fusemax import BindingOpCycles, DramCycles, simulate_fusemax_binding
+from attnsim.archsim.spec import Arch, load_arch
+from attnsim.mappers.designs import MapOptions
+from attnsim.mappers.fusemax import map_binding
+from attnsim.mappers.workloads import Workload
 
 FUSEMAX = load_arch("fusemax-cloud")
 GENEROUS_DRAM_BYTES_PER_S = 1e15   # ~10^6 bytes per cycle: every transfer takes one cycle, none stalls

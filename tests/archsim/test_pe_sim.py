@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archsim import load_arch
-from archsim.engine import run
-from archsim.pe_sim import simulate_gemm
-from mappers.gemm import map_gemm
+from attnsim.archsim import load_arch
+from attnsim.archsim.engine import run
+from attnsim.archsim.pe_sim import simulate_gemm
+from attnsim.mappers.gemm import map_gemm
 
 SHAPES = [  # (M, N, K, rows, cols): single fold, partial folds, multi-fold, skinny, 2x2 .. 16x16
     (2, 2, 2, 2, 2), (4, 4, 4, 4, 4), (3, 5, 7, 4, 4), (16, 16, 16, 16, 16), (9, 11, 13, 4, 8),

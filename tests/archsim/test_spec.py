@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archsim import Arch, SpecError, load_arch
-from archsim.spec import parse_override, parse_overrides
+from attnsim.archsim import Arch, SpecError, load_arch
+from attnsim.archsim.spec import parse_override, parse_overrides
 
 SPECS = Path(__file__).resolve().parents[2] / "specs" / "arch"
 FUSEMAX_TEXT = (SPECS / "fusemax-cloud.yaml").read_text(encoding="utf-8")

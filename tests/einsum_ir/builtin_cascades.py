@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from einsum_ir.loader import load_cascade
+from attnsim.einsum_ir.loader import load_cascade
 
 CASCADE_DIR = Path(__file__).resolve().parents[2] / "specs" / "cascades"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import sympy
 
-import einsum_ir
-from einsum_ir import Cascade, CascadeError, load_cascade, load_cascade_text, shape_symbol
+from attnsim import einsum_ir
+from attnsim.einsum_ir import Cascade, CascadeError, load_cascade, load_cascade_text, shape_symbol
 
 HEADER = """name: t
 description: test cascade

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import einsum_ir
-from einsum_ir import CascadeError, evaluate, load_cascade_text
+from attnsim import einsum_ir
+from attnsim.einsum_ir import CascadeError, evaluate, load_cascade_text
 
 ATTENTION = ["attention-3pass", "attention-3pass-deferred", "attention-2pass", "attention-1pass"]
 ALL_ATTENTION = ATTENTION + [name + "-causal" for name in ATTENTION]
@@ -269,7 +269,7 @@ def test_chunked_evaluation_matches_unchunked(monkeypatch):
     sizes = {"F": 7, "M": 30, "P": 20}
     expected_y = np.einsum("mp,fm->fp", np.exp(x - g), v)
     expected_z = np.exp(x / 10).sum()
-    import einsum_ir.interpret as interpret
+    import attnsim.einsum_ir.interpret as interpret
     for chunk in (interpret.CHUNK_ELEMENTS, 64, 1):
         monkeypatch.setattr(interpret, "CHUNK_ELEMENTS", chunk)
         out = evaluate(cascade, sizes, {"X": x, "G": g, "V": v})

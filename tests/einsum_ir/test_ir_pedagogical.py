@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import einsum_ir
-from einsum_ir import evaluate
+from attnsim import einsum_ir
+from attnsim.einsum_ir import evaluate
 
 
 def z_of(name: str, a: np.ndarray, b: np.ndarray) -> float:

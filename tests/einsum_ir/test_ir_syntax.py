@@ -6,7 +6,7 @@ import math
 import pytest
 import sympy
 
-from einsum_ir import (BinOp, Call, CascadeError, Const, Filter, IndexExpr, Neg, TensorRef, parse_einsum,
+from attnsim.einsum_ir import (BinOp, Call, CascadeError, Const, Filter, IndexExpr, Neg, TensorRef, parse_einsum,
                        rank_symbol, shape_symbol)
 
 RANKS = {"e": "E", "f": "F", "m": "M", "p": "P", "m1": "M1", "m0": "M0", "k": "K"}
@@ -135,6 +135,6 @@ def test_errors_name_file_line_and_token(text, what, token):
 
 
 def test_reserved_word_cannot_be_a_function_name():
-    from einsum_ir import register_function
+    from attnsim.einsum_ir import register_function
     with pytest.raises(ValueError, match="where"):
         register_function("where", abs)

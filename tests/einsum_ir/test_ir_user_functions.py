@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import einsum_ir
-from einsum_ir import CascadeError, evaluate, load_cascade_text
+from attnsim import einsum_ir
+from attnsim.einsum_ir import CascadeError, evaluate, load_cascade_text
 
 TEXT = """name: gated
 ranks: {m: M, p: P}

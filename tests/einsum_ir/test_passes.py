@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import sympy
 
-from einsum_ir.bounds import live_bounds
-from einsum_ir.loader import load_cascade_text
-from einsum_ir.passes import AnalysisError, analyze_passes
+from attnsim.einsum_ir.bounds import live_bounds
+from attnsim.einsum_ir.loader import load_cascade_text
+from attnsim.einsum_ir.passes import AnalysisError, analyze_passes
 
 from builtin_cascades import builtin
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import kernels_ref
-from kernels_ref import KernelInputError
+from attnsim import kernels_ref
+from attnsim.kernels_ref import KernelInputError
 
 FUNCTIONS = {
     "3pass": kernels_ref.attention_3pass,

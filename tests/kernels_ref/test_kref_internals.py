@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels_ref._fastexp import exp_constants, exp_nonpositive_array
-from kernels_ref.one_pass import online_softmax_update
+from attnsim.kernels_ref._fastexp import exp_constants, exp_nonpositive_array
+from attnsim.kernels_ref.one_pass import online_softmax_update
 
 # Largest relative error allowed against numpy's float64 exp: a few units in the last place.
 EXP_TOLERANCE = {np.float32: 3e-7, np.float64: 6e-16}

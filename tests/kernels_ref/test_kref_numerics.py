@@ -14,8 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import kernels_ref
-
+from attnsim import kernels_ref
 TOLERANCE = {np.float32: 1e-5, np.float64: 1e-12}
 DTYPES = (np.float32, np.float64)
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,

@@ -7,12 +7,12 @@ from hypothesis import given, settings, strategies as st
 
 import closed_forms as cf
 import paper_data as pd
-from archsim.engine import run
-from archsim.spec import load_arch
-from mappers.designs import MapOptions
-from mappers.errors import MappingError
-from mappers.flash2 import map_attention
-from mappers.workloads import load_workload
+from attnsim.archsim.engine import run
+from attnsim.archsim.spec import load_arch
+from attnsim.mappers.designs import MapOptions
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.flash2 import map_attention
+from attnsim.mappers.workloads import load_workload
 
 BERT = load_workload("bert-base")
 MAC_PJ = 17.1645

@@ -7,12 +7,12 @@ from hypothesis import given, settings, strategies as st
 
 import closed_forms as cf
 import paper_data as pd
-from archsim.engine import run
-from archsim.spec import load_arch
-from mappers.designs import MapOptions
-from mappers.errors import MappingError
-from mappers.flat import av_cycles, map_attention, qk_cycles
-from mappers.workloads import load_workload
+from attnsim.archsim.engine import run
+from attnsim.archsim.spec import load_arch
+from attnsim.mappers.designs import MapOptions
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.flat import av_cycles, map_attention, qk_cycles
+from attnsim.mappers.workloads import load_workload
 
 ARCH = load_arch("flat-cloud")
 MODELS = {name: load_workload(name) for name in pd.MODELS}
@@ -99,7 +99,7 @@ def test_stationarity_cycle_counts() -> None:
 
 def test_spill_rule_when_the_table_gives_none(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A table entry without spill_fraction and QK on chip: §2.5's rule from the buffer left per row."""
-    from mappers.flat_config import MAPPINGS_DIR
+    from attnsim.mappers.flat_config import MAPPINGS_DIR
 
     text = (MAPPINGS_DIR / "flat-cloud.yaml").read_text(encoding="utf-8")
     stated = "spill_fraction: 0.0078\n        source: \"fact sheet §4.5 table, 4K, BERT"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mappers.errors import MappingError
-from mappers.flat_config import TENSORS, available_flat_tables, flat_config, load_flat_table
-from mappers.workloads import load_workload
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.flat_config import TENSORS, available_flat_tables, flat_config, load_flat_table
+from attnsim.mappers.workloads import load_workload
 
 TABLE = load_flat_table()
 SPEC = Path(__file__).resolve().parents[2] / "specs" / "mappings" / "flat-cloud.yaml"

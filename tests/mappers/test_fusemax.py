@@ -15,14 +15,14 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import closed_forms as cf
 import paper_data as pd
-from archsim.engine import run
-from archsim.schedule import Block
-from archsim.spec import load_arch
-from mappers.designs import MapOptions, mapper
-from mappers.errors import MappingError
-from mappers.fusemax import map_architecture, map_binding, map_cascade
-from mappers.workloads import load_workload
-from studies.cli import main as cli_main
+from attnsim.archsim.engine import run
+from attnsim.archsim.schedule import Block
+from attnsim.archsim.spec import load_arch
+from attnsim.mappers.designs import MapOptions, mapper
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.fusemax import map_architecture, map_binding, map_cascade
+from attnsim.mappers.workloads import load_workload
+from attnsim.studies.cli import main as cli_main
 
 FUSEMAX_ARCH = load_arch("fusemax-cloud")
 FLAT_ARCH = load_arch("flat-cloud")

@@ -7,11 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archsim import load_arch
-from archsim.engine import run
-from mappers.errors import MappingError
-from mappers.gemm import map_gemm, plan_gemm
-from mappers.workloads import load_workload
+from attnsim.archsim import load_arch
+from attnsim.archsim.engine import run
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.gemm import map_gemm, plan_gemm
+from attnsim.mappers.workloads import load_workload
 
 MAC_PJ = 17.1645              # fact sheet §3.5: fp16 MAC, Accelergy 45 nm
 WORD_BYTES = 2                # fp16

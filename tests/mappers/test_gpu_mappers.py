@@ -10,11 +10,11 @@ import math
 
 import pytest
 
-from archsim.engine import run as run_schedule
-from archsim.gpu_spec import load_gpu
-from mappers import gpu_flash2, gpu_flash3, gpu_flat, gpu_fusemax
-from mappers.errors import MappingError
-from mappers.gpu_common import (
+from attnsim.archsim.engine import run as run_schedule
+from attnsim.archsim.gpu_spec import load_gpu
+from attnsim.mappers import gpu_flash2, gpu_flash3, gpu_flat, gpu_fusemax
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.gpu_common import (
     CtaTile,
     CtaWork,
     GpuAttention,
@@ -27,8 +27,8 @@ from mappers.gpu_common import (
     simulate,
     waves,
 )
-from mappers.gpu_flash3 import Flash3Options
-from studies.gpu import ABLATION_SHAPE, FA3_ABLATION, FA3_FIG5_TFLOPS, FA3_SEQLENS
+from attnsim.mappers.gpu_flash3 import Flash3Options
+from attnsim.studies.gpu import ABLATION_SHAPE, FA3_ABLATION, FA3_FIG5_TFLOPS, FA3_SEQLENS
 
 H100 = load_gpu("h100-sxm")
 SHAPES = [(d, causal) for d in (64, 128, 256) for causal in (False, True)]

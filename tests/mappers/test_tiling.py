@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import paper_data as pd
-from archsim import load_arch
-from mappers.errors import MappingError
-from mappers.tiling import (cascade_tiles, cascade_words_per_query, fusemax_tiles,
+from attnsim.archsim import load_arch
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.tiling import (cascade_tiles, cascade_words_per_query, fusemax_tiles,
                             fusemax_words_per_query, largest_divisor_at_most, spilled_fraction)
-from mappers.workloads import load_workload
+from attnsim.mappers.workloads import load_workload
 
 FUSEMAX = load_arch("fusemax-cloud")
 BERT = load_workload("bert-base")

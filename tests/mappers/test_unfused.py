@@ -7,12 +7,12 @@ from hypothesis import given, settings, strategies as st
 
 import closed_forms as cf
 import paper_data as pd
-from archsim.engine import run
-from archsim.spec import load_arch
-from mappers.designs import MapOptions
-from mappers.errors import MappingError
-from mappers.unfused import map_attention
-from mappers.workloads import load_workload
+from attnsim.archsim.engine import run
+from attnsim.archsim.spec import load_arch
+from attnsim.mappers.designs import MapOptions
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.unfused import map_attention
+from attnsim.mappers.workloads import load_workload
 
 ARCH = load_arch("flat-cloud")
 MODELS = {name: load_workload(name) for name in pd.MODELS}

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import paper_data as pd
-from mappers.errors import MappingError
-from mappers.workloads import (SOURCED_FIELDS, LinearGemm, Workload, available_workloads,
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.workloads import (SOURCED_FIELDS, LinearGemm, Workload, available_workloads,
                                load_workload)
 
 SPECS = Path(__file__).resolve().parents[2] / "specs" / "workloads"

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from studies.points import resolve_points
-from studies.store import ResultStore
-from studies.study import load_study
+from attnsim.studies.points import resolve_points
+from attnsim.studies.store import ResultStore
+from attnsim.studies.study import load_study
 
 DESIGNS = ("unfused", "flat", "fusemax-cascade", "fusemax-arch", "fusemax")
 MODELS = ("bert-base", "xlm")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from studies.cli import main
+from attnsim.studies.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,7 +90,7 @@ def test_bad_spec_file_in_a_real_process_has_no_traceback(tmp_path: Path) -> Non
             (bad, f"attnsim: error: {bad}: arrays.pe2d.rows: expected a positive integer, got -4"),
             (malformed, f"attnsim: error: {malformed}:{line}: malformed YAML: mapping values are not "
                         "allowed here")]:
-        proc = subprocess.run([sys.executable, "-m", "studies.cli", "arch", str(path)], cwd=ROOT,
+        proc = subprocess.run([sys.executable, "-m", "attnsim", "arch", str(path)], cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2
         assert proc.stdout == ""

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import einsum_ir
-from studies.check import check_cascade
-from studies.cli import main
+from attnsim import einsum_ir
+from attnsim.studies.check import check_cascade
+from attnsim.studies.cli import main
 
 SMALL = ["--M", "32", "--P", "24", "--E", "4", "--F", "3", "--M0", "8", "--K", "20"]
 
@@ -165,7 +165,7 @@ def test_missing_size_in_a_user_cascade_exits_2(capsys, tmp_path):
 
 def test_subprocess_error_has_no_traceback(tmp_path):
     path = write(tmp_path, BAD_FILES[0][0])
-    completed = subprocess.run([sys.executable, "-m", "studies.cli", "check", str(path)], capture_output=True,
+    completed = subprocess.run([sys.executable, "-m", "attnsim", "check", str(path)], capture_output=True,
                                text=True, check=False)
     assert completed.returncode == 2
     assert completed.stdout == "" and "Traceback" not in completed.stderr

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from studies.cli import main
+from attnsim.studies.cli import main
 
 KEYS = {"cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s", "fill_drain",
         "mapping"}
@@ -85,7 +85,7 @@ def test_text_output_and_trace(capsys, tmp_path):
     ["512", "512", "512", "--dataflow", "ws", "--set", "global_buffer.capacity_bytes=1024"],
 ])
 def test_bad_input_is_one_line_and_exit_2(args):
-    process = subprocess.run([sys.executable, "-m", "studies.cli", "gemm", *args],
+    process = subprocess.run([sys.executable, "-m", "attnsim", "gemm", *args],
                              capture_output=True, text=True, timeout=120)
     assert process.returncode == 2
     lines = process.stderr.strip().splitlines()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from studies.cli import main
-from studies.gpu import REPORT_KEYS
+from attnsim.studies.cli import main
+from attnsim.studies.gpu import REPORT_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 SXM = ROOT / "specs" / "arch" / "h100-sxm.yaml"
@@ -92,7 +92,7 @@ def test_bad_spec_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_subprocess_prints_no_traceback() -> None:
-    proc = subprocess.run([sys.executable, "-m", "studies.cli", "gpu", "--seq", "0", "--head-dim", "64"],
+    proc = subprocess.run([sys.executable, "-m", "attnsim", "gpu", "--seq", "0", "--head-dim", "64"],
                           cwd=ROOT, capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from studies.cli import main
-from studies.errors import UsageError
-from studies.plots import parse_plot_entries
-from studies.points import resolve_points
-from studies.study import load_study
+from attnsim.studies.cli import main
+from attnsim.studies.errors import UsageError
+from attnsim.studies.plots import parse_plot_entries
+from attnsim.studies.points import resolve_points
+from attnsim.studies.study import load_study
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = ROOT / "specs" / "studies"
@@ -224,7 +224,7 @@ def test_paper_study_archs_per_design() -> None:
 
 def test_sweep_subprocess_bad_kind_no_traceback(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text("name: s\nkind: attention\nbase: {design: flat, model: bert-base, seq: 0}\n")
-    proc = subprocess.run([sys.executable, "-m", "studies.cli", "sweep", str(tmp_path / "s.yaml"), "--quiet"],
+    proc = subprocess.run([sys.executable, "-m", "attnsim", "sweep", str(tmp_path / "s.yaml"), "--quiet"],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr == f"attnsim: error: {tmp_path / 's.yaml'}: base.seq: expected a positive integer, got 0\n"

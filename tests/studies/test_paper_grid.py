@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mappers import designs
-from studies.cli import main
-from studies.paper import HEADLINES, run_paper
+from attnsim.mappers import designs
+from attnsim.studies.cli import main
+from attnsim.studies.paper import HEADLINES, run_paper
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "mappers"))
 import closed_forms as cf  # noqa: E402  (the test oracle, tests/mappers/closed_forms.py)
@@ -71,13 +71,13 @@ def test_headlines(grid) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_missing_and_failing_designs_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ghost = designs.Design("ghost", "mappers.ghost_module:map_attention", "attention-1pass", "fusemax-cloud", "test")
-    broken = designs.Design("broken", "mappers.unfused:check_options", "attention-3pass", "flat-cloud", "test")
+    ghost = designs.Design("ghost", "attnsim.mappers.ghost_module:map_attention", "attention-1pass", "fusemax-cloud", "test")
+    broken = designs.Design("broken", "attnsim.mappers.unfused:check_options", "attention-3pass", "flat-cloud", "test")
     monkeypatch.setitem(designs.DESIGNS, "ghost", ghost)
     monkeypatch.setitem(designs.DESIGNS, "broken", broken)
     outcome = run_paper(tmp_path, designs=("flat", "ghost", "broken"), models=("bert-base",), seqs=(1024,), jobs=1)
     assert set(outcome.points) == {("flat", "bert-base", 1024)}
-    assert "No module named 'mappers.ghost_module'" in outcome.missing_designs["ghost"]
+    assert "No module named 'attnsim.mappers.ghost_module'" in outcome.missing_designs["ghost"]
     assert outcome.missing[("broken", "bert-base", 1024)].startswith("TypeError: ")
     summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert "- design `ghost`: missing (" in summary

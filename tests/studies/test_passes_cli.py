@@ -9,7 +9,7 @@ import pytest
 
 
 def attnsim(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "studies.cli", *args], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "attnsim", *args], capture_output=True, text=True)
 
 
 def test_passes_json_has_the_documented_keys():

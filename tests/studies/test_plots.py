@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 import synthetic_store as syn
-from studies.cli import main
-from studies.errors import UsageError
-from studies.plots import (bars_figure, einsum_stack_figure, lines_figure, pareto_figure, parse_plot_entries,
+from attnsim.studies.cli import main
+from attnsim.studies.errors import UsageError
+from attnsim.studies.plots import (bars_figure, einsum_stack_figure, lines_figure, pareto_figure, parse_plot_entries,
                            roofline_figure, seq_label)
-from studies.study import load_study
+from attnsim.studies.study import load_study
 
 PAPER_LEGEND = ["Unfused", "FLAT", "FuseMax", "+Cascade", "+Architecture", "+Binding"]
 SLOTS = [(model, seq) for model in syn.MODELS for seq in syn.SEQS]
@@ -230,7 +230,7 @@ def test_bad_trace_and_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_subprocess_no_traceback(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "studies.cli", "plot", str(tmp_path)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "attnsim", "plot", str(tmp_path)], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr == f"attnsim: error: {tmp_path}: no results.sqlite here (run `attnsim sweep` first)\n"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import synthetic_store as syn
-from studies.errors import UsageError
-from studies.report import (ColumnRef, format_headline, format_published, headline_values, load_reference,
+from attnsim.studies.errors import UsageError
+from attnsim.studies.report import (ColumnRef, format_headline, format_published, headline_values, load_reference,
                             per_point_cell, render_directory)
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from mappers import designs
-from mappers.errors import MappingError
-from studies.cli import main
-from studies.errors import UsageError
-from studies.simulate import TRACE_MAX_OPS, parse_seq, simulate
+from attnsim.mappers import designs
+from attnsim.mappers.errors import MappingError
+from attnsim.studies.cli import main
+from attnsim.studies.errors import UsageError
+from attnsim.studies.simulate import TRACE_MAX_OPS, parse_seq, simulate
 
 REQUIRED_KEYS = {"latency_s", "cycles", "energy_pj", "traffic_bytes", "util_2d", "util_1d", "area_mm2",
                  "per_einsum", "design", "model", "seq", "arch"}
@@ -101,9 +101,9 @@ def test_trace_refused_for_big_runs(tmp_path) -> None:  # type: ignore[no-untype
 
 
 def test_unavailable_mapper(monkeypatch: pytest.MonkeyPatch) -> None:
-    ghost = designs.Design("ghost", "mappers.ghost_module:map_attention", "attention-1pass", "fusemax-cloud", "test")
+    ghost = designs.Design("ghost", "attnsim.mappers.ghost_module:map_attention", "attention-1pass", "fusemax-cloud", "test")
     monkeypatch.setitem(designs.DESIGNS, "ghost", ghost)
-    with pytest.raises(UsageError, match="design 'ghost': its mapper mappers.ghost_module:map_attention is not available"):
+    with pytest.raises(UsageError, match="design 'ghost': its mapper attnsim.mappers.ghost_module:map_attention is not available"):
         simulate("ghost", "bert-base", 1024)
 
 
@@ -127,7 +127,7 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, capsys: 
 
 
 def test_bad_input_in_a_real_process_has_no_traceback() -> None:
-    process = subprocess.run([sys.executable, "-m", "studies.cli", "simulate", "--design", "unfused",
+    process = subprocess.run([sys.executable, "-m", "attnsim", "simulate", "--design", "unfused",
                               "--model", "bert-base", "--seq", "1000"], capture_output=True, text=True, timeout=120)
     assert process.returncode == 2
     assert "Traceback" not in process.stderr

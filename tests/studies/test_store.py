@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from studies.cli import main
-from studies.errors import UsageError
-from studies.store import ResultStore, flatten_result, tidy_table
+from attnsim.studies.cli import main
+from attnsim.studies.errors import UsageError
+from attnsim.studies.store import ResultStore, flatten_result, tidy_table
 
 
 def record(store: ResultStore, key: str, index: int, *, status: str = "ok", result: dict | None = None,

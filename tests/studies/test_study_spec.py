@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from archsim.spec import load_arch
-from studies.cli import main
-from studies.errors import UsageError
-from studies.points import resolve_points
-from studies.study import load_study
+from attnsim.archsim.spec import load_arch
+from attnsim.studies.cli import main
+from attnsim.studies.errors import UsageError
+from attnsim.studies.points import resolve_points
+from attnsim.studies.study import load_study
 
 ROOT = Path(__file__).resolve().parents[2]
 FM_ARCH_FILE = ROOT / "specs" / "arch" / "fusemax-cloud.yaml"
@@ -118,7 +118,7 @@ def test_cli_reports_bad_study_as_one_line_exit_2(tmp_path: Path, capsys: pytest
 
 def test_cli_subprocess_exit_2_without_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, "name: x\nkind: gemm\ngrid: {M: []}\n")
-    proc = subprocess.run([sys.executable, "-m", "studies.cli", "sweep", str(path), "--quiet"],
+    proc = subprocess.run([sys.executable, "-m", "attnsim", "sweep", str(path), "--quiet"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

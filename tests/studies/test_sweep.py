@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from studies.cli import main
-from studies.points import PointKind, register_kind, unregister_kind
+from attnsim.studies.cli import main
+from attnsim.studies.points import PointKind, register_kind, unregister_kind
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "specs" / "studies" / "gemm-example.yaml"

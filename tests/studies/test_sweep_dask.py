@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from distributed import LocalCluster
 
-from studies.cli import main
+from attnsim.studies.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "specs" / "studies" / "gemm-example.yaml"

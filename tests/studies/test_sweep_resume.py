@@ -29,7 +29,7 @@ POINTS = 20
 
 def attnsim_command() -> list[str]:
     script = Path(sys.executable).parent / "attnsim"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "studies.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "attnsim"]
 
 
 def committed(db_path: Path) -> dict[int, str]:
