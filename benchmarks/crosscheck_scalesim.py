@@ -276,7 +276,7 @@ def run_scalesim_official_flow(shapes: list[GemmShape], rows: int, cols: int, da
 # --------------------------------------------------------------------------------------------
 
 def attnsim_argv(case: GemmCase, arch: str, extra_args: list[str]) -> list[str]:
-    """Arguments of ``attnsim`` for one case (the contract of studies/commands/gemm.py)."""
+    """Arguments of ``attnsim`` for one case (the contract of studies/cli/commands/gemm.py)."""
     return ["gemm", str(case.shape.m), str(case.shape.n), str(case.shape.k),
             "--arch", arch, "--dataflow", case.dataflow,
             "--set", f"arrays.pe2d.rows={case.rows}", "--set", f"arrays.pe2d.cols={case.cols}",

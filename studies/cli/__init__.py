@@ -1,4 +1,4 @@
-"""The ``attnsim`` command line: discovers subcommands in ``studies.commands``."""
+"""The ``attnsim`` command line: discovers subcommands in ``attnsim.studies.cli.commands``."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from attnsim.studies import commands
+from attnsim.studies.cli import commands  # noqa: the subpackage of this package
 from attnsim.studies.errors import user_error_types
 
 
