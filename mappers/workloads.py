@@ -1,11 +1,23 @@
 """Transformer workloads: YAML files in ``specs/workloads/`` -> validated, frozen :class:`Workload` objects.
 
-A workload is one encoder layer of a transformer run as self-attention inference: batch ``B``, model
-width ``D`` (``d_model``), ``H`` heads of query/key width ``E`` (``head_dim_e``) and value width ``F``
-(``head_dim_f``), feed-forward width ``S`` (``ffn``), and the sequence lengths to study. Self-attention
-means the key/value length ``M`` equals the query length ``P``; both are called ``seq`` here
-(FuseMax fact sheet §1.0 and §5). Every number in a workload file carries a ``sources`` entry that says
-where it comes from.
+A workload is a transformer run as inference: batch ``B``, model width ``D`` (``d_model``), ``H``
+query heads of query/key width ``E`` (``head_dim_e``) and value width ``F`` (``head_dim_f``), ``HKV``
+key/value heads (``kv_heads``; grouped-query attention shares one K/V head among ``H / HKV`` query heads,
+multi-query attention has ``HKV = 1``), feed-forward width ``S`` (``ffn``, a plain ``mlp`` or a ``gated``
+one: gate and up projections, then down), ``layers`` identical layers, an optional ``causal`` mask and
+``sliding_window``, the ``phase`` and the lengths to study (``seq_lengths``).
+
+What one point of ``seq`` tokens means depends on the phase (:meth:`Workload.attention_shape`):
+
+- ``prefill`` (default; the FuseMax paper's encoders): self-attention, the key/value length ``M``
+  equals the query length ``P`` = ``seq`` (fact sheet §1.0 and §5);
+- ``decode``: one new query token per sequence attends over a KV cache of ``seq`` tokens (``P = 1``,
+  ``M = seq``);
+- ``chunked-prefill``: a chunk of ``chunk_size`` query tokens attends over ``seq`` tokens of context
+  (``P = chunk_size``, ``M = seq``).
+
+The paper's encoders (``kv_heads = heads``, one layer, no mask, prefill) keep their numbers. Every
+number in a workload file carries a ``sources`` entry that says where it comes from.
 
 Every error is a :class:`mappers.errors.MappingError` with a one-line message naming the file and the
 key, e.g. ``specs/workloads/x.yaml: heads: expected a positive integer, got 0``.
@@ -15,7 +27,7 @@ from __future__ import annotations
 from importlib import resources
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from pydantic import ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -31,6 +43,59 @@ WORKLOADS_DIR: Path = Path(str(resources.files("attnsim.specs").joinpath("worklo
 SOURCED_FIELDS: tuple[str, ...] = ("batch", "d_model", "heads", "head_dim_e", "head_dim_f", "ffn",
                                    "seq_lengths")
 """The numeric fields whose origin every workload file must state under ``sources``."""
+
+OPTIONAL_SOURCED_FIELDS: tuple[str, ...] = ("kv_heads", "layers", "ffn_kind", "causal", "sliding_window",
+                                            "phase", "chunk_size")
+"""Optional fields (defaults: the paper's encoders); a file that sets one must state its source too."""
+
+PHASES: tuple[str, ...] = ("prefill", "decode", "chunked-prefill")
+"""Inference phases: prompt processing, one token per step over a KV cache, prompt in chunks."""
+
+
+class AttentionShape(NamedTuple):
+    """The sizes of one attention call (element counts; ``q_len`` = P, ``kv_len`` = M)."""
+
+    batch: int
+    heads: int
+    kv_heads: int
+    q_len: int
+    kv_len: int
+    head_dim_e: int
+    head_dim_f: int
+    causal: bool
+    sliding_window: int | None
+
+    @property
+    def group_size(self) -> int:
+        """Query heads that share one key/value head (1: MHA, ``heads``: MQA)."""
+        return self.heads // self.kv_heads
+
+    def attended_pairs(self) -> int:
+        """(query, key) pairs one head computes: ``P x M`` less what the causal mask and window remove.
+
+        Queries are the last ``P`` positions of the ``M``-token context (query ``i`` sits at position
+        ``M - P + i`` and, causal, sees the ``M - P + i + 1`` keys up to it); a window of ``W`` keeps the
+        last ``W`` keys a query sees. Closed form of that sum (an arithmetic series clipped at ``W``).
+        """
+        window = self.sliding_window if self.sliding_window is not None else self.kv_len
+        if not self.causal:
+            return self.q_len * min(self.kv_len, window)
+        first = self.kv_len - self.q_len + 1  # keys the first query sees; the last sees kv_len
+        last = self.kv_len
+        if window >= last:
+            return (first + last) * self.q_len // 2
+        if window <= first:
+            return window * self.q_len
+        below = window - first  # queries that see fewer than W keys: first .. W - 1 keys
+        return (first + window - 1) * below // 2 + window * (self.q_len - below)
+
+    def macs(self) -> int:
+        """Multiply-accumulates of QK and AV over all heads: ``B H pairs (E + F)``."""
+        return self.batch * self.heads * self.attended_pairs() * (self.head_dim_e + self.head_dim_f)
+
+    def kv_bytes(self, word_bytes: int) -> int:
+        """Bytes of K and V read once (the KV cache of one layer): ``B HKV M (E + F) word``."""
+        return self.batch * self.kv_heads * self.kv_len * (self.head_dim_e + self.head_dim_f) * word_bytes
 
 
 class LinearGemm(NamedTuple):
@@ -79,6 +144,13 @@ class Workload(SpecDocument):
     seq_lengths: tuple[PositiveInt, ...]
     source: NonEmptyText
     sources: dict[str, NonEmptyText]
+    kv_heads: PositiveInt | None = None
+    layers: PositiveInt = 1
+    ffn_kind: Literal["mlp", "gated"] = "mlp"
+    causal: bool = False
+    sliding_window: PositiveInt | None = None
+    phase: Literal["prefill", "decode", "chunked-prefill"] = "prefill"
+    chunk_size: PositiveInt | None = None
 
     @field_validator("seq_lengths", mode="after")
     @classmethod
@@ -87,18 +159,28 @@ class Workload(SpecDocument):
 
     @model_validator(mode="after")
     def _every_number_has_a_source(self) -> Workload:
-        unknown = sorted(set(self.sources) - set(SOURCED_FIELDS))
+        known = (*SOURCED_FIELDS, *OPTIONAL_SOURCED_FIELDS)
+        unknown = sorted(set(self.sources) - set(known))
         if unknown:
-            raise PydanticCustomError(
-                "workload_consistency", "{message}",
-                {"key_path": f"sources.{unknown[0]}",
-                 "message": f"unknown key '{unknown[0]}' (known: {', '.join(SOURCED_FIELDS)})"})
+            raise _consistency(f"sources.{unknown[0]}", f"unknown key '{unknown[0]}' (known: {', '.join(known)})")
         missing = [name for name in SOURCED_FIELDS if name not in self.sources]
+        missing += [name for name in OPTIONAL_SOURCED_FIELDS
+                    if name in self.model_fields_set and getattr(self, name) is not None
+                    and name not in self.sources]
         if missing:
-            raise PydanticCustomError(
-                "workload_consistency", "{message}",
-                {"key_path": "sources", "message": f"missing the source of '{missing[0]}' (every one of "
-                                                   f"{', '.join(SOURCED_FIELDS)} needs one)"})
+            raise _consistency("sources", f"missing the source of '{missing[0]}' (every number the file "
+                                          f"sets needs one)")
+        return self
+
+    @model_validator(mode="after")
+    def _heads_phase_and_window_agree(self) -> Workload:
+        if self.kv_heads is not None and self.heads % self.kv_heads:
+            raise _consistency("kv_heads", f"expected a divisor of heads = {self.heads} (each key/value "
+                                           f"head serves a whole group of query heads), got {self.kv_heads}")
+        if self.phase == "chunked-prefill" and self.chunk_size is None:
+            raise _consistency("chunk_size", "missing: phase 'chunked-prefill' needs the chunk size (tokens)")
+        if self.phase != "chunked-prefill" and self.chunk_size is not None:
+            raise _consistency("chunk_size", f"only meaningful with phase 'chunked-prefill', not '{self.phase}'")
         return self
 
     # -- construction -------------------------------------------------------------------------------
@@ -122,37 +204,83 @@ class Workload(SpecDocument):
                                f"got {seq!r}")
         return seq
 
-    def attention_macs(self, seq: int) -> int:
-        """Multiply-accumulates of one attention layer: ``B*H*M*P*(E+F)`` (QK and AV), ``M = P = seq``.
+    @property
+    def key_value_heads(self) -> int:
+        """``kv_heads``, or ``heads`` where the file does not set it (multi-head attention)."""
+        return self.kv_heads if self.kv_heads is not None else self.heads
 
-        The softmax's operations are not MACs of these two GEMM-like Einsums and are not counted.
+    def attention_shape(self, seq: int, *, phase: str | None = None, q_len: int | None = None,
+                        batch: int | None = None) -> AttentionShape:
+        """The attention call of one layer at ``seq`` tokens in ``phase`` (default: the workload's).
+
+        ``q_len`` overrides the phase's query length (e.g. a chunk); ``batch`` the workload's batch.
         """
         seq = self.check_seq(seq)
-        return self.batch * self.heads * seq * seq * (self.head_dim_e + self.head_dim_f)
+        phase = self.phase if phase is None else phase
+        if phase not in PHASES:
+            raise MappingError(f"{self.origin}: phase: expected one of {', '.join(PHASES)}, got {phase!r}")
+        if q_len is None:
+            q_len = {"prefill": seq, "decode": 1}.get(phase, self.chunk_size or seq)
+        if isinstance(q_len, bool) or not isinstance(q_len, int) or not 0 < q_len <= seq:
+            raise MappingError(f"{self.origin}: q_len: expected a positive integer of at most the KV length "
+                               f"{seq}, got {q_len!r}")
+        return AttentionShape(batch=self.batch if batch is None else batch, heads=self.heads,
+                              kv_heads=self.key_value_heads, q_len=q_len, kv_len=seq,
+                              head_dim_e=self.head_dim_e, head_dim_f=self.head_dim_f, causal=self.causal,
+                              sliding_window=self.sliding_window)
+
+    def attention_macs(self, seq: int) -> int:
+        """Multiply-accumulates of one attention layer (QK and AV) at ``seq`` tokens in the workload's phase.
+
+        Prefill without a mask: ``B*H*M*P*(E+F)`` with ``M = P = seq``; a causal mask or a window keeps
+        only the attended (query, key) pairs (:meth:`AttentionShape.attended_pairs`). The softmax's
+        operations are not MACs of these two GEMM-like Einsums and are not counted.
+        """
+        return self.attention_shape(seq).macs()
+
+    def kv_cache_bytes(self, seq: int, word_bytes: int = 2) -> int:
+        """Bytes of the KV cache of all layers at ``seq`` tokens: ``layers B HKV seq (E + F) word``."""
+        return self.layers * self.attention_shape(seq).kv_bytes(word_bytes)
 
     def linear_gemms(self, seq: int) -> list[LinearGemm]:
-        """The encoder layer's linear layers at sequence length ``seq`` (fact sheet §4.4), rows ``B*P``.
+        """One layer's linear layers at ``seq`` tokens (fact sheet §4.4), rows ``B * P`` (``P`` per phase).
 
         Q, K and V projections (``k = D``, ``n = H*E`` for Q and K, ``H*F`` for V; one entry
-        ``qkv_projection`` with count 3 when ``E == F``, as the artifact models Q once and copies it),
-        the output projection (``k = H*F``, ``n = D``), FFN1 (``k = D``, ``n = S``) and FFN2
-        (``k = S``, ``n = D``). LayerNorm, residuals and the activation are not GEMMs and are omitted.
+        ``qkv_projection`` with count 3 when ``E == F``, as the artifact models Q once and copies it;
+        with fewer K/V heads, ``q_projection`` and one ``kv_projection`` of ``n = HKV*(E+F)``), the
+        output projection (``k = H*F``, ``n = D``), and the feed-forward network: FFN1 (``k = D``,
+        ``n = S``) and FFN2 (``k = S``, ``n = D``), or, gated, ``ffn_gate_up`` (count 2) and ``ffn_down``.
+        LayerNorm, residuals, the activation and the gate's product are not GEMMs and are omitted. In
+        decode the rows are the ``B`` new tokens: every weight is read for a handful of rows.
         """
-        rows = self.batch * self.check_seq(seq)
+        shape = self.attention_shape(seq)
+        rows = shape.batch * shape.q_len
         width_e, width_f = self.heads * self.head_dim_e, self.heads * self.head_dim_f
-        if width_e == width_f:
+        kv_width_e, kv_width_f = self.key_value_heads * self.head_dim_e, self.key_value_heads * self.head_dim_f
+        if self.key_value_heads != self.heads:  # GQA / MQA: narrower K and V projections
+            projections = [LinearGemm("q_projection", rows, width_e, self.d_model, 1),
+                           LinearGemm("kv_projection", rows, kv_width_e + kv_width_f, self.d_model, 1)]
+        elif width_e == width_f:
             projections = [LinearGemm("qkv_projection", rows, width_e, self.d_model, 3)]
         else:
             projections = [LinearGemm("qk_projection", rows, width_e, self.d_model, 2),
                            LinearGemm("v_projection", rows, width_f, self.d_model, 1)]
-        return [*projections,
-                LinearGemm("output_projection", rows, self.d_model, width_f, 1),
-                LinearGemm("ffn1", rows, self.ffn, self.d_model, 1),
-                LinearGemm("ffn2", rows, self.d_model, self.ffn, 1)]
+        if self.ffn_kind == "gated":  # SwiGLU-style: gate and up (D -> S), then down (S -> D)
+            ffn = [LinearGemm("ffn_gate_up", rows, self.ffn, self.d_model, 2),
+                   LinearGemm("ffn_down", rows, self.d_model, self.ffn, 1)]
+        else:
+            ffn = [LinearGemm("ffn1", rows, self.ffn, self.d_model, 1),
+                   LinearGemm("ffn2", rows, self.d_model, self.ffn, 1)]
+        return [*projections, LinearGemm("output_projection", rows, self.d_model, width_f, 1), *ffn]
 
     def linear_macs(self, seq: int) -> int:
         """Multiply-accumulates of all the linear layers of :meth:`linear_gemms` at ``seq``."""
         return sum(gemm.macs for gemm in self.linear_gemms(seq))
+
+
+def _consistency(key_path: str, message: str) -> PydanticCustomError:
+    """A cross-field error reported at ``key_path`` (see :func:`format_validation_error`)."""
+    return PydanticCustomError("workload_consistency", "{message}", {"key_path": key_path, "message": message})
 
 
 # --------------------------------------------------------------------------------------------------

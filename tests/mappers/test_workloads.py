@@ -27,8 +27,9 @@ def _one_line_error(excinfo: pytest.ExceptionInfo[MappingError]) -> str:
     return message
 
 
-def test_available_workloads_are_the_papers_four() -> None:
-    assert available_workloads() == ["bert-base", "t5-small", "trxl-wt103", "xlm"]
+def test_available_workloads_are_the_papers_four_and_the_llms() -> None:
+    assert available_workloads() == ["bert-base", "falcon-7b", "llama-3-8b-1m", "llama-3.1-70b", "llama-3.1-8b",
+                                     "mistral-7b", "t5-small", "trxl-wt103", "xlm"]
 
 
 @pytest.mark.parametrize("name", sorted(pd.MODELS))
