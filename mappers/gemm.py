@@ -37,25 +37,47 @@ DRAM reuse rule (word = ``arch.word_bytes``). Each (rank, T) operand has a *mode
 - either, ``fold``: inputs: the tile is re-read from DRAM for every fold that uses it; C: every
   fold writes its partial-sum tile and every non-first fold reads it back;
 - ``once``: every element is in exactly one fold (the stationary WS/IS operand, read when its fold
-  opens; OS's C, written when its fold closes; WS/IS's C when K fits one fold).
+  opens; OS's C, written when its fold closes; WS/IS's C when K fits one fold);
+- C of WS/IS as the outer operand (extended candidates, below), ``drain``: two C blocks; one takes the
+  outer tile's partial sums (never read back, as in ``block``) while the other, finished by the
+  previous outer iteration, is written back to DRAM piece by piece, one piece (``block // folds``
+  words, the last fold taking the remainder) riding on each fold's first store, the mirror image of
+  the input prefetch. No output waits in the staging space; the last block is written after the last
+  fold. Every output element is written once.
 
-Block height (OS only). An OS outer block may be ``h`` = 1, 2, 4, 8 ... array tiles tall (the edge
-block holds what is left). Each inner step is then a *stacked fold*: the ``h`` physical folds of the
-block on one inner tile, run back to back while that tile stays in the staging space, so an inner
-operand in ``fold`` mode is read once per block instead of once per tile (B of OS M-outer: ceil(M /
-hR) times). A stacked fold is never chunked (its whole inner tile is one double-buffered step load)
-and costs ``h`` x (``T`` + the fold's fixed cycles). ``h`` > 1 is only considered when the inner
-operand is in ``fold`` mode (otherwise it cuts no traffic).
+Block height. An outer block may be ``h`` = 1, 2, 4, 8 ... array tiles tall (the edge block holds
+what is left): for OS along either spatial rank; for WS/IS (extended candidates) along the array-col
+rank, where the outer operand is C (WS N-outer, IS M-outer; the block's tiles are side by side along
+the columns). Each inner step is then a *stacked fold*: the ``h`` physical folds of the block on one
+inner tile (OS: the B or A tile; WS/IS: one K tile of the streamed operand, each physical fold with
+its own stationary tile and partial sums), run back to back while that tile stays in the staging
+space, so an inner operand in ``fold`` mode is read once per block instead of once per tile (B of OS
+M-outer and of IS M-outer: ceil(M / hR) or ceil(M / hC) times). A stacked fold is never chunked (its
+whole inner tile is one double-buffered step load) and costs ``h`` x (``T`` + the fold's fixed cycles),
+exactly its ``h`` physical folds: no loop order, height or chunk changes the compute cycles. ``h`` > 1
+is only considered when the inner operand is in ``fold`` mode (otherwise it cuts no traffic).
 
-Choice: over both loop orders, the block heights and the modes above, the plan with the least DRAM
-traffic (reads + writes) whose global-buffer footprint fits: the whole inner operand, plus the outer
-blocks (two of the largest block for inputs with more than one outer iteration, else one), plus staging
-of the per-step transfers (2 x largest step load + 3 x largest staged store; prefetch pieces land in the
-next block's space, which the first piece's load claims whole). Ties: the longer chunk, then the lower
-block, then fewer resident bytes, then M/K-outer before N/M-outer. Examples: the encoder linear layers
-(M = batch x seq rows, B of at most a few MB) get OS M-outer, A block, B whole: A, B and C each cross
-the DRAM interface once. If B does not fit either, B is re-read once per row block (M / hR times; or,
-N-outer, A once per block of h column tiles: XLM's FFN1, B 2048 x 8192, gets 4-tile blocks on 16 MB).
+Footprint: the whole inner operand, plus the outer blocks (two of the largest block for inputs with
+more than one outer iteration and for C ``drain``, else one), plus staging of the per-step transfers
+(2 x largest step load + 3 x largest staged store; prefetch pieces land in the next block's space,
+which the first piece's load claims whole).
+
+Choice: the plan with the least DRAM traffic (reads + writes) whose global-buffer footprint fits, over
+both loop orders, the OS block heights and the modes above (the *basic* candidates). Ties: the longer
+chunk, then the lower block, then fewer resident bytes, then M/K-outer before N/M-outer. Where no
+basic candidate fits or the chosen one is DRAM-bound (its traffic / ``arch.dram_bytes_per_cycle`` >
+its compute cycles under ``fill_drain``), the *extended* candidates join: WS/IS partial-sum-side
+blocks of ``h`` >= 2 tiles (C ``block`` or ``drain``) and of one tile with C ``drain``; one replaces
+the basic plan only if it ranks strictly lower (less traffic; same tie order). They cost no compute
+cycles, so they can only help a DRAM-bound plan; elsewhere they would change nothing but the traffic
+figure, and the basic plans (and every number derived from them) stay as they are. Examples: the
+encoder linear layers (M = batch x seq rows, B of at most a few MB) get OS M-outer, A block, B whole:
+A, B and C each cross the DRAM interface once. If B does not fit either, B is re-read once per row
+block (M / hR times; or, N-outer, A once per block of h column tiles: XLM's FFN1, B 2048 x 8192, gets
+4-tile blocks on 16 MB). XLM's FFN2 (K = 8192, N = 2048, B 32 MB) on 16 MB: OS cannot stack (a
+256 x 8192 tile is 4 MB, a 2-tile block double-buffered 16 MB) and stays DRAM-bound (0.86 of ideal);
+IS M-outer with 4-tile blocks and C ``drain`` (2 x 4 MB of partial sums + 2 x 1.5 MB of B tile and
+stationary A tiles) re-reads B once per 1024 rows and is compute-bound.
 
 Steps (chunks). A fold moves through DRAM in *steps*: the temporal rank is cut into chunks of
 ``chunk_temporal`` MAC steps: the fewest equal chunks for which the staging above fits (usually the
@@ -85,11 +107,17 @@ iteration's block. Global-buffer bandwidth is not a constraint (not modelled). W
 ``ideal_dram=True`` every DRAM op takes 0 cycles, so the schedule's cycles are the 2D array's compute
 cycles.
 
-Not modelled: taller blocks for WS/IS; blocking of the temporal rank; single-buffered outer blocks
-and inner tiles streamed chunk by chunk into the chunks a stack frees. So GEMMs whose tiles along the
-temporal rank are large against the buffer stay DRAM-bound where two 2-tile blocks plus two inner
-tiles do not fit: XLM's FFN2 (K = 8192: a 256 x 8192 fp16 tile is 4 MB) on 16 MB reaches 0.86 of
-ideal (it needs 24 MB; 0.998 on 32 MB). (4096^3 on 16 MB: 2-tile blocks, 0.99 overlapped.)
+C ``drain``: the partial sums of an outer iteration's first fold may start landing in the block
+copy whose last piece (``1 / folds`` of it) is still queued for DRAM (the copies are claimed once, in
+the prologue, not per piece).
+
+Not modelled: taller blocks for WS/IS along K (the outer operand A/B) and for WS/IS with C in
+``fold`` mode; blocking of the temporal rank (OS: K with partial sums kept in the buffer, which
+would let OS stack on XLM's FFN2 too); single-buffered outer blocks and inner tiles streamed chunk
+by chunk into the chunks a stack frees. So OS GEMMs whose tiles along the temporal rank are large
+against the buffer stay DRAM-bound where two 2-tile blocks plus two inner tiles do not fit: XLM's
+FFN2 with OS on 16 MB reaches 0.86 of ideal (it needs 24 MB; 0.998 on 32 MB); IS reaches ideal there
+(above). (4096^3 on 16 MB: 2-tile blocks, 0.99 overlapped.)
 
 Actions: ``pe2d.mac`` (ops), ``global_buffer.read`` / ``global_buffer.write`` (words), ``dram.read`` /
 ``dram.write`` (bytes). Register-file accesses are not counted.
@@ -207,12 +235,12 @@ class GemmPlan:
 
     @property
     def mode(self) -> dict[str, str]:
-        """Operand name -> ``block``, ``whole``, ``fold`` or ``once`` (module docstring)."""
+        """Operand name -> ``block``, ``drain``, ``whole``, ``fold`` or ``once`` (module docstring)."""
         return dict(self.modes)
 
     @property
     def resident(self) -> tuple[str, ...]:
-        """Operands kept in the global buffer across folds (mode ``whole`` or ``block``), sorted."""
+        """Operands kept in the global buffer across folds (``whole``, ``block``, ``drain``), sorted."""
         return tuple(sorted(name for name, mode in self.modes if mode in ("whole", "block", "drain")))
 
     @property
@@ -230,6 +258,19 @@ class GemmPlan:
     def macs(self) -> int:
         """Multiply-accumulates: M x N x K."""
         return self.m * self.n * self.k
+
+    @property
+    def mapping(self) -> dict[str, object]:
+        """The chosen mapping as plain data: loop order (outer, inner and temporal GEMM rank), operand
+        modes, block height (array tiles per outer block), chunk (MAC steps per DRAM step) and the
+        largest fold's number of chunks, global-buffer footprint (bytes)."""
+        row_rank, col_rank, temporal_rank = RANKS[self.dataflow]
+        inner_rank = col_rank if self.outer_rank == row_rank else row_rank
+        longest = max(fold.temporal for fold, _ in self.fold_kinds)
+        return {"dataflow": self.dataflow, "loop_order": [self.outer_rank, inner_rank, temporal_rank],
+                "modes": self.mode, "block_tiles": self.block_tiles, "chunk_temporal": self.chunk_temporal,
+                "chunks_per_fold": math.ceil(longest / min(self.chunk_temporal, longest)),
+                "resident_bytes": self.resident_bytes, "staging_bytes": self.staging_bytes}
 
     @property
     def description(self) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from attnsim.studies.cli import main
 
-KEYS = {"cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s", "fill_drain",
+KEYS = {"cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s", "fill_drain", "plan",
         "mapping"}
 
 
