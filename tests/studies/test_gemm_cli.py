@@ -10,8 +10,8 @@ import pytest
 
 from attnsim.studies.cli import main
 
-KEYS = {"cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s", "fill_drain", "plan",
-        "mapping"}
+KEYS = {"cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s", "fill_drain",
+        "mapping", "plan"}
 
 
 def gemm_json(capsys, *args: str) -> dict:
