@@ -37,25 +37,47 @@ DRAM reuse rule (word = ``arch.word_bytes``). Each (rank, T) operand has a *mode
 - either, ``fold``: inputs: the tile is re-read from DRAM for every fold that uses it; C: every
   fold writes its partial-sum tile and every non-first fold reads it back;
 - ``once``: every element is in exactly one fold (the stationary WS/IS operand, read when its fold
-  opens; OS's C, written when its fold closes; WS/IS's C when K fits one fold).
+  opens; OS's C, written when its fold closes; WS/IS's C when K fits one fold);
+- C of WS/IS as the outer operand (extended candidates, below), ``drain``: two C blocks; one takes the
+  outer tile's partial sums (never read back, as in ``block``) while the other, finished by the
+  previous outer iteration, is written back to DRAM piece by piece, one piece (``block // folds``
+  words, the last fold taking the remainder) riding on each fold's first store, the mirror image of
+  the input prefetch. No output waits in the staging space; the last block is written after the last
+  fold. Every output element is written once.
 
-Block height (OS only). An OS outer block may be ``h`` = 1, 2, 4, 8 ... array tiles tall (the edge
-block holds what is left). Each inner step is then a *stacked fold*: the ``h`` physical folds of the
-block on one inner tile, run back to back while that tile stays in the staging space, so an inner
-operand in ``fold`` mode is read once per block instead of once per tile (B of OS M-outer: ceil(M /
-hR) times). A stacked fold is never chunked (its whole inner tile is one double-buffered step load)
-and costs ``h`` x (``T`` + the fold's fixed cycles). ``h`` > 1 is only considered when the inner
-operand is in ``fold`` mode (otherwise it cuts no traffic).
+Block height. An outer block may be ``h`` = 1, 2, 4, 8 ... array tiles tall (the edge block holds
+what is left): for OS along either spatial rank; for WS/IS (extended candidates) along the array-col
+rank, where the outer operand is C (WS N-outer, IS M-outer; the block's tiles are side by side along
+the columns). Each inner step is then a *stacked fold*: the ``h`` physical folds of the block on one
+inner tile (OS: the B or A tile; WS/IS: one K tile of the streamed operand, each physical fold with
+its own stationary tile and partial sums), run back to back while that tile stays in the staging
+space, so an inner operand in ``fold`` mode is read once per block instead of once per tile (B of OS
+M-outer and of IS M-outer: ceil(M / hR) or ceil(M / hC) times). A stacked fold is never chunked (its
+whole inner tile is one double-buffered step load) and costs ``h`` x (``T`` + the fold's fixed cycles),
+exactly its ``h`` physical folds: no loop order, height or chunk changes the compute cycles. ``h`` > 1
+is only considered when the inner operand is in ``fold`` mode (otherwise it cuts no traffic).
 
-Choice: over both loop orders, the block heights and the modes above, the plan with the least DRAM
-traffic (reads + writes) whose global-buffer footprint fits: the whole inner operand, plus the outer
-blocks (two of the largest block for inputs with more than one outer iteration, else one), plus staging
-of the per-step transfers (2 x largest step load + 3 x largest staged store; prefetch pieces land in the
-next block's space, which the first piece's load claims whole). Ties: the longer chunk, then the lower
-block, then fewer resident bytes, then M/K-outer before N/M-outer. Examples: the encoder linear layers
-(M = batch x seq rows, B of at most a few MB) get OS M-outer, A block, B whole: A, B and C each cross
-the DRAM interface once. If B does not fit either, B is re-read once per row block (M / hR times; or,
-N-outer, A once per block of h column tiles: XLM's FFN1, B 2048 x 8192, gets 4-tile blocks on 16 MB).
+Footprint: the whole inner operand, plus the outer blocks (two of the largest block for inputs with
+more than one outer iteration and for C ``drain``, else one), plus staging of the per-step transfers
+(2 x largest step load + 3 x largest staged store; prefetch pieces land in the next block's space,
+which the first piece's load claims whole).
+
+Choice: the plan with the least DRAM traffic (reads + writes) whose global-buffer footprint fits, over
+both loop orders, the OS block heights and the modes above (the *basic* candidates). Ties: the longer
+chunk, then the lower block, then fewer resident bytes, then M/K-outer before N/M-outer. Where no
+basic candidate fits or the chosen one is DRAM-bound (its traffic / ``arch.dram_bytes_per_cycle`` >
+its compute cycles under ``fill_drain``), the *extended* candidates join: WS/IS partial-sum-side
+blocks of ``h`` >= 2 tiles (C ``block`` or ``drain``) and of one tile with C ``drain``; one replaces
+the basic plan only if it ranks strictly lower (less traffic; same tie order). They cost no compute
+cycles, so they can only help a DRAM-bound plan; elsewhere they would change nothing but the traffic
+figure, and the basic plans (and every number derived from them) stay as they are. Examples: the
+encoder linear layers (M = batch x seq rows, B of at most a few MB) get OS M-outer, A block, B whole:
+A, B and C each cross the DRAM interface once. If B does not fit either, B is re-read once per row
+block (M / hR times; or, N-outer, A once per block of h column tiles: XLM's FFN1, B 2048 x 8192, gets
+4-tile blocks on 16 MB). XLM's FFN2 (K = 8192, N = 2048, B 32 MB) on 16 MB: OS cannot stack (a
+256 x 8192 tile is 4 MB, a 2-tile block double-buffered 16 MB) and stays DRAM-bound (0.86 of ideal);
+IS M-outer with 4-tile blocks and C ``drain`` (2 x 4 MB of partial sums + 2 x 1.5 MB of B tile and
+stationary A tiles) re-reads B once per 1024 rows and is compute-bound.
 
 Steps (chunks). A fold moves through DRAM in *steps*: the temporal rank is cut into chunks of
 ``chunk_temporal`` MAC steps: the fewest equal chunks for which the staging above fits (usually the
@@ -85,11 +107,17 @@ iteration's block. Global-buffer bandwidth is not a constraint (not modelled). W
 ``ideal_dram=True`` every DRAM op takes 0 cycles, so the schedule's cycles are the 2D array's compute
 cycles.
 
-Not modelled: taller blocks for WS/IS; blocking of the temporal rank; single-buffered outer blocks
-and inner tiles streamed chunk by chunk into the chunks a stack frees. So GEMMs whose tiles along the
-temporal rank are large against the buffer stay DRAM-bound where two 2-tile blocks plus two inner
-tiles do not fit: XLM's FFN2 (K = 8192: a 256 x 8192 fp16 tile is 4 MB) on 16 MB reaches 0.86 of
-ideal (it needs 24 MB; 0.998 on 32 MB). (4096^3 on 16 MB: 2-tile blocks, 0.99 overlapped.)
+C ``drain``: the partial sums of an outer iteration's first fold may start landing in the block
+copy whose last piece (``1 / folds`` of it) is still queued for DRAM (the copies are claimed once, in
+the prologue, not per piece).
+
+Not modelled: taller blocks for WS/IS along K (the outer operand A/B) and for WS/IS with C in
+``fold`` mode; blocking of the temporal rank (OS: K with partial sums kept in the buffer, which
+would let OS stack on XLM's FFN2 too); single-buffered outer blocks and inner tiles streamed chunk
+by chunk into the chunks a stack frees. So OS GEMMs whose tiles along the temporal rank are large
+against the buffer stay DRAM-bound where two 2-tile blocks plus two inner tiles do not fit: XLM's
+FFN2 with OS on 16 MB reaches 0.86 of ideal (it needs 24 MB; 0.998 on 32 MB); IS reaches ideal there
+(above). (4096^3 on 16 MB: 2-tile blocks, 0.99 overlapped.)
 
 Actions: ``pe2d.mac`` (ops), ``global_buffer.read`` / ``global_buffer.write`` (words), ``dram.read`` /
 ``dram.write`` (bytes). Register-file accesses are not counted.
@@ -207,13 +235,13 @@ class GemmPlan:
 
     @property
     def mode(self) -> dict[str, str]:
-        """Operand name -> ``block``, ``whole``, ``fold`` or ``once`` (module docstring)."""
+        """Operand name -> ``block``, ``drain``, ``whole``, ``fold`` or ``once`` (module docstring)."""
         return dict(self.modes)
 
     @property
     def resident(self) -> tuple[str, ...]:
-        """Operands kept in the global buffer across folds (mode ``whole`` or ``block``), sorted."""
-        return tuple(sorted(name for name, mode in self.modes if mode in ("whole", "block")))
+        """Operands kept in the global buffer across folds (``whole``, ``block``, ``drain``), sorted."""
+        return tuple(sorted(name for name, mode in self.modes if mode in ("whole", "block", "drain")))
 
     @property
     def fold_kinds(self) -> tuple[tuple[FoldKind, int], ...]:
@@ -230,6 +258,19 @@ class GemmPlan:
     def macs(self) -> int:
         """Multiply-accumulates: M x N x K."""
         return self.m * self.n * self.k
+
+    @property
+    def mapping(self) -> dict[str, object]:
+        """The chosen mapping as plain data: loop order (outer, inner and temporal GEMM rank), operand
+        modes, block height (array tiles per outer block), chunk (MAC steps per DRAM step) and the
+        largest fold's number of chunks, global-buffer footprint (bytes)."""
+        row_rank, col_rank, temporal_rank = RANKS[self.dataflow]
+        inner_rank = col_rank if self.outer_rank == row_rank else row_rank
+        longest = max(fold.temporal for fold, _ in self.fold_kinds)
+        return {"dataflow": self.dataflow, "loop_order": [self.outer_rank, inner_rank, temporal_rank],
+                "modes": self.mode, "block_tiles": self.block_tiles, "chunk_temporal": self.chunk_temporal,
+                "chunks_per_fold": math.ceil(longest / min(self.chunk_temporal, longest)),
+                "resident_bytes": self.resident_bytes, "staging_bytes": self.staging_bytes}
 
     @property
     def description(self) -> str:
@@ -272,9 +313,18 @@ def outer_groups(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, ou
     extents = {"M": m, "N": n, "K": k}
     row_rank, col_rank, temporal_rank = RANKS[dataflow]
     temporal = extents[temporal_rank]
+    if height > 1 and dataflow != "os":
+        if outer_side != "cols":
+            raise MappingError(f"gemm: {dataflow} outer blocks of {height} tiles are only planned along "
+                               f"the array-col rank")
+        groups = []
+        for block, count in _tile_sizes(extents[col_rank], height * cols):
+            stack = math.ceil(block / cols)
+            folds = tuple((FoldKind(sr, block, temporal, role, stack_cols=stack), n_rows)
+                          for sr, role, n_rows in _k_roles(k, rows))
+            groups.append(OuterGroup(block, "only", count, folds))
+        return groups
     if height > 1:
-        if dataflow != "os":
-            raise MappingError(f"gemm: outer blocks of {height} tiles are only planned for os")
         inner_tiles = _tile_sizes(extents[col_rank if outer_side == "rows" else row_rank],
                                   cols if outer_side == "rows" else rows)
         outer_extent, outer_size = (m, rows) if outer_side == "rows" else (n, cols)
@@ -345,11 +395,12 @@ def step_traffic(step: Step, dataflow: str, modes: dict[str, str]) -> StepTraffi
     stationary = sr * sc if step.opens else 0
     psum_in = t * sc if fold.role in ("middle", "last") else 0
     load = stationary + (t * sr if modes[streamed] == "fold" else 0) + (psum_in if psums == "fold" else 0)
-    final = fold.role in ("only", "last")
+    final = fold.role in ("only", "last") and psums != "drain"   # drain: pieces write the block
     store = t * sc if (final or psums == "fold") else 0
     return StepTraffic(load_words=load, store_words=store,
                        staged_store_words=0 if psums == "whole" else store,
-                       fed_words=stationary + t * sr + psum_in, written_words=t * sc, macs=macs)
+                       fed_words=stationary + t * sr * fold.stack_cols + psum_in, written_words=t * sc,
+                       macs=macs)
 
 
 def _operand_words(m: int, n: int, k: int) -> dict[str, int]:
@@ -406,9 +457,11 @@ def _largest_chunk(kinds, dataflow: str, modes: dict[str, str], word_bytes: int,
     return math.ceil(longest / math.ceil(longest / low))   # <= low: balanced chunks still fit
 
 
-def _mode_choices(operand: str, is_outer: bool, has_psums: bool) -> tuple[str, ...]:
+def _mode_choices(operand: str, is_outer: bool, has_psums: bool, extended: bool = False) -> tuple[str, ...]:
     if operand == "C" and not has_psums:
         return ("once",)
+    if operand == "C" and is_outer and extended:
+        return ("fold", "block", "drain")
     return ("fold", "block") if is_outer else ("fold", "whole")
 
 
@@ -416,8 +469,8 @@ def _resident_bytes(groups: list[OuterGroup], modes: dict[str, str], outer_opera
                     words: dict[str, int], word_bytes: int) -> int:
     """Whole operands plus outer blocks (two for prefetched inputs), bytes."""
     total = sum(words[name] for name, mode in modes.items() if mode == "whole")
-    if modes[outer_operand] == "block":
-        copies = 2 if _prefetches(groups, modes, outer_operand) else 1
+    if modes[outer_operand] in ("block", "drain"):
+        copies = 2 if (_prefetches(groups, modes, outer_operand) or modes[outer_operand] == "drain") else 1
         total += copies * max(_block_words(group) for group in groups)
     return total * word_bytes
 
@@ -432,17 +485,54 @@ def plan_gemm(m: int, n: int, k: int, arch, dataflow: str, fill_drain: str = "pe
     rows, cols = arch.arrays.pe2d.rows, arch.arrays.pe2d.cols
     word_bytes = arch.word_bytes
     capacity = arch.global_buffer.capacity_bytes
+    row_operand, col_operand, spatial_operand = OPERANDS[dataflow]
+    has_psums = dataflow != "os" and k > rows
+    best = _best_candidate(m, n, k, rows, cols, dataflow, word_bytes, capacity,
+                           _nest_choices(m, n, rows, cols, dataflow), extended=False)
+    extended = _extended_nest_choices(m, n, cols, dataflow)
+    if extended and (best is None or _dram_bound(best, m, n, k, rows, cols, dataflow, fill_drain,
+                                                 arch.dram_bytes_per_cycle)):
+        with_tall = _best_candidate(m, n, k, rows, cols, dataflow, word_bytes, capacity, extended,
+                                    extended=True)
+        if with_tall is not None and (best is None or with_tall[0] < best[0]):
+            best = with_tall
+    if best is None:
+        kinds = _flatten(outer_groups(m, n, k, rows, cols, dataflow, "rows"))
+        modes = {row_operand: "fold", col_operand: _mode_choices(col_operand, False, has_psums)[0],
+                 spatial_operand: "once"}   # nothing resident
+        needed = _staging_bytes(kinds, 1, dataflow, modes, word_bytes)
+        raise MappingError(f"gemm: global_buffer.capacity_bytes = {capacity} cannot hold the "
+                           f"double-buffered tiles of even one-step chunks ({needed} bytes needed for "
+                           f"{dataflow} on {rows}x{cols})")
+    _, outer_side, groups, modes, chunk, resident_bytes, reads, writes, height = best
+    row_rank, col_rank, _ = RANKS[dataflow]
+    return GemmPlan(m=m, n=n, k=k, dataflow=dataflow, fill_drain=fill_drain, rows=rows, cols=cols,
+                    word_bytes=word_bytes, outer_rank=row_rank if outer_side == "rows" else col_rank,
+                    outer_groups=tuple(groups), modes=tuple((name, modes[name]) for name in "ABC"),
+                    chunk_temporal=chunk, resident_bytes=resident_bytes,
+                    staging_bytes=_staging_bytes(_flatten(groups), chunk, dataflow, modes, word_bytes),
+                    dram_read_bytes=reads, dram_write_bytes=writes, block_tiles=height)
+
+
+def _best_candidate(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, word_bytes: int,
+                    capacity: int, choices: list[tuple[tuple[int, str], int]], extended: bool
+                    ) -> tuple | None:
+    """Over ``choices`` (loop orders and block heights) and the operand modes: the fitting plan of
+    least DRAM traffic as ``(rank, outer side, groups, modes, chunk, resident bytes, read bytes,
+    write bytes, height)``, ties broken by ``rank`` (module docstring); None if none fits."""
     words = _operand_words(m, n, k)
     row_operand, col_operand, spatial_operand = OPERANDS[dataflow]
     has_psums = dataflow != "os" and k > rows
     best = None
-    for (side_index, outer_side), height in _nest_choices(m, n, rows, cols, dataflow):
+    for (side_index, outer_side), height in choices:
         groups = outer_groups(m, n, k, rows, cols, dataflow, outer_side, height)
         kinds = _flatten(groups)
         outer_operand, inner_operand = ((row_operand, col_operand) if outer_side == "rows"
                                         else (col_operand, row_operand))
-        for outer_mode, inner_mode in product(_mode_choices(outer_operand, True, has_psums),
+        for outer_mode, inner_mode in product(_mode_choices(outer_operand, True, has_psums, extended),
                                               _mode_choices(inner_operand, False, has_psums)):
+            if extended and height == 1 and outer_mode != "drain":
+                continue    # already a basic candidate
             if height > 1 and inner_mode != "fold":
                 continue    # taller blocks only cut the re-reads of a per-fold inner operand
             modes = {spatial_operand: "once", outer_operand: outer_mode, inner_operand: inner_mode}
@@ -463,26 +553,27 @@ def plan_gemm(m: int, n: int, k: int, arch, dataflow: str, fill_drain: str = "pe
             reads = (sum(words[name] for name, mode in modes.items()
                          if mode in ("whole", "block") and name != "C")
                      + sum(traffic.load_words * count for traffic, count in whole)) * word_bytes
-            writes = sum(traffic.store_words * count for traffic, count in whole) * word_bytes
+            writes = (sum(traffic.store_words * count for traffic, count in whole)
+                      + (words["C"] if modes["C"] == "drain" else 0)) * word_bytes
             rank = (reads + writes, -chunk, height, resident_bytes, side_index)
             if best is None or rank < best[0]:
                 best = (rank, outer_side, groups, modes, chunk, resident_bytes, reads, writes, height)
-    if best is None:
-        kinds = _flatten(outer_groups(m, n, k, rows, cols, dataflow, "rows"))
-        modes = {row_operand: "fold", col_operand: _mode_choices(col_operand, False, has_psums)[0],
-                 spatial_operand: "once"}   # nothing resident
-        needed = _staging_bytes(kinds, 1, dataflow, modes, word_bytes)
-        raise MappingError(f"gemm: global_buffer.capacity_bytes = {capacity} cannot hold the "
-                           f"double-buffered tiles of even one-step chunks ({needed} bytes needed for "
-                           f"{dataflow} on {rows}x{cols})")
-    _, outer_side, groups, modes, chunk, resident_bytes, reads, writes, height = best
-    row_rank, col_rank, _ = RANKS[dataflow]
-    return GemmPlan(m=m, n=n, k=k, dataflow=dataflow, fill_drain=fill_drain, rows=rows, cols=cols,
-                    word_bytes=word_bytes, outer_rank=row_rank if outer_side == "rows" else col_rank,
-                    outer_groups=tuple(groups), modes=tuple((name, modes[name]) for name in "ABC"),
-                    chunk_temporal=chunk, resident_bytes=resident_bytes,
-                    staging_bytes=_staging_bytes(_flatten(groups), chunk, dataflow, modes, word_bytes),
-                    dram_read_bytes=reads, dram_write_bytes=writes, block_tiles=height)
+    return best
+
+
+def _compute_cycles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, fill_drain: str) -> int:
+    """The 2D array's cycles with DRAM never stalling (closed form of the module docstring's fold
+    cost; the same for every loop order, block height and chunk)."""
+    fixed = fold_fixed_cycles(rows, cols, dataflow, fill_drain)
+    cycles = sum((fold.temporal + fixed) * count for fold, count in fold_kinds(m, n, k, rows, cols, dataflow))
+    return cycles + (2 * rows + cols - 2 if fill_drain == "overlapped" else 0)
+
+
+def _dram_bound(candidate: tuple, m: int, n: int, k: int, rows: int, cols: int, dataflow: str,
+                fill_drain: str, bytes_per_cycle: float) -> bool:
+    """Whether ``candidate``'s DRAM traffic takes longer than the array's compute cycles."""
+    reads, writes = candidate[6], candidate[7]
+    return (reads + writes) / bytes_per_cycle > _compute_cycles(m, n, k, rows, cols, dataflow, fill_drain)
 
 
 def _nest_choices(m: int, n: int, rows: int, cols: int, dataflow: str
@@ -494,11 +585,26 @@ def _nest_choices(m: int, n: int, rows: int, cols: int, dataflow: str
         choices.append((side, 1))
         if dataflow == "os":
             tiles = math.ceil(m / rows) if side[1] == "rows" else math.ceil(n / cols)
-            height = 2
-            while height // 2 < tiles:
-                choices.append((side, height))
-                height *= 2
+            choices.extend((side, height) for height in _heights(tiles))
     return choices
+
+
+def _extended_nest_choices(m: int, n: int, cols: int, dataflow: str) -> list[tuple[tuple[int, str], int]]:
+    """WS/IS only: outer blocks of 2, 4, 8 ... tiles along the array-col rank (the partial-sum
+    side: WS N-outer, IS M-outer), up to the first that covers the whole rank."""
+    if dataflow == "os":
+        return []
+    tiles = math.ceil((n if dataflow == "ws" else m) / cols)
+    return [((1, "cols"), height) for height in (1, *_heights(tiles))]
+
+
+def _heights(tiles: int) -> list[int]:
+    """Block heights 2, 4, 8 ... up to the first that covers ``tiles`` (none if ``tiles`` is 1)."""
+    heights, height = [], 2
+    while height // 2 < tiles:
+        heights.append(height)
+        height *= 2
+    return heights
 
 
 def fold_steps(plan: GemmPlan, fold: FoldKind) -> list[Step]:
@@ -571,6 +677,7 @@ class _ScheduleBuilder:
         self.outer_operand = row_operand if plan.outer_rank == RANKS[plan.dataflow][0] else col_operand
         self.prefetch = _prefetches(list(plan.outer_groups), self.modes, self.outer_operand)
         self.outer_is_input_block = self.modes[self.outer_operand] == "block" and self.outer_operand != "C"
+        self.drains = self.modes["C"] == "drain"   # C blocks written back piece by piece
         self.fixed_cycles = fold_fixed_cycles(self.rows, self.cols, plan.dataflow, plan.fill_drain)
 
     # -- steps -------------------------------------------------------------------------------
@@ -620,14 +727,16 @@ class _ScheduleBuilder:
             claims_bytes=_nonzero({GLB: traffic.staged_store_words * self.word_bytes}),
             releases_bytes=_nonzero({GLB: (traffic.load_words + frees_block_words) * self.word_bytes}))
 
-    def _store(self, step: Step, op_id: str, after) -> Operation:
+    def _store(self, step: Step, op_id: str, after, drain_words: int = 0) -> Operation:
+        """Store ``step``'s outputs plus ``drain_words`` of the previous outer iteration's C block."""
         traffic = self._traffic(step)
-        store_bytes = traffic.store_words * self.word_bytes
+        store_words = traffic.store_words + drain_words
+        store_bytes = store_words * self.word_bytes
         return Operation(
             id=op_id, unit="dram", einsum=self.einsum,
             duration_cycles=_dram_cycles(store_bytes, self.bytes_per_cycle, self.ideal_dram),
             deps=(after,),
-            actions=_nonzero({"dram.write": store_bytes, "global_buffer.read": traffic.store_words}),
+            actions=_nonzero({"dram.write": store_bytes, "global_buffer.read": store_words}),
             releases_bytes=_nonzero({GLB: traffic.staged_store_words * self.word_bytes}))
 
     def _prologue_deps(self) -> tuple[str, ...]:
@@ -642,10 +751,11 @@ class _ScheduleBuilder:
         words = _operand_words(plan.m, plan.n, plan.k)
         ops = []
         for name, mode in sorted(self.modes.items()):
-            if mode not in ("whole", "block"):
+            if mode not in ("whole", "block", "drain"):
                 continue
             if name == "C":   # on-chip partial sums: space only, no DRAM traffic
                 n_words = words["C"] if mode == "whole" else max(map(_block_words, plan.outer_groups))
+                n_words *= 2 if mode == "drain" else 1   # one block filling, one draining
                 ops.append(Operation(id="resident_C", unit="dram", duration_cycles=0,
                                      einsum=self.einsum, claims_bytes={GLB: n_words * self.word_bytes}))
                 continue
@@ -661,7 +771,8 @@ class _ScheduleBuilder:
         return ops
 
     def _fold_ops(self, fold: FoldKind, prev_step: Step | None, next_first: Step | None,
-                  piece_words: int, reserve_words: int, frees_block_words: int) -> list[Operation]:
+                  piece_words: int, reserve_words: int, frees_block_words: int,
+                  drain_words: int = 0, final_drain_words: int = 0) -> list[Operation]:
         """One fold as software-pipelined (load step j+1, compute step j, store step j-1) triples.
 
         ``prev_step`` is the step before the fold's first (None for the very first fold) and
@@ -673,7 +784,9 @@ class _ScheduleBuilder:
         block boundary (loop-carried, falling back to the latest instance before the block). Inner
         steps use ``load_c<i>``/``fold_c<i>``/``store_c<i>``. The last compute frees
         ``frees_block_words`` (the outer block); the very last fold also stores its own last step
-        (``store_final``) after the drain, if any.
+        (``store_final``) after the drain, if any. C in ``drain`` mode: the first triple's store also
+        writes ``drain_words`` of the previous outer iteration's C block, and ``store_final`` the
+        ``final_drain_words`` of the last one.
         """
         steps = fold_steps(self.plan, fold)
         last = len(steps) - 1
@@ -694,23 +807,26 @@ class _ScheduleBuilder:
             if i > 0:
                 ops.append(self._store(steps[i - 1], f"store_c{i - 1}", f"fold_c{i - 1}"))
             elif prev_step is not None:
-                ops.append(self._store(prev_step, "store", LoopDep("fold", 1)))
+                ops.append(self._store(prev_step, "store", LoopDep("fold", 1), drain_words))
             if i == last and next_first is None:
                 final_id = compute_id
                 if self.plan.fill_drain == "overlapped":
                     ops.append(Operation(id="drain", unit="pe2d", einsum=self.einsum, deps=(compute_id,),
                                          duration_cycles=2 * self.rows + self.cols - 2, util=0.0))
                     final_id = "drain"
-                ops.append(self._store(step, "store_final", final_id))
+                ops.append(self._store(step, "store_final", final_id, final_drain_words))
         return ops
 
     # -- the nest ----------------------------------------------------------------------------
     def _outer_body(self, group: OuterGroup, prev_step: Step | None, following: OuterGroup | None,
-                    name: str) -> tuple[Block, ...]:
-        """One outer iteration of ``group``: its folds, prefetching ``following``'s block."""
+                    name: str, drained_words: int = 0) -> tuple[Block, ...]:
+        """One outer iteration of ``group``: its folds, prefetching ``following``'s block and (C in
+        ``drain`` mode) writing back ``drained_words``, the previous iteration's C block."""
         next_first = self._first(following.folds[0][0]) if following is not None else None
         block_words = _block_words(following) if (self.prefetch and following is not None) else 0
         piece, last_piece = _pieces(block_words, group.folds_per_iteration)
+        drain_piece, last_drain_piece = _pieces(drained_words, group.folds_per_iteration)
+        final_drain = _block_words(group) if (self.drains and following is None) else 0
         frees = _block_words(group) if self.outer_is_input_block else 0
         folds = group.folds
         runs = []
@@ -725,13 +841,15 @@ class _ScheduleBuilder:
                 opens_body = index == 0 and first_rep
                 key = (index, self._store_key(before), self._load_key(after),
                        last_piece if ends_body else piece, block_words if opens_body else 0,
-                       frees if ends_body else 0)
+                       frees if ends_body else 0, last_drain_piece if ends_body else drain_piece,
+                       final_drain if ends_body else 0)
                 runs.append(((key, before, after), reps))
         blocks = []
         for number, ((key, before, after), reps) in enumerate(_merged_runs(runs)):
-            index, _, _, piece_words, reserve_words, frees_words = key
+            index, _, _, piece_words, reserve_words, frees_words, drain_words, final_words = key
             blocks.append(Block(tuple(self._fold_ops(folds[index][0], before, after, piece_words,
-                                                     reserve_words, frees_words)),
+                                                     reserve_words, frees_words, drain_words,
+                                                     final_words)),
                                 reps, f"{name}.f{number}"))
         return tuple(blocks)
 
@@ -748,12 +866,14 @@ class _ScheduleBuilder:
                 prev_step = self._last(previous.folds[-1][0]) if previous is not None else None
                 next_first = self._first(following.folds[0][0]) if following is not None else None
                 next_block = _block_words(following) if (self.prefetch and following is not None) else 0
+                drained = _block_words(previous) if (self.drains and previous is not None) else 0
                 key = (index, self._store_key(prev_step), self._load_key(next_first), next_block,
-                       following is None)
+                       following is None, drained)
                 runs.append(((key, prev_step, following), reps))
         for number, ((key, prev_step, following), reps) in enumerate(_merged_runs(runs)):
             name = f"outer{number}"
-            blocks.append(Block(self._outer_body(groups[key[0]], prev_step, following, name), reps, name))
+            blocks.append(Block(self._outer_body(groups[key[0]], prev_step, following, name, key[5]),
+                                reps, name))
         return Schedule(blocks=tuple(blocks), buffers_bytes={GLB: self.capacity},
                         name=f"gemm {self.plan.m}x{self.plan.n}x{self.plan.k} {self.plan.dataflow} "
                              f"{self.plan.fill_drain} ({self.plan.description})")

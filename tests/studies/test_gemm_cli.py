@@ -11,7 +11,7 @@ import pytest
 from attnsim.studies.cli import main
 
 KEYS = {"cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s", "fill_drain",
-        "mapping"}
+        "mapping", "plan"}
 
 
 def gemm_json(capsys, *args: str) -> dict:

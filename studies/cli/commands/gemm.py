@@ -55,7 +55,7 @@ def _dimension(name: str, text: str) -> int:
 
 
 REPORT_KEYS = ("cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s",
-               "fill_drain", "mapping")
+               "fill_drain", "mapping", "plan")
 
 
 def gemm_report(m: int, n: int, k: int, arch_spec: str, dataflow: str, fill_drain: str = "per_fold",
@@ -66,7 +66,8 @@ def gemm_report(m: int, n: int, k: int, arch_spec: str, dataflow: str, fill_drai
     cycles: makespan (DRAM included); compute_cycles: the same mapping with DRAM never stalling;
     util_2d: MACs / (2D PEs x cycles); traffic_bytes: DRAM reads + writes; energy_pj; latency_s;
     fill_drain: the convention used; mapping: loop order and operand modes, e.g.
-    ``"M-outer, A block, B whole, C once"`` (see :mod:`mappers.gemm`).
+    ``"M-outer, A block, B whole, C once"`` (see :mod:`mappers.gemm`); plan: the same mapping as data
+    (loop order, modes, block height, chunking: :attr:`mappers.gemm.GemmPlan.mapping`).
     """
     arch = load_arch(arch_spec, overrides)
     plan = plan_gemm(m, n, k, arch, dataflow, fill_drain)
@@ -84,6 +85,7 @@ def gemm_report(m: int, n: int, k: int, arch_spec: str, dataflow: str, fill_drai
         "latency_s": result.latency_s,
         "fill_drain": fill_drain,
         "mapping": plan.description,
+        "plan": plan.mapping,
     }
 
 
