@@ -519,7 +519,7 @@ def fit_label(text: str, length_in: float) -> str:
     per_line = max(12, int(length_in * 72 / (0.55 * size_pt)))
     if len(text) <= per_line:
         return text
-    return "\n".join(textwrap.wrap(text, per_line))
+    return "\n".join(textwrap.wrap(text, per_line, break_on_hyphens=False))
 
 
 def _ylabel(axes: Any, text: str, figure: Figure, share: float = 0.8) -> None:
@@ -914,12 +914,11 @@ def roofline_figure(records: Sequence[PointRecord], plot: RooflinePlot, style: F
     roof_lines = [line for line in axes.get_lines() if str(line.get_label()).startswith("roof")]
     counts = {value: f"{value_label(plot.series, value, is_ablation(plot.series, list(values)))} ({len(points)})"
               for value, points in values.items()}
-    legend = _series_legend(axes, plot.series, list(values), handles, counts, loc="upper left",
-                            bbox_to_anchor=(1.0, 1.0), title="points per series")
     if roof_lines:
-        axes.add_artist(legend)
-        axes.legend(roof_lines, [str(line.get_label()) for line in roof_lines], loc="lower left",
-                    bbox_to_anchor=(1.0, 0.0))
+        axes.add_artist(axes.legend(roof_lines, [str(line.get_label()) for line in roof_lines], loc="lower left",
+                                    bbox_to_anchor=(1.0, 0.0)))
+    _series_legend(axes, plot.series, list(values), handles, counts, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                   title="points per series")
     return figure
 
 
