@@ -914,11 +914,10 @@ def roofline_figure(records: Sequence[PointRecord], plot: RooflinePlot, style: F
     roof_lines = [line for line in axes.get_lines() if str(line.get_label()).startswith("roof")]
     counts = {value: f"{value_label(plot.series, value, is_ablation(plot.series, list(values)))} ({len(points)})"
               for value, points in values.items()}
-    if roof_lines:
-        axes.add_artist(axes.legend(roof_lines, [str(line.get_label()) for line in roof_lines], loc="lower left",
-                                    bbox_to_anchor=(1.0, 0.0)))
-    _series_legend(axes, plot.series, list(values), handles, counts, loc="upper left", bbox_to_anchor=(1.0, 1.0),
-                   title="points per series")
+    roofs_key = [("__roof__", i) for i in range(len(roof_lines))]
+    counts.update({key: str(line.get_label()) for key, line in zip(roofs_key, roof_lines)})
+    _series_legend(axes, plot.series, [*values, *roofs_key], [*handles, *roof_lines], counts, loc="upper left",
+                   bbox_to_anchor=(1.0, 1.0), title="points per series")
     return figure
 
 
