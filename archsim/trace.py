@@ -16,8 +16,9 @@ Formats, chosen by :func:`write_trace` from the file suffix:
 ``.csv``
     Columns ``unit, einsum, op_id, block, iteration, start_cycle, end_cycle``.
 
-:func:`plot_gantt` draws one lane per unit with one ``broken_barh`` per (unit, Einsum); bars closer
-than the drawing's resolution are merged, so a 100k-operation timeline renders in about a second
+:func:`plot_gantt` draws one lane per unit with one ``broken_barh`` per (unit, Einsum), no edges; a
+lane with more operations than the drawing has columns shows the busiest Einsum per column
+(:func:`dominant_runs`), so a 100k-operation timeline renders in seconds
 (``benchmarks/bench_gantt.py`` prints the time) and stays readable instead of a black band.
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ TRACE_PID = 1
 """The trace-event process id of a schedule (one schedule per file)."""
 
 GANTT_RESOLUTION_PX = 2000
-"""Bars of one (unit, Einsum) closer than ``span / GANTT_RESOLUTION_PX`` cycles are drawn as one."""
+"""Time bins of an aggregated Gantt lane (about the columns of a 10-inch drawing at 200 dpi)."""
 
 
 def _rows_of(result_or_timeline: Result | Iterable[TraceRow]) -> Iterable[TraceRow]:
@@ -158,22 +159,52 @@ def read_trace(path: str | Path) -> list[TraceRow]:
     return read_trace_json(path)
 
 
-def merged_intervals(intervals: Iterable[tuple[int, int]], resolution: float) -> list[tuple[float, float]]:
-    """``(start, end)`` intervals sorted and merged where the gap between them is below ``resolution``;
-    each returned as ``(start, width)`` with width at least ``resolution / 2`` (so it stays visible)."""
-    merged: list[list[float]] = []
-    for start, end in sorted(intervals):
-        if merged and start - merged[-1][1] < resolution:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(start, max(end - start, resolution / 2)) for start, end in merged]
+def dominant_runs(intervals: Sequence[tuple[int, int, str]], t0: float, bin_cycles: float, bins: int
+                  ) -> list[tuple[float, float, str]]:
+    """Aggregate ``(start, end, einsum)`` intervals of one unit into ``bins`` time bins of
+    ``bin_cycles`` from ``t0``: each busy bin shows the Einsum that is busiest in it, adjacent bins of
+    one Einsum joined. Returns ``(start, width, einsum)`` bars in cycles."""
+    import numpy as np
+
+    names = list(dict.fromkeys(einsum for _, _, einsum in intervals))
+    column = {name: i for i, name in enumerate(names)}
+    starts = np.array([s for s, _, _ in intervals], dtype=float) - t0
+    ends = np.array([e for _, e, _ in intervals], dtype=float) - t0
+    rows = np.array([column[e] for _, _, e in intervals], dtype=np.int64)
+    first = np.clip((starts // bin_cycles).astype(np.int64), 0, bins - 1)
+    last = np.clip((np.maximum(ends - 1e-9, starts) // bin_cycles).astype(np.int64), 0, bins - 1)
+    busy = np.zeros((len(names), bins + 1))
+    same = first == last
+    np.add.at(busy, (rows[same], first[same]), ends[same] - starts[same])
+    split = ~same
+    np.add.at(busy, (rows[split], first[split]), (first[split] + 1) * bin_cycles - starts[split])
+    np.add.at(busy, (rows[split], last[split]), ends[split] - last[split] * bin_cycles)
+    full = np.zeros((len(names), bins + 1))              # whole bins between first and last: a difference array
+    inner = split & (last > first + 1)
+    np.add.at(full, (rows[inner], first[inner] + 1), bin_cycles)
+    np.add.at(full, (rows[inner], last[inner]), -bin_cycles)
+    busy = (busy + np.cumsum(full, axis=1))[:, :bins]
+    winner = np.argmax(busy, axis=0)
+    active = busy.max(axis=0) > 0
+    bars: list[tuple[float, float, str]] = []
+    run_start: int | None = None
+    run_name = 0
+    for b in range(bins + 1):
+        current = int(winner[b]) if b < bins and active[b] else None
+        if run_start is not None and current != run_name:
+            bars.append((t0 + run_start * bin_cycles, (b - run_start) * bin_cycles, names[run_name]))
+            run_start = None
+        if current is not None and run_start is None:
+            run_start, run_name = b, current
+    return bars
 
 
 def gantt_figure(timeline: Iterable[TraceRow], title: str = "", resolution_px: int = GANTT_RESOLUTION_PX
                  ) -> Any:
     """The Gantt chart (module docstring) as a matplotlib Figure: one lane per unit (in order of first
-    use), one ``broken_barh`` per (unit, Einsum) coloured by Einsum, bars merged below the resolution."""
+    use), one ``broken_barh`` per (unit, Einsum) coloured by Einsum. A unit with more operations than
+    ``resolution_px`` is aggregated (:func:`dominant_runs`: the busiest Einsum per 1/resolution_px of
+    the span), so that 100k operations draw in seconds and stay readable; the title says so."""
     import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -183,23 +214,34 @@ def gantt_figure(timeline: Iterable[TraceRow], title: str = "", resolution_px: i
     einsums = list(dict.fromkeys(row.einsum for row in rows))
     cmap = matplotlib.colormaps["tab20"]
     colours = {einsum: cmap(i % 20) for i, einsum in enumerate(einsums)}
-    span = max((row.end_cycle for row in rows), default=1) - min((row.start_cycle for row in rows), default=0)
-    resolution = max(span, 1) / resolution_px
-    lanes: dict[tuple[str, str], list[tuple[int, int]]] = {}
-    for row in rows:
-        lanes.setdefault((row.unit, row.einsum), []).append((row.start_cycle, row.end_cycle))
+    t0 = min((row.start_cycle for row in rows), default=0)
+    span = max(max((row.end_cycle for row in rows), default=1) - t0, 1)
+    bin_cycles = span / resolution_px
     figure = Figure(figsize=(10, 0.5 * len(units) + 1.6), layout="constrained")
     axes = figure.add_subplot()
-    for (unit, einsum), intervals in lanes.items():
-        axes.broken_barh(merged_intervals(intervals, resolution), (units.index(unit) - 0.4, 0.8),
-                         facecolors=colours[einsum], linewidth=0, label=einsum or "(untagged)")
+    aggregated = []
+    for lane, unit in enumerate(units):
+        mine = [(row.start_cycle, row.end_cycle, row.einsum) for row in rows if row.unit == unit]
+        if len(mine) > resolution_px:
+            aggregated.append(unit)
+            bars = dominant_runs(mine, t0, bin_cycles, resolution_px)
+        else:
+            bars = [(float(s), float(max(e - s, 0)), einsum) for s, e, einsum in mine]
+        for einsum in einsums:
+            spans = [(s, w) for s, w, e in bars if e == einsum]
+            if spans:
+                axes.broken_barh(spans, (lane - 0.4, 0.8), facecolors=colours[einsum], linewidth=0,
+                                 label=einsum or "(untagged)")
     axes.set_yticks(range(len(units)), units)
     axes.set_ylim(len(units) - 0.5, -0.5)
+    axes.set_xlim(t0, t0 + span)
     axes.set_xlabel("cycle")
     handles = [Patch(color=colours[e], label=e or "(untagged)") for e in einsums]
     axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", title="Einsum")
-    if title:
-        axes.set_title(title)
+    note = (f"{', '.join(aggregated)}: busiest Einsum per {bin_cycles:.4g}-cycle bin of {len(rows)} operations "
+            f"(zoom into the --trace JSON in Perfetto)") if aggregated else ""
+    if title or note:
+        axes.set_title("\n".join(part for part in (title, note) if part), fontsize="small")
     return figure
 
 
@@ -211,6 +253,6 @@ def plot_gantt(timeline: Iterable[TraceRow], path: str | Path, title: str = "",
     return sum(len(collection.get_paths()) for collection in figure.axes[0].collections)
 
 
-__all__ = ["COLUMNS", "GANTT_RESOLUTION_PX", "TRACE_PID", "clock_of", "gantt_figure", "merged_intervals", "plot_gantt",
+__all__ = ["COLUMNS", "GANTT_RESOLUTION_PX", "TRACE_PID", "clock_of", "dominant_runs", "gantt_figure", "plot_gantt",
            "read_trace", "read_trace_csv", "read_trace_json", "trace_events", "write_trace", "write_trace_csv",
            "write_trace_json"]
