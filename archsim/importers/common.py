@@ -98,7 +98,8 @@ def read_tagged_yaml(path: str | Path, what: str) -> dict[str, Any]:
 def number(value: Any, key: str, display: str, *, positive: bool = True) -> float:
     """``value`` as a float; SpecError ``display: key: expected a (positive) number, got ...``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(f"{display}: {key}: expected a {'positive ' if positive else ''}number, got {value!r}")
+        raise SpecError(f"{display}: {key}: expected a {'positive' if positive else 'non-negative'} number, "
+                        f"got {value!r}")
     if (positive and value <= 0) or (not positive and value < 0):
         raise SpecError(f"{display}: {key}: expected a {'positive' if positive else 'non-negative'} number, "
                         f"got {value!r}")
