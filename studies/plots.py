@@ -964,7 +964,7 @@ def lines_figure(records: Sequence[PointRecord], plot: LinesPlot, style: FigureS
             axes.set_title(value_label(plot.panels, panel))
         axes.grid(True, which="major", alpha=0.3, linewidth=0.5)
         if axes.get_lines():
-            axes.legend(title=plot.series_label or _axis_name(plot.series), fontsize="x-small")
+            axes.legend(title=plot.series_label or _axis_name(plot.series))
     _ylabel(all_axes[0], plot.ylabel, figure)
     if style.title_in_figure and plot.title:
         figure.suptitle(strip_figure_number(plot.title))
