@@ -132,6 +132,15 @@ def test_text_size_no_figure_number_nothing_clipped_or_overlapping(rendered, nam
         for label in (axes.xaxis.label, axes.yaxis.label):
             if label.get_text():
                 assert label.get_fontsize() == STYLE["font_size_pt"]
+    wanted = {"xlabel": FIGURES[name].get("xlabel"), "ylabel": FIGURES[name].get("ylabel")}
+    if FIGURES[name]["type"] == "roofline":
+        wanted = {"xlabel": "arithmetic intensity (FLOP/byte of DRAM traffic)",
+                  "ylabel": "attained performance (TFLOP/s)"}
+    first = figure.axes[0]
+    if wanted["ylabel"]:                                   # the study's label, wrapped to the axis at most
+        assert " ".join(first.get_ylabel().split()) == wanted["ylabel"]
+    if wanted["xlabel"]:
+        assert first.get_xlabel() == wanted["xlabel"]
     # nothing smaller than 3/4 of the study's font size (the complaint: ~4 pt labels once placed)
     assert min(t.get_fontsize() for t in texts) >= 0.75 * STYLE["font_size_pt"]
     assert not any(re.match(r"\s*Fig(ure)?\.?\s*\d", t.get_text()) for t in texts)
@@ -218,6 +227,15 @@ def test_roofline_every_point_visible_in_tb_per_s(rendered) -> None:  # type: ig
         assert list(collection.get_facecolor()) == [] or collection.get_facecolor()[0][3] == 0   # hollow
     roof = [line.get_label() for line in axes.get_lines()]
     assert roof == [f"roof: {syn.PEAK_FLOPS_PER_S / 1e12:g} TFLOP/s, {syn.BANDWIDTH_BYTES_PER_S / 1e12:g} TB/s"]
+
+
+def test_pdf_bytes_repeat(rendered, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from attnsim.studies.plots import save
+
+    _, records, entries, style = rendered
+    first = save(draw(records, entries["fig8"], style), tmp_path / "a", "fig8", ("pdf",), style)["pdf"]
+    second = save(draw(records, entries["fig8"], style), tmp_path / "b", "fig8", ("pdf",), style)["pdf"]
+    assert first.read_bytes() == second.read_bytes()
 
 
 def test_style_entry_is_validated() -> None:
