@@ -163,3 +163,19 @@ def test_refusals_are_one_line_naming_the_key(tmp_path: Path, text: str, message
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_accelforge_style_tags_read_the_same(tmp_path: Path) -> None:
+    # !Memory for storage (DRAM by class or name), !Compute for compute; the same attributes and actions
+    text = (ARCH.replace("  - !Component\n    name: DRAM\n    class: DRAM", "  - !Memory\n    name: DRAM")
+            .replace("  - !Component\n    name: GlobalBuffer\n    class: storage", "  - !Memory\n    name: GlobalBuffer")
+            .replace("  - !Component\n    name: RegisterFile\n    class: storage", "  - !Memory\n    name: RegisterFile")
+            .replace("  - !Component\n    name: MACC\n    class: compute", "  - !Compute\n    name: MACC"))
+    assert "!Component" not in text
+    path = tmp_path / "accelforge.yaml"
+    path.write_text(text)
+    (tmp_path / "timeloop.yaml").write_text(ARCH)
+    accelforge, timeloop = import_timeloop(path).arch, import_timeloop(tmp_path / "timeloop.yaml").arch
+    for part in ("clock_hz", "word_bytes", "arrays", "global_buffer", "dram"):
+        assert getattr(accelforge, part) == getattr(timeloop, part)
+    assert {k: e.pj for k, e in accelforge.energy.items()} == {k: e.pj for k, e in timeloop.energy.items()}
