@@ -21,6 +21,17 @@ errors name ``plots.<i>.<key>``):
     ``y`` against ``x``, one line per ``series`` value, one panel per ``panels`` value.
 ``comparison``
     no figure: tells :mod:`studies.report` which published numbers (``reference``) to compare with.
+``style``
+    no figure: the size and font of every figure (:class:`FigureStyle`): ``width_in`` / ``height_in``
+    (inches; default 7 x 2.6, a two-column page's full width), ``font_size_pt`` (default 8, so text
+    is 8 pt when the figure is placed at its size), ``title_in_figure`` (default false: the title is
+    the caption, in the report and the paper, not baked into the image; when true any ``Fig. N:``
+    prefix is still left out). A figure entry may set its own ``width_in`` / ``height_in``.
+
+PDFs embed TrueType (Type 42) fonts, never Type 3 (``pdf.fonttype = 42``), and carry no creation date,
+so the same store gives the same bytes. Bars are hatched per series and stacks per category, so the
+figures read in greyscale. Normalised bars (``speedup`` / ``relative``) end with a geometric-mean
+group (``mean``) and name the baseline series, whose bars are 1 by construction, in the legend.
 
 Every figure entry has ``name`` (the file stem: ``figs/<name>.png`` and ``.pdf``), ``title``,
 ``where`` (``{param: value or [values]}``: which points it uses) and ``headlines`` (keys of the
@@ -34,6 +45,8 @@ the :class:`matplotlib.figure.Figure`, so tests can read back what was drawn.
 from __future__ import annotations
 
 import math
+import re
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +57,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError  # noqa: E402
@@ -100,6 +114,33 @@ class _Entry(BaseModel):
     title: str = ""
     where: Where = {}
     headlines: list[str] = []
+    width_in: float | None = Field(default=None, gt=0, le=30)
+    height_in: float | None = Field(default=None, gt=0, le=30)
+
+
+class FigureStyle(BaseModel):
+    """Size and font of the figures of a study (the ``style`` entry of ``plots:``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["style"] = "style"
+    width_in: float = Field(default=7.0, gt=0, le=30)
+    height_in: float = Field(default=2.6, gt=0, le=30)
+    font_size_pt: float = Field(default=8.0, ge=4, le=24)
+    title_in_figure: bool = False
+
+    def rc(self) -> dict[str, Any]:
+        """The matplotlib rcParams of this style (TrueType fonts in PDF / PS, text as text in SVG)."""
+        size = self.font_size_pt
+        return {"pdf.fonttype": 42, "ps.fonttype": 42, "svg.fonttype": "none", "font.size": size,
+                "axes.titlesize": size, "axes.labelsize": size, "xtick.labelsize": size - 1,
+                "ytick.labelsize": size - 1, "legend.fontsize": size - 1, "legend.title_fontsize": size - 1,
+                "hatch.linewidth": 0.5, "axes.linewidth": 0.6, "lines.linewidth": 1.0,
+                "lines.markersize": 3.5, "figure.constrained_layout.h_pad": 0.02,
+                "figure.constrained_layout.w_pad": 0.02}
+
+
+DEFAULT_STYLE = FigureStyle()
 
 
 class BarsPlot(_Entry):
@@ -114,6 +155,15 @@ class BarsPlot(_Entry):
     series: str = "design"
     order: list[Any] | None = None
     log_y: bool = False
+    mean: Literal["geometric", "arithmetic", "none"] | None = None
+    """The mean group at the right: default geometric for normalised bars, none otherwise."""
+
+    @property
+    def mean_kind(self) -> str:
+        """The mean group drawn (``geometric``, ``arithmetic`` or ``none``)."""
+        if self.mean is not None:
+            return self.mean
+        return "geometric" if self.normalise != "none" else "none"
 
 
 class EinsumStackPlot(_Entry):
@@ -126,6 +176,8 @@ class EinsumStackPlot(_Entry):
     groups: list[str] = Field(default=["seq"], min_length=1, max_length=2)
     series: str = "design"
     order: list[Any] | None = None
+    small_fraction: float = Field(default=0.1, ge=0, le=1)
+    """Categories never above this fraction of the tallest stack get a magnified panel below (0: none)."""
 
 
 class ParetoPlot(_Entry):
@@ -140,6 +192,9 @@ class ParetoPlot(_Entry):
     ylabel: str = "attention latency (s)"
     series: str = "model"
     point_label: str | None = "pe_dim"
+    baseline_where: Where | None = None
+    """Points drawn as reference markers (e.g. the paper's fixed designs at the same length)."""
+    baseline_series: str = "design"
 
 
 class RooflinePlot(_Entry):
@@ -184,19 +239,23 @@ class ComparisonEntry(BaseModel):
     where: Where = {}
 
 
-PlotEntry = Annotated[Union[BarsPlot, EinsumStackPlot, ParetoPlot, RooflinePlot, LinesPlot, ComparisonEntry],
-                      Field(discriminator="type")]
+PlotEntry = Annotated[Union[BarsPlot, EinsumStackPlot, ParetoPlot, RooflinePlot, LinesPlot, ComparisonEntry,
+                            FigureStyle], Field(discriminator="type")]
 FigureEntry = Union[BarsPlot, EinsumStackPlot, ParetoPlot, RooflinePlot, LinesPlot]
-PLOT_TYPES = ("bars", "einsum_stack", "pareto", "roofline", "lines", "comparison")
+PLOT_TYPES = ("bars", "einsum_stack", "pareto", "roofline", "lines", "comparison", "style")
 
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(PlotEntry)
 
 
-def parse_plot_entries(entries: Sequence[Mapping[str, Any]], display: str) -> list[Any]:
-    """Validate a study's ``plots:`` list; UsageError ``display: plots.<i>.<key>: problem`` (one line)."""
+def _validate_entries(entries: Sequence[Mapping[str, Any]], display: str) -> list[Any]:
     parsed = []
     names: set[str] = set()
+    styles = 0
     for index, entry in enumerate(entries):
+        if entry.get("type") == "style":
+            styles += 1
+            if styles > 1:
+                raise UsageError(f"{display}: plots.{index}.type: only one style entry per study")
         if entry.get("type") not in PLOT_TYPES:
             raise UsageError(f"{display}: plots.{index}.type: expected one of {', '.join(PLOT_TYPES)}, "
                              f"got {entry.get('type')!r}")
@@ -214,6 +273,19 @@ def parse_plot_entries(entries: Sequence[Mapping[str, Any]], display: str) -> li
             names.add(name)
         parsed.append(plot)
     return parsed
+
+
+def parse_plot_entries(entries: Sequence[Mapping[str, Any]], display: str) -> list[Any]:
+    """Validate a study's ``plots:`` list; UsageError ``display: plots.<i>.<key>: problem`` (one line).
+
+    Returns the figure and comparison entries (the style entry: :func:`parse_plot_style`)."""
+    return [entry for entry in _validate_entries(entries, display) if entry.type != "style"]
+
+
+def parse_plot_style(entries: Sequence[Mapping[str, Any]], display: str) -> FigureStyle:
+    """The study's ``style`` entry (validated as :func:`parse_plot_entries` does), or the defaults."""
+    styles = [entry for entry in _validate_entries(entries, display) if entry.type == "style"]
+    return styles[0] if styles else DEFAULT_STYLE
 
 
 # --------------------------------------------------------------------------------------------------
@@ -353,10 +425,43 @@ def _index(records: Sequence[PointRecord], keys: Sequence[str], plot_name: str
 # --------------------------------------------------------------------------------------------------
 # Layout helpers.
 
+DESIGN_HATCHES: dict[str, str] = {
+    "unfused": "", "flat": "////", "flash2": "\\\\\\\\", "flash3": "++", "fusemax-cascade": "....",
+    "fusemax-arch": "xxxx", "fusemax": "",
+}
+"""Hatches per design, so that the bars read in greyscale (Unfused light grey, FuseMax dark red: solid)."""
+HATCHES: tuple[str, ...] = ("", "////", "....", "xxxx", "\\\\\\\\", "++", "oo", "--")
+"""Hatches of series / categories without their own (in order)."""
+MEAN_LABELS = {"geometric": ("GM", "geo. mean"), "arithmetic": ("AM", "mean")}
+"""Tick and group label of the mean group of a bar chart."""
 
-def _new_figure(width: float, height: float) -> tuple[Figure, Any]:
-    figure = Figure(figsize=(width, height), layout="constrained")
+_FIG_PREFIX = re.compile(r"^\s*Fig(?:ure)?\.?\s*\d+[a-z]?\s*[:.]\s*", re.IGNORECASE)
+
+
+def strip_figure_number(title: str) -> str:
+    """``"Fig. 8: attention speedup"`` -> ``"attention speedup"`` (the caption numbers the figure)."""
+    return _FIG_PREFIX.sub("", title)
+
+
+def figure_size(plot: Any, style: FigureStyle) -> tuple[float, float]:
+    """(width, height) in inches of a figure: its own ``width_in`` / ``height_in``, else the style's."""
+    return (plot.width_in or style.width_in, plot.height_in or style.height_in)
+
+
+def _new_figure(plot: Any, style: FigureStyle) -> tuple[Figure, Any]:
+    figure = Figure(figsize=figure_size(plot, style), layout="constrained")
     return figure, figure.add_subplot()
+
+
+def _title(axes: Any, plot: Any, style: FigureStyle) -> None:
+    if style.title_in_figure and plot.title:
+        axes.set_title(strip_figure_number(plot.title))
+
+
+def _hatch(series_key: str, value: Any, index: int) -> str:
+    if series_key == "design" and value in DESIGN_HATCHES:
+        return DESIGN_HATCHES[value]
+    return HATCHES[index % len(HATCHES)]
 
 
 def _slot_positions(slots: Sequence[tuple[Any, ...]], gap: float = 0.6) -> list[float]:
@@ -372,22 +477,53 @@ def _slot_positions(slots: Sequence[tuple[Any, ...]], gap: float = 0.6) -> list[
 
 
 def _label_slots(axes: Any, slots: Sequence[tuple[Any, ...]], positions: Sequence[float],
-                 groups: Sequence[str]) -> None:
-    axes.set_xticks(positions, [value_label(groups[-1], slot[-1]) for slot in slots])
-    axes.set_xlim(positions[0] - 0.6, positions[-1] + 0.6)
+                 groups: Sequence[str], mean: tuple[float, str] | None = None) -> None:
+    """Tick labels (inner group), outer group names under them, separators; ``mean``: (x, kind) of the
+    mean group after the slots."""
+    ticks = list(positions) + ([mean[0]] if mean else [])
+    labels = [value_label(groups[-1], slot[-1]) for slot in slots]
+    if mean:
+        labels.append(MEAN_LABELS[mean[1]][0])
+    axes.set_xticks(ticks, labels)
+    axes.tick_params(axis="x", length=0, pad=2)
+    axes.set_xlim(ticks[0] - 0.6, ticks[-1] + 0.6)
+    transform = blended_transform_factory(axes.transData, axes.transAxes)
+    if mean:
+        axes.axvline((positions[-1] + mean[0]) / 2, color="0.6", linewidth=0.6, zorder=0)
     if len(groups) < 2:
         axes.set_xlabel(_axis_name(groups[0]))
         return
-    transform = blended_transform_factory(axes.transData, axes.transAxes)
     outers = list(dict.fromkeys(slot[0] for slot in slots))
-    for outer in outers:
-        xs = [x for slot, x in zip(slots, positions) if slot[0] == outer]
-        axes.text(sum(xs) / len(xs), -0.09, value_label(groups[0], outer), transform=transform,
-                  ha="center", va="top", fontweight="bold")
+    names = [(outer, [x for slot, x in zip(slots, positions) if slot[0] == outer]) for outer in outers]
+    if mean:
+        names.append((None, [mean[0]]))
+    for outer, xs in names:
+        text = value_label(groups[0], outer) if outer is not None else MEAN_LABELS[mean[1]][1]  # type: ignore[index]
+        axes.annotate(text, (sum(xs) / len(xs), 0), xycoords=transform, xytext=(0, -1.9), ha="center", va="top",
+                      textcoords="offset fontsize", fontweight="bold", annotation_clip=False)
     for outer in outers[1:]:
         first = next(x for slot, x in zip(slots, positions) if slot[0] == outer)
-        axes.axvline(first - 0.8, color="0.8", linewidth=0.8, zorder=0)
-    axes.set_xlabel(f"{_axis_name(groups[-1])}, per {_axis_name(groups[0])}", labelpad=24)
+        axes.axvline(first - 0.8, color="0.8", linewidth=0.6, zorder=0)
+    axes.set_xlabel(f"{_axis_name(groups[-1])}, per {_axis_name(groups[0])}", labelpad=_group_pad())
+
+
+def _group_pad() -> float:
+    """The x label's pad (points) that leaves room for the group names under the tick labels."""
+    return 2.3 * float(matplotlib.rcParams["font.size"])
+
+
+def fit_label(text: str, length_in: float) -> str:
+    """``text`` broken into lines that fit ``length_in`` inches at the current font size (an axis
+    label longer than its axis would be clipped by the figure edge)."""
+    size_pt = float(matplotlib.rcParams["font.size"])
+    per_line = max(12, int(length_in * 72 / (0.55 * size_pt)))
+    if len(text) <= per_line:
+        return text
+    return "\n".join(textwrap.wrap(text, per_line, break_on_hyphens=False))
+
+
+def _ylabel(axes: Any, text: str, figure: Figure, share: float = 0.8) -> None:
+    axes.set_ylabel(fit_label(text, figure.get_figheight() * share))
 
 
 def _axis_name(key: str) -> str:
@@ -396,8 +532,9 @@ def _axis_name(key: str) -> str:
 
 
 def _series_legend(axes: Any, series_key: str, values: Sequence[Any], handles: Sequence[Any],
-                   **kwargs: Any) -> Any:
-    """A legend in ``values`` order; designs of the FuseMax group under a "FuseMax" heading."""
+                   labels: Mapping[Any, str] | None = None, **kwargs: Any) -> Any:
+    """A legend in ``values`` order; designs of the FuseMax group under a "FuseMax" heading;
+    ``labels`` replaces the text of some values."""
     entries: list[tuple[Any, str]] = []
     heading = None
     ablation = is_ablation(series_key, values)
@@ -406,13 +543,23 @@ def _series_legend(axes: Any, series_key: str, values: Sequence[Any], handles: S
         if group is not None and group != heading:
             entries.append((Rectangle((0, 0), 1, 1, fill=False, edgecolor="none", visible=False), group))
         heading = group
-        entries.append((handle, value_label(series_key, value, ablation)))
+        text = (labels or {}).get(value) or value_label(series_key, value, ablation)
+        entries.append((handle, text))
     legend = axes.legend([h for h, _ in entries], [t for _, t in entries], **kwargs)
     headings = set(DESIGN_HEADINGS.values()) if series_key == "design" else set()
     for text in legend.get_texts():
         if text.get_text() in headings:
             text.set_fontweight("bold")
     return legend
+
+
+def _top_legend(axes: Any, series_key: str, values: Sequence[Any], handles: Sequence[Any],
+                labels: Mapping[Any, str] | None = None) -> Any:
+    """The series legend in one row above the axes (room for the plot on a narrow page)."""
+    count = len(values) + (1 if is_ablation(series_key, values) else 0)
+    return _series_legend(axes, series_key, values, handles, labels, loc="lower center",
+                          bbox_to_anchor=(0.5, 1.0), ncol=max(1, min(count, 7)), frameon=False,
+                          handlelength=1.6, columnspacing=1.0, borderaxespad=0.2)
 
 
 def is_ablation(series_key: str, values: Iterable[Any]) -> bool:
@@ -455,33 +602,64 @@ def bar_values(records: Sequence[PointRecord], plot: BarsPlot) -> dict[Any, dict
     return out
 
 
-def bars_figure(records: Sequence[PointRecord], plot: BarsPlot) -> Figure:
-    """Grouped bars (module docstring): one BarContainer per series value, labelled, in legend order."""
+def mean_of(values: Iterable[float], kind: str) -> float | None:
+    """The geometric or arithmetic mean of ``values`` (None when there are none, or a geometric mean
+    of a non-positive value)."""
+    items = list(values)
+    if not items:
+        return None
+    if kind == "geometric":
+        if any(v <= 0 for v in items):
+            return None
+        return math.exp(math.fsum(math.log(v) for v in items) / len(items))
+    return math.fsum(items) / len(items)
+
+
+def bar_means(values: Mapping[Any, Mapping[tuple[Any, ...], float]], kind: str) -> dict[Any, float]:
+    """series value -> the mean of its bars (``kind`` geometric or arithmetic); absent without bars."""
+    if kind == "none":
+        return {}
+    return {value: mean for value, heights in values.items()
+            if (mean := mean_of(heights.values(), kind)) is not None}
+
+
+def bars_figure(records: Sequence[PointRecord], plot: BarsPlot, style: FigureStyle = DEFAULT_STYLE) -> Figure:
+    """Grouped bars (module docstring): one BarContainer per series value, labelled, in legend order;
+    with a mean group, each container's last bar is the series' mean."""
     chosen = selected(records, plot.where)
     slots = _slot_values(chosen, plot.groups)
     values = bar_values(records, plot)
+    means = bar_means(values, plot.mean_kind)
     series = list(values)
     positions = _slot_positions(slots)
-    figure, axes = _new_figure(min(16.0, max(7.0, 0.11 * len(slots) * max(1, len(series)) + 3.0)), 4.5)
+    mean_x = (positions[-1] + 1.6) if positions and means else None
+    figure, axes = _new_figure(plot, style)
     width = 0.8 / max(1, len(series))
-    ablation = is_ablation(plot.series, series)
     containers = []
     for i, value in enumerate(series):
-        xs = [x + (i - (len(series) - 1) / 2) * width for slot, x in zip(slots, positions) if slot in values[value]]
+        offset = (i - (len(series) - 1) / 2) * width
+        xs = [x + offset for slot, x in zip(slots, positions) if slot in values[value]]
         hs = [values[value][slot] for slot in slots if slot in values[value]]
-        containers.append(axes.bar(xs, hs, width=width, label=value_label(plot.series, value, ablation),
-                                   color=_colour(plot.series, value, i), edgecolor="black", linewidth=0.3))
+        if mean_x is not None and value in means:
+            xs.append(mean_x + offset)
+            hs.append(means[value])
+        containers.append(axes.bar(xs, hs, width=width, label=value_label(plot.series, value, is_ablation(plot.series, series)),
+                                   color=_colour(plot.series, value, i), hatch=_hatch(plot.series, value, i),
+                                   edgecolor="black", linewidth=0.3))
     if positions:
-        _label_slots(axes, slots, positions, plot.groups)
+        _label_slots(axes, slots, positions, plot.groups,
+                     (mean_x, plot.mean_kind) if mean_x is not None else None)
+    labels = {}
     if plot.normalise != "none":
         axes.axhline(1.0, color="black", linewidth=0.6, linestyle="--", zorder=0)
+        if plot.baseline in series:
+            labels[plot.baseline] = f"{value_label(plot.series, plot.baseline)} (baseline = 1)"
     if plot.log_y:
         axes.set_yscale("log")
-    axes.set_ylabel(plot.ylabel)
-    axes.set_title(plot.title, fontsize="medium")
-    axes.grid(axis="y", alpha=0.3)
-    _series_legend(axes, plot.series, series, containers, fontsize="small", loc="upper left",
-                   bbox_to_anchor=(1.0, 1.0))
+    _ylabel(axes, plot.ylabel, figure, 0.72)
+    _title(axes, plot, style)
+    axes.grid(axis="y", alpha=0.3, linewidth=0.5)
+    _top_legend(axes, plot.series, series, containers, labels)
     return figure
 
 
@@ -504,12 +682,25 @@ def stack_values(records: Sequence[PointRecord], plot: EinsumStackPlot
     return out
 
 
-def einsum_stack_figure(records: Sequence[PointRecord], plot: EinsumStackPlot) -> Figure:
-    """Fig. 7-style stacks: one BarContainer per category (bottom to top in ``stack`` order)."""
+def small_categories(values: Mapping[str, Mapping[tuple[Any, ...], float]], fraction: float) -> list[str]:
+    """The categories that are never above ``fraction`` of the tallest stack (magnified panel)."""
+    bars = {bar for column in values.values() for bar in column}
+    tallest = max((math.fsum(column.get(bar, 0.0) for column in values.values()) for bar in bars), default=0.0)
+    if fraction <= 0 or tallest <= 0:
+        return []
+    return [category for category, column in values.items()
+            if column and max(column.values()) <= fraction * tallest]
+
+
+def einsum_stack_figure(records: Sequence[PointRecord], plot: EinsumStackPlot,
+                        style: FigureStyle = DEFAULT_STYLE) -> Figure:
+    """Fig. 7-style stacks: one BarContainer per category (bottom to top in ``stack`` order), hatched;
+    the categories too small to read get a second, magnified panel below (grouped bars)."""
     chosen = selected(records, plot.where)
     slots = _slot_values(chosen, plot.groups)
     series = ordered_values(chosen, plot.series, plot.order)
     values = stack_values(records, plot)
+    small = small_categories(values, plot.small_fraction)
     bars = [(*slot, value) for slot in slots for value in series
             if any((*slot, value) in column for column in values.values())]
     positions, x, previous = [], 0.0, None
@@ -519,34 +710,56 @@ def einsum_stack_figure(records: Sequence[PointRecord], plot: EinsumStackPlot) -
         positions.append(x)
         previous = bar[:-1]
         x += 1.0
-    figure, axes = _new_figure(min(16.0, max(7.0, 0.4 * len(bars) + 3.0)), 4.5)
+    figure = Figure(figsize=figure_size(plot, style), layout="constrained")
+    if small:
+        axes, zoom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2.2, 1.0]})
+    else:
+        axes, zoom = figure.add_subplot(), None
+    colours = {category: plt.get_cmap("tab10")(i % 10) for i, category in enumerate(values)}
+    hatches = {category: HATCHES[i % len(HATCHES)] for i, category in enumerate(values)}
     bottoms = [0.0] * len(bars)
     containers = []
-    for i, (category, column) in enumerate(values.items()):
+    for category, column in values.items():
         heights = [column.get(bar, 0.0) for bar in bars]
         containers.append(axes.bar(positions, heights, bottom=bottoms, width=0.8, label=category,
-                                   color=plt.get_cmap("tab10")(i % 10), edgecolor="black", linewidth=0.3))
+                                   color=colours[category], hatch=hatches[category], edgecolor="black",
+                                   linewidth=0.3))
         bottoms = [b + h for b, h in zip(bottoms, heights)]
-    axes.set_xticks(positions, [DESIGN_SHORT.get(bar[-1], str(bar[-1])) if plot.series == "design"
-                                else value_label(plot.series, bar[-1]) for bar in bars], fontsize="small")
-    transform = blended_transform_factory(axes.transData, axes.transAxes)
+    _ylabel(axes, plot.ylabel, figure, 0.55 if small else 0.75)
+    _title(axes, plot, style)
+    axes.grid(axis="y", alpha=0.3, linewidth=0.5)
+    axes.legend(containers[::-1], list(values)[::-1], title="Einsum", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    bottom_axes = axes
+    if zoom is not None:
+        width = 0.8 / len(small)
+        for i, category in enumerate(small):
+            offset = (i - (len(small) - 1) / 2) * width
+            zoom.bar([p + offset for p in positions], [values[category].get(bar, 0.0) for bar in bars], width=width,
+                     label=category, color=colours[category], hatch=hatches[category], edgecolor="black",
+                     linewidth=0.3)
+        zoom.set_ylabel("small Einsums\n(magnified)")
+        zoom.grid(axis="y", alpha=0.3, linewidth=0.5)
+        zoom.legend(title=f"< {plot.small_fraction:.0%} of the top", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        bottom_axes = zoom
+    bottom_axes.set_xticks(positions, [DESIGN_SHORT.get(bar[-1], str(bar[-1])) if plot.series == "design"
+                                       else value_label(plot.series, bar[-1]) for bar in bars])
+    bottom_axes.tick_params(axis="x", length=0, pad=2)
+    transform = blended_transform_factory(bottom_axes.transData, bottom_axes.transAxes)
     for slot in slots:
         xs = [x for bar, x in zip(bars, positions) if bar[:-1] == slot]
         if xs:
-            axes.text(sum(xs) / len(xs), -0.08, " / ".join(value_label(g, v) for g, v in zip(plot.groups, slot)),
-                      transform=transform, ha="center", va="top", fontweight="bold")
+            bottom_axes.annotate(" / ".join(value_label(g, v) for g, v in zip(plot.groups, slot)),
+                                 (sum(xs) / len(xs), 0), xycoords=transform, xytext=(0, -1.9),
+                                 textcoords="offset fontsize", ha="center", va="top", fontweight="bold",
+                                 annotation_clip=False)
     if plot.series == "design":
         ablation = is_ablation(plot.series, series)
         key = ", ".join(f"{DESIGN_SHORT[d]} = {value_label('design', d, ablation)}" for d in series
                         if d in DESIGN_SHORT)
-        axes.set_xlabel(f"design ({key}), per {_axis_name(plot.groups[-1])}", labelpad=26)
+        bottom_axes.set_xlabel(f"design ({key}), per {_axis_name(plot.groups[-1])}", labelpad=_group_pad())
     else:
-        axes.set_xlabel(f"{_axis_name(plot.series)}, per {_axis_name(plot.groups[-1])}", labelpad=26)
-    axes.set_ylabel(plot.ylabel)
-    axes.set_title(plot.title, fontsize="medium")
-    axes.grid(axis="y", alpha=0.3)
-    axes.legend(containers[::-1], list(values)[::-1], title="Einsum", fontsize="small", loc="upper left",
-                bbox_to_anchor=(1.0, 1.0))
+        bottom_axes.set_xlabel(f"{_axis_name(plot.series)}, per {_axis_name(plot.groups[-1])}",
+                               labelpad=_group_pad())
     return figure
 
 
@@ -569,27 +782,65 @@ def pareto_values(records: Sequence[PointRecord], plot: ParetoPlot
     return out
 
 
-def pareto_figure(records: Sequence[PointRecord], plot: ParetoPlot) -> Figure:
-    """Log-log lines (one Line2D per series value, labelled), each point annotated with its label."""
+def pareto_baselines(records: Sequence[PointRecord], plot: ParetoPlot
+                     ) -> dict[Any, list[tuple[float, float, Any]]]:
+    """baseline series value (e.g. design) -> [(x, y, series value of the point)] of the
+    ``baseline_where`` points, scaled as the lines are; empty without ``baseline_where``."""
+    if plot.baseline_where is None:
+        return {}
+    chosen = [r for r in selected(records, plot.baseline_where) if r.status == "ok"]
+    out: dict[Any, list[tuple[float, float, Any]]] = {}
+    for value in ordered_values(chosen, plot.baseline_series):
+        points = []
+        for record in chosen:
+            if record.params.get(plot.baseline_series) != value:
+                continue
+            x, y = lookup(record, plot.x), lookup(record, plot.y)
+            if x is not None and y is not None:
+                points.append((float(x) * plot.x_scale, float(y) * plot.y_scale, record.params.get(plot.series)))
+        out[value] = sorted(points, key=lambda p: (p[0], p[1]))
+    return out
+
+
+def pareto_figure(records: Sequence[PointRecord], plot: ParetoPlot, style: FigureStyle = DEFAULT_STYLE) -> Figure:
+    """Log-log lines (one Line2D per series value, labelled); each point label written once, above
+    the highest point that has it; ``baseline_where`` points as hollow markers (one per baseline value)
+    in their series' colour."""
     values = pareto_values(records, plot)
-    figure, axes = _new_figure(7.0, 5.0)
-    for i, (value, points) in enumerate(values.items()):
-        if not points:
-            continue
-        axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=value_label(plot.series, value),
-                  color=plt.get_cmap("tab10")(i % 10))
+    baselines = pareto_baselines(records, plot)
+    figure, axes = _new_figure(plot, style)
+    colours = {value: plt.get_cmap("tab10")(i % 10) for i, value in enumerate(values)}
+    for value, points in values.items():
+        if points:
+            axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=value_label(plot.series, value),
+                      color=colours[value])
+    highest: dict[Any, tuple[float, float]] = {}
+    for points in values.values():
         for x, y, label in points:
-            if label is not None:
-                axes.annotate(value_label(plot.point_label or "", label), (x, y), textcoords="offset points",
-                              xytext=(4, 4), fontsize="x-small")
+            if label is not None and (label not in highest or y > highest[label][1]):
+                highest[label] = (x, y)
+    for label, (x, y) in highest.items():
+        axes.annotate(value_label(plot.point_label or "", label), (x, y), textcoords="offset points",
+                      xytext=(0, 4), ha="center", va="bottom", fontsize="small")
+    markers = "sD^v<>ph*"
+    baseline_handles = []
+    for i, (value, points) in enumerate(baselines.items()):
+        marker = markers[i % len(markers)]
+        axes.scatter([p[0] for p in points], [p[1] for p in points], marker=marker, s=22, facecolors="none",
+                     edgecolors=[colours.get(p[2], "black") for p in points], linewidths=0.9, zorder=3)
+        baseline_handles.append(Line2D([], [], linestyle="none", marker=marker, markerfacecolor="none",
+                                       markeredgecolor="black", label=f"{value_label(plot.baseline_series, value)} "
+                                                                      f"(baseline)"))
     axes.set_xscale("log")
     axes.set_yscale("log")
+    axes.margins(x=0.08, y=0.18)
     axes.set_xlabel(plot.xlabel)
-    axes.set_ylabel(plot.ylabel)
-    axes.set_title(plot.title, fontsize="medium")
-    axes.grid(True, which="both", alpha=0.3)
+    _ylabel(axes, plot.ylabel, figure)
+    _title(axes, plot, style)
+    axes.grid(True, which="major", alpha=0.3, linewidth=0.5)
     if axes.get_lines():
-        axes.legend(title=_axis_name(plot.series), fontsize="small")
+        handles = axes.get_lines() + baseline_handles
+        axes.legend(handles, [str(h.get_label()) for h in handles], loc="upper left", bbox_to_anchor=(1.0, 1.0))
     else:
         axes.text(0.5, 0.5, "no points", transform=axes.transAxes, ha="center")
     return figure
@@ -626,36 +877,47 @@ def roofline_values(records: Sequence[PointRecord], plot: RooflinePlot
     return out, roofs
 
 
-def roofline_figure(records: Sequence[PointRecord], plot: RooflinePlot) -> Figure:
-    """Roofs (dashed lines, labelled by peak and bandwidth) and one marker set per series value."""
+def roofline_figure(records: Sequence[PointRecord], plot: RooflinePlot, style: FigureStyle = DEFAULT_STYLE
+                    ) -> Figure:
+    """Roofs (dashed, labelled in TFLOP/s and TB/s: the units of the axes, so slope = bandwidth) and
+    one hollow marker set per series value (every point visible where points coincide), the axes
+    spanning every point."""
     values, roofs = roofline_values(records, plot)
-    figure, axes = _new_figure(7.0, 5.0)
+    figure, axes = _new_figure(plot, style)
     intensities = [p.intensity_flop_per_byte for points in values.values() for p in points]
-    low = min(intensities + [peak / bw for peak, bw in roofs], default=1.0) / 4
-    high = max(intensities + [peak / bw for peak, bw in roofs], default=10.0) * 4
+    performances = [p.performance_flop_per_s / 1e12 for points in values.values() for p in points]
+    ridges = [peak / bw for peak, bw in roofs]
+    low = min(intensities + ridges, default=1.0) / 3
+    high = max(intensities + ridges, default=10.0) * 3
     grid = [low * (high / low) ** (i / 200) for i in range(201)]
     for peak, bandwidth in roofs:
         axes.plot(grid, [min(peak, bandwidth * x) / 1e12 for x in grid], linestyle="--", color="black",
-                  linewidth=1.0, label=f"roof: {peak / 1e12:.4g} TFLOP/s, {bandwidth / 1e9:.4g} GB/s")
+                  linewidth=0.8, label=f"roof: {peak / 1e12:.4g} TFLOP/s, {bandwidth / 1e12:.4g} TB/s")
     handles = []
     markers = "osD^v<>ph*"
     for i, (value, points) in enumerate(values.items()):
         handles.append(axes.scatter([p.intensity_flop_per_byte for p in points],
                                     [p.performance_flop_per_s / 1e12 for p in points],
-                                    marker=markers[i % len(markers)], color=_colour(plot.series, value, i),
-                                    edgecolor="black", linewidth=0.3, zorder=3,
+                                    marker=markers[i % len(markers)], s=16, facecolors="none",
+                                    edgecolors=[_colour(plot.series, value, i)], linewidths=0.8, zorder=3,
                                     label=value_label(plot.series, value)))
     axes.set_xscale("log")
     axes.set_yscale("log")
+    axes.set_xlim(low, high)
+    tops = performances + [peak / 1e12 for peak, _ in roofs]
+    if tops:
+        axes.set_ylim(min(tops) / 3, max(tops) * 3)
     axes.set_xlabel("arithmetic intensity (FLOP/byte of DRAM traffic)")
-    axes.set_ylabel("attained performance (TFLOP/s)")
-    axes.set_title(plot.title, fontsize="medium")
-    axes.grid(True, which="both", alpha=0.3)
+    _ylabel(axes, "attained performance (TFLOP/s)", figure)
+    _title(axes, plot, style)
+    axes.grid(True, which="major", alpha=0.3, linewidth=0.5)
     roof_lines = [line for line in axes.get_lines() if str(line.get_label()).startswith("roof")]
-    if roof_lines:
-        axes.add_artist(axes.legend(roof_lines, [str(line.get_label()) for line in roof_lines],
-                                    fontsize="x-small", loc="upper left"))
-    _series_legend(axes, plot.series, list(values), handles, fontsize="small", loc="lower right")
+    counts = {value: f"{value_label(plot.series, value, is_ablation(plot.series, list(values)))} ({len(points)})"
+              for value, points in values.items()}
+    roofs_key = [("__roof__", i) for i in range(len(roof_lines))]
+    counts.update({key: str(line.get_label()) for key, line in zip(roofs_key, roof_lines)})
+    _series_legend(axes, plot.series, [*values, *roofs_key], [*handles, *roof_lines], counts, loc="upper left",
+                   bbox_to_anchor=(1.0, 1.0), title="points per series")
     return figure
 
 
@@ -680,10 +942,10 @@ def line_values(records: Sequence[PointRecord], plot: LinesPlot
     return out
 
 
-def lines_figure(records: Sequence[PointRecord], plot: LinesPlot) -> Figure:
+def lines_figure(records: Sequence[PointRecord], plot: LinesPlot, style: FigureStyle = DEFAULT_STYLE) -> Figure:
     """One axes per panel, one labelled Line2D per series value."""
     values = line_values(records, plot)
-    figure = Figure(figsize=(5.0 * max(1, len(values)) + 1.0, 4.2), layout="constrained")
+    figure = Figure(figsize=figure_size(plot, style), layout="constrained")
     all_axes = figure.subplots(1, max(1, len(values)), squeeze=False, sharey=True)[0]
     for axes, (panel, series) in zip(all_axes, values.items()):
         for i, (value, points) in enumerate(series.items()):
@@ -691,20 +953,21 @@ def lines_figure(records: Sequence[PointRecord], plot: LinesPlot) -> Figure:
                 label = plot.series_format.format(value * plot.series_scale)
             else:
                 label = value_label(plot.series, value)
-            axes.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label,
+            axes.plot([p[0] for p in points], [p[1] for p in points], marker="os^Dv<>ph*"[i % 10], label=label,
                       color=plt.get_cmap("viridis")(i / max(1, len(series) - 1)))
         if plot.log_x:
             axes.set_xscale("log", base=2)
         if plot.log_y:
             axes.set_yscale("log")
         axes.set_xlabel(plot.xlabel)
-        axes.set_title(value_label(plot.panels, panel) if plot.panels else plot.title, fontsize="medium")
-        axes.grid(True, which="both", alpha=0.3)
+        if plot.panels:
+            axes.set_title(value_label(plot.panels, panel))
+        axes.grid(True, which="major", alpha=0.3, linewidth=0.5)
         if axes.get_lines():
-            axes.legend(title=plot.series_label or _axis_name(plot.series), fontsize="x-small")
-    all_axes[0].set_ylabel(plot.ylabel)
-    if plot.panels:
-        figure.suptitle(plot.title)
+            axes.legend(title=plot.series_label or _axis_name(plot.series))
+    _ylabel(all_axes[0], plot.ylabel, figure)
+    if style.title_in_figure and plot.title:
+        figure.suptitle(strip_figure_number(plot.title))
     return figure
 
 
@@ -712,9 +975,10 @@ DRAWERS = {"bars": bars_figure, "einsum_stack": einsum_stack_figure, "pareto": p
            "roofline": roofline_figure, "lines": lines_figure}
 
 
-def draw(records: Sequence[PointRecord], plot: FigureEntry) -> Figure:
-    """The figure of one plot entry."""
-    return DRAWERS[plot.type](records, plot)
+def draw(records: Sequence[PointRecord], plot: FigureEntry, style: FigureStyle = DEFAULT_STYLE) -> Figure:
+    """The figure of one plot entry, drawn under the style's fonts."""
+    with matplotlib.rc_context(style.rc()):
+        return DRAWERS[plot.type](records, plot, style)  # type: ignore[operator]
 
 
 @dataclass
@@ -728,27 +992,32 @@ class DrawnFigure:
     figure: Figure | None = None
 
 
-def save(figure: Figure, out_dir: Path, name: str, formats: Sequence[str] = FORMATS) -> dict[str, Path]:
-    """Write ``figure`` as ``out_dir/name.<format>`` for each format; the paths by format."""
+def save(figure: Figure, out_dir: Path, name: str, formats: Sequence[str] = FORMATS,
+         style: FigureStyle = DEFAULT_STYLE) -> dict[str, Path]:
+    """Write ``figure`` as ``out_dir/name.<format>`` for each format (TrueType fonts in PDF, no creation
+    date, so the bytes repeat); the paths by format."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for fmt in formats:
-        path = out_dir / f"{name}.{fmt}"
-        figure.savefig(path, dpi=150 if fmt == "png" else None)
-        paths[fmt] = path
+    with matplotlib.rc_context(style.rc()):
+        for fmt in formats:
+            path = out_dir / f"{name}.{fmt}"
+            metadata = {"CreationDate": None} if fmt == "pdf" else ({"Date": None} if fmt == "svg" else None)
+            figure.savefig(path, dpi=300 if fmt == "png" else None, metadata=metadata)
+            paths[fmt] = path
     return paths
 
 
 def draw_all(records: Sequence[PointRecord], entries: Sequence[Any], out_dir: Path,
-             formats: Sequence[str] = FORMATS, keep_figures: bool = False) -> list[DrawnFigure]:
-    """Draw and write every figure entry (``comparison`` entries are skipped)."""
+             formats: Sequence[str] = FORMATS, keep_figures: bool = False,
+             style: FigureStyle = DEFAULT_STYLE) -> list[DrawnFigure]:
+    """Draw and write every figure entry (``comparison`` and ``style`` entries are skipped)."""
     drawn = []
     for plot in entries:
-        if plot.type == "comparison":
+        if plot.type in ("comparison", "style"):
             continue
         chosen = selected(records, plot.where)
-        figure = draw(records, plot)
-        paths = save(figure, out_dir, plot.name, formats)
+        figure = draw(records, plot, style)
+        paths = save(figure, out_dir, plot.name, formats, style)
         drawn.append(DrawnFigure(plot=plot, paths=paths, points_used=sum(r.status == "ok" for r in chosen),
                                  points_missing=sum(r.status != "ok" for r in chosen),
                                  figure=figure if keep_figures else None))
@@ -759,29 +1028,42 @@ def draw_all(records: Sequence[PointRecord], entries: Sequence[Any], out_dir: Pa
 # Gantt charts of traces (archsim.trace).
 
 
-def gantt(trace_csv: str | Path, out: str | Path, title: str = "") -> int:
-    """Draw the Gantt chart of a ``--trace`` CSV to ``out`` (format from its suffix); rows drawn.
+def gantt(trace: str | Path, out: str | Path, title: str = "") -> int:
+    """Draw the Gantt chart of a ``--trace`` file (CSV, or trace-event JSON for any other suffix) to
+    ``out`` (format from its suffix); return the number of operations.
 
-    Reuses :func:`archsim.trace.read_trace_csv` and :func:`archsim.trace.plot_gantt`. Raises
-    UsageError (one line) for a missing or malformed trace, or an output format matplotlib lacks.
+    Reuses :func:`archsim.trace.read_trace` and :func:`archsim.trace.plot_gantt` (one ``broken_barh``
+    per unit and Einsum, bars merged below the drawing's resolution). Raises UsageError (one line)
+    for a missing or malformed trace, or an output format matplotlib lacks.
     """
     import csv
+    import json
 
-    from attnsim.archsim.trace import COLUMNS, plot_gantt, read_trace_csv
+    from attnsim.archsim.trace import COLUMNS, plot_gantt, read_trace_csv, read_trace_json
 
-    path = Path(trace_csv)
+    path = Path(trace)
     if not path.is_file():
         raise UsageError(f"--gantt {path}: no such file")
-    with open(path, newline="") as handle:
-        header = next(csv.reader(handle), [])
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise UsageError(f"--gantt {path}: line 1: missing column '{missing[0]}' (expected the columns "
-                         f"{', '.join(COLUMNS)} of a --trace CSV)")
-    try:
-        rows = read_trace_csv(path)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"--gantt {path}: not a trace CSV ({' '.join(str(exc).split())})") from None
+    if path.suffix.lower() == ".csv":
+        with open(path, newline="") as handle:
+            header = next(csv.reader(handle), [])
+        missing = [c for c in COLUMNS if c not in header]
+        if missing:
+            raise UsageError(f"--gantt {path}: line 1: missing column '{missing[0]}' (expected the columns "
+                             f"{', '.join(COLUMNS)} of a --trace CSV)")
+        try:
+            rows = read_trace_csv(path)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"--gantt {path}: not a trace CSV ({' '.join(str(exc).split())})") from None
+    else:
+        try:
+            rows = read_trace_json(path)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--gantt {path}: line {exc.lineno}: not JSON ({exc.msg}); expected a --trace "
+                             "trace-event file, or a .csv trace") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"--gantt {path}: not an attnsim trace-event file (missing {exc}); expected the "
+                             "output of --trace FILE.json, or a .csv trace") from None
     if not rows:
         raise UsageError(f"--gantt {path}: the trace has no operations")
     target = Path(out)
@@ -791,12 +1073,15 @@ def gantt(trace_csv: str | Path, out: str | Path, title: str = "") -> int:
         raise UsageError(f"--out {target}: expected a file name ending in one of "
                          f"{', '.join('.' + s for s in sorted(supported))}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    plot_gantt(rows, target, title=title or path.stem)
+    with matplotlib.rc_context(DEFAULT_STYLE.rc()):
+        plot_gantt(rows, target, title=title or path.stem)
     return len(rows)
 
 
-__all__ = ["BarsPlot", "ComparisonEntry", "DESIGN_LABELS", "DESIGN_ORDER", "DrawnFigure", "EinsumStackPlot",
-           "FORMATS", "LinesPlot", "ParetoPlot", "RooflinePlot", "bar_values", "bars_figure", "draw",
+__all__ = ["BarsPlot", "ComparisonEntry", "DEFAULT_STYLE", "DESIGN_HATCHES", "DESIGN_LABELS", "DESIGN_ORDER",
+           "DrawnFigure", "EinsumStackPlot", "FORMATS", "FigureStyle", "LinesPlot", "ParetoPlot", "RooflinePlot",
+           "bar_means", "bar_values", "bars_figure", "draw", "figure_size", "mean_of", "pareto_baselines",
+           "parse_plot_style", "small_categories", "strip_figure_number",
            "draw_all", "einsum_stack_figure", "gantt", "line_values", "lines_figure", "lookup", "matches",
            "ordered_values", "pareto_figure", "pareto_values", "parse_plot_entries", "roofline_figure",
            "roofline_values", "save", "selected", "seq_label", "stack_values", "value_label"]

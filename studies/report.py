@@ -26,7 +26,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from attnsim.studies.errors import UsageError
-from attnsim.studies.plots import FORMATS, DrawnFigure, draw_all, lookup, parse_plot_entries, selected, seq_label
+from attnsim.studies.plots import (FORMATS, DrawnFigure, draw_all, lookup, parse_plot_entries, parse_plot_style, selected,
+                                   seq_label)
 from attnsim.studies.store import DATABASE_NAME, PointRecord, ResultStore
 
 STUDIES_DIR = Path(str(resources.files("attnsim.specs").joinpath("studies")))
@@ -365,6 +366,7 @@ def render_directory(directory: str | Path, *, study_path: str | Path | None = N
         study_file = Path(study_path) if study_path else find_study_file(directory, {r.study for r in stored})
         study = load_study(study_file)
         entries = parse_plot_entries(study.spec.plots, study.display)
+        style = parse_plot_style(study.spec.plots, study.display)
         points = resolve_points(study)
         wanted = {p.key for p in points}
         by_key = {r.key: r for r in stored if r.key in wanted}
@@ -375,7 +377,7 @@ def render_directory(directory: str | Path, *, study_path: str | Path | None = N
         if entry.type == "comparison":
             ref = reference_path(entry.reference, study_file.parent)
             comparison = Comparison(load_reference(ref), ref, dict(entry.where))
-    drawn = draw_all(records, entries, directory / FIGS_DIR, formats)
+    drawn = draw_all(records, entries, directory / FIGS_DIR, formats, style=style)
     report = write_report(directory / REPORT_NAME, study, records, not_run, drawn, comparison)
     return RenderOutcome(study=study.name, figures=drawn, report=report,
                          ok=sum(r.status == "ok" for r in records),

@@ -22,7 +22,7 @@ from typing import Any
 from attnsim.archsim.engine import run as run_schedule
 from attnsim.archsim.result import Result
 from attnsim.archsim.spec import Arch, load_arch
-from attnsim.archsim.trace import write_trace_csv
+from attnsim.archsim.trace import write_trace
 from attnsim.mappers.attention_ops import bytes_per_cycle
 from attnsim.mappers.designs import DESIGNS, MapOptions, design as design_entry, mapper as design_mapper
 from attnsim.mappers.gemm import DATAFLOWS, map_gemm, plan_gemm
@@ -122,8 +122,8 @@ def simulate(design: str, model: str | Workload, seq: int, arch: str | Path | Ar
         overrides: ``{"dotted.key": value}`` architecture overrides (``--set``).
         end_to_end: add the linear layers (module docstring).
         closed_form: map with ``MapOptions(closed_form=True)`` (the artifact's analytical model).
-        trace: write the attention schedule's per-operation CSV there (full simulation; refused above
-            :data:`TRACE_MAX_OPS` operations).
+        trace: write the attention schedule's per-operation timeline there (full simulation; refused above
+            :data:`TRACE_MAX_OPS` operations): trace-event JSON for Perfetto, CSV for a ``.csv`` suffix.
 
     Raises the layers' user errors (UsageError, MappingError, SpecError) with one-line messages.
     """
@@ -142,7 +142,7 @@ def simulate(design: str, model: str | Workload, seq: int, arch: str | Path | Ar
                          f"{TRACE_MAX_OPS} a trace may hold; use a smaller --seq or model")
     result = run_schedule(schedule, arch_spec, trace=trace is not None)
     if trace is not None:
-        write_trace_csv(result, trace)
+        write_trace(result, trace, process_name=f"{design} on {arch_spec.name}: {workload.name}, seq {seq}")
     report: dict[str, Any] = {
         "design": design, "model": workload.name, "seq": seq, "arch": arch_spec.name,
         "closed_form": closed_form,

@@ -132,12 +132,13 @@ def result_of(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_store(directory: Path, failing: tuple[tuple[str, str, int], ...] = (),
-               missing: tuple[tuple[str, str, int], ...] = ()) -> Path:
+               missing: tuple[tuple[str, str, int], ...] = (), study_text: str = STUDY) -> Path:
     """Write the study copy and a results store into ``directory``; points in ``failing`` are stored
-    as errors, points in ``missing`` not at all. Returns the study file."""
+    as errors, points in ``missing`` not at all; ``study_text`` replaces :data:`STUDY` (same grid,
+    other plots). Returns the study file."""
     directory.mkdir(parents=True, exist_ok=True)
     study_file = directory / "synthetic.yaml"
-    study_file.write_text(STUDY)
+    study_file.write_text(study_text)
     study = load_study(study_file)
     with ResultStore.in_directory(directory) as store:
         for point in resolve_points(study):

@@ -5,10 +5,12 @@ Every expected value is recomputed here from the synthetic closed forms of ``syn
 """
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import synthetic_store as syn
@@ -19,6 +21,7 @@ from attnsim.studies.plots import (bars_figure, einsum_stack_figure, lines_figur
 from attnsim.studies.study import load_study
 
 PAPER_LEGEND = ["Unfused", "FLAT", "FuseMax", "+Cascade", "+Architecture", "+Binding"]
+NORMALISED_LEGEND = ["Unfused (baseline = 1)", *PAPER_LEGEND[1:]]     # its bars are 1 by construction
 SLOTS = [(model, seq) for model in syn.MODELS for seq in syn.SEQS]
 
 
@@ -44,17 +47,18 @@ def test_speedup_bars_heights_legend_and_labels(store) -> None:  # type: ignore[
     _, records, entries = store
     figure = bars_figure(records, entries["speedup"])
     axes = figure.axes[0]
-    assert _legend(axes) == PAPER_LEGEND
-    assert axes.get_ylabel() == "attention speedup over Unfused (x, latency ratio)"
+    assert _legend(axes) == NORMALISED_LEGEND
+    assert " ".join(axes.get_ylabel().split()) == "attention speedup over Unfused (x, latency ratio)"
     assert [c.get_label() for c in axes.containers] == ["Unfused", "FLAT", "+Cascade", "+Architecture", "+Binding"]
     for design, container in zip(syn.DESIGNS, axes.containers):
         expected = [syn.attention_latency_s("unfused", m, s) / syn.attention_latency_s(design, m, s)
                     for m, s in SLOTS]
-        assert len(container.patches) == len(SLOTS)
-        assert _heights(container) == pytest.approx(expected, rel=1e-12)
-    # one tick per (model, seq) slot, labelled 1K / 4K, model names under each group
-    assert [t.get_text() for t in axes.get_xticklabels()] == [seq_label(s) for _, s in SLOTS]
-    assert {"BERT", "XLM"} <= {t.get_text() for t in axes.texts}
+        geomean = math.prod(expected) ** (1 / len(expected))
+        assert len(container.patches) == len(SLOTS) + 1                  # the slots, then the geometric mean
+        assert _heights(container) == pytest.approx(expected + [geomean], rel=1e-12)
+    # one tick per (model, seq) slot, labelled 1K / 4K, then GM; model names under each group
+    assert [t.get_text() for t in axes.get_xticklabels()] == [seq_label(s) for _, s in SLOTS] + ["GM"]
+    assert {"BERT", "XLM", "geo. mean"} <= {t.get_text() for t in axes.texts}
     assert "sequence length (tokens)" in axes.get_xlabel()
     # bars of one slot sit side by side in legend order
     first = [container.patches[0].get_x() for container in axes.containers]
@@ -64,14 +68,16 @@ def test_speedup_bars_heights_legend_and_labels(store) -> None:  # type: ignore[
 def test_utilisation_and_relative_energy_bars(store) -> None:  # type: ignore[no-untyped-def]
     _, records, entries = store
     util = bars_figure(records, entries["util1d"]).axes[0]
-    assert "fraction of PE-cycles" in util.get_ylabel()
+    assert "fraction of PE-cycles" in " ".join(util.get_ylabel().split())
+    assert _legend(util) == PAPER_LEGEND                                  # not normalised: no baseline, no mean
     for design, container in zip(syn.DESIGNS, util.containers):
         assert _heights(container) == pytest.approx([syn.UTIL_1D[design]] * len(SLOTS))
     energy = bars_figure(records, entries["energy"]).axes[0]
     for design, container in zip(syn.DESIGNS, energy.containers):
         expected = [(syn.attention_energy_pj(design, m, s) + syn.linear_energy_pj(m, s))
                     / (syn.attention_energy_pj("unfused", m, s) + syn.linear_energy_pj(m, s)) for m, s in SLOTS]
-        assert _heights(container) == pytest.approx(expected, rel=1e-12)
+        geomean = math.exp(sum(math.log(v) for v in expected) / len(expected))
+        assert _heights(container) == pytest.approx(expected + [geomean], rel=1e-12)
 
 
 def test_failed_point_leaves_a_gap(tmp_path: Path, store) -> None:  # type: ignore[no-untyped-def]
@@ -80,18 +86,20 @@ def test_failed_point_leaves_a_gap(tmp_path: Path, store) -> None:  # type: igno
     axes = bars_figure(syn.records_of(tmp_path), entries["speedup"]).axes[0]
     counts = [len(c.patches) for c in axes.containers]
     # unfused bert 1K missing: no speedup for any design there; flat xlm 4K failed: one more gap
-    assert counts == [3, 2, 3, 3, 3]
+    # (each count + 1: the geometric mean over the bars there are)
+    assert counts == [4, 3, 4, 4, 4]
 
 
 def test_einsum_stack_content(store) -> None:  # type: ignore[no-untyped-def]
     _, records, entries = store
-    axes = einsum_stack_figure(records, entries["stack"]).axes[0]
+    figure = einsum_stack_figure(records, entries["stack"])
+    axes, zoom = figure.axes[0], figure.axes[1]
     categories = {"QK": ("QK", "BQK"), "LM": ("LM",), "SLN": ("SLN",), "SLD": ("SLD",), "SLNV/AV": ("SLNV", "AV")}
     assert [c.get_label() for c in axes.containers] == list(categories)
     assert _legend(axes) == list(categories)[::-1]                  # top of the stack first
     designs = ["flat", "fusemax-cascade", "fusemax-arch", "fusemax"]
     bars = [(seq, design) for seq in syn.SEQS for design in designs]
-    assert [t.get_text() for t in axes.get_xticklabels()] == ["FL", "+C", "+A", "+B"] * len(syn.SEQS)
+    assert [t.get_text() for t in zoom.get_xticklabels()] == ["FL", "+C", "+A", "+B"] * len(syn.SEQS)
     bottoms = [0.0] * len(bars)
     for (category, einsums), container in zip(categories.items(), axes.containers):
         expected = [sum(syn.per_einsum(design).get(e, {}).get("util_2d", 0.0) for e in einsums)
@@ -101,7 +109,21 @@ def test_einsum_stack_content(store) -> None:  # type: ignore[no-untyped-def]
         bottoms = [b + h for b, h in zip(bottoms, expected)]
     # the whole stack is the design's 2D utilisation (per-Einsum shares sum to 0.87 / 0.87)
     assert bottoms == pytest.approx([syn.UTIL_2D[design] for _, design in bars], rel=1e-12)
-    assert axes.get_ylabel() == "2D array active (fraction of PE-cycles)"
+    assert " ".join(axes.get_ylabel().split()) == "2D array active (fraction of PE-cycles)"
+    # the magnified panel: the categories never above 10% of the tallest stack (0.9), side by side
+    tallest = max(syn.UTIL_2D[d] for d in designs)
+    small = [c for c, es in categories.items()
+             if max(sum(syn.per_einsum(d).get(e, {}).get("util_2d", 0.0) for e in es) for d in designs) <= 0.1 * tallest]
+    assert small == ["LM", "SLN", "SLD"]
+    assert [c.get_label() for c in zoom.containers] == small
+    for category, container in zip(small, zoom.containers):
+        expected = [sum(syn.per_einsum(design).get(e, {}).get("util_2d", 0.0) for e in categories[category])
+                    for _, design in bars]
+        assert _heights(container) == pytest.approx(expected, abs=1e-15)
+    # every category has its own hatch, the same in both panels (readable in greyscale)
+    hatches = [c.patches[0].get_hatch() or "" for c in axes.containers]
+    assert len(set(hatches)) == len(hatches)
+    assert [c.patches[0].get_hatch() or "" for c in zoom.containers] == [hatches[list(categories).index(c)] for c in small]
 
 
 def test_pareto_is_log_log_in_cm2_one_line_per_model(store) -> None:  # type: ignore[no-untyped-def]
@@ -114,22 +136,29 @@ def test_pareto_is_log_log_in_cm2_one_line_per_model(store) -> None:  # type: ig
     for model, line in zip(syn.MODELS, lines):
         assert list(line.get_xdata()) == pytest.approx([syn.pareto_area_mm2(pe) / 100 for pe in syn.PE_DIMS])
         assert list(line.get_ydata()) == pytest.approx([syn.pareto_latency_s(model, pe) for pe in syn.PE_DIMS])
-    assert {t.get_text() for t in axes.texts} == {"64x64", "128x128"}
+    assert sorted(t.get_text() for t in axes.texts) == ["128x128", "64x64"]    # each label once
 
 
 def test_roofline_points_and_roof(store) -> None:  # type: ignore[no-untyped-def]
     _, records, entries = store
     axes = roofline_figure(records, entries["roofline"]).axes[0]
     assert axes.get_xlabel() == "arithmetic intensity (FLOP/byte of DRAM traffic)"
-    assert axes.get_ylabel() == "attained performance (TFLOP/s)"
-    assert _legend(axes) == PAPER_LEGEND
+    assert " ".join(axes.get_ylabel().split()) == "attained performance (TFLOP/s)"
+    points = len(SLOTS)
+    roof_label = f"roof: {syn.PEAK_FLOPS_PER_S / 1e12:g} TFLOP/s, {syn.BANDWIDTH_BYTES_PER_S / 1e12:g} TB/s"
+    assert _legend(axes) == [f"{label} ({points})" if label != "FuseMax" else label
+                             for label in PAPER_LEGEND] + [roof_label]
     for design, collection in zip(syn.DESIGNS, axes.collections):
         points = sorted(map(tuple, collection.get_offsets()))
         expected = sorted((syn.attention_flops(m, s) / syn.attention_traffic_bytes(design, m, s),
                            syn.attention_flops(m, s) / syn.attention_latency_s(design, m, s) / 1e12)
                           for m, s in SLOTS)
         assert [v for point in points for v in point] == pytest.approx([v for e in expected for v in e], rel=1e-12)
+    # every point inside the axes (none clipped), the roof labelled in the axes' units (TFLOP/s, TB/s)
+    (x0, x1), (y0, y1) = axes.get_xlim(), axes.get_ylim()
+    assert all(x0 < x < x1 and y0 < y < y1 for c in axes.collections for x, y in c.get_offsets())
     roof = next(line for line in axes.get_lines() if str(line.get_label()).startswith("roof"))
+    assert roof.get_label() == roof_label
     for x, y in zip(roof.get_xdata(), roof.get_ydata()):
         assert y == pytest.approx(min(syn.PEAK_FLOPS_PER_S, syn.BANDWIDTH_BYTES_PER_S * x) / 1e12, rel=1e-12)
 
@@ -186,21 +215,19 @@ def _trace(path: Path) -> list[tuple[str, str, int, int]]:
     return rows
 
 
-def test_gantt_from_trace_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                              capsys: pytest.CaptureFixture[str]) -> None:
-    import matplotlib.pyplot as plt
+def test_gantt_from_trace_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from attnsim.archsim.trace import gantt_figure, read_trace_csv
 
     rows = _trace(tmp_path / "trace.csv")
-    drawn = []
-    real_close = plt.close
-    monkeypatch.setattr(plt, "close", lambda fig=None: (drawn.append(fig), real_close(fig)))
     out = tmp_path / "gantt.png"
     assert main(["plot", "--gantt", str(tmp_path / "trace.csv"), "--out", str(out)]) == 0
     assert capsys.readouterr().out == f"wrote the Gantt chart of {len(rows)} operations to {out}\n"
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    axes = drawn[0].axes[0]
-    bars = sorted((p.get_x(), p.get_width()) for p in axes.patches if p.get_width() > 0 and p.get_visible()
-                  and p.get_height() < 1)
+    axes = gantt_figure(read_trace_csv(tmp_path / "trace.csv")).axes[0]
+    # one broken_barh collection per (unit, Einsum), one bar per operation (none closer than the resolution)
+    assert len(axes.collections) == len(rows)
+    bars = sorted((float(p.vertices[:, 0].min()), float(np.ptp(p.vertices[:, 0])))
+                  for c in axes.collections for p in c.get_paths())
     assert bars == sorted((float(s), float(t - s)) for _, _, s, t in rows)
     assert axes.get_xlabel() == "cycle"
     assert [t.get_text() for t in axes.get_yticklabels()] == ["dram", "pe2d", "pe1d"]

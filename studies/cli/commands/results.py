@@ -1,13 +1,20 @@
-"""``attnsim results DIR [--csv] [--timing]``: the results store of a sweep as one tidy CSV table.
+"""``attnsim results DIR [--csv [FILE]] [--parquet FILE] [--timing]``: the results store of a sweep as one
+tidy table.
 
 One row per point: key, study, kind, status, error, then the point's parameters and its results
-(nested results flattened with '.', units in the names). Without ``--csv`` the table goes to stdout;
-with it, to ``DIR/results.csv``. Written with the csv module; ``pandas.read_csv`` loads it.
+(nested results flattened with '.', units in the names). Without ``--csv`` / ``--parquet`` the table
+goes to stdout as CSV; ``--csv`` writes ``DIR/results.csv`` (or FILE), ``--parquet FILE`` an Apache
+Parquet file (needs pyarrow: ``pip install 'attnsim[parquet]'``; without it the command says so and
+exits 2). CSV is written with the csv module (``pandas.read_csv`` loads it); in Parquet each column
+has one type: bool, int64 or float64 where every value is one, else string (lists and mappings as
+JSON), missing values null. Files are written to a temporary name and renamed, so a failed export
+leaves nothing half-written.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -15,14 +22,19 @@ from typing import Any, TextIO
 from attnsim.studies.errors import UsageError
 from attnsim.studies.store import DATABASE_NAME, ResultStore, tidy_table
 
+DEFAULT_CSV = "results.csv"
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
-        "results", help="export a sweep's results database as a CSV table",
-        description="Export DIR/results.sqlite (written by `attnsim sweep`) as one CSV row per point: "
-                    "parameters and result scalars as columns. Prints to stdout unless --csv.")
+        "results", help="export a sweep's results database as a CSV or Parquet table",
+        description="Export DIR/results.sqlite (written by `attnsim sweep`) as one row per point: "
+                    "parameters and result scalars as columns. Prints CSV to stdout unless --csv or "
+                    "--parquet.")
     parser.add_argument("directory", metavar="DIR", help="a sweep's output directory")
-    parser.add_argument("--csv", action="store_true", help="write DIR/results.csv instead of stdout")
+    parser.add_argument("--csv", nargs="?", const=True, default=None, metavar="FILE",
+                        help=f"write CSV to FILE (default DIR/{DEFAULT_CSV}) instead of stdout")
+    parser.add_argument("--parquet", metavar="FILE", help="write an Apache Parquet file (needs pyarrow)")
     parser.add_argument("--timing", action="store_true",
                         help="add started_at, finished_at (UTC) and wall_s columns")
     parser.set_defaults(func=run)
@@ -36,8 +48,50 @@ def write_csv(columns: list[str], rows: list[dict[str, Any]], stream: TextIO) ->
         writer.writerow({name: ("" if value is None else value) for name, value in row.items()})
 
 
+def column_type(values: list[Any]) -> str:
+    """``bool``, ``int64``, ``float64`` or ``string``: the one Parquet type that holds every non-null value."""
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return "bool"
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        return "int64"
+    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+        return "float64"
+    return "string"
+
+
+def write_parquet(columns: list[str], rows: list[dict[str, Any]], target: Path) -> None:
+    """The table as Parquet (module docstring); UsageError when pyarrow is not installed."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError("--parquet: needs pyarrow, which is not installed (pip install 'attnsim[parquet]'); "
+                         "--csv FILE writes the same table as CSV") from None
+    arrays = {}
+    for name in columns:
+        values = [row.get(name) for row in rows]
+        kind = column_type(values)
+        if kind == "string":
+            values = [None if v is None else str(v) for v in values]
+        elif kind == "float64":
+            values = [None if v is None else float(v) for v in values]
+        arrays[name] = pa.array(values, type=getattr(pa, {"bool": "bool_"}.get(kind, kind))())
+    table = pa.table(arrays)
+    temporary = target.with_name(f".{target.name}.partial")
+    pq.write_table(table, temporary)
+    os.replace(temporary, target)
+
+
+def _write_csv_file(columns: list[str], rows: list[dict[str, Any]], target: Path) -> None:
+    temporary = target.with_name(f".{target.name}.partial")
+    with temporary.open("w", encoding="utf-8", newline="") as stream:
+        write_csv(columns, rows, stream)
+    os.replace(temporary, target)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Read the store, write the table."""
+    """Read the store, write the table(s)."""
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such directory")
@@ -45,11 +99,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{directory}: no {DATABASE_NAME} here (run `attnsim sweep` first)")
     with ResultStore.in_directory(directory, create=False) as store:
         columns, rows = tidy_table(store.records(), timing=args.timing)
-    if not args.csv:
+    if args.csv is None and args.parquet is None:
         write_csv(columns, rows, sys.stdout)
         return 0
-    target = directory / "results.csv"
-    with target.open("w", encoding="utf-8", newline="") as stream:
-        write_csv(columns, rows, stream)
-    print(f"wrote {len(rows)} rows x {len(columns)} columns to {target}")
+    targets = []
+    if args.parquet is not None:
+        targets.append(("--parquet", Path(args.parquet), write_parquet))
+    if args.csv is not None:
+        targets.append(("--csv", directory / DEFAULT_CSV if args.csv is True else Path(args.csv),
+                        _write_csv_file))
+    for option, target, _ in targets:
+        if not target.parent.is_dir():
+            raise UsageError(f"{option} {target}: no such directory {target.parent}")
+    for _, target, writer in targets:
+        writer(columns, rows, target)
+        print(f"wrote {len(rows)} rows x {len(columns)} columns to {target}")
     return 0

@@ -32,9 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override an architecture value, e.g. arrays.pe2d.rows=128 (repeatable)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--trace", metavar="FILE.csv",
+    parser.add_argument("--trace", metavar="FILE",
                         help=f"write the attention schedule's per-operation timeline (full simulation, "
-                             f"at most {TRACE_MAX_OPS} operations) to a CSV file")
+                             f"at most {TRACE_MAX_OPS} operations): Perfetto / Chrome trace-event JSON "
+                             f"(open in ui.perfetto.dev), or CSV when FILE ends in .csv")
     parser.set_defaults(func=run)
 
 
