@@ -21,8 +21,8 @@ import sympy
 
 from attnsim.einsum_ir import functions
 from attnsim.einsum_ir.errors import cascade_error
-from attnsim.einsum_ir.model import (BinOp, Call, Cascade, Const, Einsum, Expr, Filter, IndexExpr, Neg, TensorRef,
-                             _affine_parts)
+from attnsim.einsum_ir.model import (BinOp, Call, Cascade, Const, Einsum, Expr, Filter, IndexExpr, Neg, Size,
+                             TensorRef, _affine_parts)
 from attnsim.einsum_ir.schedule import schedule
 
 CHUNK_ELEMENTS = 1 << 22
@@ -175,10 +175,10 @@ class _Evaluator:
                 return values, None
             masks = [p[1] if p[1] is not None else np.ones(p[0].shape, bool) for p in parts]
             return values, np.concatenate(masks, axis=axis)
-        op = functions.get_reduce_op(einsum.reduce_op)
+        op = self._reduce_op(einsum)
         values = parts[0][0]
         for part in parts[1:]:
-            values = op.ufunc(values, part[0])
+            values = op.apply(values, part[0])
         return values, None
 
     def _space(self, einsum: Einsum, free: list[str], ranges: dict[str, tuple[int, int]],
@@ -200,11 +200,18 @@ class _Evaluator:
                 if mask.all():
                     mask = None
             return np.array(values, dtype=self.dtype), (None if mask is None else np.array(mask))
-        op = functions.get_reduce_op(einsum.reduce_op)
+        op = self._reduce_op(einsum)
         if mask is not None:
             values = np.where(mask, values, np.asarray(op.identity, self.dtype))
-        reduced = op.ufunc.reduce(values, axis=reduced_axes)
+        reduced = op.reduce(values, reduced_axes)
         return np.asarray(reduced, dtype=self.dtype), None
+
+    def _reduce_op(self, einsum: Einsum) -> functions.ReduceOp:
+        op = functions.get_reduce_op(einsum.reduce_op, self.cascade.reduce_ops)
+        if op is None:
+            raise cascade_error(self.source, einsum.line, "unknown reduce operator", einsum.reduce_op,
+                                f"one of {', '.join(functions.reduce_op_names(self.cascade.reduce_ops))}")
+        return op
 
     # -- fast path: sum of products ------------------------------------------------------------------
     def _is_product_sum(self, einsum: Einsum, fixed: dict[str, int]) -> bool:
@@ -243,6 +250,9 @@ class _Evaluator:
             if isinstance(factor, Const):
                 scale = scale * np.asarray(factor.value, self.dtype)
                 continue
+            if isinstance(factor, Size):
+                scale = scale * np.asarray(self.size_of(factor.symbol), self.dtype)
+                continue
             array, ranks = self._basic_view(factor, einsum, fixed)
             masked = masked or self.storage[factor.tensor].mask is not None
             operands.append(array)
@@ -277,6 +287,8 @@ class _Evaluator:
               fixed: dict[str, int]) -> Masked:
         if isinstance(expr, Const):
             return np.asarray(expr.value, self.dtype), None
+        if isinstance(expr, Size):
+            return np.asarray(self.size_of(expr.symbol), self.dtype), None
         if isinstance(expr, TensorRef):
             return self._gather(expr, einsum, axes, ranges, fixed)
         if isinstance(expr, Neg):
@@ -287,7 +299,7 @@ class _Evaluator:
             right = self._expr(expr.right, einsum, axes, ranges, fixed)
             return self._binop(expr.op, left, right)
         if isinstance(expr, Call):
-            entry = functions.get_function(expr.fn)
+            entry = functions.get_function(expr.fn, self.cascade.functions)
             if entry is None:
                 raise cascade_error(self.source, einsum.line, "unknown function", expr.fn,
                                     f"a registered function ({', '.join(functions.function_names())})")
@@ -467,7 +479,7 @@ class _Evaluator:
 
 def _product_factors(expr: Expr) -> list[Expr] | None:
     """The factors of a pure product of tensor references and constants, else None."""
-    if isinstance(expr, (TensorRef, Const)):
+    if isinstance(expr, (TensorRef, Const, Size)):
         return [expr]
     if isinstance(expr, BinOp) and expr.op == "*":
         left, right = _product_factors(expr.left), _product_factors(expr.right)

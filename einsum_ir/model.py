@@ -146,14 +146,28 @@ class Neg:
         return f"-{self.arg}"
 
 
-Expr = Union[Const, TensorRef, Call, BinOp, Neg]
+@dataclass(frozen=True)
+class Size:
+    """A shape symbol used as a scalar value (``-log(M)``, ``1/H``, ``sqrt(E)``): the size the user gives."""
+
+    name: str
+
+    @property
+    def symbol(self) -> sympy.Symbol:
+        return shape_symbol(self.name)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+Expr = Union[Const, TensorRef, Call, BinOp, Neg, Size]
 
 
 def expr_tensor_refs(expr: Expr) -> tuple[TensorRef, ...]:
     """Every tensor reference in ``expr``, left to right."""
     if isinstance(expr, TensorRef):
         return (expr,)
-    if isinstance(expr, Const):
+    if isinstance(expr, (Const, Size)):
         return ()
     if isinstance(expr, Call):
         return tuple(ref for arg in expr.args for ref in expr_tensor_refs(arg))
@@ -252,6 +266,9 @@ class Cascade:
     symbol_lines: dict[str, int] = field(default_factory=dict)
     origin: str = ""  # name used in error messages when there is no path (load_cascade_text(source=...))
     tensor_lines: dict[str, int] = field(default_factory=dict)  # input: its line in `inputs`; else first writer
+    functions: dict = field(default_factory=dict)  # name -> functions.MapFunction declared in the file
+    reduce_ops: dict = field(default_factory=dict)  # name -> functions.ReduceOp declared in the file
+    warnings: tuple[str, ...] = ()  # one-line warnings found at load (file:line: ...)
 
     @property
     def source(self) -> str:

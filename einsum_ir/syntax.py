@@ -26,7 +26,7 @@ import sympy
 
 from attnsim.einsum_ir import functions
 from attnsim.einsum_ir.errors import CascadeError, cascade_error
-from attnsim.einsum_ir.model import (BinOp, Call, Const, Einsum, Expr, Filter, IndexExpr, Neg, TensorRef,
+from attnsim.einsum_ir.model import (BinOp, Call, Const, Einsum, Expr, Filter, IndexExpr, Neg, Size, TensorRef,
                              expr_tensor_refs, rank_symbol, shape_symbol)
 
 _TOKEN_RE = re.compile(r"""
@@ -56,11 +56,17 @@ def strip_comment(text: str) -> str:
 class _Context:
     """What a line is parsed against: file and line for errors, declared ranks and shapes."""
 
-    def __init__(self, source: str, line: int, ranks: Mapping[str, object], shapes: set[str]):
+    def __init__(self, source: str, line: int, ranks: Mapping[str, object], shapes: set[str], *,
+                 local_functions: Mapping[str, functions.MapFunction] | None = None,
+                 local_reduce_ops: Mapping[str, functions.ReduceOp] | None = None,
+                 params: tuple[str, ...] | None = None):
         self.source = source
         self.line = line
         self.ranks = set(ranks)
         self.shapes = set(shapes)
+        self.local_functions = dict(local_functions or {})
+        self.local_reduce_ops = dict(local_reduce_ops or {})
+        self.params = params  # the arguments, when parsing a function definition (no tensors, no ranks)
 
     def error(self, what: str, token: str, expected: str) -> CascadeError:
         return cascade_error(self.source, self.line, what, token, expected)
@@ -228,19 +234,26 @@ class _Parser:
             self.advance()
             if self.current.text == "(" and self.current.kind == "op":
                 return self.call(token)
+            if self.ctx.params is not None:
+                if token.text not in self.ctx.params:
+                    raise self.ctx.error("unknown name in a function definition", token.text,
+                                         f"one of its arguments ({', '.join(self.ctx.params)}), a number, "
+                                         "or a function call")
+                return TensorRef(token.text, ())
             if token.text in self.ctx.ranks:
                 raise self.ctx.error("rank variable used as a value", token.text, "a tensor reference like T[...]")
             is_ref = self.current.text == "[" and self.current.kind == "op"
             if token.text in self.ctx.shapes and not is_ref:
-                raise self.ctx.error("shape symbol used as a value", token.text, "a tensor reference or a number")
+                return Size(token.text)
             return TensorRef(token.text, self.bracket_indices(token.text))
         raise self.ctx.error("malformed Einsum", token.text, "an expression (a number, tensor, function call or '(')")
 
     def call(self, name: Token) -> Call:
-        entry = functions.get_function(name.text)
+        entry = functions.get_function(name.text, self.ctx.local_functions)
         if entry is None:
             raise self.ctx.error("unknown function", name.text,
-                                 f"a registered function ({', '.join(functions.function_names())})")
+                                 f"a built-in, registered or declared function "
+                                 f"({', '.join(functions.function_names(self.ctx.local_functions))})")
         self.expect("(")
         args: list[Expr] = [self.expr()]
         while self.accept(","):
@@ -272,18 +285,21 @@ def _first_seen(*groups: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 def parse_einsum(text: str, ranks: Mapping[str, object], shapes: set[str] | frozenset[str] = frozenset(), *,
                  iterative: Mapping[str, object] | None = None, line: int = 1,
-                 source: str = "<string>") -> Einsum:
+                 source: str = "<string>",
+                 local_functions: Mapping[str, functions.MapFunction] | None = None,
+                 local_reduce_ops: Mapping[str, functions.ReduceOp] | None = None) -> Einsum:
     """Parse one Einsum line (``#`` comments allowed) into an :class:`Einsum`.
 
     ``ranks`` names the declared rank variables (a mapping rank -> shape, only keys are used here);
     ``shapes`` the shape symbols (the values of ``ranks`` are added); ``iterative`` the iterative
-    ranks. The role is ``"update"`` when the output is indexed at ``r+1`` for an iterative ``r``,
+    ranks; ``local_functions`` / ``local_reduce_ops`` those declared in the cascade file. The role is ``"update"`` when the output is indexed at ``r+1`` for an iterative ``r``,
     ``"init"`` when some output index is a constant, ``"plain"`` otherwise; a cascade fixes
     ``iterative_rank`` of init lines when it links them to their update.
     """
     iterative = dict(iterative or {})
     shape_names = set(shapes) | {str(v) for v in ranks.values() if v is not None}
-    ctx = _Context(source, line, ranks, shape_names)
+    ctx = _Context(source, line, ranks, shape_names, local_functions=local_functions,
+                   local_reduce_ops=local_reduce_ops)
     body = strip_comment(text)
     if not body:
         raise ctx.error("empty Einsum", text.strip() or END, "an Einsum like T[i] = A[i] * B[i]")
@@ -306,12 +322,12 @@ def parse_einsum(text: str, ranks: Mapping[str, object], shapes: set[str] | froz
     reduce_token = "::"
     if parser.accept("::"):
         token = parser.current
+        known_ops = ", ".join(functions.reduce_op_names(ctx.local_reduce_ops))
         if token.kind != "ident":
-            raise ctx.error("malformed reduction", token.text,
-                            f"a reduce operator ({', '.join(functions.reduce_op_names())})")
+            raise ctx.error("malformed reduction", token.text, f"a reduce operator ({known_ops})")
         parser.advance()
-        if functions.get_reduce_op(token.text) is None:
-            raise ctx.error("unknown reduce operator", token.text, f"one of {', '.join(functions.reduce_op_names())}")
+        if functions.get_reduce_op(token.text, ctx.local_reduce_ops) is None:
+            raise ctx.error("unknown reduce operator", token.text, f"one of {known_ops}")
         reduce_name = reduce_token = token.text
         if parser.accept("over"):
             names = []
@@ -385,6 +401,38 @@ def parse_einsum(text: str, ranks: Mapping[str, object], shapes: set[str] | froz
     return Einsum(name=name, output=output, expr=expr, reduce_op=reduce_op, reduced_ranks=reduced,
                   iteration_ranks=iteration_ranks, filters=tuple(filters), role=role,
                   iterative_rank=iterative_rank, line=line, source=body)
+
+
+def parse_function_body(text: str, params: tuple[str, ...], *, line: int, source: str,
+                        local_functions: Mapping[str, functions.MapFunction] | None = None) -> Expr:
+    """Parse the expression of a function definition (``x * tanh(softplus(x))``) over ``params``.
+
+    The grammar is the Einsum expression grammar with the arguments as the only names: numbers,
+    ``inf``, ``+ - * /``, parentheses and calls of built-in, registered or ``local_functions``.
+    """
+    ctx = _Context(source, line, {}, set(), local_functions=local_functions, params=tuple(params))
+    body = str(text).strip()
+    if not body:
+        raise ctx.error("empty function definition", str(text) or END, "an expression of its arguments")
+    parser = _Parser(tokenize(body, ctx), ctx)
+    expr = parser.expr()
+    if parser.current.kind != "end":
+        raise ctx.error("malformed function definition", parser.current.text,
+                        "an operator or the end of the expression")
+    return expr
+
+
+def function_body_names(text: str) -> tuple[str, ...]:
+    """Names in a definition that are not called (the implicit arguments), in first-seen order."""
+    names: list[str] = []
+    tokens = [m for m in _TOKEN_RE.finditer(str(text)) if m.lastgroup != "ws"]
+    for i, match in enumerate(tokens):
+        if match.lastgroup != "ident" or match.group() in functions.RESERVED_WORDS:
+            continue
+        called = i + 1 < len(tokens) and tokens[i + 1].group() == "("
+        if not called and match.group() not in names:
+            names.append(match.group())
+    return tuple(names)
 
 
 def parse_shape_expr(text: str, shapes: set[str], *, line: int, source: str,
