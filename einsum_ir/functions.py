@@ -31,7 +31,11 @@ opaque: its cost is ``{name: 1}``.
 
 Functions and reduce operators declared in a cascade file (``functions:`` / ``reduce_ops:``, see
 einsum_ir.declarations) live in that cascade (``Cascade.functions``, ``Cascade.reduce_ops``), not in
-the global registries; every lookup here takes them as ``local``.
+the global registries; every lookup here takes them as ``local``::
+
+    primitive_cost("mish", local=cascade.functions)         # {'add': 3, 'div': 1, 'exp': 2, 'log': 1, 'mul': 2}
+    reduce_cost("lse", local_functions=cascade.functions, local=cascade.reduce_ops)
+    einsum_cost(einsum, functions=cascade.functions, reduce_ops=cascade.reduce_ops)
 
 Evaluation uses numerically stable numpy forms (``softplus = logaddexp(0, x)``); the definitions are
 the formulas the costs count, and equal the numpy forms (tests/einsum_ir/test_ir_functions.py).
@@ -125,6 +129,7 @@ class ReduceOp:
     combine: str = "add"
     combine_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     line: int | None = None
+    combine_expr: Expr | None = field(default=None, compare=False)  # a declared combine expression
 
     def apply(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Combine two partial results element-wise."""
@@ -339,6 +344,8 @@ def reduce_cost(name: str, *, units: Collection[str] = (), local_functions: Mapp
         raise KeyError(f"unknown reduce operator {name!r}; expected one of {', '.join(reduce_op_names(local))}")
     if name in units:
         return {name: 1}
+    if op.combine_expr is not None:
+        return expression_cost(op.combine_expr, units=units, local=local_functions)
     if op.combine in PRIMITIVES:
         return {op.combine: 1}
     if get_function(op.combine, local_functions) is not None:
