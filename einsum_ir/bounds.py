@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import sympy
 
 from attnsim.einsum_ir.model import Cascade, Einsum, TensorRef, shape_symbol
-from attnsim.einsum_ir.passes import TRAVERSING, PassAnalysis
+from attnsim.einsum_ir.passes import TRAVERSING, PassAnalysis, iterates_over
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def live_bounds(analysis: PassAnalysis) -> LiveBounds:
         if analysis.coverage[einsum.name] != TRAVERSING:
             continue
         for ref in einsum.inputs():
-            if not ref.ranks & analysis.family.members and ref.tensor not in cascade.iterative_dims:
+            if not ref.ranks & analysis.family.members and not iterates_over(cascade, analysis.family, ref.tensor):
                 reused.setdefault(ref.tensor, set()).add(analysis.einsum_pass[einsum.name])
     for tensor, passes in reused.items():
         footprint = _size(cascade, tensor, tiles, family_shapes, drop_family=True)
