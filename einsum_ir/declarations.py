@@ -122,7 +122,8 @@ def declare_functions(specs: list[FunctionSpec], *, source: str) -> dict[str, fu
         frozen_local = dict(declared)
         declared[spec.name] = functions.MapFunction(
             name=spec.name, fn=_evaluator(expr, params, frozen_local), arity=len(params), merge=spec.merge,
-            identity=identity, definition=spec.expr, params=tuple(params), expr=expr, line=spec.line)
+            identity=identity, definition=spec.expr, params=tuple(params), expr=expr, line=spec.line,
+            scope=frozen_local)
     return declared
 
 

@@ -97,9 +97,10 @@ class MapFunction:
     """A point-wise function of ``arity`` arrays, with its presence (merge) semantics and its cost.
 
     ``definition`` is the expression (text) over ``params`` that the cost counts (None for a
-    primitive or an opaque Python function); ``cost`` a flat cost given at registration; ``expr`` the
-    parsed definition (filled for functions declared in a cascade file); ``line`` the file line of a
-    declaration.
+    primitive or an opaque Python function); ``given_cost`` a flat cost given at registration;
+    ``expr`` the parsed definition (filled for functions declared in a cascade file); ``line`` the
+    file line of a declaration; ``scope`` the declared functions its definition may call. The
+    property ``cost`` is its primitive cost with no architecture units.
     """
 
     name: str
@@ -109,9 +110,22 @@ class MapFunction:
     identity: float | None = None
     definition: str | None = None
     params: tuple[str, ...] = ()
-    cost: Mapping[str, int] | None = None
+    given_cost: Mapping[str, int] | None = None
     expr: Expr | None = field(default=None, compare=False)
     line: int | None = None
+    scope: Mapping[str, "MapFunction"] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def cost(self) -> dict[str, int]:
+        """Primitive operations of one application with no architecture units (see primitive_cost)."""
+        if self.name in PRIMITIVE_FUNCTIONS and self.definition is None and self.given_cost is None:
+            return {self.name: 1}
+        expr = definition_expr(self)
+        if expr is not None:
+            return expression_cost(expr, local=self.scope)
+        if self.given_cost is not None:
+            return dict(sorted(self.given_cost.items()))
+        return {self.name: 1}
 
 
 @dataclass(frozen=True)
@@ -196,7 +210,7 @@ def register_function(name: str, fn: Callable[..., np.ndarray], arity: int = 1, 
                          f"({', '.join(PRIMITIVES)}) to non-negative integers")
     params = tuple(params) if params is not None else tuple(f"x{i}" for i in range(arity)) if arity > 1 else ("x",)
     entry = MapFunction(name=name, fn=fn, arity=arity, merge=merge, identity=identity, definition=definition,
-                        params=params, cost=dict(cost) if cost is not None else None)
+                        params=params, given_cost=dict(cost) if cost is not None else None)
     _FUNCTIONS[name] = entry
     _PARSED.pop(name, None)
     return entry
@@ -280,9 +294,9 @@ def primitive_cost(name: str, *, units: Collection[str] = (),
         return {name: 1}
     expr = definition_expr(entry)
     if expr is not None:
-        return expression_cost(expr, units=units, local=local)
-    if entry.cost is not None:
-        return dict(sorted(entry.cost.items()))
+        return expression_cost(expr, units=units, local=entry.scope if entry.scope is not None else local)
+    if entry.given_cost is not None:
+        return dict(sorted(entry.given_cost.items()))
     return {name: 1}
 
 
