@@ -9,7 +9,9 @@ Built-in map functions::
     logaddexp(a, b)                     composite (2 arguments, union presence, identity -inf)
 
 Built-in reduce operators: ``sum`` (combine ``add``), ``max``, ``min``, ``logaddexp`` (combine
-``logaddexp``, identity ``-inf``: a reduction to log-sum-exp).
+``logaddexp``, identity ``-inf``: a reduction to log-sum-exp), ``argmax`` / ``argmin`` (the
+coordinate of the largest / smallest element along the one reduced rank, first on ties, as a value;
+cost ``max`` (``min``) + ``cmp`` per element).
 
 Costs (what simulators charge)
 ------------------------------
@@ -59,10 +61,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from attnsim.einsum_ir.model import BinOp, Call, Const, Einsum, Expr, Neg, Size, TensorRef
+from attnsim.einsum_ir.model import BinOp, Call, Compare, Const, Einsum, Expr, Neg, RankValue, Size, TensorRef
 
 __all__ = [
-    "DEFINITIONS", "EinsumCost", "MapFunction", "PRIMITIVES", "RESERVED_WORDS", "ReduceOp", "definition_expr",
+    "DEFINITIONS", "EinsumCost", "MapFunction", "PRIMITIVES", "RESERVED_WORDS", "ReduceOp", "compare_values",
+    "definition_expr",
     "einsum_cost", "evaluate_definition", "expression_cost", "function_names", "get_function", "get_reduce_op",
     "primitive_cost", "reduce_cost", "reduce_op_names", "register_function", "register_reduce_op",
     "unregister_function",
@@ -144,13 +147,22 @@ class ReduceOp:
     combine_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
     line: int | None = None
     combine_expr: Expr | None = field(default=None, compare=False)  # a declared combine expression
+    index: bool = False  # argmax / argmin: the result is the coordinate of the best element
 
     def apply(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Combine two partial results element-wise."""
+        if self.index:
+            raise ValueError(f"{self.name} returns a coordinate; partial results cannot be combined")
         return self.ufunc(a, b) if self.ufunc is not None else self.combine_fn(a, b)
 
     def reduce(self, values: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
         """Reduce ``values`` over ``axis`` (an empty reduction gives the identity)."""
+        if self.index:  # one axis (the parser refuses more); ties give the first coordinate
+            pick = np.argmax if self.combine == "max" else np.argmin
+            return pick(np.asarray(values), axis=axis[0]).astype(np.float64)
+        return self._reduce(values, axis)
+
+    def _reduce(self, values: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
         if self.ufunc is not None:
             return self.ufunc.reduce(values, axis=axis)
         values = np.asarray(values)
@@ -320,33 +332,30 @@ def expression_cost(expr: Expr, *, units: Collection[str] = (),
             visit(node.left)
             visit(node.right)
             total[_BINOP_PRIMITIVE.get(node.op, "cmp")] += 1
+        elif isinstance(node, Compare):
+            visit(node.left)
+            visit(node.right)
+            total["cmp"] += 1
         elif isinstance(node, Call):
             for arg in node.args:
                 visit(arg)
             total.update(primitive_cost(node.fn, units=units, local=local))
-        elif hasattr(node, "children"):  # nodes added by later grammar (comparisons, selections)
-            for child in node.children():
-                visit(child)
-            for primitive, count in node.own_cost().items():
-                total[primitive] += count
 
     visit(expr)
     return dict(sorted((k, v) for k, v in total.items() if v))
 
 
 def _reads_data(node: Expr) -> bool:
-    if isinstance(node, TensorRef):
+    if isinstance(node, (TensorRef, RankValue)):
         return True
     if isinstance(node, (Const, Size)):
         return False
     if isinstance(node, Neg):
         return _reads_data(node.arg)
-    if isinstance(node, BinOp):
+    if isinstance(node, (BinOp, Compare)):
         return _reads_data(node.left) or _reads_data(node.right)
     if isinstance(node, Call):
         return any(_reads_data(a) for a in node.args)
-    if hasattr(node, "children"):
-        return any(_reads_data(c) for c in node.children()) or getattr(node, "always_data", False)
     return True
 
 
@@ -358,6 +367,8 @@ def reduce_cost(name: str, *, units: Collection[str] = (), local_functions: Mapp
         raise KeyError(f"unknown reduce operator {name!r}; expected one of {', '.join(reduce_op_names(local))}")
     if name in units:
         return {name: 1}
+    if op.index:  # keep the best value (max / min) and compare to decide whether the coordinate changes
+        return {op.combine: 1, "cmp": 1}
     if op.combine_expr is not None:
         return expression_cost(op.combine_expr, units=units, local=local_functions)
     if op.combine in PRIMITIVES:
@@ -398,9 +409,17 @@ def evaluate_definition(expr: Expr, env: Mapping[str, np.ndarray],
         args = [evaluate_definition(a, env, local) for a in expr.args]
         with np.errstate(all="ignore"):
             return np.asarray(entry.fn(*args))
-    if hasattr(expr, "evaluate_point"):
-        return expr.evaluate_point(lambda child: evaluate_definition(child, env, local))
+    if isinstance(expr, Compare):
+        a = evaluate_definition(expr.left, env, local)
+        b = evaluate_definition(expr.right, env, local)
+        return compare_values(a, b, expr.op).astype(np.float64)
     raise TypeError(f"not a function-definition node: {expr!r}")
+
+
+def compare_values(a: np.ndarray, b: np.ndarray, op: str) -> np.ndarray:
+    """``a op b`` element-wise as booleans (``op`` one of < <= > >= == !=)."""
+    return {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal,
+            "!=": np.not_equal}[op](a, b)
 
 
 _BINOP_NUMPY = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}
@@ -443,3 +462,5 @@ register_reduce_op("sum", np.add, 0.0, combine="add")
 register_reduce_op("max", np.maximum, -math.inf)
 register_reduce_op("min", np.minimum, math.inf)
 register_reduce_op("logaddexp", np.logaddexp, -math.inf)
+_REDUCE_OPS["argmax"] = ReduceOp(name="argmax", ufunc=None, identity=-math.inf, combine="max", index=True)
+_REDUCE_OPS["argmin"] = ReduceOp(name="argmin", ufunc=None, identity=math.inf, combine="min", index=True)

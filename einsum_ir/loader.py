@@ -127,6 +127,7 @@ class _Loader:
         einsums, iterative_dims = self.link_iterative(einsums, iterative)
         tensor_shapes = self.validate_tensors(einsums, inputs, outputs, ranks, derived, iterative, iterative_dims)
         scheduling.schedule(einsums, iterative_dims, iterative, self.source)  # raises on cycles / unschedulable
+        warnings = self.recurrence_warnings(einsums, iterative_dims)
         meta = self.load_meta(nodes, data, shape_names)
         graph = build_graph(einsums, iterative_dims)
         tensor_lines = {name: line for name, line in inputs}
@@ -136,7 +137,7 @@ class _Loader:
                        iterative=iterative, inputs=tuple(n for n, _ in inputs), outputs=tuple(n for n, _ in outputs),
                        einsums=tuple(einsums), tensor_shapes=tensor_shapes, graph=graph, meta=meta,
                        iterative_dims=iterative_dims, symbol_lines=symbol_lines, origin=self.source,
-                       tensor_lines=tensor_lines, functions=declared, reduce_ops=reduce_ops)
+                       tensor_lines=tensor_lines, functions=declared, reduce_ops=reduce_ops, warnings=warnings)
 
     # -- declared functions and reduce operators -----------------------------------------------------
     def function_specs(self, node: yaml.Node | None) -> list[FunctionSpec]:
@@ -318,6 +319,27 @@ class _Loader:
                 raise self.error(update.line, "iterative tensor has no initialisation", tensor,
                                  f"a line writing {tensor} at iterate 0 (like {tensor}[0, ...] = 0)")
         return linked, iterative_dims
+
+    def recurrence_warnings(self, einsums: list[Einsum], iterative_dims: dict[str, tuple[int, str]]
+                            ) -> tuple[str, ...]:
+        """A reduction written inside a recurrence update combines the carried term once per reduced
+        element (correct Einsum semantics, never what the author meant): one warning per case."""
+        found: list[str] = []
+        for einsum in einsums:
+            if einsum.role != "update" or not einsum.reduced_ranks:
+                continue
+            tensor = einsum.output.tensor
+            for ref in einsum.inputs():
+                if ref.tensor != tensor:
+                    continue
+                for rank in sorted(einsum.reduced_ranks - ref.ranks):
+                    found.append(
+                        f"{self.source}:{einsum.line}: update {tensor} reduces over {rank} inside the "
+                        f"recurrence over {einsum.iterative_rank}, so the carried term {ref} is combined once per "
+                        f"element of {rank}; expected the reduction in an Einsum of its own "
+                        f"(T[...] = ... :: {einsum.reduce_op} over {rank}, then {tensor} = {ref} + T)")
+                break
+        return tuple(found)
 
     # -- tensors and shapes ------------------------------------------------------------------------------
     def validate_tensors(self, einsums: list[Einsum], inputs: list[tuple[str, int]], outputs: list[tuple[str, int]],

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from attnsim.einsum_ir import Cascade, functions
-from attnsim.studies.check import cascade_from_arg
+from attnsim.studies.check import cascade_from_arg, print_warnings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -64,5 +64,7 @@ def _format_cost(cost: dict[str, int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(describe(cascade_from_arg(args.name)))
+    cascade = cascade_from_arg(args.name)
+    print_warnings(cascade)
+    print(describe(cascade))
     return 0
