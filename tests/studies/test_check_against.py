@@ -129,3 +129,12 @@ def test_unknown_reference_names_the_key(tmp_path):
     result = attnsim("check", str(path), *SMALL)
     assert result.returncode == 2
     assert "unknown reference 'nosuch-kernel' (key reference); expected a built-in cascade" in result.stderr
+
+
+def test_cascades_lists_each_reference():
+    import json
+    result = attnsim("cascades", "--json")
+    rows = {row["name"]: row["reference"] for row in json.loads(result.stdout)}
+    assert rows["sigmoid-attention"] == "sigmoid-attention"
+    assert rows["attention-3pass"] == "kernels_ref 3pass"
+    assert rows["cascade1"] == "closed form z-dot-times-sum"
