@@ -183,3 +183,35 @@ def test_a_plain_accumulator_is_live_for_its_whole_pass():
     # KV[e,f] accumulates over every m: E x F values live throughout; Z[e]: E values
     assert partial == {"KV": E * F, "Z": E}
     assert not bounds.depends_on("M")
+
+
+HARD = """name: hard
+ranks: {e: E, f: F, m: M, p: P}
+inputs: [Q, K, V]
+outputs: [AV]
+einsums: |
+  QK[m,p] = Q[e,p] * K[e,m]
+  AM[p] = QK[m,p] :: argmax
+  AV[f,p] = V[f,m] where m == AM[p]
+"""
+
+
+def test_hard_attention_selects_the_best_key():
+    cascade = load_cascade_text(HARD, source="hard.yaml")
+    rng = np.random.default_rng(13)
+    q, k, v = rng.standard_normal((4, 6)), rng.standard_normal((4, 10)), rng.standard_normal((3, 10))
+    out = evaluate(cascade, {"E": 4, "F": 3, "M": 10, "P": 6}, {"Q": q, "K": k, "V": v})["AV"]
+    np.testing.assert_array_equal(out, v[:, np.argmax(q.T @ k, axis=1)])
+    # the selection needs the whole row's argmax before it walks the keys again: 2 passes over M
+    assert analyze_passes(cascade, "M").passes == 2
+
+
+def test_comparisons_in_a_declared_function():
+    text = HARD.replace("einsums: |", 'functions:\n  step: "(x > 0) * x"\neinsums: |').replace(
+        "AV[f,p] = V[f,m] where m == AM[p]", "AV[f,p] = step(V[f,m]) where m == AM[p]")
+    cascade = load_cascade_text(text, source="hard.yaml")
+    assert functions.primitive_cost("step", local=cascade.functions) == {"cmp": 1, "mul": 1}
+    rng = np.random.default_rng(14)
+    q, k, v = rng.standard_normal((4, 6)), rng.standard_normal((4, 10)), rng.standard_normal((3, 10))
+    out = evaluate(cascade, {"E": 4, "F": 3, "M": 10, "P": 6}, {"Q": q, "K": k, "V": v})["AV"]
+    np.testing.assert_array_equal(out, np.maximum(v[:, np.argmax(q.T @ k, axis=1)], 0.0))
