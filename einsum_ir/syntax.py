@@ -351,7 +351,7 @@ def _blocked_order(index: IndexExpr, ranks: Mapping[str, object]) -> tuple[str, 
         if match is None or shape is None:
             return None
         order.append(match)
-        stride = stride * sympy.sympify(shape)
+        stride = stride * (shape if isinstance(shape, sympy.Expr) else shape_symbol(str(shape)))
         del remaining[match]
     return tuple(reversed(order))
 
