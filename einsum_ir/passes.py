@@ -20,9 +20,11 @@ Einsums are classified by how their iteration space covers ``r``:
 
 A tensor is a *stream* if it still has a dimension indexed by part of ``r`` (its elements appear one
 tile at a time as ``r`` is traversed) and a *summary* otherwise (it is complete only when the Einsums
-producing it have seen the whole fiber). Reading the final iterate of an iterative tensor
-(``RNV[f,M1,p]``) is a summary read; reading the current or previous iterate (``RM[m1+1,p]``,
-``RM[m1,p]``) is a stream read. Inputs are available from the start.
+producing it have seen the whole fiber). Reading the final iterate of a recurrence over (part of)
+the analysed rank (``RNV[f,M1,p]`` when analysing ``M``) is a summary read; reading its current or
+previous iterate (``RM[m1+1,p]``, ``RM[m1,p]``) is a stream read. A recurrence over another rank
+(``m1`` when analysing ``P``) is, along the analysed rank, an ordinary tensor: its final iterate
+streams with the fibers that index it. Inputs are available from the start.
 
 A traversing Einsum runs in pass ``max(1, need)`` where a stream produced at time ``t`` is needed in
 pass ``ceil(t)`` and a summary available at time ``a`` in pass ``floor(a) + 1``. Coarse and free
