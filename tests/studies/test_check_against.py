@@ -138,3 +138,13 @@ def test_cascades_lists_each_reference():
     assert rows["sigmoid-attention"] == "sigmoid-attention"
     assert rows["attention-3pass"] == "kernels_ref 3pass"
     assert rows["cascade1"] == "closed form z-dot-times-sum"
+
+
+def test_against_json_reports_each_comparison():
+    import json
+    result = attnsim("check", "attention-2pass", "--against", "attention-3pass-deferred", *SMALL, "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["passed"] is True and payload["tolerance"] == 1e-12
+    assert set(payload["comparisons"]) == {"attention-3pass-deferred (AV)"}
+    assert payload["max_rel_err"] <= 1e-12
