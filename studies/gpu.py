@@ -26,7 +26,7 @@ DEFAULT_GPU = "h100-sxm"
 
 REPORT_KEYS: tuple[str, ...] = (
     "design", "arch", "batch", "heads", "seq", "head_dim", "causal", "dtype", "flops", "latency_s",
-    "tflops", "util_tensor", "util_mufu", "util_fp32", "util_smem", "util_l2", "util_hbm", "bound",
+    "cycles", "traffic_bytes", "tflops", "util_tensor", "util_mufu", "util_fp32", "util_smem", "util_l2", "util_hbm", "bound",
     "ctas", "resident_ctas", "waves", "block_m", "block_n", "energy_pj", "choices")
 """Keys of :func:`gpu_report` (and of ``attnsim gpu --json``)."""
 
@@ -92,6 +92,7 @@ def run_report(spec: GpuSpec, design: str, workload: GpuAttention, run: GpuRun) 
         "design": design, "arch": spec.name, "batch": workload.batch, "heads": workload.heads,
         "seq": workload.seq, "head_dim": workload.head_dim, "causal": workload.causal,
         "dtype": workload.dtype, "flops": workload.flops, "latency_s": run.latency_s,
+        "cycles": run.cycles, "traffic_bytes": run.actions.get("hbm.byte", 0.0),
         "tflops": run.tflops, "util_tensor": util["tensor"], "util_mufu": util["mufu"],
         "util_fp32": util["fp32"], "util_smem": util["smem"], "util_l2": util["l2"],
         "util_hbm": util["hbm"], "bound": run.bound, "ctas": run.ctas,
@@ -104,11 +105,12 @@ def run_report(spec: GpuSpec, design: str, workload: GpuAttention, run: GpuRun) 
 
 def gpu_report(arch: str, design: str, seq: int, head_dim: int, *, causal: bool = False,
                dtype: str = "fp16", batch: int | None = None, heads: int | None = None,
-               options: Any = None) -> dict[str, Any]:
-    """Everything ``attnsim gpu --json`` prints (:data:`REPORT_KEYS`) for one call."""
+               options: Any = None, overrides: dict[str, object] | None = None) -> dict[str, Any]:
+    """Everything ``attnsim gpu --json`` prints (:data:`REPORT_KEYS`) for one call; ``overrides``:
+    ``{"dotted.key": value}`` GPU-spec overrides (``--set``). ``traffic_bytes``: HBM reads + writes."""
     module = _design_module(design)
     workload = make_workload(seq, head_dim, causal=causal, dtype=dtype, batch=batch, heads=heads)
-    spec = load_gpu(arch)
+    spec = load_gpu(arch, overrides)
     mapping = module.map_attention(workload, spec, options=options)
     return run_report(spec, design, workload, simulate(mapping, spec))
 
