@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from importlib import resources
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from attnsim.archsim.errors import SpecError
-from attnsim.archsim.spec import Arch, read_yaml_mapping
+from attnsim.archsim.spec import Arch, read_yaml_mapping, resolve_named_file
 from attnsim.studies.errors import UsageError
 
 SECTIONS = ("base", "grid", "sweep", "derived")
@@ -456,11 +457,26 @@ def study_from_mapping(data: Mapping[str, Any], path: Path, display: str | None 
     return study
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and validate a study YAML file; UsageError (one line, file and key path) on any problem."""
-    path = Path(path)
+STUDIES_DIR = Path(str(resources.files("attnsim.specs").joinpath("studies")))
+"""The built-in studies (``specs/studies/``, installed as package data)."""
+
+
+def available_studies() -> list[str]:
+    """Names of the built-in studies (file stems of ``specs/studies/`` that declare a ``kind:``)."""
+    return sorted(path.stem for path in STUDIES_DIR.glob("*.yaml")
+                  if any(line.startswith("kind:") for line in path.read_text(encoding="utf-8").splitlines()))
+
+
+def load_study(path_or_name: str | Path) -> Study:
+    """Read and validate a study: a YAML path, or the name of a built-in (``paper``, see
+    :func:`available_studies`); UsageError (one line, file and key path) on any problem."""
     try:
-        data = read_yaml_mapping(path, str(path))
+        path, display = resolve_named_file(path_or_name, STUDIES_DIR, "study", available_studies(),
+                                           UsageError)
+        if path.parent == STUDIES_DIR and path.stem not in available_studies():
+            raise UsageError(f"unknown study '{path_or_name}' (known: {', '.join(available_studies())}; "
+                             "or give a path to a .yaml file)")
+        data = read_yaml_mapping(path, display)
     except SpecError as exc:
         raise UsageError(str(exc)) from None
-    return study_from_mapping(data, path)
+    return study_from_mapping(data, path, display)

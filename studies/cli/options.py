@@ -58,13 +58,16 @@ def parse_key_values(texts: Iterable[str] | None) -> dict[str, Any]:
 
 
 def parse_sizes(texts: Iterable[str] | None, option: str = "--size") -> dict[str, int]:
-    """Repeated ``NAME=N`` texts (N with an optional K/M suffix) -> ``{name: n}``."""
+    """Repeated ``NAME=N`` texts (N an integer with an optional K/M suffix) -> ``{name: n}``.
+
+    Any integer is accepted: whoever uses a size checks its range (a cascade names its own line).
+    """
     sizes: dict[str, int] = {}
     for text in texts or ():
         name, sep, value = text.partition("=")
         if not sep or not name.strip().isidentifier():
             raise UsageError(f"{option} {text}: expected NAME=N, e.g. M=4K")
-        sizes[name.strip()] = parse_count(value, f"{option} {name.strip()}")
+        sizes[name.strip()] = parse_count(value, f"{option} {name.strip()}", minimum=-(2**63))
     return sizes
 
 

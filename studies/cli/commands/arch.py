@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from attnsim.archsim.area import area_breakdown_um2, area_mm2, instances
-from attnsim.archsim.gpu_spec import load_gpu
-from attnsim.archsim.spec import Arch, load_arch, parse_overrides, spec_kind
+from attnsim.studies.cli.options import add_set_option, parse_key_values
+
+if TYPE_CHECKING:
+    from attnsim.archsim.spec import Arch
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -18,15 +19,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "(kind: gpu) print their validated contents.")
     parser.add_argument("spec", metavar="SPEC", help="path to an architecture YAML, or a name such as "
                                                      "fusemax-cloud")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a spec value by its dotted key path, e.g. arrays.pe2d.rows=32 "
-                             "(repeatable)")
+    add_set_option(parser, "arrays.pe2d.rows=32")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(func=run)
 
 
 def arch_report(arch: Arch) -> dict[str, Any]:
     """Everything ``attnsim arch --json`` prints (units in the key names)."""
+    from attnsim.archsim.area import area_breakdown_um2, area_mm2
+
     return {
         "name": arch.name,
         "origin": arch.origin,
@@ -46,6 +47,8 @@ def _ops_text(ops: dict[str, int]) -> str:
 
 def summary_text(arch: Arch) -> str:
     """The human-readable summary ``attnsim arch`` prints."""
+    from attnsim.archsim.area import area_breakdown_um2, area_mm2, instances
+
     pe2d, pe1d, glb, dram = arch.arrays.pe2d, arch.arrays.pe1d, arch.global_buffer, arch.dram
     lines = [
         f"{arch.name}: {arch.description}" if arch.description else arch.name,
@@ -82,11 +85,14 @@ def summary_text(arch: Arch) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Load SPEC with the --set overrides; print the summary (or JSON). SpecError -> exit 2 (cli)."""
+    from attnsim.archsim.gpu_spec import load_gpu
+    from attnsim.archsim.spec import load_arch, spec_kind
+
     if spec_kind(args.spec) == "gpu":
-        gpu = load_gpu(args.spec, parse_overrides(args.overrides))
+        gpu = load_gpu(args.spec, parse_key_values(args.overrides))
         print(json.dumps(gpu.model_dump(mode="json", exclude_none=True), indent=None if args.json else 2))
         return 0
-    arch = load_arch(args.spec, parse_overrides(args.overrides))
+    arch = load_arch(args.spec, parse_key_values(args.overrides))
     if args.json:
         print(json.dumps(arch_report(arch), indent=2))
     else:

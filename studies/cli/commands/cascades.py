@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from attnsim import einsum_ir
-def register(subparsers: argparse._SubParsersAction) -> None:
+from attnsim.studies.cli.options import table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser("cascades", help="list the built-in Einsum cascades",
                                    description="List the built-in cascades in specs/cascades/.")
     parser.add_argument("--json", action="store_true", help="print a JSON list of {name, description}")
@@ -13,15 +15,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = []
-    for name in einsum_ir.builtin_names():
-        cascade = einsum_ir.load_builtin(name)
-        rows.append({"name": name, "description": cascade.description})
+    """Print the built-in cascades: a name / description table, or JSON."""
+    from attnsim import einsum_ir
+
+    rows = [{"name": name, "description": einsum_ir.load_builtin(name).description}
+            for name in einsum_ir.builtin_names()]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    width = max((len(r["name"]) for r in rows), default=4)
-    print(f"{'name':<{width}}  description")
-    for row in rows:
-        print(f"{row['name']:<{width}}  {row['description']}")
+    print(table([(row["name"], row["description"]) for row in rows], ("name", "description")))
     return 0

@@ -4,10 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from attnsim.einsum_ir.bounds import live_bounds
-from attnsim.einsum_ir.library import resolve_cascade
-from attnsim.einsum_ir.passes import analyze_passes
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -23,6 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Analyse the cascade and print passes, fusable groups and live footprints (or JSON)."""
+    from attnsim.einsum_ir.bounds import live_bounds
+    from attnsim.einsum_ir.library import resolve_cascade
+    from attnsim.einsum_ir.passes import analyze_passes
+
     analysis = analyze_passes(resolve_cascade(args.cascade), args.rank)
     bounds = live_bounds(analysis)
     if args.json:

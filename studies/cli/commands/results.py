@@ -1,8 +1,10 @@
-"""``attnsim results DIR [--csv] [--timing]``: the results store of a sweep as one tidy CSV table.
+"""``attnsim results DIR [--csv [FILE]] [--timing]``: a sweep's results as a table, or as CSV.
 
-One row per point: key, study, kind, status, error, then the point's parameters and its results
-(nested results flattened with '.', units in the names). Without ``--csv`` the table goes to stdout;
-with it, to ``DIR/results.csv``. Written with the csv module; ``pandas.read_csv`` loads it.
+One row per point: key, study, kind, status, error, the parameters, then the result scalars (nested
+results flattened with dots: ``energy_breakdown_pj.dram.read``). The table (default) leaves out the
+flattened nested results and shortens the key; ``--csv`` prints every column, exactly as stored, to
+stdout (or to FILE). The same table is :func:`attnsim.results` (a pandas DataFrame) and the SQL view
+``results_flat`` of ``DIR/results.sqlite``.
 """
 from __future__ import annotations
 
@@ -12,17 +14,22 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from attnsim.studies.cli.options import table
 from attnsim.studies.errors import UsageError
-from attnsim.studies.store import DATABASE_NAME, ResultStore, tidy_table
+
+KEY_CHARS = 12
+"""Characters of a point's key the table shows (enough to tell points apart; CSV has all 64)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
-        "results", help="export a sweep's results database as a CSV table",
-        description="Export DIR/results.sqlite (written by `attnsim sweep`) as one CSV row per point: "
-                    "parameters and result scalars as columns. Prints to stdout unless --csv.")
+        "results", help="print a sweep's results as a table (or CSV with --csv)",
+        description="Print DIR/results.sqlite (written by `attnsim sweep`) as one row per point: "
+                    "parameters and result scalars as columns. A table by default; --csv prints CSV "
+                    "with every column to stdout, --csv FILE writes it to FILE.")
     parser.add_argument("directory", metavar="DIR", help="a sweep's output directory")
-    parser.add_argument("--csv", action="store_true", help="write DIR/results.csv instead of stdout")
+    parser.add_argument("--csv", nargs="?", const="-", default=None, metavar="FILE",
+                        help="CSV instead of a table: to stdout, or to FILE")
     parser.add_argument("--timing", action="store_true",
                         help="add started_at, finished_at (UTC) and wall_s columns")
     parser.set_defaults(func=run)
@@ -36,8 +43,20 @@ def write_csv(columns: list[str], rows: list[dict[str, Any]], stream: TextIO) ->
         writer.writerow({name: ("" if value is None else value) for name, value in row.items()})
 
 
+def table_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """The aligned table ``attnsim results`` prints: nested results left out, keys shortened."""
+    shown = [name for name in columns if "." not in name or name.startswith(("param.", "result."))]
+    body = table([[str(row.get(name, ""))[:KEY_CHARS] if name == "key" else row.get(name) for name in shown]
+                  for row in rows], shown)
+    hidden = len(columns) - len(shown)
+    footer = f"{len(rows)} points" + (f"; {hidden} nested result columns not shown (use --csv)" if hidden else "")
+    return f"{body}\n{footer}" if body else footer
+
+
 def run(args: argparse.Namespace) -> int:
-    """Read the store, write the table."""
+    """Read the store, print (or write) the table."""
+    from attnsim.studies.store import DATABASE_NAME, ResultStore, tidy_table
+
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such directory")
@@ -45,11 +64,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{directory}: no {DATABASE_NAME} here (run `attnsim sweep` first)")
     with ResultStore.in_directory(directory, create=False) as store:
         columns, rows = tidy_table(store.records(), timing=args.timing)
-    if not args.csv:
+    if args.csv is None:
+        print(table_text(columns, rows))
+    elif args.csv == "-":
         write_csv(columns, rows, sys.stdout)
-        return 0
-    target = directory / "results.csv"
-    with target.open("w", encoding="utf-8", newline="") as stream:
-        write_csv(columns, rows, stream)
-    print(f"wrote {len(rows)} rows x {len(columns)} columns to {target}")
+    else:
+        target = Path(args.csv)
+        with target.open("w", encoding="utf-8", newline="") as stream:
+            write_csv(columns, rows, stream)
+        print(f"wrote {len(rows)} rows x {len(columns)} columns to {target}")
     return 0

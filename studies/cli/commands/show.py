@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from attnsim.einsum_ir import Cascade
-from attnsim.studies.check import cascade_from_arg
+if TYPE_CHECKING:
+    from attnsim.einsum_ir import Cascade
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,5 +50,8 @@ def describe(cascade: Cascade) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the cascade NAME (a built-in or a YAML path)."""
+    from attnsim.studies.check import cascade_from_arg
+
     print(describe(cascade_from_arg(args.name)))
     return 0
