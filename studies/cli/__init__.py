@@ -1,4 +1,9 @@
-"""The ``attnsim`` command line: discovers subcommands in ``attnsim.studies.cli.commands``."""
+"""The ``attnsim`` command line: discovers subcommands in ``attnsim.studies.cli.commands``.
+
+Building the parser imports every command module, so those modules import nothing heavy at the top
+(numba, matplotlib, sympy, dask, numpy, pydantic): each imports what it needs inside its ``run``.
+Shared option parsing (K/M counts, ``--set``, ``--workers``, tables) is :mod:`studies.cli.options`.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +13,7 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
+from attnsim import __version__
 from attnsim.studies.cli import commands  # noqa: the subpackage of this package
 from attnsim.studies.errors import user_error_types
 
@@ -17,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="attnsim",
         description="Attention-accelerator research: Einsum cascades, pass analysis, simulation, sweeps.",
     )
+    parser.add_argument("--version", action="version", version=f"attnsim {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
