@@ -568,6 +568,13 @@ def _validate(data: Mapping[str, Any], origin: str, overrides: Mapping[str, obje
 # Overrides.
 
 
+def is_arch_key(key: str) -> bool:
+    """True if ``key`` is an architecture override (``arrays.pe2d.rows``, ``clock_hz``): its first
+    dotted component is a top-level field of :class:`Arch` (a study's other keys are kind parameters)."""
+    return key.split(".", 1)[0] in Arch.model_fields
+
+
+
 def set_path(root: type[BaseModel], data: dict[str, Any], key: str, value: object, *,
              new_entries: bool = True) -> None:
     """Set ``value`` at the dotted ``key`` inside ``data`` (a dumped ``root`` model); SpecError if no

@@ -41,8 +41,9 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from attnsim.archsim.errors import SpecError
-from attnsim.archsim.spec import Arch, read_yaml_mapping, resolve_named_file
+from attnsim.archsim.spec import Arch, is_arch_key, read_yaml_mapping, resolve_named_file
 from attnsim.studies.errors import UsageError
+from attnsim.studies.points import get_kind  # points owns the point types and never imports this module
 
 SECTIONS = ("base", "grid", "sweep", "derived")
 """Where a point parameter can come from, in the order a point lists them."""
@@ -51,12 +52,6 @@ SECTIONS = ("base", "grid", "sweep", "derived")
 def one_line(text: object) -> str:
     """``text`` with line breaks folded into spaces (messages are printed as one line)."""
     return " ".join(str(text).split("\n")).strip()
-
-
-def is_arch_key(key: str) -> bool:
-    """True if ``key`` is an architecture override (``arrays.pe2d.rows``, ``clock_hz``), not a kind
-    parameter: its first dotted component is a top-level field of :class:`archsim.spec.Arch`."""
-    return key.split(".", 1)[0] in Arch.model_fields
 
 
 # --------------------------------------------------------------------------------------------------
@@ -449,7 +444,6 @@ def study_from_mapping(data: Mapping[str, Any], path: Path, display: str | None 
         raise UsageError(one_line(f"{shown}: {_validation_message(exc)}")) from None
     _check_sections(spec, shown)
     study = Study(spec=spec, path=path, display=shown, derived=_compile_derived(spec, shown))
-    from attnsim.studies.points import get_kind  # the registry imports the engine: only when validating
     try:
         get_kind(spec.kind)
     except UsageError as exc:

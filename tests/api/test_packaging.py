@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,11 +20,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "attnsim", "einsum_ir", "kernels_ref", "archsim",
+           "mappers", "studies", "specs")
+"""What a source distribution holds: copied to a clean folder so no build/ left-over gets in."""
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = tmp_path_factory.mktemp("source")
+    for name in SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(ROOT / name, source / name)
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                    "--wheel-dir", str(out), str(ROOT)], check=True, capture_output=True, timeout=300)
+                    "--wheel-dir", str(out), str(source)], check=True, capture_output=True, timeout=300)
     (built,) = out.glob("attnsim-*.whl")
     return built
 
