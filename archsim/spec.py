@@ -23,17 +23,15 @@ from __future__ import annotations
 from importlib import resources
 import math
 import re
-import types
-import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, PlainValidator, PrivateAttr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from attnsim.archsim.errors import SpecError
+from attnsim.archsim.errors import SpecError, describe_value, known_keys_at, validation_problem
 
 SPECS_DIR: Path = Path(str(resources.files("attnsim.specs").joinpath("arch")))
 """Where ``load_arch`` looks up architectures given by name (the file stem)."""
@@ -97,19 +95,6 @@ def read_yaml_mapping(path: Path, display: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------------
 # Value types with one-line messages.
-
-
-def describe_value(value: object) -> str:
-    """How a value that was not accepted is shown in a message (YAML spelling where it differs)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return repr(value)
 
 
 _describe = describe_value  # the short name used throughout this module
@@ -467,60 +452,6 @@ class Arch(SpecDocument):
 # Validation errors -> SpecError.
 
 
-def _unwrap_optional(annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return _unwrap_optional(args[0])
-    if origin is Annotated:
-        return _unwrap_optional(typing.get_args(annotation)[0])
-    return annotation
-
-
-def known_keys_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
-    """The keys a mapping at ``loc`` (a path into the model ``root``) may have, or None if free-form."""
-    annotation: Any = root
-    for segment in loc:
-        annotation = _unwrap_optional(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(segment))
-            if field is None:
-                return None
-            annotation = field.annotation
-        elif typing.get_origin(annotation) is dict:
-            annotation = typing.get_args(annotation)[1]
-        else:
-            return None
-    annotation = _unwrap_optional(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return list(annotation.model_fields)
-    return None
-
-
-def _describe_error(root: type[BaseModel], error: Mapping[str, Any]) -> tuple[str, str]:
-    """(key path, message) for one pydantic error dict of a spec model ``root``."""
-    loc = tuple(error["loc"])
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if "key_path" in ctx and "message" in ctx:  # a model's own cross-field check, reported where it says
-        return ctx["key_path"], ctx["message"]
-    path = ".".join(str(s) for s in loc)
-    if kind == "missing":
-        return path, "missing required key"
-    if kind == "extra_forbidden":
-        known = known_keys_at(root, loc[:-1]) or []
-        return path, f"unknown key '{loc[-1]}' (known: {_names(known)})"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return path, f"expected a mapping, got {_describe(error.get('input'))}"
-    if kind == "literal_error":
-        return path, f"expected {ctx.get('expected')}, got {_describe(error.get('input'))}"
-    if kind == "string_type":
-        return path, f"expected a string, got {_describe(error.get('input'))}"
-    message = str(error["msg"])
-    return path, message[:1].lower() + message[1:]
-
-
 def _render(value: object) -> str:
     """A value as the user would write it after ``--set key=``."""
     if isinstance(value, str):
@@ -539,11 +470,7 @@ def spec_error(root: type[BaseModel], exc: ValidationError, origin: str,
                overrides: Mapping[str, object]) -> SpecError:
     """One-line SpecError for a failed validation of spec model ``root``: the file (or the ``--set``
     override responsible), the key path and what was expected."""
-    # An unknown key is usually a misspelt one, which pydantic also reports as missing: report it first.
-    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-    path, message = _describe_error(root, errors[0])
-    more = len(errors) - 1
-    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    path, message, tail = validation_problem(exc, root)
     for key, value in overrides.items():
         if path == key:
             return SpecError(f"{_set_label(key, value)}: {message}{tail}")

@@ -40,7 +40,7 @@ import sympy
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
-from attnsim.archsim.errors import SpecError
+from attnsim.archsim.errors import SpecError, describe_value as _describe, format_validation_error
 from attnsim.archsim.spec import Arch, is_arch_key, read_yaml_mapping, resolve_named_file
 from attnsim.studies.errors import UsageError
 from attnsim.studies.points import get_kind  # points owns the point types and never imports this module
@@ -56,18 +56,6 @@ def one_line(text: object) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # Field types with one-line messages.
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list" if value else "an empty list"
-    return repr(value)
 
 
 def _reject(expected: str, value: object) -> PydanticCustomError:
@@ -183,27 +171,6 @@ class StudySpec(BaseModel):
     sweep: Annotated[dict[str, list[Any]], PlainValidator(_axes)] = {}
     derived: Annotated[dict[str, str], PlainValidator(_expressions)] = {}
     plots: Annotated[list[dict[str, Any]], PlainValidator(_plots)] = []
-
-
-def _validation_message(exc: ValidationError) -> str:
-    """``key.path: message`` of the first problem (unknown keys first: usually a misspelling)."""
-    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-    error = errors[0]
-    loc = [str(part) for part in error["loc"]]
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        message = f"unknown key '{loc[-1]}' (known: {', '.join(StudySpec.model_fields)})"
-    elif kind == "missing":
-        message = "missing required key"
-    else:
-        message = str(error["msg"])
-        # axis/expression checks name the key inside the section: "grid.seq: expected ..."
-        if kind == "study_axis":
-            inner, _, message = message.partition(": ")
-            loc.append(inner)
-    more = len(errors) - 1
-    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{'.'.join(loc)}: {message}{tail}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -441,7 +408,7 @@ def study_from_mapping(data: Mapping[str, Any], path: Path, display: str | None 
     try:
         spec = StudySpec.model_validate(dict(data))
     except ValidationError as exc:
-        raise UsageError(one_line(f"{shown}: {_validation_message(exc)}")) from None
+        raise UsageError(one_line(f"{shown}: {format_validation_error(exc, StudySpec)}")) from None
     _check_sections(spec, shown)
     study = Study(spec=spec, path=path, display=shown, derived=_compile_derived(spec, shown))
     try:
