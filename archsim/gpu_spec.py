@@ -277,6 +277,9 @@ class GpuSpec(SpecDocument):
         missing = [key for key in ENERGY_ACTIONS if key not in self.energy]
         if missing:
             raise _inconsistent("energy", f"missing entry '{missing[0]}'")
+        if self.power.static_w.value > self.power.tdp_w.value:
+            raise _inconsistent("power.static_w.value", f"expected at most tdp_w "
+                                f"({self.power.tdp_w.value:g}), got {self.power.static_w.value:g}")
         return self
 
 

@@ -229,28 +229,20 @@ class OpCycles(_Section):
         return list(self.as_dict().items())
 
 
-class RegisterFile(_Section):
-    """Per-PE register file: ``entries`` words of ``width_bits`` bits."""
-
-    entries: PositiveInt
-    width_bits: PositiveInt
-
-
 class Array2D(_Section):
-    """The 2D PE array: ``rows`` x ``cols`` PEs, each with ``ops`` and a register file."""
+    """The 2D PE array: ``rows`` x ``cols`` PEs, each with ``ops`` (its register file is an energy and
+    area entry, ``pe2d.register_file``, not a size the cost model reads)."""
 
     rows: PositiveInt
     cols: PositiveInt
     ops: OpCycles
-    register_file: RegisterFile
 
 
 class Array1D(_Section):
-    """The 1D PE array: ``size`` PEs, each with ``ops`` and a register file."""
+    """The 1D PE array: ``size`` PEs, each with ``ops`` (register file: energy and area entries only)."""
 
     size: PositiveInt
     ops: OpCycles
-    register_file: RegisterFile
 
 
 class Arrays(_Section):
@@ -261,13 +253,11 @@ class Arrays(_Section):
 
 
 class GlobalBuffer(_Section):
-    """The on-chip global buffer (SRAM), in bytes; bandwidth in bytes per cycle."""
+    """The on-chip global buffer (SRAM), in bytes. Its bandwidth and banking are not modelled (the
+    FuseMax artifact models neither), so the spec has no fields for them."""
 
     capacity_bytes: PositiveInt
     row_bytes: PositiveInt
-    banks: PositiveInt
-    read_bytes_per_cycle: PositiveInt
-    write_bytes_per_cycle: PositiveInt
 
 
 class Dram(_Section):

@@ -13,7 +13,8 @@ L3 (bytes)            minimum L3 x ``multiplier``; the multiplier starts at 1 an
                       memory latency (DRAM traffic / bandwidth) is at most the 1D array's compute
                       latency (its busy cycles / clock)
 L3 row                ``PE * 16`` bits (one 16-bit word per column of the array)
-register files        2D PE ``2 * min_tiles`` entries, 1D PE ``8 * min_tiles`` entries (Accelergy)
+register files        2D PE ``2 * min_tiles`` entries, 1D PE ``8 * min_tiles`` entries (Accelergy;
+                      reported, not part of the architecture: the cost model reads no register size)
 ====================  ===============================================================================
 
 The memory and 1D latencies are not estimated here: each candidate buffer is *simulated*
@@ -83,9 +84,7 @@ def sized_overrides(base: Arch, pe_dim: int, head_dim: int, capacity_bytes: int)
     row_bytes = base.word_bytes * pe_dim
     overrides: dict[str, object] = {
         "arrays.pe2d.rows": pe_dim, "arrays.pe2d.cols": pe_dim, "arrays.pe1d.size": pe_dim,
-        "arrays.pe2d.register_file.entries": 2 * tiles, "arrays.pe1d.register_file.entries": 8 * tiles,
         "global_buffer.row_bytes": row_bytes, "global_buffer.capacity_bytes": capacity_bytes,
-        "global_buffer.read_bytes_per_cycle": row_bytes, "global_buffer.write_bytes_per_cycle": row_bytes,
     }
     base_words_per_row = base.words_per_row
     for action in ("read", "write"):

@@ -56,13 +56,10 @@ def summary_text(arch: Arch) -> str:
         f"  clock            {arch.clock_hz / 1e6:g} MHz",
         f"  word             {arch.word_bytes} B",
         f"  2D array         {pe2d.rows} x {pe2d.cols} = {arch.pes_2d} PEs; cycles per op: "
-        f"{_ops_text(pe2d.ops.as_dict())}; register file {pe2d.register_file.entries} x "
-        f"{pe2d.register_file.width_bits} b",
-        f"  1D array         {pe1d.size} PEs; cycles per op: {_ops_text(pe1d.ops.as_dict())}; "
-        f"register file {pe1d.register_file.entries} x {pe1d.register_file.width_bits} b",
+        f"{_ops_text(pe2d.ops.as_dict())}",
+        f"  1D array         {pe1d.size} PEs; cycles per op: {_ops_text(pe1d.ops.as_dict())}",
         f"  global buffer    {glb.capacity_bytes} B = {glb.capacity_bytes // glb.row_bytes} rows x "
-        f"{glb.row_bytes} B, {glb.banks} banks, read {glb.read_bytes_per_cycle} B/cycle, write "
-        f"{glb.write_bytes_per_cycle} B/cycle",
+        f"{glb.row_bytes} B",
         f"  DRAM             {dram.bandwidth_bytes_per_s:.0f} B/s ({dram.bandwidth_bytes_per_s / 2**30:g} GiB/s) = "
         f"{arch.dram_bytes_per_cycle:.4f} "
         f"B/cycle, {dram.access_bytes} B per access",
