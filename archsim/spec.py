@@ -106,6 +106,7 @@ def _reject(kind: str, expected: str, value: object) -> PydanticCustomError:
 
 
 def _positive_integer(value: object) -> int:
+    """A positive integer."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise _reject("positive_integer", "a positive integer", value)
     return value
@@ -122,24 +123,28 @@ def _is_real(value: object) -> bool:
 
 
 def _positive_number(value: object) -> float:
+    """A positive number (finite)."""
     if not _is_real(value) or value <= 0:  # type: ignore[operator]
         raise _reject("positive_number", "a positive number", value)
     return float(value)  # type: ignore[arg-type]
 
 
 def _non_negative_number(value: object) -> float:
+    """A number >= 0 (finite)."""
     if not _is_real(value) or value < 0:  # type: ignore[operator]
         raise _reject("non_negative_number", "a number >= 0", value)
     return float(value)  # type: ignore[arg-type]
 
 
 def _text(value: object) -> str:
+    """A string."""
     if not isinstance(value, str):
         raise _reject("text", "a string", value)
     return value
 
 
 def _non_empty_text(value: object) -> str:
+    """A non-empty string."""
     if not isinstance(value, str) or not value.strip():
         raise _reject("non_empty_text", "a non-empty string", value)
     return value

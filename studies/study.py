@@ -67,6 +67,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def _study_name(value: object) -> str:
+    """A name of letters, digits, '.', '_' or '-' (it names the output directory)."""
     if not isinstance(value, str) or not _NAME_RE.match(value):
         raise _reject("a name of letters, digits, '.', '_' or '-' (it names the output directory)",
                       value)
@@ -74,18 +75,21 @@ def _study_name(value: object) -> str:
 
 
 def _text(value: object) -> str:
+    """A string."""
     if not isinstance(value, str):
         raise _reject("a string", value)
     return value
 
 
 def _kind_ref(value: object) -> str:
+    """A point kind name (gemm, attention, gpu) or module:function."""
     if not isinstance(value, str) or not value.strip():
         raise _reject("a point kind name (e.g. gemm) or module:function", value)
     return value.strip()
 
 
 def _parameter_mapping(value: object) -> dict[str, Any]:
+    """A mapping of parameter -> value (dotted names are architecture keys)."""
     if not isinstance(value, Mapping):
         raise _reject("a mapping of parameter -> value", value)
     for key in value:
@@ -136,6 +140,7 @@ def _grids(value: object) -> list[dict[str, list[Any]]]:
 
 
 def _expressions(value: object) -> dict[str, str]:
+    """A mapping of parameter -> arithmetic expression of earlier parameters (e.g. 'rows * 4096')."""
     exprs = _parameter_mapping(value)
     out: dict[str, str] = {}
     for key, expr in exprs.items():
@@ -148,6 +153,7 @@ def _expressions(value: object) -> dict[str, str]:
 
 
 def _plots(value: object) -> list[dict[str, Any]]:
+    """A list of plot mappings (docs/studies.md)."""
     if not isinstance(value, list):
         raise _reject("a list of plot mappings", value)
     for index, item in enumerate(value):
@@ -158,7 +164,8 @@ def _plots(value: object) -> list[dict[str, Any]]:
 
 
 class StudySpec(BaseModel):
-    """The validated top level of a study YAML file (see the module docstring)."""
+    """The top level of a study YAML file: a point is ``base`` + one combination of the ``grid`` (and
+    ``sweep``) values + the ``derived`` values; ``kind`` says what a point computes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
