@@ -122,7 +122,7 @@ def test_results_cli_prints_a_table_by_default(tmp_path: Path, capsys: pytest.Ca
     assert set(lines[1]) == {"-", " "}                            # the header rule of a table, not CSV
     assert lines[2].split() == ["k" * 12, "s", "k", "ok", "4", "os", "10", "0.25"]
     assert lines[3].split()[:5] == ["j" * 12, "s", "k", "error", "MappingError:"]
-    assert lines[-1] == "2 points; 1 nested result columns not shown (use --csv)"
+    assert lines[-1] == "2 points; 1 more columns with --csv"
     assert "," not in "\n".join(lines[:2])
 
 

@@ -2,7 +2,7 @@
 
 One row per point: key, study, kind, status, error, the parameters, then the result scalars (nested
 results flattened with dots: ``energy_breakdown_pj.dram.read``). The table (default) leaves out the
-flattened nested results and shortens the key; ``--csv`` prints every column, exactly as stored, to
+flattened nested results (and results that echo a parameter) and shortens the key; ``--csv`` prints every column, exactly as stored, to
 stdout (or to FILE). The same table is :func:`attnsim.results` (a pandas DataFrame) and the SQL view
 ``results_flat`` of ``DIR/results.sqlite``.
 """
@@ -43,13 +43,17 @@ def write_csv(columns: list[str], rows: list[dict[str, Any]], stream: TextIO) ->
         writer.writerow({name: ("" if value is None else value) for name, value in row.items()})
 
 
-def table_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
-    """The aligned table ``attnsim results`` prints: nested results left out, keys shortened."""
-    shown = [name for name in columns if "." not in name or name.startswith(("param.", "result."))]
+def table_text(columns: list[str], rows: list[dict[str, Any]], records: list[Any]) -> str:
+    """The aligned table ``attnsim results`` prints: keys shortened; nested results and results that
+    echo a parameter (``result.<name>``) left out (``--csv`` has them)."""
+    params = {name for record in records for name in record.params}
+    shown = [name for name in columns
+             if name in params or name.startswith("param.")
+             or ("." not in name and not name.startswith("result."))]
     body = table([[str(row.get(name, ""))[:KEY_CHARS] if name == "key" else row.get(name) for name in shown]
                   for row in rows], shown)
     hidden = len(columns) - len(shown)
-    footer = f"{len(rows)} points" + (f"; {hidden} nested result columns not shown (use --csv)" if hidden else "")
+    footer = f"{len(rows)} points" + (f"; {hidden} more columns with --csv" if hidden else "")
     return f"{body}\n{footer}" if body else footer
 
 
@@ -63,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
     if not (directory / DATABASE_NAME).is_file():
         raise UsageError(f"{directory}: no {DATABASE_NAME} here (run `attnsim sweep` first)")
     with ResultStore.in_directory(directory, create=False) as store:
-        columns, rows = tidy_table(store.records(), timing=args.timing)
+        records = store.records()
+    columns, rows = tidy_table(records, timing=args.timing)
     if args.csv is None:
-        print(table_text(columns, rows))
+        print(table_text(columns, rows, records))
     elif args.csv == "-":
         write_csv(columns, rows, sys.stdout)
     else:
