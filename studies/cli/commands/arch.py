@@ -5,7 +5,7 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Any
 
-from attnsim.studies.cli.options import add_set_option, parse_key_values
+from attnsim.studies.cli.options import add_set_option, parse_key_values, table
 
 if TYPE_CHECKING:
     from attnsim.archsim.spec import Arch
@@ -65,17 +65,18 @@ def summary_text(arch: Arch) -> str:
         f"B/cycle, {dram.access_bytes} B per access",
         "energy (pJ; sources in the YAML or with --json):",
     ]
-    width = max(len(key) for key in [*arch.energy, *arch.area])
-    lines += [f"  {key:<{width}}  {entry.pj:>12.6g} per {entry.per}" for key, entry in arch.energy.items()]
+    lines.append(table([(key, entry.pj, f"per {entry.per}") for key, entry in arch.energy.items()],
+                       indent="  "))
     lines.append("area:")
     totals = area_breakdown_um2(arch)
+    rows = []
     for key, entry in arch.area.items():
         if entry.um2 is None:
-            lines.append(f"  {key:<{width}}  counted in {entry.counted_in}")
+            rows.append((key, f"counted in {entry.counted_in}", "", ""))
             continue
         count = instances(arch, key.partition(".")[0])
-        lines.append(f"  {key:<{width}}  {entry.um2:>12.6g} um2 x {count:>6} = "
-                     f"{totals[key] / 1e6:>10.4f} mm2")
+        rows.append((key, f"{entry.um2:.6g} um2", f"x {count}", f"= {totals[key] / 1e6:.4f} mm2"))
+    lines.append(table(rows, indent="  "))
     lines.append(f"area_mm2: {area_mm2(arch):.4f}")
     return "\n".join(lines)
 

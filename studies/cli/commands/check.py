@@ -55,8 +55,8 @@ def _print_one(result: CheckResult) -> None:
     print(f"cascade      {result.cascade}")
     print(f"sizes        {_format_sizes(result.sizes)}")
     print(f"dtype        {result.dtype}")
-    for reference, errors in result.comparisons.items():
-        print(f"vs {reference:<30} max_abs_err {errors['max_abs_err']:.3e}  max_rel_err {errors['max_rel_err']:.3e}")
+    print(table([(f"vs {reference}", f"max_abs_err {errors['max_abs_err']:.3e}",
+                  f"max_rel_err {errors['max_rel_err']:.3e}") for reference, errors in result.comparisons.items()]))
     verdict = "PASSED" if result.passed else "FAILED"
     print(f"max_abs_err  {result.max_abs_err:.3e}")
     print(f"max_rel_err  {result.max_rel_err:.3e}  (tolerance {result.tolerance:.0e})  {verdict}")
