@@ -26,15 +26,10 @@ The repository's top-level folders install as sub-packages of this one package:
 from __future__ import annotations
 
 import importlib
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__: str = _metadata.version("attnsim")
-except _metadata.PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
-
 if TYPE_CHECKING:
+    __version__: str
     from attnsim.api import (check, load_arch, load_cascade, load_workload, passes, results, simulate,
                              simulate_gpu, sweep)
 
@@ -44,8 +39,21 @@ _API = ("load_arch", "load_cascade", "load_workload", "simulate", "simulate_gpu"
 __all__ = ["__version__", *_API]
 
 
+def _package_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("attnsim")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
-    """The API functions, imported from :mod:`attnsim.api` on first use (PEP 562)."""
+    """``__version__`` (the installed distribution's, read on first use) and the API functions,
+    imported from :mod:`attnsim.api` on first use (PEP 562)."""
+    if name == "__version__":
+        globals()["__version__"] = version = _package_version()
+        return version
     if name in _API:
         value = getattr(importlib.import_module("attnsim.api"), name)
         globals()[name] = value
@@ -54,4 +62,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_API})
+    return sorted({*globals(), "__version__", *_API})

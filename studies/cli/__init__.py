@@ -13,9 +13,21 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from attnsim import __version__
 from attnsim.studies.cli import commands  # noqa: the subpackage of this package
 from attnsim.studies.errors import user_error_types
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: reads the version (importlib.metadata) only when asked, not at every start."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=kwargs.get("help"))  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        import attnsim
+
+        print(f"attnsim {attnsim.__version__}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="attnsim",
         description="Attention-accelerator research: Einsum cascades, pass analysis, simulation, sweeps.",
     )
-    parser.add_argument("--version", action="version", version=f"attnsim {__version__}")
+    parser.add_argument("--version", action=_VersionAction, help="print the installed version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")
