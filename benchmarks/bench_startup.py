@@ -1,8 +1,8 @@
 """Start-up cost of the command line: ``python -X importtime`` figures and wall times, in one run.
 
 Prints, for ``import attnsim``, ``import attnsim.studies.cli`` + building the parser, and a heavy
-command's imports, the cumulative import time (``-X importtime``, microseconds summed over top-level
-imports) and the slowest modules; then the median wall time of ``attnsim --help``, ``attnsim cascades``
+command's imports, the import time (``-X importtime``, cumulative over top-level imports, less what an
+empty ``python -c pass`` imports) and the slowest modules; then the median wall time of ``attnsim --help``, ``attnsim cascades``
 (needs sympy) and ``attnsim check`` (needs numba) over several runs, as ratios to ``--help``.
 
     python benchmarks/bench_startup.py [--runs 5]
@@ -23,6 +23,7 @@ from pathlib import Path
 IMPORTTIME_RE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
 
 SNIPPETS = {
+    "python itself (site, encodings)": "pass",
     "import attnsim": "import attnsim",
     "CLI parser (attnsim --help)": "import attnsim.studies.cli as c; c.build_parser()",
     "heavy: attnsim check's imports": "import attnsim.studies.cli as c; c.build_parser(); "
@@ -39,8 +40,17 @@ COMMANDS = {
 HEAVY = ("numba", "matplotlib", "sympy", "dask", "distributed", "pandas", "networkx", "numpy", "pydantic")
 
 
-def importtime(code: str) -> tuple[float, list[tuple[float, str]], list[str]]:
-    """(total seconds of top-level imports, the 8 slowest modules by self time, heavy packages loaded)."""
+def importtime(code: str, runs: int) -> tuple[float, list[tuple[float, str]], list[str]]:
+    """(median over ``runs`` of the total seconds of top-level imports, the 8 slowest modules by self
+    time in the last run, heavy packages loaded)."""
+    totals = []
+    for _ in range(runs):
+        total, slowest, heavy = _importtime_once(code)
+        totals.append(total)
+    return statistics.median(totals), slowest, heavy
+
+
+def _importtime_once(code: str) -> tuple[float, list[tuple[float, str]], list[str]]:
     probe = f"{code}; import sys; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     process = subprocess.run([sys.executable, "-X", "importtime", "-c", probe], capture_output=True,
                              text=True, check=True)
@@ -75,13 +85,19 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="timed runs per command (default 5)")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]} ({sys.executable}), attnsim from {Path(__file__).parents[1]}")
-    print("\nimports (python -X importtime):")
-    base = None
+    print(f"\nimports (python -X importtime, median of {args.runs} runs):")
+    baseline = None
+    parser_s = 0.0
     for label, code in SNIPPETS.items():
-        total, slowest, heavy = importtime(code)
-        base = base or total
-        print(f"  {label:<34} {total * 1e3:8.1f} ms  ({total / base:5.1f}x)  heavy loaded: "
-              f"{', '.join(heavy) or 'none'}")
+        total, slowest, heavy = importtime(code, args.runs)
+        if baseline is None:
+            baseline = total
+            print(f"  {label:<34} {total * 1e3:8.1f} ms  (subtracted below)")
+            continue
+        extra = total - baseline
+        parser_s = parser_s if label != "CLI parser (attnsim --help)" else extra
+        ratio = f"  ({extra / parser_s:.1f}x the parser)" if parser_s and label.startswith("heavy") else ""
+        print(f"  {label:<34} {extra * 1e3:8.1f} ms{ratio}  heavy loaded: {', '.join(heavy) or 'none'}")
         print("      slowest (self): " + ", ".join(f"{name} {s * 1e3:.1f} ms" for s, name in slowest[:5]))
     print(f"\nwall time, median of {args.runs} runs:")
     reference = None
