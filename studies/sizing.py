@@ -79,8 +79,12 @@ def l3_min_bytes(pe_dim: int, head_dim: int, seq: int) -> int:
 
 
 def sized_overrides(base: Arch, pe_dim: int, head_dim: int, capacity_bytes: int) -> dict[str, object]:
-    """The architecture overrides that give ``base`` a ``pe_dim`` array and a ``capacity_bytes`` buffer."""
-    tiles = min_tiles(pe_dim, head_dim)
+    """The architecture overrides that give ``base`` a ``pe_dim`` array and a ``capacity_bytes`` buffer.
+
+    ``head_dim`` sets the rule's register-file sizes, which the architecture no longer holds (the
+    cost model reads none): :class:`ParetoSizing` reports them.
+    """
+    del head_dim
     row_bytes = base.word_bytes * pe_dim
     overrides: dict[str, object] = {
         "arrays.pe2d.rows": pe_dim, "arrays.pe2d.cols": pe_dim, "arrays.pe1d.size": pe_dim,
