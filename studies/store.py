@@ -120,19 +120,33 @@ class ResultStore:
         self.close()
 
     def close(self) -> None:
-        """Close the connection (everything recorded is already committed); rebuild the flat view."""
+        """Close the connection (everything recorded is already committed); bring the flat view up to date."""
         try:
             self.refresh_flat_view()
-        except sqlite3.Error:  # the view is a convenience: never lose a close over it
+        except sqlite3.Error:  # the view is a convenience (e.g. a read-only file): never fail a close over it
             pass
         self._db.close()
 
-    def refresh_flat_view(self) -> None:
-        """(Re)create the view ``results_flat``: one column per parameter and result scalar seen."""
+    def refresh_flat_view(self, *, force: bool = False) -> None:
+        """(Re)create the view ``results_flat`` (one column per parameter and result scalar seen) when
+        the stored points changed since it was last built, or with ``force``; readers of an unchanged
+        store write nothing."""
+        signature = json.dumps(self._db.execute(
+            "SELECT count(*), max(finished_at), total(wall_s) FROM points").fetchone())
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'flat_view'").fetchone()
+        if not force and row is not None and row[0] == signature:
+            return
         columns = ", ".join(f"{source} AS {_quote(name)}" for name, source in _flat_sources(self.records()))
-        self._db.execute(f"DROP VIEW IF EXISTS {FLAT_VIEW}")
-        self._db.execute(f"CREATE VIEW {FLAT_VIEW} AS SELECT {columns} FROM points "
-                         "ORDER BY study, point_index, key")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(f"DROP VIEW IF EXISTS {FLAT_VIEW}")
+            self._db.execute(f"CREATE VIEW {FLAT_VIEW} AS SELECT {columns} FROM points "
+                             "ORDER BY study, point_index, key")
+            self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('flat_view', ?)", (signature,))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # -- writing ----------------------------------------------------------------------------------
 
