@@ -52,6 +52,7 @@ DTYPE_BYTES: dict[str, int] = {"fp16": 2, "bf16": 2, "fp8": 1}
 
 
 def _fraction(value: object) -> float:
+    """A number in [0, 1]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)) \
             or not 0.0 <= float(value) <= 1.0:
         raise _reject("fraction", "a number in [0, 1]", value)
@@ -59,6 +60,7 @@ def _fraction(value: object) -> float:
 
 
 def _non_negative(value: object) -> float:
+    """A number >= 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)) \
             or float(value) < 0:
         raise _reject("non_negative_number", "a number >= 0", value)
@@ -66,6 +68,7 @@ def _non_negative(value: object) -> float:
 
 
 def _boolean(value: object) -> bool:
+    """true or false."""
     if not isinstance(value, bool):
         raise _reject("boolean", "true or false", value)
     return value
@@ -277,6 +280,9 @@ class GpuSpec(SpecDocument):
         missing = [key for key in ENERGY_ACTIONS if key not in self.energy]
         if missing:
             raise _inconsistent("energy", f"missing entry '{missing[0]}'")
+        if self.power.static_w.value > self.power.tdp_w.value:
+            raise _inconsistent("power.static_w.value", f"expected at most tdp_w "
+                                f"({self.power.tdp_w.value:g}), got {self.power.static_w.value:g}")
         return self
 
 

@@ -23,17 +23,15 @@ from __future__ import annotations
 from importlib import resources
 import math
 import re
-import types
-import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, PlainValidator, PrivateAttr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
-from attnsim.archsim.errors import SpecError
+from attnsim.archsim.errors import SpecError, describe_value, known_keys_at, validation_problem
 
 SPECS_DIR: Path = Path(str(resources.files("attnsim.specs").joinpath("arch")))
 """Where ``load_arch`` looks up architectures given by name (the file stem)."""
@@ -99,19 +97,6 @@ def read_yaml_mapping(path: Path, display: str) -> dict[str, Any]:
 # Value types with one-line messages.
 
 
-def describe_value(value: object) -> str:
-    """How a value that was not accepted is shown in a message (YAML spelling where it differs)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return repr(value)
-
-
 _describe = describe_value  # the short name used throughout this module
 
 
@@ -121,6 +106,7 @@ def _reject(kind: str, expected: str, value: object) -> PydanticCustomError:
 
 
 def _positive_integer(value: object) -> int:
+    """A positive integer."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise _reject("positive_integer", "a positive integer", value)
     return value
@@ -137,24 +123,28 @@ def _is_real(value: object) -> bool:
 
 
 def _positive_number(value: object) -> float:
+    """A positive number (finite)."""
     if not _is_real(value) or value <= 0:  # type: ignore[operator]
         raise _reject("positive_number", "a positive number", value)
     return float(value)  # type: ignore[arg-type]
 
 
 def _non_negative_number(value: object) -> float:
+    """A number >= 0 (finite)."""
     if not _is_real(value) or value < 0:  # type: ignore[operator]
         raise _reject("non_negative_number", "a number >= 0", value)
     return float(value)  # type: ignore[arg-type]
 
 
 def _text(value: object) -> str:
+    """A string."""
     if not isinstance(value, str):
         raise _reject("text", "a string", value)
     return value
 
 
 def _non_empty_text(value: object) -> str:
+    """A non-empty string."""
     if not isinstance(value, str) or not value.strip():
         raise _reject("non_empty_text", "a non-empty string", value)
     return value
@@ -244,28 +234,20 @@ class OpCycles(_Section):
         return list(self.as_dict().items())
 
 
-class RegisterFile(_Section):
-    """Per-PE register file: ``entries`` words of ``width_bits`` bits."""
-
-    entries: PositiveInt
-    width_bits: PositiveInt
-
-
 class Array2D(_Section):
-    """The 2D PE array: ``rows`` x ``cols`` PEs, each with ``ops`` and a register file."""
+    """The 2D PE array: ``rows`` x ``cols`` PEs, each with ``ops`` (its register file is an energy and
+    area entry, ``pe2d.register_file``, not a size the cost model reads)."""
 
     rows: PositiveInt
     cols: PositiveInt
     ops: OpCycles
-    register_file: RegisterFile
 
 
 class Array1D(_Section):
-    """The 1D PE array: ``size`` PEs, each with ``ops`` and a register file."""
+    """The 1D PE array: ``size`` PEs, each with ``ops`` (register file: energy and area entries only)."""
 
     size: PositiveInt
     ops: OpCycles
-    register_file: RegisterFile
 
 
 class Arrays(_Section):
@@ -276,13 +258,11 @@ class Arrays(_Section):
 
 
 class GlobalBuffer(_Section):
-    """The on-chip global buffer (SRAM), in bytes; bandwidth in bytes per cycle."""
+    """The on-chip global buffer (SRAM), in bytes. Its bandwidth and banking are not modelled (the
+    FuseMax artifact models neither), so the spec has no fields for them."""
 
     capacity_bytes: PositiveInt
     row_bytes: PositiveInt
-    banks: PositiveInt
-    read_bytes_per_cycle: PositiveInt
-    write_bytes_per_cycle: PositiveInt
 
 
 class Dram(_Section):
@@ -467,60 +447,6 @@ class Arch(SpecDocument):
 # Validation errors -> SpecError.
 
 
-def _unwrap_optional(annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return _unwrap_optional(args[0])
-    if origin is Annotated:
-        return _unwrap_optional(typing.get_args(annotation)[0])
-    return annotation
-
-
-def known_keys_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
-    """The keys a mapping at ``loc`` (a path into the model ``root``) may have, or None if free-form."""
-    annotation: Any = root
-    for segment in loc:
-        annotation = _unwrap_optional(annotation)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            field = annotation.model_fields.get(str(segment))
-            if field is None:
-                return None
-            annotation = field.annotation
-        elif typing.get_origin(annotation) is dict:
-            annotation = typing.get_args(annotation)[1]
-        else:
-            return None
-    annotation = _unwrap_optional(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return list(annotation.model_fields)
-    return None
-
-
-def _describe_error(root: type[BaseModel], error: Mapping[str, Any]) -> tuple[str, str]:
-    """(key path, message) for one pydantic error dict of a spec model ``root``."""
-    loc = tuple(error["loc"])
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    if "key_path" in ctx and "message" in ctx:  # a model's own cross-field check, reported where it says
-        return ctx["key_path"], ctx["message"]
-    path = ".".join(str(s) for s in loc)
-    if kind == "missing":
-        return path, "missing required key"
-    if kind == "extra_forbidden":
-        known = known_keys_at(root, loc[:-1]) or []
-        return path, f"unknown key '{loc[-1]}' (known: {_names(known)})"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return path, f"expected a mapping, got {_describe(error.get('input'))}"
-    if kind == "literal_error":
-        return path, f"expected {ctx.get('expected')}, got {_describe(error.get('input'))}"
-    if kind == "string_type":
-        return path, f"expected a string, got {_describe(error.get('input'))}"
-    message = str(error["msg"])
-    return path, message[:1].lower() + message[1:]
-
-
 def _render(value: object) -> str:
     """A value as the user would write it after ``--set key=``."""
     if isinstance(value, str):
@@ -539,11 +465,7 @@ def spec_error(root: type[BaseModel], exc: ValidationError, origin: str,
                overrides: Mapping[str, object]) -> SpecError:
     """One-line SpecError for a failed validation of spec model ``root``: the file (or the ``--set``
     override responsible), the key path and what was expected."""
-    # An unknown key is usually a misspelt one, which pydantic also reports as missing: report it first.
-    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-    path, message = _describe_error(root, errors[0])
-    more = len(errors) - 1
-    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    path, message, tail = validation_problem(exc, root)
     for key, value in overrides.items():
         if path == key:
             return SpecError(f"{_set_label(key, value)}: {message}{tail}")
@@ -566,6 +488,13 @@ def _validate(data: Mapping[str, Any], origin: str, overrides: Mapping[str, obje
 
 # --------------------------------------------------------------------------------------------------
 # Overrides.
+
+
+def is_arch_key(key: str) -> bool:
+    """True if ``key`` is an architecture override (``arrays.pe2d.rows``, ``clock_hz``): its first
+    dotted component is a top-level field of :class:`Arch` (a study's other keys are kind parameters)."""
+    return key.split(".", 1)[0] in Arch.model_fields
+
 
 
 def set_path(root: type[BaseModel], data: dict[str, Any], key: str, value: object, *,

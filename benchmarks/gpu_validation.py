@@ -5,7 +5,7 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/gpu_validation.py            # print, update docs/validation.md, draw the figure
     .venv/bin/python benchmarks/gpu_validation.py --no-write # print only
 
-Published values (``studies.gpu.FA3_FIG5_TFLOPS``): FA3 paper (arXiv 2407.08608) Fig. 5, H100 SXM5
+Published values (``benchmarks/data/fa3_fig5_tflops.csv``, read by ``fa3_published.py``): FA3 paper (arXiv 2407.08608) Fig. 5, H100 SXM5
 80 GB at a fixed 1830 MHz, FP16 forward, batch x seqlen = 16k tokens, hidden 2048, FLOPs = 4 seq^2
 head_dim heads (halved when causal); bar values as transcribed in /work/shared/reference/gpu-attention.md
 §2.2 (cross-checked transcriptions, +-1-2 TFLOPS per bar). Ablation: FA3 Table 2 (§2.4).
@@ -24,21 +24,13 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parent.parent   # where docs/ is written (a repository script)
 
 from attnsim.archsim.gpu_spec import GpuSpec, load_gpu  # noqa: E402
 from attnsim.mappers.gpu_common import GpuAttention  # noqa: E402
 from attnsim.mappers.gpu_flash3 import Flash3Options  # noqa: E402
-from attnsim.studies.gpu import (  # noqa: E402
-    ABLATION_SHAPE,
-    FA3_ABLATION,
-    FA3_FIG5_TFLOPS,
-    FA3_SEQLENS,
-    make_workload,
-    mape_percent,
-    predict,
-)
+from attnsim.studies.gpu import make_workload, mape_percent, predict  # noqa: E402
+from fa3_published import ABLATION_SHAPE, FA3_ABLATION, FA3_FIG5_TFLOPS, FA3_SEQLENS  # noqa: E402  (beside this file)
 
 SECTION = "## GPU model vs published H100 FlashAttention throughput"
 DOC = ROOT / "docs" / "validation.md"

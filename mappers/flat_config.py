@@ -20,9 +20,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
+from attnsim.archsim.errors import format_validation_error
 from attnsim.archsim.spec import NonEmptyText, PositiveInt, Text, resolve_named_file
 from attnsim.mappers.errors import MappingError
-from attnsim.mappers.workloads import Workload, format_validation_error, read_mapping_file
+from attnsim.mappers.workloads import Workload, read_mapping_file
 
 MAPPINGS_DIR: Path = Path(str(resources.files("attnsim.specs").joinpath("mappings")))
 """Where :func:`load_flat_table` looks up tables given by name (the file stem)."""
@@ -225,7 +226,7 @@ def _build(data: Mapping[str, Any], origin: str) -> FlatTable:
     try:
         table = _Table.model_validate(cleaned)
     except ValidationError as exc:
-        raise MappingError(f"{origin}: {format_validation_error(exc)}") from None
+        raise MappingError(f"{origin}: {format_validation_error(exc, _Table)}") from None
     classes: dict[str, tuple[tuple[int, int], tuple[str, ...], dict[int, FlatConfig]]] = {}
     seen_dims: dict[tuple[int, int], str] = {}
     for class_name, model_class in table.classes.items():

@@ -32,9 +32,9 @@ from typing import Any, Literal, NamedTuple
 from pydantic import ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from attnsim.archsim.errors import SpecError
-from attnsim.archsim.spec import (NonEmptyText, PositiveInt, SpecDocument, Text, describe_value as _describe,
-                          read_yaml_mapping, resolve_named_file)
+from attnsim.archsim.errors import SpecError, format_validation_error
+from attnsim.archsim.spec import (NonEmptyText, PositiveInt, SpecDocument, Text, read_yaml_mapping,
+                                  resolve_named_file)
 from attnsim.mappers.errors import MappingError
 
 WORKLOADS_DIR: Path = Path(str(resources.files("attnsim.specs").joinpath("workloads")))
@@ -191,7 +191,7 @@ class Workload(SpecDocument):
         try:
             workload = cls.model_validate(data)
         except ValidationError as exc:
-            raise MappingError(f"{origin}: {format_validation_error(exc)}") from None
+            raise MappingError(f"{origin}: {format_validation_error(exc, cls)}") from None
         workload._origin = origin
         return workload
 
@@ -284,38 +284,7 @@ def _consistency(key_path: str, message: str) -> PydanticCustomError:
 
 
 # --------------------------------------------------------------------------------------------------
-# Validation errors -> one line.
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """``key.path: what was expected`` for the first problem of a pydantic error (plus a count).
-
-    Errors raised by a model's own cross-field checks carry ``ctx = {"key_path", "message"}`` and are
-    reported at that key path. Shared by the ``mappers`` loaders.
-    """
-    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-    error = errors[0]
-    ctx = error.get("ctx") or {}
-    loc = ".".join(str(part) for part in error["loc"])
-    kind = error["type"]
-    if "key_path" in ctx and "message" in ctx:
-        path, message = str(ctx["key_path"]), str(ctx["message"])
-    elif kind == "missing":
-        path, message = loc, "missing required key"
-    elif kind == "extra_forbidden":
-        path, message = loc, f"unknown key '{error['loc'][-1]}'"
-    elif kind in ("model_type", "model_attributes_type", "dict_type"):
-        path, message = loc, f"expected a mapping, got {_describe(error.get('input'))}"
-    elif kind in ("tuple_type", "list_type"):
-        path, message = loc, f"expected a list, got {_describe(error.get('input'))}"
-    elif kind == "literal_error":
-        path, message = loc, f"expected {ctx.get('expected')}, got {_describe(error.get('input'))}"
-    else:
-        text = str(error["msg"])
-        path, message = loc, text[:1].lower() + text[1:]
-    more = len(errors) - 1
-    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{path}: {message}{tail}" if path else f"{message}{tail}"
+# Reading files (validation errors -> one line: archsim.errors.format_validation_error).
 
 
 def read_mapping_file(path: Path, display: str) -> dict[str, Any]:

@@ -2,8 +2,8 @@
 
 ``gpu_report`` maps a forward attention call with one of the GPU designs (``mappers.gpu_*``), runs it
 on the engine (:func:`mappers.gpu_common.simulate`) and returns a flat dict whose key names carry the
-units. ``FA3_FIG5_TFLOPS`` holds FlashAttention-2/-3's published H100 SXM5 FP16 forward throughput
-(GA §2.2, FA3 Fig. 5) used by ``benchmarks/gpu_validation.py`` and the tests.
+units. FlashAttention-2/-3's published H100 throughput (FA3 Fig. 5, Table 2) is data, not code:
+``benchmarks/data/*.csv`` with its sources, read by ``benchmarks/fa3_published.py``.
 """
 from __future__ import annotations
 
@@ -26,37 +26,9 @@ DEFAULT_GPU = "h100-sxm"
 
 REPORT_KEYS: tuple[str, ...] = (
     "design", "arch", "batch", "heads", "seq", "head_dim", "causal", "dtype", "flops", "latency_s",
-    "tflops", "util_tensor", "util_mufu", "util_fp32", "util_smem", "util_l2", "util_hbm", "bound",
+    "cycles", "traffic_bytes", "tflops", "util_tensor", "util_mufu", "util_fp32", "util_smem", "util_l2", "util_hbm", "bound",
     "ctas", "resident_ctas", "waves", "block_m", "block_n", "energy_pj", "choices")
 """Keys of :func:`gpu_report` (and of ``attnsim gpu --json``)."""
-
-FA3_SEQLENS: tuple[int, ...] = (512, 1024, 2048, 4096, 8192, 16384)
-"""The sequence lengths of FA3 Fig. 5 (batch x seqlen = 16k tokens, hidden 2048)."""
-
-FA3_FIG5_TFLOPS: dict[str, dict[tuple[int, bool], tuple[int, ...]]] = {
-    # GA §2.2: FA3 paper (arXiv 2407.08608) Fig. 5, H100 SXM5 at 1830 MHz, FP16 forward, values per
-    # the cross-checked transcriptions [FA3-fig]; key (head_dim, causal), one value per FA3_SEQLENS.
-    "flash2": {
-        (64, False): (282, 306, 318, 321, 322, 324), (64, True): (180, 229, 262, 284, 295, 299),
-        (128, False): (309, 350, 362, 368, 370, 370), (128, True): (191, 260, 298, 319, 333, 335),
-        (256, False): (275, 313, 321, 323, 324, 326), (256, True): (208, 251, 278, 293, 297, 298),
-    },
-    "flash3": {
-        (64, False): (333, 392, 460, 476, 496, 497), (64, True): (197, 265, 371, 420, 460, 473),
-        (128, False): (467, 565, 625, 638, 646, 648), (128, True): (292, 423, 521, 579, 602, 616),
-        (256, False): (482, 639, 707, 736, 746, 756), (256, True): (286, 427, 537, 612, 628, 642),
-    },
-}
-
-FA3_ABLATION: tuple[tuple[str, dict[str, bool], int], ...] = (
-    # GA §2.4 / FA3 Table 2: batch 4, seqlen 8448, 16 heads, head dim 128, non-causal FP16 forward.
-    ("FlashAttention-3", {}, 661),
-    ("no GEMM-softmax pipelining, warp specialization", {"pingpong": False, "intra_pipeline": False}, 582),
-    ("GEMM-softmax pipelining, no warp specialization", {"warp_specialized": False}, 570),
-)
-"""(configuration, Flash3Options switches, published TFLOPS)."""
-ABLATION_SHAPE = {"batch": 4, "heads": 16, "seq": 8448, "head_dim": 128}
-
 
 def _design_module(design: str) -> Any:
     if design not in GPU_DESIGNS:
@@ -92,6 +64,7 @@ def run_report(spec: GpuSpec, design: str, workload: GpuAttention, run: GpuRun) 
         "design": design, "arch": spec.name, "batch": workload.batch, "heads": workload.heads,
         "seq": workload.seq, "head_dim": workload.head_dim, "causal": workload.causal,
         "dtype": workload.dtype, "flops": workload.flops, "latency_s": run.latency_s,
+        "cycles": run.cycles, "traffic_bytes": run.actions.get("hbm.byte", 0.0),
         "tflops": run.tflops, "util_tensor": util["tensor"], "util_mufu": util["mufu"],
         "util_fp32": util["fp32"], "util_smem": util["smem"], "util_l2": util["l2"],
         "util_hbm": util["hbm"], "bound": run.bound, "ctas": run.ctas,
@@ -104,11 +77,12 @@ def run_report(spec: GpuSpec, design: str, workload: GpuAttention, run: GpuRun) 
 
 def gpu_report(arch: str, design: str, seq: int, head_dim: int, *, causal: bool = False,
                dtype: str = "fp16", batch: int | None = None, heads: int | None = None,
-               options: Any = None) -> dict[str, Any]:
-    """Everything ``attnsim gpu --json`` prints (:data:`REPORT_KEYS`) for one call."""
+               options: Any = None, overrides: dict[str, object] | None = None) -> dict[str, Any]:
+    """Everything ``attnsim gpu --json`` prints (:data:`REPORT_KEYS`) for one call; ``overrides``:
+    ``{"dotted.key": value}`` GPU-spec overrides (``--set``). ``traffic_bytes``: HBM reads + writes."""
     module = _design_module(design)
     workload = make_workload(seq, head_dim, causal=causal, dtype=dtype, batch=batch, heads=heads)
-    spec = load_gpu(arch)
+    spec = load_gpu(arch, overrides)
     mapping = module.map_attention(workload, spec, options=options)
     return run_report(spec, design, workload, simulate(mapping, spec))
 

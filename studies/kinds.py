@@ -29,7 +29,7 @@ Results: everything :func:`studies.simulate.simulate` reports (``latency_s``, ``
 (flash2, flash3, flat, fusemax), ``seq``, ``head_dim`` (64, 128, 256), ``causal`` (false), ``dtype``
 (fp16), ``batch`` / ``heads`` (null: FlashAttention-3's protocol, batch x seq = 16K tokens and
 heads x head_dim = 2048), ``arch`` (a GPU spec, default ``h100-sxm``). Results: the keys of
-:data:`studies.gpu.REPORT_KEYS` plus ``hbm_bytes``, ``peak_flops_per_s`` and
+:data:`studies.gpu.REPORT_KEYS` (``traffic_bytes``: HBM reads + writes) plus ``peak_flops_per_s`` and
 ``dram_bandwidth_bytes_per_s`` (HBM) for the roofline.
 """
 from __future__ import annotations
@@ -189,7 +189,6 @@ def evaluate_gpu(point: Mapping[str, Any]) -> dict[str, Any]:
                              dtype=params["dtype"], batch=params["batch"], heads=params["heads"])
     run = predict(spec, params["design"], workload)
     report = run_report(spec, params["design"], workload, run)
-    report["hbm_bytes"] = run.actions.get("hbm.byte", 0.0)
     report["peak_flops_per_s"] = spec.peak_tensor_flops_per_s(params["dtype"])
     report["dram_bandwidth_bytes_per_s"] = spec.memory.hbm_bandwidth_bytes_per_s.value
     return report

@@ -4,7 +4,7 @@
 with ``end_to_end=True``, which also reports attention alone) and writes to ``out_dir``:
 
 * ``attention.csv``: one row per point -- latency, cycles, energy, DRAM traffic, utilisation, area and
-  each Einsum's 2D/1D utilisation (``util_2d.QK`` ...);
+  each Einsum's 2D/1D utilisation, named as in the sweep results (``per_einsum.QK.util_2d`` ...);
 * ``end2end.csv``: one row per point -- attention, linear-layer and total latency and energy;
 * ``summary.md``: the headline ratios (arithmetic means over the points both designs have, as the
   paper's §VI-B/C: FuseMax's speedup over FLAT and Unfused, its energy relative to them, attention
@@ -182,7 +182,8 @@ def _sorted_points(points: dict[tuple[str, str, int], dict[str, Any]]) -> list[d
 
 def _write_attention_csv(path: Path, points: dict[tuple[str, str, int], dict[str, Any]]) -> Path:
     einsums = sorted({e for report in points.values() for e in report["per_einsum"]})
-    columns = [*ATTENTION_COLUMNS, *(f"util_2d.{e}" for e in einsums), *(f"util_1d.{e}" for e in einsums)]
+    columns = [*ATTENTION_COLUMNS, *(f"per_einsum.{e}.util_2d" for e in einsums),
+               *(f"per_einsum.{e}.util_1d" for e in einsums)]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)

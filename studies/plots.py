@@ -262,10 +262,11 @@ def _validate_entries(entries: Sequence[Mapping[str, Any]], display: str) -> lis
         try:
             plot = _ADAPTER.validate_python(dict(entry))
         except ValidationError as exc:
+            from attnsim.archsim.errors import describe_error
+
             error = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")[0]
-            loc = [str(part) for part in error["loc"][1:]]      # drop the union tag
-            what = "unknown key" if error["type"] == "extra_forbidden" else " ".join(str(error["msg"]).split())
-            raise UsageError(f"{display}: plots.{index}.{'.'.join(loc)}: {what}") from None
+            where, what = describe_error({**error, "loc": error["loc"][1:]})   # drop the union tag
+            raise UsageError(f"{display}: plots.{index}.{where}: {what}") from None
         name = getattr(plot, "name", None)
         if name is not None:
             if name in names:

@@ -211,8 +211,7 @@ def resolve_points(study: Any) -> list[ResolvedPoint]:
     architecture or a bad override.
     """
     from attnsim.archsim.errors import SpecError
-    from attnsim.archsim.spec import load_arch
-    from attnsim.studies.study import is_arch_key
+    from attnsim.archsim.spec import is_arch_key, load_arch
 
     kind = get_kind(study.spec.kind)
     version = package_version()

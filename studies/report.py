@@ -137,9 +137,9 @@ def load_reference(path: str | Path) -> Reference:
     try:
         return Reference.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise UsageError(f"{path}: {where}: {' '.join(str(error['msg']).split())}") from None
+        from attnsim.archsim.errors import format_validation_error
+
+        raise UsageError(f"{path}: {format_validation_error(exc, Reference)}") from None
 
 
 # --------------------------------------------------------------------------------------------------

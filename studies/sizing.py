@@ -13,7 +13,8 @@ L3 (bytes)            minimum L3 x ``multiplier``; the multiplier starts at 1 an
                       memory latency (DRAM traffic / bandwidth) is at most the 1D array's compute
                       latency (its busy cycles / clock)
 L3 row                ``PE * 16`` bits (one 16-bit word per column of the array)
-register files        2D PE ``2 * min_tiles`` entries, 1D PE ``8 * min_tiles`` entries (Accelergy)
+register files        2D PE ``2 * min_tiles`` entries, 1D PE ``8 * min_tiles`` entries (Accelergy;
+                      reported, not part of the architecture: the cost model reads no register size)
 ====================  ===============================================================================
 
 The memory and 1D latencies are not estimated here: each candidate buffer is *simulated*
@@ -78,14 +79,16 @@ def l3_min_bytes(pe_dim: int, head_dim: int, seq: int) -> int:
 
 
 def sized_overrides(base: Arch, pe_dim: int, head_dim: int, capacity_bytes: int) -> dict[str, object]:
-    """The architecture overrides that give ``base`` a ``pe_dim`` array and a ``capacity_bytes`` buffer."""
-    tiles = min_tiles(pe_dim, head_dim)
+    """The architecture overrides that give ``base`` a ``pe_dim`` array and a ``capacity_bytes`` buffer.
+
+    ``head_dim`` sets the rule's register-file sizes, which the architecture no longer holds (the
+    cost model reads none): :class:`ParetoSizing` reports them.
+    """
+    del head_dim
     row_bytes = base.word_bytes * pe_dim
     overrides: dict[str, object] = {
         "arrays.pe2d.rows": pe_dim, "arrays.pe2d.cols": pe_dim, "arrays.pe1d.size": pe_dim,
-        "arrays.pe2d.register_file.entries": 2 * tiles, "arrays.pe1d.register_file.entries": 8 * tiles,
         "global_buffer.row_bytes": row_bytes, "global_buffer.capacity_bytes": capacity_bytes,
-        "global_buffer.read_bytes_per_cycle": row_bytes, "global_buffer.write_bytes_per_cycle": row_bytes,
     }
     base_words_per_row = base.words_per_row
     for action in ("read", "write"):

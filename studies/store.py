@@ -15,6 +15,12 @@ One row per point (table ``points``)::
     finished_at    TEXT               ISO-8601 UTC, when it finished
     wall_s         REAL               evaluation time in seconds
 
+The view ``results_flat`` reads the same rows without any JSON unpacking by the reader
+(``pandas.read_sql("SELECT * FROM results_flat", sqlite3.connect(path))``): one row per point, with
+key, study, kind, status, error, every parameter and every result scalar as its own column, named as
+:func:`tidy_table` names them (``cycles``, ``energy_breakdown_pj.dram.read``; a list is one JSON text
+cell). It is rebuilt from the stored rows whenever a store is closed.
+
 The database is in WAL mode with ``synchronous=FULL`` and every :meth:`ResultStore.record` is its own
 committed transaction, so a sweep killed at any moment keeps every point it had finished.
 """
@@ -50,6 +56,7 @@ CREATE TABLE IF NOT EXISTS points (
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+FLAT_VIEW = "results_flat"
 _COLUMNS = ("key", "study", "kind", "point_index", "params_json", "point_json", "status",
             "result_json", "error", "started_at", "finished_at", "wall_s")
 
@@ -113,8 +120,33 @@ class ResultStore:
         self.close()
 
     def close(self) -> None:
-        """Close the connection (everything recorded is already committed)."""
+        """Close the connection (everything recorded is already committed); bring the flat view up to date."""
+        try:
+            self.refresh_flat_view()
+        except sqlite3.Error:  # the view is a convenience (e.g. a read-only file): never fail a close over it
+            pass
         self._db.close()
+
+    def refresh_flat_view(self, *, force: bool = False) -> None:
+        """(Re)create the view ``results_flat`` (one column per parameter and result scalar seen) when
+        the stored points changed since it was last built, or with ``force``; readers of an unchanged
+        store write nothing."""
+        signature = json.dumps(self._db.execute(
+            "SELECT count(*), max(finished_at), total(wall_s) FROM points").fetchone())
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'flat_view'").fetchone()
+        if not force and row is not None and row[0] == signature:
+            return
+        columns = ", ".join(f"{source} AS {_quote(name)}" for name, source in _flat_sources(self.records()))
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(f"DROP VIEW IF EXISTS {FLAT_VIEW}")
+            self._db.execute(f"CREATE VIEW {FLAT_VIEW} AS SELECT {columns} FROM points "
+                             "ORDER BY study, point_index, key")
+            self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('flat_view', ?)", (signature,))
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -184,6 +216,48 @@ def flatten_result(result: Mapping[str, Any], prefix: str = "") -> dict[str, Any
         else:
             flat[full] = _cell(value)
     return flat
+
+
+def _result_paths(result: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Key paths of every non-mapping value of a nested result, in order."""
+    paths: list[tuple[str, ...]] = []
+    for name, value in result.items():
+        if isinstance(value, Mapping):
+            paths.extend(_result_paths(value, (*prefix, name)))
+        else:
+            paths.append((*prefix, name))
+    return paths
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _json_path(path: Iterable[str]) -> str:
+    """A JSON path for json_extract, written to sit inside a single-quoted SQL literal."""
+    return ("$" + "".join("." + _quote(part) for part in path)).replace("'", "''")
+
+
+def _flat_sources(records: list[PointRecord]) -> list[tuple[str, str]]:
+    """(column name, SQL expression) of every column of :func:`tidy_table` (without timing)."""
+    params: dict[str, str] = {}
+    results: dict[str, tuple[tuple[str, ...], str]] = {}   # dotted name -> (key path, column)
+    taken = set(FIXED_COLUMNS)
+    for record in records:
+        for name in record.params:
+            if name not in params:
+                params[name] = f"param.{name}" if name in FIXED_COLUMNS else name
+    taken |= set(params.values())
+    for record in records:
+        for path in _result_paths(record.result or {}):
+            name = ".".join(path)
+            if name not in results:
+                results[name] = (path, f"result.{name}" if name in taken else name)
+    sources = [(name, name) for name in FIXED_COLUMNS]
+    sources += [(column, f"json_extract(params_json, '{_json_path([name])}')")
+                for name, column in params.items()]
+    sources += [(column, f"json_extract(result_json, '{_json_path(path)}')") for path, column in results.values()]
+    return sources
 
 
 def tidy_table(records: Iterable[PointRecord], *, timing: bool = False

@@ -13,7 +13,7 @@ A study (see ``docs/studies.md`` and ``specs/studies/gemm-example.yaml``)::
     #  the other -- e.g. a design grid plus a differently shaped sizing sweep in one study)
     sweep:                         # architecture overrides (--set style), crossed after the grid
       arrays.pe2d.rows: [16, 32]
-    derived:                       # computed from each point: sympy expressions of earlier keys
+    derived:                       # computed from each point: arithmetic of earlier keys
       arrays.pe2d.cols: "rows"     # a dotted key may be named by its last component
       global_buffer.capacity_bytes: "rows * 4096"
     plots: []                      # free-form mappings for the plotting commands
@@ -30,18 +30,20 @@ from __future__ import annotations
 
 import itertools
 import re
+from importlib import resources
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import sympy
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
-from attnsim.archsim.errors import SpecError
-from attnsim.archsim.spec import Arch, read_yaml_mapping
+from attnsim.archsim.errors import SpecError, describe_value as _describe, format_validation_error
+from attnsim.archsim.spec import Arch, is_arch_key, read_yaml_mapping, resolve_named_file
 from attnsim.studies.errors import UsageError
+from attnsim.studies.expressions import Expression, compile_expression as compile_arithmetic
+from attnsim.studies.points import get_kind  # points owns the point types and never imports this module
 
 SECTIONS = ("base", "grid", "sweep", "derived")
 """Where a point parameter can come from, in the order a point lists them."""
@@ -52,26 +54,8 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split("\n")).strip()
 
 
-def is_arch_key(key: str) -> bool:
-    """True if ``key`` is an architecture override (``arrays.pe2d.rows``, ``clock_hz``), not a kind
-    parameter: its first dotted component is a top-level field of :class:`archsim.spec.Arch`."""
-    return key.split(".", 1)[0] in Arch.model_fields
-
-
 # --------------------------------------------------------------------------------------------------
 # Field types with one-line messages.
-
-
-def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list" if value else "an empty list"
-    return repr(value)
 
 
 def _reject(expected: str, value: object) -> PydanticCustomError:
@@ -83,6 +67,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def _study_name(value: object) -> str:
+    """A name of letters, digits, '.', '_' or '-' (it names the output directory)."""
     if not isinstance(value, str) or not _NAME_RE.match(value):
         raise _reject("a name of letters, digits, '.', '_' or '-' (it names the output directory)",
                       value)
@@ -90,18 +75,21 @@ def _study_name(value: object) -> str:
 
 
 def _text(value: object) -> str:
+    """A string."""
     if not isinstance(value, str):
         raise _reject("a string", value)
     return value
 
 
 def _kind_ref(value: object) -> str:
+    """A point kind name (gemm, attention, gpu) or module:function."""
     if not isinstance(value, str) or not value.strip():
         raise _reject("a point kind name (e.g. gemm) or module:function", value)
     return value.strip()
 
 
 def _parameter_mapping(value: object) -> dict[str, Any]:
+    """A mapping of parameter -> value (dotted names are architecture keys)."""
     if not isinstance(value, Mapping):
         raise _reject("a mapping of parameter -> value", value)
     for key in value:
@@ -152,6 +140,7 @@ def _grids(value: object) -> list[dict[str, list[Any]]]:
 
 
 def _expressions(value: object) -> dict[str, str]:
+    """A mapping of parameter -> arithmetic expression of earlier parameters (e.g. 'rows * 4096')."""
     exprs = _parameter_mapping(value)
     out: dict[str, str] = {}
     for key, expr in exprs.items():
@@ -164,6 +153,7 @@ def _expressions(value: object) -> dict[str, str]:
 
 
 def _plots(value: object) -> list[dict[str, Any]]:
+    """A list of plot mappings (docs/studies.md)."""
     if not isinstance(value, list):
         raise _reject("a list of plot mappings", value)
     for index, item in enumerate(value):
@@ -174,7 +164,8 @@ def _plots(value: object) -> list[dict[str, Any]]:
 
 
 class StudySpec(BaseModel):
-    """The validated top level of a study YAML file (see the module docstring)."""
+    """The top level of a study YAML file: a point is ``base`` + one combination of the ``grid`` (and
+    ``sweep``) values + the ``derived`` values; ``kind`` says what a point computes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -189,74 +180,29 @@ class StudySpec(BaseModel):
     plots: Annotated[list[dict[str, Any]], PlainValidator(_plots)] = []
 
 
-def _validation_message(exc: ValidationError) -> str:
-    """``key.path: message`` of the first problem (unknown keys first: usually a misspelling)."""
-    errors = sorted(exc.errors(include_url=False), key=lambda e: e["type"] != "extra_forbidden")
-    error = errors[0]
-    loc = [str(part) for part in error["loc"]]
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        message = f"unknown key '{loc[-1]}' (known: {', '.join(StudySpec.model_fields)})"
-    elif kind == "missing":
-        message = "missing required key"
-    else:
-        message = str(error["msg"])
-        # axis/expression checks name the key inside the section: "grid.seq: expected ..."
-        if kind == "study_axis":
-            inner, _, message = message.partition(": ")
-            loc.append(inner)
-    more = len(errors) - 1
-    tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{'.'.join(loc)}: {message}{tail}"
-
-
 # --------------------------------------------------------------------------------------------------
-# Derived expressions: a small, python-free subset of sympy syntax.
-
-FUNCTIONS: dict[str, Any] = {
-    "min": sympy.Min, "max": sympy.Max, "floor": sympy.floor, "ceiling": sympy.ceiling,
-    "ceil": sympy.ceiling, "sqrt": sympy.sqrt, "log": sympy.log, "exp": sympy.exp, "abs": sympy.Abs,
-}
-"""Functions a derived expression may call."""
-
-_TOKEN_RE = re.compile(r"""
-    (?P<space>\s+)
-  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
-  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)
-  | (?P<op>\*\*|//|[-+*/%(),])
-""", re.VERBOSE)
+# Derived expressions: arithmetic of earlier parameters (studies.expressions: ast, whitelisted).
 
 
 @dataclass(frozen=True)
 class DerivedExpression:
-    """One ``derived`` entry: ``key`` = ``expr`` with ``symbols[i]`` standing for parameter ``names[i]``."""
+    """One ``derived`` entry: ``key`` = ``text``, reading the parameters ``names``."""
 
     key: str
     text: str
-    expr: sympy.Expr
-    symbols: tuple[sympy.Symbol, ...]
-    names: tuple[str, ...]
+    compiled: Expression
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The parameter keys the expression reads, in order of first use."""
+        return self.compiled.names
 
     def evaluate(self, point: Mapping[str, Any]) -> int | float:
         """The value at ``point``: an int when the result is an integer, else a float.
 
         Raises ValueError (one line) if a parameter it uses is not a number or the result is not finite.
         """
-        substitutions = {}
-        for symbol, name in zip(self.symbols, self.names):
-            value = point[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"'{name}' is {_describe(value)}, not a number")
-            substitutions[symbol] = sympy.Integer(value) if isinstance(value, int) else sympy.Float(value)
-        result = self.expr.xreplace(substitutions)
-        if result.is_Integer:
-            return int(result)
-        if result.is_Rational:
-            return float(result)
-        value = complex(result.evalf()) if result.is_number else None
-        if value is None or value.imag != 0 or value.real != value.real or abs(value.real) == float("inf"):
-            raise ValueError(f"'{self.text}' is {result}, not a finite real number")
-        return float(value.real)
+        return self.compiled.evaluate(point)
 
 
 def _aliases(keys: list[str]) -> dict[str, str]:
@@ -276,51 +222,9 @@ def _aliases(keys: list[str]) -> dict[str, str]:
 def compile_expression(key: str, text: str, known_keys: list[str]) -> DerivedExpression:
     """Parse ``text`` whose names are parameters in ``known_keys`` (or their last components).
 
-    Raises ValueError (one line, without the file) on a bad character, an unknown name or bad syntax.
+    Raises ValueError (one line, without the file) on a bad construct, an unknown name or bad syntax.
     """
-    aliases = _aliases(known_keys)
-    tokens: list[tuple[str, str]] = []
-    position = 0
-    while position < len(text):
-        match = _TOKEN_RE.match(text, position)
-        if match is None:
-            raise ValueError(f"unexpected {text[position]!r} at column {position + 1} of '{text}'")
-        position = match.end()
-        if match.lastgroup != "space":
-            tokens.append((match.lastgroup or "", match.group()))
-    pieces: list[str] = []
-    symbols: dict[str, sympy.Symbol] = {}
-    names: list[str] = []
-    for index, (group, token) in enumerate(tokens):
-        if group != "name":
-            pieces.append(token)
-            continue
-        is_call = index + 1 < len(tokens) and tokens[index + 1][1] == "("
-        if is_call and token in FUNCTIONS:
-            pieces.append(token)
-            continue
-        if token not in aliases:
-            known = ", ".join(sorted(aliases)) or "none"
-            what = "function" if is_call else "name"
-            raise ValueError(f"unknown {what} '{token}' in '{text}' (known names: {known}; "
-                             f"functions: {', '.join(FUNCTIONS)})")
-        full = aliases[token]
-        if full not in names:
-            names.append(full)
-            symbols[full] = sympy.Symbol(f"attnsim_p{len(names) - 1}")
-        pieces.append(symbols[full].name)
-    source = " ".join(pieces)
-    local_names: dict[str, Any] = dict(FUNCTIONS)
-    local_names.update({symbol.name: symbol for symbol in symbols.values()})
-    try:
-        expr = sympy.sympify(source, locals=local_names, rational=False)
-    except (sympy.SympifyError, SyntaxError, TypeError, ValueError, AttributeError, ZeroDivisionError):
-        raise ValueError(f"cannot read the expression '{text}' (expected arithmetic with + - * / // % ** "
-                         f"and {', '.join(FUNCTIONS)})") from None
-    if not isinstance(expr, sympy.Expr):
-        raise ValueError(f"cannot read the expression '{text}' (expected one arithmetic expression)")
-    return DerivedExpression(key=key, text=text, expr=expr,
-                             symbols=tuple(symbols[name] for name in names), names=tuple(names))
+    return DerivedExpression(key=key, text=text, compiled=compile_arithmetic(text, _aliases(known_keys)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -445,10 +349,9 @@ def study_from_mapping(data: Mapping[str, Any], path: Path, display: str | None 
     try:
         spec = StudySpec.model_validate(dict(data))
     except ValidationError as exc:
-        raise UsageError(one_line(f"{shown}: {_validation_message(exc)}")) from None
+        raise UsageError(one_line(f"{shown}: {format_validation_error(exc, StudySpec)}")) from None
     _check_sections(spec, shown)
     study = Study(spec=spec, path=path, display=shown, derived=_compile_derived(spec, shown))
-    from attnsim.studies.points import get_kind  # the registry imports the engine: only when validating
     try:
         get_kind(spec.kind)
     except UsageError as exc:
@@ -456,11 +359,26 @@ def study_from_mapping(data: Mapping[str, Any], path: Path, display: str | None 
     return study
 
 
-def load_study(path: str | Path) -> Study:
-    """Read and validate a study YAML file; UsageError (one line, file and key path) on any problem."""
-    path = Path(path)
+STUDIES_DIR = Path(str(resources.files("attnsim.specs").joinpath("studies")))
+"""The built-in studies (``specs/studies/``, installed as package data)."""
+
+
+def available_studies() -> list[str]:
+    """Names of the built-in studies (file stems of ``specs/studies/`` that declare a ``kind:``)."""
+    return sorted(path.stem for path in STUDIES_DIR.glob("*.yaml")
+                  if any(line.startswith("kind:") for line in path.read_text(encoding="utf-8").splitlines()))
+
+
+def load_study(path_or_name: str | Path) -> Study:
+    """Read and validate a study: a YAML path, or the name of a built-in (``paper``, see
+    :func:`available_studies`); UsageError (one line, file and key path) on any problem."""
     try:
-        data = read_yaml_mapping(path, str(path))
+        path, display = resolve_named_file(path_or_name, STUDIES_DIR, "study", available_studies(),
+                                           UsageError)
+        if path.parent == STUDIES_DIR and path.stem not in available_studies():
+            raise UsageError(f"unknown study '{path_or_name}' (known: {', '.join(available_studies())}; "
+                             "or give a path to a .yaml file)")
+        data = read_yaml_mapping(path, display)
     except SpecError as exc:
         raise UsageError(str(exc)) from None
-    return study_from_mapping(data, path)
+    return study_from_mapping(data, path, display)

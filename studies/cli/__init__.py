@@ -1,4 +1,9 @@
-"""The ``attnsim`` command line: discovers subcommands in ``attnsim.studies.cli.commands``."""
+"""The ``attnsim`` command line: discovers subcommands in ``attnsim.studies.cli.commands``.
+
+Building the parser imports every command module, so those modules import nothing heavy at the top
+(numba, matplotlib, sympy, dask, numpy, pydantic): each imports what it needs inside its ``run``.
+Shared option parsing (K/M counts, ``--set``, ``--workers``, tables) is :mod:`studies.cli.options`.
+"""
 from __future__ import annotations
 
 import argparse
@@ -12,11 +17,25 @@ from attnsim.studies.cli import commands  # noqa: the subpackage of this package
 from attnsim.studies.errors import user_error_types
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: reads the version (importlib.metadata) only when asked, not at every start."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=kwargs.get("help"))  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        import attnsim
+
+        print(f"attnsim {attnsim.__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="attnsim",
         description="Attention-accelerator research: Einsum cascades, pass analysis, simulation, sweeps.",
     )
+    parser.add_argument("--version", action=_VersionAction, help="print the installed version and exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")

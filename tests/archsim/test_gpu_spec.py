@@ -170,3 +170,9 @@ def test_from_mapping_equals_file_and_hashes() -> None:
     assert from_mapping == load_gpu("h100-sxm")
     assert hash(from_mapping) == hash(load_gpu("h100-sxm"))
     assert from_mapping.origin == "<mapping>"
+
+
+def test_static_power_above_the_tdp_is_refused_in_one_line() -> None:
+    with pytest.raises(SpecError) as info:
+        load_gpu("h100-sxm", {"power.static_w.value": 800.0})      # TDP 700 W (NVIDIA datasheet)
+    assert str(info.value) == ("--set power.static_w.value=800.0: expected at most tdp_w (700), got 800")

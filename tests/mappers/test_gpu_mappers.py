@@ -1,12 +1,14 @@
 """GPU attention mappers: tiling, occupancy and waves by hand; FLOP convention; the published H100 data.
 
 Expected values come from hand computations written here and from the FA3 paper's published numbers
-(studies.gpu.FA3_FIG5_TFLOPS, FA3_ABLATION, typed from /work/shared/reference/gpu-attention.md §2.2,
+(benchmarks/data/fa3_*.csv via benchmarks/fa3_published.py, typed from /work/shared/reference/gpu-attention.md §2.2,
 §2.4); the tolerances are the task's (MAPE <= 10% per design, ablation rows within 5%).
 """
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +30,8 @@ from attnsim.mappers.gpu_common import (
     waves,
 )
 from attnsim.mappers.gpu_flash3 import Flash3Options
-from attnsim.studies.gpu import ABLATION_SHAPE, FA3_ABLATION, FA3_FIG5_TFLOPS, FA3_SEQLENS
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from fa3_published import ABLATION_SHAPE, FA3_ABLATION, FA3_FIG5_TFLOPS, FA3_SEQLENS  # noqa: E402  (published data, CSV)
 
 H100 = load_gpu("h100-sxm")
 SHAPES = [(d, causal) for d in (64, 128, 256) for causal in (False, True)]

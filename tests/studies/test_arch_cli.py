@@ -63,7 +63,7 @@ def test_text_summary(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["fusemax-cloud", "--set", "arrays.pe2d.rowz=32"],
-     "attnsim: error: --set arrays.pe2d.rowz=32: unknown key 'rowz' (known: rows, cols, ops, register_file)"),
+     "attnsim: error: --set arrays.pe2d.rowz=32: unknown key 'rowz' (known: rows, cols, ops)"),
     (["fusemax-cloud", "--set", "arrays.pe2d.rows=-4"],
      "attnsim: error: --set arrays.pe2d.rows=-4: expected a positive integer, got -4"),
     (["fusemax-cloud", "--set", "rows"],

@@ -148,7 +148,9 @@ def test_bad_cascade_file_exits_2_with_one_line(capsys, tmp_path, text, line, wh
     (["show", "no-such-cascade"], "unknown cascade 'no-such-cascade'; expected one of"),
     (["check"], "missing cascade NAME"),
     (["check", "cascade1", "--all"], "give either NAME or --all"),
-    (["check", "cascade1", "--size", "K"], "bad --size 'K'; expected NAME=N"),
+    (["check", "cascade1", "--size", "K"], "--size K: expected NAME=N"),
+    (["check", "cascade1", "--size", "K=lots"], "--size K: expected a positive integer (optionally with K or M), got 'lots'"),
+    (["check", "attention-1pass", "--M", "1x"], "--M: expected a positive integer (optionally with K or M), got '1x'"),
     (["check", "missing/dir/x.yaml"], "missing/dir/x.yaml: cannot read cascade file"),
 ])
 def test_user_errors_exit_2(capsys, argv, message):

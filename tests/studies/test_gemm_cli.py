@@ -10,8 +10,8 @@ import pytest
 
 from attnsim.studies.cli import main
 
-KEYS = {"cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s", "fill_drain",
-        "mapping", "plan"}
+KEYS = {"m", "n", "k", "arch", "dataflow", "cycles", "compute_cycles", "util_2d", "traffic_bytes",
+        "energy_pj", "latency_s", "fill_drain", "mapping", "plan"}
 
 
 def gemm_json(capsys, *args: str) -> dict:
@@ -31,6 +31,15 @@ def test_json_keys_and_values(capsys):
     assert report["latency_s"] == pytest.approx(report["cycles"] / 940e6)
     assert report["energy_pj"] >= 64**3 * 17.1645
     assert report["fill_drain"] == "per_fold"
+    # the report echoes what ran: the shape, the architecture and the dataflow
+    assert (report["m"], report["n"], report["k"], report["arch"], report["dataflow"]) == (
+        64, 64, 64, "fusemax-cloud", "os")
+
+
+def test_dimensions_take_k_suffixes(capsys):
+    report = gemm_json(capsys, "1K", "64", "64", "--arch", "fusemax-cloud")
+    assert report["m"] == 1024
+    assert report["traffic_bytes"] == (1024 * 64 + 64 * 64 + 1024 * 64) * 2   # A, B read once, C written once
 
 
 @pytest.mark.parametrize("dataflow, fold_cycles", [

@@ -37,7 +37,7 @@ def test_files_and_rows(grid) -> None:  # type: ignore[no-untyped-def]
     attention, end2end = _rows(out / "attention.csv"), _rows(out / "end2end.csv")
     assert len(attention) == len(end2end) == 2 * 2 * len(SEQS)
     assert {"latency_s", "cycles", "energy_pj", "traffic_bytes", "util_2d", "util_1d", "area_mm2",
-            "util_2d.QK", "util_1d.SN"} <= set(attention[0])
+            "per_einsum.QK.util_2d", "per_einsum.SN.util_1d"} <= set(attention[0])
     assert {"attention_latency_s", "linear_latency_s", "latency_s", "attention_energy_pj", "linear_energy_pj",
             "energy_pj"} <= set(end2end[0])
     for row in end2end:
@@ -87,17 +87,31 @@ def test_missing_and_failing_designs_are_reported(tmp_path: Path, monkeypatch: p
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["paper", "--out", str(tmp_path), "--designs", "unfused", "flat", "--models", "t5-small",
-                 "--seqs", "1K", "--jobs", "1"]) == 0
+                 "--seqs", "1K", "--workers", "1"]) == 0
     out = capsys.readouterr().out
-    assert "simulated 2 points" in out and "(paper 6.7x)" in out
+    assert "simulated 2 points" in out
+    assert any(line.split()[-1] == "6.7x" for line in out.splitlines())   # the paper's column
     assert (tmp_path / "summary.md").is_file()
+
+
+def test_jobs_is_a_hidden_deprecated_alias_of_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    from attnsim.studies.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["paper", "--jobs", "3"]).workers == parser.parse_args(["paper", "--workers", "3"]).workers == "3"
+    assert capsys.readouterr().err == "attnsim: warning: --jobs is deprecated; use --workers\n"
+    paper = next(a for a in parser._subparsers._group_actions[0].choices["paper"]._actions if a.dest == "workers")
+    assert paper.option_strings == ["--workers"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["paper", "--help"])
+    assert "--jobs" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [
     (["--seqs", "lots"], "--seqs: expected a positive integer"),
     (["--designs", "nope"], "unknown design 'nope'"),
     (["--models", "nope"], "unknown workload 'nope'"),
-    (["--jobs", "0"], "--jobs: expected a positive integer"),
+    (["--workers", "0"], "--workers: expected a positive integer"),
 ])
 def test_bad_input_exits_2(argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["paper", "--out", str(tmp_path), *argv]) == 2

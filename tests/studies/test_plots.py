@@ -192,9 +192,9 @@ def test_attnsim_plot_writes_png_pdf_and_report(store,  # type: ignore[no-untype
 def test_plot_entry_errors_are_one_line() -> None:
     with pytest.raises(UsageError, match=r"^s.yaml: plots.0.type: expected one of bars, einsum_stack"):
         parse_plot_entries([{"name": "x", "type": "pie"}], "s.yaml")
-    with pytest.raises(UsageError, match=r"^s.yaml: plots.1.metric: Field required$"):
+    with pytest.raises(UsageError, match=r"^s.yaml: plots.1.metric: missing required key$"):
         parse_plot_entries([{"name": "a", "type": "roofline"}, {"name": "b", "type": "bars", "ylabel": "y"}], "s.yaml")
-    with pytest.raises(UsageError, match=r"^s.yaml: plots.0.colour: unknown key$"):
+    with pytest.raises(UsageError, match=r"^s.yaml: plots.0.colour: unknown key 'colour'$"):
         parse_plot_entries([{"name": "a", "type": "roofline", "colour": "red"}], "s.yaml")
     with pytest.raises(UsageError, match=r"plots.1.name: 'a' is used by an earlier plot"):
         parse_plot_entries([{"name": "a", "type": "roofline"}, {"name": "a", "type": "roofline"}], "s.yaml")

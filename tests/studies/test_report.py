@@ -139,5 +139,5 @@ def test_headline_formats() -> None:
 def test_bad_reference_is_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "ref.yaml"
     bad.write_text("name: r\nsource: s\nheadlines:\n  - {key: k, label: l, metric: m, numerator: a, denominator: b}\n")
-    with pytest.raises(UsageError, match=r"^.*ref.yaml: headlines.0.paper: Field required$"):
+    with pytest.raises(UsageError, match=r"^.*ref.yaml: headlines.0.paper: missing required key \(and 1 more problem\)$"):
         load_reference(bad)

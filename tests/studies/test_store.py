@@ -94,7 +94,7 @@ def test_results_cli_stdout_and_csv_file(tmp_path: Path, capsys: pytest.CaptureF
                result={"cycles": 10, "latency_s": 1 / 94e6, "ok": True,
                        "energy_breakdown_pj": {"dram.read": 0.1 + 0.2}})
         record(store, "k1", 1, params={"M": 8, "dataflow": "ws"}, status="error", error="MappingError: x, y")
-    assert main(["results", str(tmp_path)]) == 0
+    assert main(["results", str(tmp_path), "--csv"]) == 0
     out = capsys.readouterr().out
     table = list(csv.reader(io.StringIO(out)))
     assert table[0] == ["key", "study", "kind", "status", "error", "M", "dataflow", "cycles", "latency_s",
@@ -102,12 +102,28 @@ def test_results_cli_stdout_and_csv_file(tmp_path: Path, capsys: pytest.CaptureF
     assert table[1] == ["k0", "s", "k", "ok", "", "4", "os", "10", repr(1 / 94e6), "True",
                         "0.30000000000000004"]                      # floats round-trip exactly
     assert table[2] == ["k1", "s", "k", "error", "MappingError: x, y", "8", "ws", "", "", "", ""]
-    assert main(["results", str(tmp_path), "--csv", "--timing"]) == 0
+    assert main(["results", str(tmp_path), "--csv", str(tmp_path / "results.csv"), "--timing"]) == 0
     assert capsys.readouterr().out.startswith("wrote 2 rows x 14 columns to ")
     with (tmp_path / "results.csv").open(newline="") as stream:
         written = list(csv.DictReader(stream))
     assert [row["wall_s"] for row in written] == ["1.0", "1.0"]
     assert written[0]["started_at"] == "2024-01-01T00:00:00+00:00"
+
+
+def test_results_cli_prints_a_table_by_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with ResultStore.in_directory(tmp_path) as store:
+        record(store, "k" * 64, 0, params={"M": 4, "dataflow": "os"},
+               result={"cycles": 10, "latency_s": 0.25, "energy_breakdown_pj": {"dram.read": 0.5}})
+        record(store, "j" * 64, 1, params={"M": 8, "dataflow": "ws"}, status="error", error="MappingError: x")
+    assert main(["results", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["key", "study", "kind", "status", "error", "M", "dataflow", "cycles",
+                                "latency_s"]                     # nested results are CSV-only
+    assert set(lines[1]) == {"-", " "}                            # the header rule of a table, not CSV
+    assert lines[2].split() == ["k" * 12, "s", "k", "ok", "4", "os", "10", "0.25"]
+    assert lines[3].split()[:5] == ["j" * 12, "s", "k", "error", "MappingError:"]
+    assert lines[-1] == "2 points; 1 more columns with --csv"
+    assert "," not in "\n".join(lines[:2])
 
 
 def test_results_cli_without_a_store_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,7 +51,7 @@ def test_gemm_example_csv_matches_store_and_closed_forms(tmp_path: Path,
                                           "the store; 16 ok, 0 failed")
     assert "16/16" in err and "point/s" in err                   # the progress bar
     assert (out_dir / "gemm-example.yaml").read_text() == EXAMPLE.read_text()  # provenance copy
-    assert main(["results", str(out_dir), "--csv"]) == 0
+    assert main(["results", str(out_dir), "--csv", str(out_dir / "results.csv")]) == 0
     with (out_dir / "results.csv").open(newline="") as stream:
         table = list(csv.DictReader(stream))
     stored = stored_rows(out_dir)

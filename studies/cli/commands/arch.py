@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from attnsim.archsim.area import area_breakdown_um2, area_mm2, instances
-from attnsim.archsim.gpu_spec import load_gpu
-from attnsim.archsim.spec import Arch, load_arch, parse_overrides, spec_kind
+from attnsim.studies.cli.options import add_set_option, parse_key_values, table
+
+if TYPE_CHECKING:
+    from attnsim.archsim.spec import Arch
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -18,15 +19,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "(kind: gpu) print their validated contents.")
     parser.add_argument("spec", metavar="SPEC", help="path to an architecture YAML, or a name such as "
                                                      "fusemax-cloud")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a spec value by its dotted key path, e.g. arrays.pe2d.rows=32 "
-                             "(repeatable)")
+    add_set_option(parser, "arrays.pe2d.rows=32")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     parser.set_defaults(func=run)
 
 
 def arch_report(arch: Arch) -> dict[str, Any]:
     """Everything ``attnsim arch --json`` prints (units in the key names)."""
+    from attnsim.archsim.area import area_breakdown_um2, area_mm2
+
     return {
         "name": arch.name,
         "origin": arch.origin,
@@ -46,6 +47,8 @@ def _ops_text(ops: dict[str, int]) -> str:
 
 def summary_text(arch: Arch) -> str:
     """The human-readable summary ``attnsim arch`` prints."""
+    from attnsim.archsim.area import area_breakdown_um2, area_mm2, instances
+
     pe2d, pe1d, glb, dram = arch.arrays.pe2d, arch.arrays.pe1d, arch.global_buffer, arch.dram
     lines = [
         f"{arch.name}: {arch.description}" if arch.description else arch.name,
@@ -53,40 +56,41 @@ def summary_text(arch: Arch) -> str:
         f"  clock            {arch.clock_hz / 1e6:g} MHz",
         f"  word             {arch.word_bytes} B",
         f"  2D array         {pe2d.rows} x {pe2d.cols} = {arch.pes_2d} PEs; cycles per op: "
-        f"{_ops_text(pe2d.ops.as_dict())}; register file {pe2d.register_file.entries} x "
-        f"{pe2d.register_file.width_bits} b",
-        f"  1D array         {pe1d.size} PEs; cycles per op: {_ops_text(pe1d.ops.as_dict())}; "
-        f"register file {pe1d.register_file.entries} x {pe1d.register_file.width_bits} b",
+        f"{_ops_text(pe2d.ops.as_dict())}",
+        f"  1D array         {pe1d.size} PEs; cycles per op: {_ops_text(pe1d.ops.as_dict())}",
         f"  global buffer    {glb.capacity_bytes} B = {glb.capacity_bytes // glb.row_bytes} rows x "
-        f"{glb.row_bytes} B, {glb.banks} banks, read {glb.read_bytes_per_cycle} B/cycle, write "
-        f"{glb.write_bytes_per_cycle} B/cycle",
+        f"{glb.row_bytes} B",
         f"  DRAM             {dram.bandwidth_bytes_per_s:.0f} B/s ({dram.bandwidth_bytes_per_s / 2**30:g} GiB/s) = "
         f"{arch.dram_bytes_per_cycle:.4f} "
         f"B/cycle, {dram.access_bytes} B per access",
         "energy (pJ; sources in the YAML or with --json):",
     ]
-    width = max(len(key) for key in [*arch.energy, *arch.area])
-    lines += [f"  {key:<{width}}  {entry.pj:>12.6g} per {entry.per}" for key, entry in arch.energy.items()]
+    lines.append(table([(key, entry.pj, f"per {entry.per}") for key, entry in arch.energy.items()],
+                       indent="  "))
     lines.append("area:")
     totals = area_breakdown_um2(arch)
+    rows = []
     for key, entry in arch.area.items():
         if entry.um2 is None:
-            lines.append(f"  {key:<{width}}  counted in {entry.counted_in}")
+            rows.append((key, f"counted in {entry.counted_in}", "", ""))
             continue
         count = instances(arch, key.partition(".")[0])
-        lines.append(f"  {key:<{width}}  {entry.um2:>12.6g} um2 x {count:>6} = "
-                     f"{totals[key] / 1e6:>10.4f} mm2")
+        rows.append((key, f"{entry.um2:.6g} um2", f"x {count}", f"= {totals[key] / 1e6:.4f} mm2"))
+    lines.append(table(rows, indent="  "))
     lines.append(f"area_mm2: {area_mm2(arch):.4f}")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load SPEC with the --set overrides; print the summary (or JSON). SpecError -> exit 2 (cli)."""
+    from attnsim.archsim.gpu_spec import load_gpu
+    from attnsim.archsim.spec import load_arch, spec_kind
+
     if spec_kind(args.spec) == "gpu":
-        gpu = load_gpu(args.spec, parse_overrides(args.overrides))
+        gpu = load_gpu(args.spec, parse_key_values(args.overrides))
         print(json.dumps(gpu.model_dump(mode="json", exclude_none=True), indent=None if args.json else 2))
         return 0
-    arch = load_arch(args.spec, parse_overrides(args.overrides))
+    arch = load_arch(args.spec, parse_key_values(args.overrides))
     if args.json:
         print(json.dumps(arch_report(arch), indent=2))
     else:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from attnsim import einsum_ir
+from attnsim.studies.cli.options import table
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser("cascades", help="list the built-in Einsum cascades",
                                    description="List the built-in cascades in specs/cascades/.")
     parser.add_argument("--json", action="store_true",
@@ -16,6 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the built-in cascades (name, reference, description) as a table, or JSON."""
+    from attnsim import einsum_ir
+
     rows = []
     for name in einsum_ir.builtin_names():
         cascade = einsum_ir.load_builtin(name)
@@ -26,9 +29,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    width = max((len(r["name"]) for r in rows), default=4)
-    ref_width = max((len(r["reference"]) for r in rows), default=9)
-    print(f"{'name':<{width}}  {'reference':<{ref_width}}  description")
-    for row in rows:
-        print(f"{row['name']:<{width}}  {row['reference']:<{ref_width}}  {row['description']}")
+    print(table([(row["name"], row["reference"], row["description"]) for row in rows],
+                ("name", "reference", "description")))
     return 0

@@ -3,11 +3,22 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from attnsim import einsum_ir
-from attnsim.studies.check import (DEFAULT_SIZES, DTYPES, INPUT_KINDS, CheckResult, cascade_from_arg, check_against,
-                                   check_cascade, check_reference, print_warnings)
+from attnsim.studies.cli.options import parse_count, parse_sizes, table
 from attnsim.studies.errors import UsageError
+
+if TYPE_CHECKING:
+    from attnsim.studies.check import CheckResult
+
+NAMED_SIZES = ("M", "P", "E", "F", "M0", "K")
+"""Shape symbols with their own option (``--M 1K``); defaults: :data:`studies.check.DEFAULT_SIZES`."""
+
+INPUT_KINDS = ("normal", "large", "equal", "masked")
+"""``--inputs`` choices (:data:`studies.check.INPUT_KINDS`, repeated so the parser imports nothing heavy)."""
+
+DTYPE_NAMES = ("fp32", "fp64")
+"""``--dtype`` choices (the keys of :data:`studies.check.DTYPES`)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,11 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("name", metavar="NAME", nargs="?",
                         help="built-in cascade name (see 'attnsim cascades') or a YAML path")
     parser.add_argument("--all", action="store_true", help="check every built-in cascade and print a table")
-    for symbol in ("M", "P", "E", "F", "M0", "K"):
-        parser.add_argument(f"--{symbol}", type=int, default=DEFAULT_SIZES[symbol], metavar="N",
-                            help=f"size of shape symbol {symbol} (default {DEFAULT_SIZES[symbol]})")
+    for symbol in NAMED_SIZES:
+        parser.add_argument(f"--{symbol}", default=None, metavar="N",
+                            help=f"size of shape symbol {symbol}, e.g. 1024 or 1K")
     parser.add_argument("--size", action="append", default=[], metavar="NAME=N",
-                        help="size of any other shape symbol (repeatable)")
+                        help="size of any other shape symbol, e.g. M1=4 (repeatable)")
     parser.add_argument("--against", metavar="B", help="compare with cascade B (built-in name or YAML path) on the "
                                                        "same random inputs; B reads inputs of the same names")
     parser.add_argument("--seed", type=int, default=0, help="seed of numpy.random.default_rng (default 0)")
@@ -37,19 +48,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "inputs named MASK...) (default normal)")
     parser.add_argument("--tolerance", type=float, metavar="X",
                         help="largest normwise relative error that passes (default: the file's, else per dtype)")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp64", help="precision (default fp64)")
+    parser.add_argument("--dtype", choices=DTYPE_NAMES, default="fp64", help="precision (default fp64)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(func=run)
 
 
 def _sizes(args: argparse.Namespace) -> dict[str, int]:
+    from attnsim.studies.check import DEFAULT_SIZES
+
     sizes = dict(DEFAULT_SIZES)
-    sizes.update({symbol: getattr(args, symbol) for symbol in ("M", "P", "E", "F", "M0", "K")})
-    for item in args.size:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip().isidentifier() or not value.strip().lstrip("-").isdigit():
-            raise UsageError(f"bad --size '{item}'; expected NAME=N with an integer N")
-        sizes[name.strip()] = int(value)
+    for symbol in NAMED_SIZES:
+        if getattr(args, symbol) is not None:
+            sizes[symbol] = parse_count(getattr(args, symbol), f"--{symbol}")
+    sizes.update(parse_sizes(args.size))
     return sizes
 
 
@@ -61,19 +72,17 @@ def _print_one(result: CheckResult) -> None:
     print(f"cascade      {result.cascade}")
     print(f"sizes        {_format_sizes(result.sizes)}")
     print(f"dtype        {result.dtype}")
-    for reference, errors in result.comparisons.items():
-        print(f"vs {reference:<30} max_abs_err {errors['max_abs_err']:.3e}  max_rel_err {errors['max_rel_err']:.3e}")
+    print(table([(f"vs {reference}", f"max_abs_err {errors['max_abs_err']:.3e}",
+                  f"max_rel_err {errors['max_rel_err']:.3e}") for reference, errors in result.comparisons.items()]))
     verdict = "PASSED" if result.passed else "FAILED"
     print(f"max_abs_err  {result.max_abs_err:.3e}")
     print(f"max_rel_err  {result.max_rel_err:.3e}  (tolerance {result.tolerance:.0e})  {verdict}")
 
 
 def _print_table(results: list[CheckResult]) -> None:
-    width = max(len(r.cascade) for r in results)
-    print(f"{'cascade':<{width}}  {'dtype':<5}  {'max_abs_err':>11}  {'max_rel_err':>11}  passed  sizes")
-    for r in results:
-        print(f"{r.cascade:<{width}}  {r.dtype:<5}  {r.max_abs_err:>11.3e}  {r.max_rel_err:>11.3e}  "
-              f"{'yes' if r.passed else 'NO':<6}  {_format_sizes(r.sizes)}")
+    print(table([(r.cascade, r.dtype, f"{r.max_abs_err:.3e}", f"{r.max_rel_err:.3e}",
+                  "yes" if r.passed else "NO", _format_sizes(r.sizes)) for r in results],
+                ("cascade", "dtype", "max_abs_err", "max_rel_err", "passed", "sizes")))
     failed = sum(not r.passed for r in results)
     print(f"{len(results) - failed}/{len(results)} cascades passed")
 
@@ -85,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--against compares one cascade; give NAME, not --all")
     if not args.all and not args.name:
         raise UsageError("missing cascade NAME; expected a built-in name, a YAML path, or --all")
+    from attnsim import einsum_ir
+    from attnsim.studies.check import (DTYPES, cascade_from_arg, check_against, check_cascade, check_reference,
+                                       print_warnings)
+
     sizes = _sizes(args)
     dtype = DTYPES[args.dtype]
     if args.all:

@@ -18,11 +18,14 @@ import argparse
 import json
 from typing import Any
 
-from attnsim.archsim.engine import run as run_schedule
-from attnsim.archsim.spec import load_arch, parse_overrides
-from attnsim.archsim.trace import write_trace
-from attnsim.mappers.gemm import DATAFLOWS, FILL_DRAIN, map_gemm, plan_gemm
+from attnsim.studies.cli.options import add_set_option, key_value_table, parse_count, parse_key_values
 from attnsim.studies.errors import UsageError
+
+DATAFLOW_NAMES = ("os", "ws", "is")
+"""``--dataflow`` choices (:data:`mappers.gemm.DATAFLOWS`, repeated so the parser imports nothing heavy)."""
+
+FILL_DRAIN_NAMES = ("per_fold", "scalesim", "overlapped")
+"""``--fill-drain`` choices (:data:`mappers.gemm.FILL_DRAIN`)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -31,19 +34,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Simulate C[M,N] = A[M,K] @ B[K,N] on the 2D array of an architecture and print "
                     "cycles, compute cycles (DRAM never stalling), 2D utilisation, DRAM traffic, "
                     "energy and latency.")
-    parser.add_argument("m", metavar="M", nargs="?", help="rows of A and C (positive integer)")
+    parser.add_argument("m", metavar="M", nargs="?", help="rows of A and C (positive integer, e.g. 4096 or 4K)")
     parser.add_argument("n", metavar="N", nargs="?", help="columns of B and C (positive integer)")
     parser.add_argument("k", metavar="K", nargs="?", help="columns of A, rows of B (positive integer)")
     parser.add_argument("--arch", default="fusemax-cloud",
                         help="architecture YAML path or name in specs/arch/ (default fusemax-cloud)")
-    parser.add_argument("--dataflow", default=None, help=f"one of {', '.join(DATAFLOWS)} (default os)")
+    parser.add_argument("--dataflow", default=None, help=f"one of {', '.join(DATAFLOW_NAMES)} (default os)")
     parser.add_argument("--fill-drain", default=None,
-                        help=f"fold fill/drain convention: {', '.join(FILL_DRAIN)} (default per_fold: "
+                        help=f"fold fill/drain convention: {', '.join(FILL_DRAIN_NAMES)} (default per_fold: "
                              f"2R+C+T-2 cycles per fold, as the PE-level simulator; scalesim: SCALE-Sim "
                              f"v3's count, OS folds T+R+C-2; overlapped: folds back to back, one "
                              f"fill/drain)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override an architecture value, e.g. arrays.pe2d.rows=32 (repeatable)")
+    add_set_option(parser, "arrays.pe2d.rows=32")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--trace", metavar="FILE",
                         help="write the per-operation timeline (full simulation): trace-event JSON for "
@@ -56,18 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.set_defaults(func=run)
 
 
-def _dimension(name: str, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"gemm: {name}: expected a positive integer, got '{text}'") from None
-    if value < 1:
-        raise UsageError(f"gemm: {name}: expected a positive integer, got {value}")
-    return value
-
-
-REPORT_KEYS = ("cycles", "compute_cycles", "util_2d", "traffic_bytes", "energy_pj", "latency_s",
-               "fill_drain", "mapping", "plan")
+REPORT_KEYS = ("m", "n", "k", "arch", "dataflow", "fill_drain", "latency_s", "cycles", "compute_cycles",
+               "energy_pj", "traffic_bytes", "util_2d", "mapping", "plan")
 
 
 def gemm_report(m: int, n: int, k: int, arch_spec: str, dataflow: str, fill_drain: str = "per_fold",
@@ -75,12 +67,17 @@ def gemm_report(m: int, n: int, k: int, arch_spec: str, dataflow: str, fill_drai
                 ) -> dict[str, Any]:
     """Everything ``attnsim gemm --json`` prints: exactly :data:`REPORT_KEYS`.
 
-    cycles: makespan (DRAM included); compute_cycles: the same mapping with DRAM never stalling;
+    m, n, k: the shape; arch: the architecture's name; dataflow; cycles: makespan (DRAM included); compute_cycles: the same mapping with DRAM never stalling;
     util_2d: MACs / (2D PEs x cycles); traffic_bytes: DRAM reads + writes; energy_pj; latency_s;
     fill_drain: the convention used; mapping: loop order and operand modes, e.g.
     ``"M-outer, A block, B whole, C once"`` (see :mod:`mappers.gemm`); plan: the same mapping as data
     (loop order, modes, block height, chunking: :attr:`mappers.gemm.GemmPlan.mapping`).
     """
+    from attnsim.archsim.engine import run as run_schedule
+    from attnsim.archsim.spec import load_arch
+    from attnsim.archsim.trace import write_trace
+    from attnsim.mappers.gemm import map_gemm, plan_gemm
+
     arch = load_arch(arch_spec, overrides)
     plan = plan_gemm(m, n, k, arch, dataflow, fill_drain)
     schedule = map_gemm(m, n, k, arch, dataflow, fill_drain)
@@ -89,13 +86,13 @@ def gemm_report(m: int, n: int, k: int, arch_spec: str, dataflow: str, fill_drai
         write_trace(result, trace_path, process_name=f"gemm {m}x{n}x{k} on {arch.name}, {dataflow}")
     compute = run_schedule(map_gemm(m, n, k, arch, dataflow, fill_drain, ideal_dram=True))
     return {
+        "m": m, "n": n, "k": k, "arch": arch.name, "dataflow": dataflow, "fill_drain": fill_drain,
+        "latency_s": result.latency_s,
         "cycles": result.cycles,
         "compute_cycles": compute.cycles,
-        "util_2d": result.utilisation.get("pe2d", 0.0),
-        "traffic_bytes": result.traffic_bytes,
         "energy_pj": result.energy_pj,
-        "latency_s": result.latency_s,
-        "fill_drain": fill_drain,
+        "traffic_bytes": result.traffic_bytes,
+        "util_2d": result.utilisation.get("pe2d", 0.0),
         "mapping": plan.description,
         "plan": plan.mapping,
     }
@@ -107,17 +104,15 @@ def run(args: argparse.Namespace) -> int:
         return run_scalesim(args)
     if args.m is None or args.n is None or args.k is None:
         raise UsageError("gemm: expected M N K, or --scalesim CFG --topology CSV")
-    m, n, k = (_dimension(name, text) for name, text in (("M", args.m), ("N", args.n), ("K", args.k)))
+    m, n, k = (parse_count(text, f"gemm: {name}") for name, text in (("M", args.m), ("N", args.n), ("K", args.k)))
     dataflow, fill_drain = args.dataflow or "os", args.fill_drain or "per_fold"
-    overrides = parse_overrides(args.overrides)
+    overrides = parse_key_values(args.overrides)
     report = gemm_report(m, n, k, args.arch, dataflow, fill_drain, overrides, args.trace)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"gemm {m}x{n}x{k} on {args.arch}, dataflow {dataflow}, fill/drain {fill_drain}")
-    for key in REPORT_KEYS:
-        value = report[key]
-        print(f"  {key:<15} {value:.6g}" if isinstance(value, float) else f"  {key:<15} {value}")
+    print(f"gemm {m}x{n}x{k} on {report['arch']}, dataflow {dataflow}, fill/drain {fill_drain}")
+    print(key_value_table(report, [key for key in REPORT_KEYS if key != "plan"]))
     if args.trace:
         print(f"  trace written to {args.trace}")
     return 0
@@ -126,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
 def run_scalesim(args: argparse.Namespace) -> int:
     """``--scalesim CFG --topology CSV``: every topology layer on the configured array, one row each."""
     from attnsim.archsim.importers.scalesim import read_scalesim
+    from attnsim.archsim.spec import load_arch
 
     if args.scalesim is None or args.topology is None:
         raise UsageError("gemm: --scalesim CFG and --topology CSV go together")
@@ -138,7 +134,7 @@ def run_scalesim(args: argparse.Namespace) -> int:
     if args.trace is not None and len(run.layers) != 1:
         raise UsageError(f"--trace: the topology has {len(run.layers)} layers; a trace holds one (give a "
                          "one-layer topology)")
-    overrides = {**run.overrides, **parse_overrides(args.overrides)}
+    overrides = {**run.overrides, **parse_key_values(args.overrides)}
     fill_drain = args.fill_drain or "scalesim"
     reports = []
     for layer in run.layers:

@@ -1,5 +1,5 @@
 """``attnsim gpu --arch SPEC --design flash2|flash3|flat|fusemax --seq N --head-dim D [--causal]
-[--dtype fp16|bf16|fp8] [--batch B] [--heads H] [--json]``.
+[--dtype fp16|bf16|fp8] [--batch B] [--heads H] [--set KEY=VALUE ...] [--json]``.
 
 Maps one forward attention call onto a GPU spec (``kind: gpu`` YAML, e.g. specs/arch/h100-sxm.yaml)
 with the chosen dataflow, simulates it on the engine and prints latency_s, tflops (FA3's convention:
@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from attnsim.mappers.gpu_flash3 import Flash3Options
+from attnsim.studies.cli.options import (add_set_option, key_value_table, parse_count, parse_key_values,
+                                         parse_optional_count)
 from attnsim.studies.errors import UsageError
-from attnsim.studies.gpu import DEFAULT_GPU, GPU_DESIGNS, gpu_report
 
-TEXT_KEYS = ("latency_s", "tflops", "util_tensor", "util_mufu", "util_fp32", "util_smem", "util_l2",
+DEFAULT_GPU = "h100-sxm"      # studies.gpu.DEFAULT_GPU (not imported: building the parser stays cheap)
+DESIGNS_TEXT = "flash2, flash3, flat or fusemax"
+
+TEXT_KEYS = ("latency_s", "cycles", "traffic_bytes", "tflops", "util_tensor", "util_mufu", "util_fp32", "util_smem", "util_l2",
              "util_hbm", "bound", "ctas", "resident_ctas", "waves", "block_m", "block_n", "energy_pj")
 
 
@@ -26,8 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "GPU spec; print latency, TFLOPS (FA3 convention), unit utilisations and the bound.")
     parser.add_argument("--arch", default=DEFAULT_GPU,
                         help=f"GPU spec: a YAML path or a name in specs/arch/ (default {DEFAULT_GPU})")
-    parser.add_argument("--design", default="flash3", help=f"one of {', '.join(GPU_DESIGNS)} (default flash3)")
-    parser.add_argument("--seq", help="sequence length (queries = keys), positive integer")
+    parser.add_argument("--design", default="flash3", help=f"{DESIGNS_TEXT} (default flash3)")
+    parser.add_argument("--seq", help="sequence length (queries = keys), e.g. 4096, 4K or 1M")
     parser.add_argument("--head-dim", help="head dimension: 64, 128 or 256")
     parser.add_argument("--causal", action="store_true", help="apply the causal mask")
     parser.add_argument("--dtype", default="fp16", help="fp16, bf16 or fp8 (default fp16)")
@@ -39,49 +42,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="flash3 only: warpgroups in phase, no ping-pong (FA3 ablation)")
     parser.add_argument("--no-intra-pipeline", action="store_true",
                         help="flash3 only: no 2-stage GEMM-softmax pipelining (FA3 ablation)")
+    add_set_option(parser, "memory.hbm_bandwidth_bytes_per_s.value=4.0e12")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
 
-def _integer(option: str, text: str | None, *, required: bool = False) -> int | None:
-    if text is None:
-        if required:
-            raise UsageError(f"gpu: {option}: missing (expected a positive integer)")
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"gpu: {option}: expected a positive integer, got '{text}'") from None
-    if value < 1:
-        raise UsageError(f"gpu: {option}: expected a positive integer, got {value}")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     """Validate, map, simulate, print. Bad input raises the layer's error (exit 2 via studies.cli)."""
+    from attnsim.studies.gpu import GPU_DESIGNS, gpu_report
+
     if args.design not in GPU_DESIGNS:
         raise UsageError(f"gpu: --design: expected one of {', '.join(GPU_DESIGNS)}, got '{args.design}'")
-    seq = _integer("--seq", args.seq, required=True)
-    head_dim = _integer("--head-dim", args.head_dim, required=True)
+    for option, value in (("--seq", args.seq), ("--head-dim", args.head_dim)):
+        if value is None:
+            raise UsageError(f"gpu: {option}: missing (expected a positive integer)")
+    seq = parse_count(args.seq, "gpu: --seq")
+    head_dim = parse_count(args.head_dim, "gpu: --head-dim")
     switches = (args.no_warp_specialization, args.no_pingpong, args.no_intra_pipeline)
     options = None
     if any(switches):
         if args.design != "flash3":
             raise UsageError(f"gpu: --no-warp-specialization/--no-pingpong/--no-intra-pipeline: only "
                              f"for --design flash3, got '{args.design}'")
+        from attnsim.mappers.gpu_flash3 import Flash3Options
+
         options = Flash3Options(warp_specialized=not switches[0], pingpong=not switches[1],
                                 intra_pipeline=not switches[2])
-    assert seq is not None and head_dim is not None
     report = gpu_report(args.arch, args.design, seq, head_dim, causal=args.causal, dtype=args.dtype,
-                        batch=_integer("--batch", args.batch), heads=_integer("--heads", args.heads),
-                        options=options)
+                        batch=parse_optional_count(args.batch, "gpu: --batch"),
+                        heads=parse_optional_count(args.heads, "gpu: --heads"),
+                        options=options, overrides=parse_key_values(args.overrides))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     print(f"gpu {report['design']} on {report['arch']}: batch {report['batch']} x heads "
           f"{report['heads']} x seq {report['seq']} x head_dim {report['head_dim']}, "
           f"{'causal' if report['causal'] else 'non-causal'}, {report['dtype']}")
-    for key in TEXT_KEYS:
-        value = report[key]
-        print(f"  {key:<14} {value:.6g}" if isinstance(value, float) else f"  {key:<14} {value}")
+    print(key_value_table(report, TEXT_KEYS))
     return 0

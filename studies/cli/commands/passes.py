@@ -4,11 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from attnsim.einsum_ir.bounds import live_bounds
-from attnsim.einsum_ir.library import resolve_cascade
-from attnsim.einsum_ir.passes import analyze_passes
-from attnsim.studies.check import print_warnings
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -24,6 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Analyse the cascade and print passes, fusable groups and live footprints (or JSON)."""
+    from attnsim.einsum_ir.bounds import live_bounds
+    from attnsim.einsum_ir.library import resolve_cascade
+    from attnsim.einsum_ir.passes import analyze_passes
+    from attnsim.studies.check import print_warnings
+
     cascade = resolve_cascade(args.cascade)
     print_warnings(cascade)
     analysis = analyze_passes(cascade, args.rank)

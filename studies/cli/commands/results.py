@@ -1,14 +1,15 @@
-"""``attnsim results DIR [--csv [FILE]] [--parquet FILE] [--timing]``: the results store of a sweep as one
-tidy table.
+"""``attnsim results DIR [--csv [FILE]] [--parquet FILE] [--timing]``: a sweep's results as a table, CSV
+or Parquet.
 
-One row per point: key, study, kind, status, error, then the point's parameters and its results
-(nested results flattened with '.', units in the names). Without ``--csv`` / ``--parquet`` the table
-goes to stdout as CSV; ``--csv`` writes ``DIR/results.csv`` (or FILE), ``--parquet FILE`` an Apache
-Parquet file (needs pyarrow: ``pip install 'attnsim[parquet]'``; without it the command says so and
-exits 2). CSV is written with the csv module (``pandas.read_csv`` loads it); in Parquet each column
-has one type: bool, int64 or float64 where every value is one, else string (lists and mappings as
-JSON), missing values null. Files are written to a temporary name and renamed, so a failed export
-leaves nothing half-written.
+One row per point: key, study, kind, status, error, the parameters, then the result scalars (nested
+results flattened with dots: ``energy_breakdown_pj.dram.read``). The table (default) leaves out the
+flattened nested results (and results that echo a parameter) and shortens the key; ``--csv`` prints
+every column, exactly as stored, to stdout (or writes FILE); ``--parquet FILE`` writes an Apache Parquet
+file (needs pyarrow: ``pip install 'attnsim[parquet]'``; without it the command says so and exits 2), each
+column of one type: bool, int64 or float64 where every value is one, else string (lists and mappings as
+JSON), missing values null. Files are written to a temporary name and renamed, so a failed export leaves
+nothing half-written. The same table is :func:`attnsim.results` (a pandas DataFrame) and the SQL view
+``results_flat`` of ``DIR/results.sqlite``.
 """
 from __future__ import annotations
 
@@ -19,21 +20,24 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from attnsim.studies.cli.options import table
 from attnsim.studies.errors import UsageError
-from attnsim.studies.store import DATABASE_NAME, ResultStore, tidy_table
 
-DEFAULT_CSV = "results.csv"
+KEY_CHARS = 12
+"""Characters of a point's key the table shows (enough to tell points apart; CSV has all 64)."""
+
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
-        "results", help="export a sweep's results database as a CSV or Parquet table",
-        description="Export DIR/results.sqlite (written by `attnsim sweep`) as one row per point: "
-                    "parameters and result scalars as columns. Prints CSV to stdout unless --csv or "
-                    "--parquet.")
+        "results", help="print a sweep's results as a table (CSV with --csv, Parquet with --parquet)",
+        description="Print DIR/results.sqlite (written by `attnsim sweep`) as one row per point: "
+                    "parameters and result scalars as columns. A table by default; --csv prints CSV "
+                    "with every column to stdout, --csv FILE writes it to FILE; --parquet FILE writes "
+                    "Apache Parquet.")
     parser.add_argument("directory", metavar="DIR", help="a sweep's output directory")
-    parser.add_argument("--csv", nargs="?", const=True, default=None, metavar="FILE",
-                        help=f"write CSV to FILE (default DIR/{DEFAULT_CSV}) instead of stdout")
+    parser.add_argument("--csv", nargs="?", const="-", default=None, metavar="FILE",
+                        help="CSV instead of a table: to stdout, or to FILE")
     parser.add_argument("--parquet", metavar="FILE", help="write an Apache Parquet file (needs pyarrow)")
     parser.add_argument("--timing", action="store_true",
                         help="add started_at, finished_at (UTC) and wall_s columns")
@@ -90,27 +94,44 @@ def _write_csv_file(columns: list[str], rows: list[dict[str, Any]], target: Path
     os.replace(temporary, target)
 
 
+def table_text(columns: list[str], rows: list[dict[str, Any]], records: list[Any]) -> str:
+    """The aligned table ``attnsim results`` prints: keys shortened; nested results and results that
+    echo a parameter (``result.<name>``) left out (``--csv`` has them)."""
+    params = {name for record in records for name in record.params}
+    shown = [name for name in columns
+             if name in params or name.startswith("param.")
+             or ("." not in name and not name.startswith("result."))]
+    body = table([[str(row.get(name, ""))[:KEY_CHARS] if name == "key" else row.get(name) for name in shown]
+                  for row in rows], shown)
+    hidden = len(columns) - len(shown)
+    footer = f"{len(rows)} points" + (f"; {hidden} more columns with --csv" if hidden else "")
+    return f"{body}\n{footer}" if body else footer
+
+
 def run(args: argparse.Namespace) -> int:
-    """Read the store, write the table(s)."""
+    """Read the store, print (or write) the table."""
+    from attnsim.studies.store import DATABASE_NAME, ResultStore, tidy_table
+
     directory = Path(args.directory)
     if not directory.is_dir():
         raise UsageError(f"{directory}: no such directory")
     if not (directory / DATABASE_NAME).is_file():
         raise UsageError(f"{directory}: no {DATABASE_NAME} here (run `attnsim sweep` first)")
     with ResultStore.in_directory(directory, create=False) as store:
-        columns, rows = tidy_table(store.records(), timing=args.timing)
-    if args.csv is None and args.parquet is None:
-        write_csv(columns, rows, sys.stdout)
-        return 0
+        records = store.records()
+    columns, rows = tidy_table(records, timing=args.timing)
     targets = []
     if args.parquet is not None:
         targets.append(("--parquet", Path(args.parquet), write_parquet))
-    if args.csv is not None:
-        targets.append(("--csv", directory / DEFAULT_CSV if args.csv is True else Path(args.csv),
-                        _write_csv_file))
+    if args.csv not in (None, "-"):
+        targets.append(("--csv", Path(args.csv), _write_csv_file))
     for option, target, _ in targets:
         if not target.parent.is_dir():
             raise UsageError(f"{option} {target}: no such directory {target.parent}")
+    if args.csv == "-":
+        write_csv(columns, rows, sys.stdout)
+    elif not targets:
+        print(table_text(columns, rows, records))
     for _, target, writer in targets:
         writer(columns, rows, target)
         print(f"wrote {len(rows)} rows x {len(columns)} columns to {target}")

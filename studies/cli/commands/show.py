@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from attnsim.einsum_ir import Cascade, functions
-from attnsim.studies.check import cascade_from_arg, print_warnings
+if TYPE_CHECKING:
+    from attnsim.einsum_ir import Cascade
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,6 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def describe(cascade: Cascade) -> str:
     """A human-readable listing of ``cascade``."""
+    from attnsim.einsum_ir import functions
+
     lines = [f"cascade      {cascade.name}", f"description  {cascade.description}"]
     if cascade.path is not None:
         lines.append(f"file         {cascade.path}")
@@ -64,6 +67,9 @@ def _format_cost(cost: dict[str, int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the cascade NAME (a built-in or a YAML path)."""
+    from attnsim.studies.check import cascade_from_arg, print_warnings
+
     cascade = cascade_from_arg(args.name)
     print_warnings(cascade)
     print(describe(cascade))

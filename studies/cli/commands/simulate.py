@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from attnsim.archsim.spec import parse_overrides
 from attnsim.mappers.designs import DESIGNS
-from attnsim.studies.simulate import TRACE_MAX_OPS, parse_seq, simulate
+from attnsim.studies.cli.options import add_set_option, key_value_table, parse_count, parse_key_values, table
 
 SUMMARY_KEYS = ("latency_s", "cycles", "energy_pj", "traffic_bytes", "util_2d", "util_1d", "area_mm2")
 END_TO_END_KEYS = ("attention_latency_s", "linear_latency_s", "attention_energy_pj", "linear_energy_pj")
@@ -29,20 +28,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="add the encoder layer's linear layers (mapped by mappers.gemm)")
     parser.add_argument("--closed-form", action="store_true",
                         help="no pipeline fill/drain or buffer stalls: the artifact's analytical model")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override an architecture value, e.g. arrays.pe2d.rows=128 (repeatable)")
+    add_set_option(parser, "arrays.pe2d.rows=128")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--trace", metavar="FILE",
-                        help=f"write the attention schedule's per-operation timeline (full simulation, "
-                             f"at most {TRACE_MAX_OPS} operations): Perfetto / Chrome trace-event JSON "
-                             f"(open in ui.perfetto.dev), or CSV when FILE ends in .csv")
+                        help="write the attention schedule's per-operation timeline (full simulation; "
+                             "refused for a schedule with too many operations to list): Perfetto / Chrome "
+                             "trace-event JSON (open in ui.perfetto.dev), or CSV when FILE ends in .csv")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Parse, simulate, print. Bad input raises the layer's error (exit 2 via studies.cli)."""
-    report = simulate(args.design, args.model, parse_seq(args.seq), arch=args.arch,
-                      overrides=parse_overrides(args.overrides), end_to_end=args.end_to_end,
+    from attnsim.studies.simulate import simulate
+
+    report = simulate(args.design, args.model, parse_count(args.seq, "--seq"), arch=args.arch,
+                      overrides=parse_key_values(args.overrides), end_to_end=args.end_to_end,
                       closed_form=args.closed_form, trace=args.trace)
     if args.json:
         print(json.dumps(report, indent=2))
@@ -50,13 +50,12 @@ def run(args: argparse.Namespace) -> int:
     mode = ", closed form" if args.closed_form else ""
     print(f"{report['design']} on {report['arch']}: {report['model']}, seq {report['seq']}{mode}")
     keys = SUMMARY_KEYS + (END_TO_END_KEYS if args.end_to_end else ())
-    for key in keys:
-        value = report[key]
-        print(f"  {key:<20} {value:.6g}" if isinstance(value, float) else f"  {key:<20} {value}")
+    print(key_value_table(report, keys))
     if report["per_einsum"]:
-        print("  per Einsum            util_2d   util_1d   busy cycles")
-        for einsum, row in report["per_einsum"].items():
-            print(f"    {einsum:<18} {row['util_2d']:9.4f} {row['util_1d']:9.4f}   {row['cycles']:.6g}")
+        print("  per Einsum")
+        print(table([(einsum, row["util_2d"], row["util_1d"], row["cycles"])
+                     for einsum, row in report["per_einsum"].items()],
+                    ("einsum", "util_2d", "util_1d", "cycles"), floatfmt=".4g", indent="    "))
     if args.trace:
         print(f"  trace written to {args.trace}")
     return 0

@@ -1,4 +1,4 @@
-"""``attnsim sweep STUDY.yaml [--out DIR] [--workers N] [--scheduler ADDRESS] [--quiet] [--retry-failed]``.
+"""``attnsim sweep STUDY [--out DIR] [--workers N] [--scheduler ADDRESS] [--quiet] [--retry-failed]``.
 
 Runs every point of a study (``studies.sweep``), committing each result to ``DIR/results.sqlite`` as
 it finishes; a re-run skips the finished points. Prints a summary that lists the failed points; the
@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from attnsim.studies.errors import UsageError
-from attnsim.studies.sweep import SweepSummary, run_sweep
+from attnsim.studies.cli.options import add_workers_option, workers_from
+
+if TYPE_CHECKING:
+    from attnsim.studies.sweep import SweepSummary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -19,28 +22,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         description="Evaluate every point of a study YAML file in parallel and record each result in "
                     "DIR/results.sqlite as it finishes. Re-running skips finished points (failed ones "
                     "too, unless --retry-failed). Exit code 1 if any point failed.")
-    parser.add_argument("study", metavar="STUDY.yaml", help="the study file (see docs/studies.md)")
+    parser.add_argument("study", metavar="STUDY",
+                        help="a study YAML file (see docs/studies.md), or the name of a built-in study: "
+                             "paper, buffer-vs-bandwidth, gpu, gemm-example")
     parser.add_argument("--out", metavar="DIR", help="output directory (default out/<study name>)")
-    parser.add_argument("--workers", metavar="N",
-                        help="local worker processes (default: the number of CPU cores)")
+    add_workers_option(parser, None, "the number of CPU cores")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--retry-failed", action="store_true",
                         help="evaluate again the points that failed in an earlier run")
     parser.set_defaults(func=run)
-
-
-def _workers(text: str | None) -> int | None:
-    if text is None:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"--workers: expected a positive integer, got '{text}'") from None
-    if value < 1:
-        raise UsageError(f"--workers: expected a positive integer, got {value}")
-    return value
 
 
 def _shown(params: dict[str, object]) -> str:
@@ -61,8 +53,10 @@ def print_summary(summary: SweepSummary) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the sweep and print its summary; the exit code says whether every point is ok."""
+    from attnsim.studies.sweep import run_sweep
+
     try:
-        summary = run_sweep(args.study, args.out, workers=_workers(args.workers),
+        summary = run_sweep(args.study, args.out, workers=workers_from(args),
                             scheduler=args.scheduler, quiet=args.quiet,
                             retry_failed=args.retry_failed)
     except KeyboardInterrupt:

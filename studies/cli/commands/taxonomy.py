@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from attnsim.studies.taxonomy import build_taxonomy
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -16,15 +14,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Print the pass-count taxonomy (text, or a markdown table)."""
+    from tabulate import tabulate
+
+    from attnsim.studies.taxonomy import build_taxonomy
+
     rows = build_taxonomy()
     headers = [f"{row.passes}-pass" for row in rows]
     algorithms = [", ".join(row.algorithms) or "-" for row in rows]
     cascades = [", ".join(row.cascades) for row in rows]
     if args.markdown:
-        print("| | " + " | ".join(headers) + " |")
-        print("|---|" + "---|" * len(headers))
-        print("| published algorithms | " + " | ".join(algorithms) + " |")
-        print("| attnsim cascades | " + " | ".join(cascades) + " |")
+        print(tabulate([["published algorithms", *algorithms], ["attnsim cascades", *cascades]],
+                       headers=["", *headers], tablefmt="github", disable_numparse=True))
         return 0
     for header, algo, casc in zip(headers, algorithms, cascades):
         print(f"{header}:\n  algorithms: {algo}\n  cascades:   {casc}")
