@@ -21,9 +21,9 @@ Timeloop                                     attnsim
 DRAM ``width``, bandwidth                    ``dram.access_bytes``, ``dram.bandwidth_bytes_per_s``
                                              (words/cycle x word_bytes x clock_hz)
 the storage level above the fanout           ``global_buffer``: capacity depth x width / 8, row
-                                             width / 8, banks ``n_banks``, bandwidths x word_bytes
+                                             width / 8 (``n_banks`` and bandwidths: listed as not modelled)
 the ``spatial`` fanout                       ``arrays.pe2d``: rows = meshY (1 if absent), cols = meshX
-the storage level inside the fanout          ``arrays.pe2d.register_file``: entries = depth, width
+the storage level inside the fanout          its energies only (depth and width: listed as not modelled)
 compute inside the fanout                    ``arrays.pe2d.ops.mac`` (one cycle per MAC)
 ``actions: [{name, energy}]``                ``energy.<component>.<read|write>`` / ``energy.pe2d.mac``
 ==========================================  ============================================================
@@ -233,25 +233,16 @@ def import_timeloop(path: str | Path, base: str | Path | Arch = "fusemax-cloud",
             if "depth" in attributes:
                 glb["capacity_bytes"] = integer(attributes["depth"], f"{key}.attributes.depth", display) * width // 8
                 mapped.append("global_buffer.capacity_bytes")
-        if "n_banks" in attributes:
-            glb["banks"] = integer(attributes["n_banks"], f"{key}.attributes.n_banks", display)
-            mapped.append("global_buffer.banks")
-        for attribute, target in (("read_bandwidth", "read_bytes_per_cycle"), ("write_bandwidth", "write_bytes_per_cycle")):
-            if attribute in attributes:
-                words = number(attributes[attribute], f"{key}.attributes.{attribute}", display)
-                glb[target] = max(1, int(round(words * word_bytes)))
-                mapped.append(f"global_buffer.{target}")
+        for attribute in ("n_banks", "read_bandwidth", "write_bandwidth"):
+            if attribute in attributes:   # attnsim does not model the buffer's banks or bandwidth
+                outcome.unmapped.append(f"{key}.attributes.{attribute} ({node.get('name')}; not modelled)")
         energy(key, node, "global_buffer", {"read": "read", "write": "write"})
     if register_file is not None:
         key, node = register_file
         attributes = _attributes(node)
-        rf = data["arrays"]["pe2d"]["register_file"]
-        if "depth" in attributes:
-            rf["entries"] = integer(attributes["depth"], f"{key}.attributes.depth", display)
-            mapped.append("arrays.pe2d.register_file.entries")
-        if "width" in attributes:
-            rf["width_bits"] = integer(attributes["width"], f"{key}.attributes.width", display)
-            mapped.append("arrays.pe2d.register_file.width_bits")
+        for attribute in ("depth", "width"):
+            if attribute in attributes:   # the register file's size is not a cost-model input
+                outcome.unmapped.append(f"{key}.attributes.{attribute} ({node.get('name')}; not modelled)")
         energy(key, node, "pe2d.register_file", {"read": "read", "write": "write"})
     if compute is not None:
         key, node = compute
