@@ -239,15 +239,15 @@ def test_pdf_bytes_repeat(rendered, tmp_path: Path) -> None:  # type: ignore[no-
 
 
 def test_style_entry_is_validated() -> None:
-    with pytest.raises(UsageError, match=r"^s.yaml: plots.0.width_in: Input should be greater than 0$"):
+    with pytest.raises(UsageError, match=r"^s.yaml: plots.0.width_in: input should be greater than 0$"):
         parse_plot_style([{"type": "style", "width_in": -1}], "s.yaml")
-    with pytest.raises(UsageError, match=r"^s.yaml: plots.0.font_size_pt: Input should be greater than or equal to 4"):
+    with pytest.raises(UsageError, match=r"^s.yaml: plots.0.font_size_pt: input should be greater than or equal to 4"):
         parse_plot_style([{"type": "style", "font_size_pt": 2}], "s.yaml")
     with pytest.raises(UsageError, match=r"^s.yaml: plots.0.colour: unknown key$"):
         parse_plot_style([{"type": "style", "colour": "red"}], "s.yaml")
     with pytest.raises(UsageError, match=r"^s.yaml: plots.1.type: only one style entry per study$"):
         parse_plot_style([{"type": "style"}, {"type": "style"}], "s.yaml")
-    with pytest.raises(UsageError, match=r"^s.yaml: plots.0.height_in: Input should be greater than 0$"):
+    with pytest.raises(UsageError, match=r"^s.yaml: plots.0.height_in: input should be greater than 0$"):
         parse_plot_entries([{"name": "r", "type": "roofline", "height_in": 0}], "s.yaml")
     defaults = parse_plot_style([], "s.yaml")
     assert (defaults.width_in, defaults.font_size_pt, defaults.title_in_figure) == (7.0, 8.0, False)

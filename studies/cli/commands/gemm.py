@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"gemm {m}x{n}x{k} on {report['arch']}, dataflow {dataflow}, fill/drain {fill_drain}")
-    print(key_value_table(report, [key for key in REPORT_KEYS if key != "plan"]))
+    print(key_value_table(report, REPORT_KEYS))
     if args.trace:
         print(f"  trace written to {args.trace}")
     return 0
