@@ -243,7 +243,7 @@ def test_style_entry_is_validated() -> None:
         parse_plot_style([{"type": "style", "width_in": -1}], "s.yaml")
     with pytest.raises(UsageError, match=r"^s.yaml: plots.0.font_size_pt: input should be greater than or equal to 4"):
         parse_plot_style([{"type": "style", "font_size_pt": 2}], "s.yaml")
-    with pytest.raises(UsageError, match=r"^s.yaml: plots.0.colour: unknown key$"):
+    with pytest.raises(UsageError, match=r"^s.yaml: plots.0.colour: unknown key 'colour'$"):
         parse_plot_style([{"type": "style", "colour": "red"}], "s.yaml")
     with pytest.raises(UsageError, match=r"^s.yaml: plots.1.type: only one style entry per study$"):
         parse_plot_style([{"type": "style"}, {"type": "style"}], "s.yaml")
