@@ -11,7 +11,8 @@ What each part comes from:
   the ``cols`` rank runs across the lanes; utilisation = busy PE-cycles / (PEs x cycles);
 * accesses: each read of a tensor from the first level of its placement (only by the Einsums in
   ``read_by`` when given), each write to every level; counted only when in ``charge`` and priced;
-* dependencies: the cascade's, within a tile (``tile``: same iteration), loop-carried over the
+* dependencies: the cascade's (its transitive reduction: an edge implied by a longer path is left
+  out), within a tile (``tile``: same iteration), loop-carried over the
   iterative rank (``carried``: implied by in-order issue on one unit; across units the previous
   tile's instance, conservatively), after the loop (``final``: the block's last tile);
 * pipelining: ``tile_waits_for`` (tile d+1's first op waits for those of tile d), ``drain`` (an extra
@@ -31,6 +32,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import networkx
 
 from attnsim.archsim.schedule import Block, Dep, Operation, Schedule
 from attnsim.archsim.spec import Arch
@@ -53,6 +56,7 @@ class _Role:
     last_iteration: bool
     first: bool
     final: bool
+    after_done: bool = False   # an instance of the after-loop Einsums precedes this tile in program order
 
 
 def _op(id: str, unit: str, einsum: str, cycles: int, actions: Mapping[str, float], deps: Sequence[Dep] = (),
@@ -86,6 +90,13 @@ class _TileBuilder:
             if name not in self.compute:
                 raise MappingError(f"{plan.mapping.origin}: pipelining/closed_form: no computing Einsum '{name}' "
                                    f"in the cascade {work.cascade.name}")
+        graph = networkx.DiGraph()
+        graph.add_nodes_from(self.compute)
+        graph.add_edges_from((d.producer, d.consumer) for d in work.dependencies
+                             if d.kind in ("tile", "final") and d.producer in self.compute and d.consumer in self.compute)
+        # an edge implied by a longer path adds no constraint; dropping it keeps "drop_first_deps" to the
+        # direct producers (e.g. SLN waits for RM, which waited for LM, which waited for BQK)
+        self.direct = set(networkx.transitive_reduction(graph).edges)
         self.stream_readers = [n for n in plan.order
                                if any(r.tensor in plan.stream_tensors for r in work.einsums[n].reads)]
 
@@ -148,7 +159,7 @@ class _TileBuilder:
         unit = plan.binding[name]
         for dep in plan.work.deps_of(name):
             producer = dep.producer
-            if dep.kind == "tile" or dep.kind == "final":
+            if dep.kind in ("tile", "final") and (producer, name) in self.direct:
                 deps.append(f"{producer}:drain" if producer in self.drain else producer)
             elif dep.kind == "carried" and plan.binding[producer] != unit:
                 deps.append(("prev", producer))
@@ -157,6 +168,13 @@ class _TileBuilder:
             deps.extend(data_deps)
         if name == plan.order[0]:
             deps.extend(("prev", w) for w in plan.mapping.pipelining.tile_waits_for)
+            if plan.mapping.pipelining.serial and plan.after:
+                # in series, the previous block's after-loop Einsums (e.g. a deferred division) come first
+                if role.last_iteration or role.after_done:
+                    deps.append(("prev", plan.after[-1]))
+        elif plan.mapping.pipelining.serial and name in plan.order:
+            before = plan.order[plan.order.index(name) - 1]
+            deps.append(f"{before}:drain" if before in self.drain else before)
         elif any(r.tensor in plan.stream_tensors or r.tensor in plan.group_tensors
                  for r in plan.work.einsums[name].reads) and not deps:
             deps.extend(data_deps)
@@ -214,18 +232,21 @@ def _nest(plan: Plan, builder: _TileBuilder) -> tuple[Block, ...]:
     for f in plan.inner.values():
         blocks_per_iteration *= f
 
-    def tiles(role_first: bool, role_final: bool, last: bool, data_deps: Sequence[Dep]) -> list[Block]:
+    def tiles(role_first: bool, role_final: bool, last: bool, data_deps: Sequence[Dep],
+              after_done: bool) -> list[Block]:
         blocks: list[Block] = []
         remaining = blocks_per_iteration
         if role_first:
-            blocks.append(Block(tuple(builder.tile(_Role(last, True, role_final and remaining == 1), data_deps)),
-                                1, "tile_first"))
+            blocks.append(Block(tuple(builder.tile(_Role(last, True, role_final and remaining == 1, after_done),
+                                                   data_deps)), 1, "tile_first"))
             remaining -= 1
         middle = remaining - (1 if role_final and remaining else 0)
         if middle:
-            blocks.append(Block(tuple(builder.tile(_Role(last, False, False), data_deps)), middle, "tiles"))
+            blocks.append(Block(tuple(builder.tile(_Role(last, False, False, after_done), data_deps)), middle,
+                                "tiles"))
         if role_final and remaining:
-            blocks.append(Block(tuple(builder.tile(_Role(last, False, True), data_deps)), 1, "tile_last"))
+            blocks.append(Block(tuple(builder.tile(_Role(last, False, True, after_done), data_deps)), 1,
+                                "tile_last"))
         return blocks
 
     def group(first: bool, last: bool, repeats: int, name: str) -> Block:
@@ -236,7 +257,7 @@ def _nest(plan: Plan, builder: _TileBuilder) -> tuple[Block, ...]:
         if regular:
             deps = (q_dep, s_first, ("prev", "stream_load"))
             body = lambda first_tile: (load("stream_load", stream_bytes, slot_free),  # noqa: E731
-                                       *tiles(first_tile, False, False, deps))
+                                       *tiles(first_tile, False, False, deps, not first))
             if first:
                 items.append(Block(body(True), 1, "iteration_first"))
                 regular -= 1
@@ -245,7 +266,7 @@ def _nest(plan: Plan, builder: _TileBuilder) -> tuple[Block, ...]:
         last_deps = (q_dep, s_first) + (("stream_load",) if plan.iterations > 1 else ())
         prefetch = [] if last else [load("group_next", group_bytes, slot_free),
                                     load("stream_next", stream_bytes, slot_free)]
-        items.append(Block((*prefetch, *tiles(first and plan.iterations == 1, last, True, last_deps)), 1,
+        items.append(Block((*prefetch, *tiles(first and plan.iterations == 1, last, True, last_deps, not first)), 1,
                            "iteration_last"))
         return Block(tuple(items), repeats, name)
 
@@ -290,10 +311,12 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq:
     schedule = Schedule(blocks=_nest(plan, builder), name=f"{mapping.name} {cascade.name} {workload.name} seq {seq}")
     tiles = plan.groups * plan.iterations * plan.choices["inner_iterations"]
     choices = {
+        **plan.choices["loops"],
         "cascade": cascade.name, "mapping": mapping.name, "sizes": dict(plan.work.sizes),
         "tile": dict(plan.tile), "block_tile": dict(plan.block_tile), "outer": dict(plan.outer),
         "inner": dict(plan.inner), "iterations": plan.iterations, "groups": plan.groups, "tiles": tiles,
         "fit_factor": plan.glb_fit_bound, "glb_rule_bytes": plan.glb_bytes,
+        "glb_peak_bytes": plan.choices["glb_peak_bytes"], "glb_sizing_bytes": sizing or arch.global_buffer.capacity_bytes,
         "glb_capacity_bytes": arch.global_buffer.capacity_bytes,
         "binding": {n: plan.binding[n] for n in (*plan.order, *plan.after)},
         "placement": {t: list(p.levels) for t, p in plan.placement.items()},

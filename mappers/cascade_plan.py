@@ -98,6 +98,20 @@ def resolve_sizes(cascade: Cascade, mapping: MappingSpec, workload: Workload, se
     for name, expression in mapping.sizes.items():
         sizes[name] = evaluate_expression(expression, values, f"{mapping.origin}: sizes.{name}")
         values[name] = sizes[name]
+    import sympy
+
+    known = {sympy.Symbol(n, positive=True, integer=True): v for n, v in sizes.items()}
+    for symbol, expr in cascade.derived_shapes.items():
+        numerator, denominator = sympy.fraction(sympy.together(expr))
+        if not (numerator.free_symbols | denominator.free_symbols) <= set(known):
+            continue
+        n_value, d_value = int(numerator.subs(known)), int(denominator.subs(known))
+        if d_value and n_value % d_value:
+            names = ", ".join(s.name for s in denominator.free_symbols)
+            key = next((f"sizes.{s.name}" for s in denominator.free_symbols if s.name in mapping.sizes), "sizes")
+            raise MappingError(f"{mapping.origin}: {key}: {numerator} = {n_value} is not divisible by "
+                               f"{denominator} = {d_value} ({symbol.name} = {expr} of cascade {cascade.name}, "
+                               f"{names} set by the mapping); expected a multiple of {d_value}")
     try:
         return cascade_work(cascade, sizes)
     except CascadeError as exc:
@@ -127,6 +141,8 @@ def default_placement(work: CascadeWork, tensor: str) -> Placement:
     if tensor in cascade.outputs:
         return Placement(levels=["dram"])
     if source in cascade.inputs:
+        if not any(tensor in w.read_elements({}) for w in work.compute):
+            return Placement(levels=["dram"])       # read only through views (K behind BK)
         streamed = any(r in work.einsums[tensor].write.ranks for r in cascade.iterative) if tensor in work.einsums else False
         return Placement(levels=["global_buffer"], buffering="double" if streamed else "single")
     if tensor in cascade.iterative_dims:
@@ -199,8 +215,8 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
         for value in fixed.values():
             product *= value or 1
         if extents[rank] % product:
-            raise MappingError(f"{mapping.origin}: loops: the factors over rank {rank} multiply to {product}, "
-                               f"which does not divide its extent {extents[rank]}")
+            raise MappingError(f"{mapping.origin}: loops: rank {rank}'s extent {extents[rank]} is not divisible by "
+                               f"its loop factors' product {product}; expected a multiple of {product}")
         for loop in open_loops:
             if loop.factor == "fit":
                 if fit_loop is not None:
@@ -300,9 +316,9 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
             trial[rank] = trial.get(rank, 1)
             _, parts = glb_footprint(trial)
             tensor, need = max(parts, key=lambda p: p[1])
-            raise MappingError(f"{mapping.origin}: loops[{i}].factor: the live tensors of one tile do not fit "
-                               f"global_buffer.capacity_bytes = {capacity} ({', '.join(f'{t} {b} B' for t, b in parts)}; "
-                               f"largest {tensor}, {need} bytes needed)")
+            raise MappingError(f"{mapping.origin}: loops[{i}].factor: nothing fits in global_buffer.capacity_bytes = "
+                               f"{capacity}: the live tensors of one tile take {sum(b for _, b in parts)} bytes "
+                               f"({', '.join(f'{t} {b} B' for t, b in parts if b)}; largest {tensor}, {need} bytes)")
         factors[i] = best
         fit_bound = best
         for l in by_rank[rank]:
@@ -325,13 +341,32 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     for f in inner_factors.values():
         inner_iterations *= f
     groups = workload.batch * workload.heads * outer_iterations
+    copies = {t: 2 if p.buffering == "double" else 1 for t, p in placement.items()}
+    peak = sum(b * copies[t] for t, b in parts)
+    named = loop_names(loops)
+    choices = {"inner_iterations": inner_iterations, "glb_peak_bytes": peak,
+               "loops": {named[i]: factors[i] for i in range(len(loops))}}
     return Plan(work=work, mapping=mapping, arch=arch, workload=workload, iterative_rank=iterative_rank,
                 outer={l.rank: factors[index[id(l)]] for l in outer}, inner=inner_factors,
                 iterations=factors[index[id(iter_loop)]], groups=groups, tile=tile, block_tile=block_tile,
                 spatial=spatial, binding=binding, order=order, after=after_order, placement=placement,
                 charge=charge, group_tensors=tuple(group_tensors), stream_tensors=tuple(stream_tensors),
                 output_tensors=outputs, glb_bytes=glb_bytes, glb_fit_bound=fit_bound,
-                choices={"inner_iterations": inner_iterations})
+                choices=choices)
+
+
+def loop_names(loops: Sequence[Loop]) -> list[str]:
+    """A name per loop: the rank itself when one loop runs over it, else ``rank`` + its position counted
+    from the innermost (``p2``, ``p1``, ``p0``: FuseMax's names for the three loops over ``p``)."""
+    count: dict[str, int] = {}
+    for loop in loops:
+        count[loop.rank] = count.get(loop.rank, 0) + 1
+    seen: dict[str, int] = {}
+    names = []
+    for loop in loops:
+        seen[loop.rank] = seen.get(loop.rank, 0) + 1
+        names.append(loop.rank if count[loop.rank] == 1 else f"{loop.rank}{count[loop.rank] - seen[loop.rank]}")
+    return names
 
 
 def _same_family(cascade: Cascade, rank: str, iterative_rank: str) -> bool:
@@ -382,9 +417,9 @@ def _binding(work: CascadeWork, mapping: MappingSpec, arch: Arch, spatial_2d: Se
                                    f"computing Einsum '{name}' (known: {', '.join(sorted(names))})")
             lowered = lower(work.einsums[name], arch, unit)
             if lowered.missing:
-                raise MappingError(f"{mapping.origin}: binding.{unit}[{i}]: Einsum {name} needs "
-                                   f"{', '.join(lowered.missing)}, which {unit} of {arch.name} lacks "
-                                   f"(arrays.{unit}.ops: {', '.join(getattr(arch.arrays, unit).ops.keys())})")
+                raise MappingError(f"{mapping.origin}: binding.{unit}[{i}]: {unit} of {arch.name} has no "
+                                   f"'{lowered.missing[0]}' operation (needed by Einsum {name}); arrays.{unit}.ops "
+                                   f"has {', '.join(getattr(arch.arrays, unit).ops.keys())}")
     defaults = default_binding(work, arch, spatial_2d) if mapping.binding is None or any(
         mapping.bound_unit(n) is None for n in names) else {}
     return {n: mapping.bound_unit(n) or defaults[n] for n in (w.name for w in work.compute)}
@@ -418,4 +453,4 @@ def _program_order(body: Sequence[EinsumWork], binding: Mapping[str, str], mappi
 
 
 __all__ = ["ACCESS_ACTIONS", "Plan", "build_plan", "default_binding", "default_placement", "resolve_sizes",
-           "workload_sizes"]
+           "loop_names", "workload_sizes"]
