@@ -192,6 +192,9 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     if mapping.target != "spatial":
         raise MappingError(f"{mapping.origin}: target: expected spatial for a spatial accelerator, got "
                            f"{mapping.target}")
+    from attnsim.mappers.cascade_defaults import check_single_pass
+
+    check_single_pass(cascade, mapping)
     work = resolve_sizes(cascade, mapping, workload, seq, arch)
     values = _values(work.sizes, arch)
     outer, iter_loop, inner, spatial_loops = _loop_structure(mapping, work)
