@@ -332,7 +332,8 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     glb_bytes, parts = glb_footprint(inner_factors)
     if glb_bytes > capacity:
         tensor, need = max(parts, key=lambda p: p[1])
-        raise MappingError(f"{mapping.origin}: loops: the live tensors of one block take {glb_bytes} bytes, more "
+        key = next((f"loops[{index[id(l)]}].factor" for l in inner if l.factor not in (None, "fit")), "loops")
+        raise MappingError(f"{mapping.origin}: {key}: the live tensors of one block take {glb_bytes} bytes, more "
                            f"than global_buffer.capacity_bytes = {capacity} (largest: {tensor}, {need} bytes)")
     block_tile = dict(tile)
     for rank, f in inner_factors.items():
