@@ -62,3 +62,30 @@ def test_map_refuses_a_multi_pass_cascade_with_its_boundaries(capsys) -> None:  
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "makes 3 passes over M" in err
     assert "after pass 1: SN (pass 2)" in err and "after pass 2: A (pass 3)" in err and "reads SD" in err
+
+
+def test_a_study_sweeps_cascade_and_mapping_axes(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from attnsim.studies.simulate import simulate
+
+    study = tmp_path / "axes.yaml"
+    study.write_text("name: axes\nkind: attention\ngrid:\n"
+                     "  - {mapping: [fusemax, fusemax-arch], cascade: [attention-1pass], seq: [1024],"
+                     " model: [bert-base], end_to_end: [false]}\n")
+    out = tmp_path / "out"
+    assert cli_main(["sweep", str(study), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    for mapping in ("fusemax", "fusemax-arch"):
+        expected = simulate(None, "bert-base", 1024, mapping=mapping)["latency_s"]
+        capsys.readouterr()
+        assert cli_main(["results", str(out)]) == 0
+        table = capsys.readouterr().out
+        assert f"{mapping},attention-1pass,1024" in table and repr(expected) in table
+
+
+def test_a_point_gives_a_design_or_a_mapping(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    study = tmp_path / "both.yaml"
+    study.write_text("name: both\nkind: attention\ngrid:\n"
+                     "  - {design: [fusemax], mapping: [fusemax], seq: [1024], model: [bert-base]}\n")
+    assert cli_main(["sweep", str(study), "--out", str(tmp_path / "o"), "--workers", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "design" in err and "not both" in err
