@@ -22,11 +22,16 @@ from attnsim.mappers.mapping_spec import MappingSpec, mapping_from_data
 
 
 def pass_analysis(cascade: Cascade) -> PassAnalysis:
-    """The cascade's pass analysis over its default rank; MappingError (one line) when it has none."""
-    try:
-        return analyze_passes(cascade)
-    except CascadeError as exc:
-        raise MappingError(" ".join(str(exc).split())) from None
+    """The cascade's pass analysis over its default rank; MappingError (one line) when it has none.
+    Cached on the cascade object."""
+    cached = cascade.__dict__.get("_pass_analysis")
+    if cached is None:
+        try:
+            cached = analyze_passes(cascade)
+        except CascadeError as exc:
+            raise MappingError(" ".join(str(exc).split())) from None
+        cascade.__dict__["_pass_analysis"] = cached
+    return cached
 
 
 def fusion_boundaries(analysis: PassAnalysis) -> list[dict[str, Any]]:

@@ -28,6 +28,7 @@ mapping's ``drop_last`` Einsums of the last tile and the last output write), kee
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,13 +91,7 @@ class _TileBuilder:
             if name not in self.compute:
                 raise MappingError(f"{plan.mapping.origin}: pipelining/closed_form: no computing Einsum '{name}' "
                                    f"in the cascade {work.cascade.name}")
-        graph = networkx.DiGraph()
-        graph.add_nodes_from(self.compute)
-        graph.add_edges_from((d.producer, d.consumer) for d in work.dependencies
-                             if d.kind in ("tile", "final") and d.producer in self.compute and d.consumer in self.compute)
-        # an edge implied by a longer path adds no constraint; dropping it keeps "drop_first_deps" to the
-        # direct producers (e.g. SLN waits for RM, which waited for LM, which waited for BQK)
-        self.direct = set(networkx.transitive_reduction(graph).edges)
+        self.direct = _direct_edges(work.cascade, tuple(self.compute), work.dependencies)
         self.stream_readers = [n for n in plan.order
                                if any(r.tensor in plan.stream_tensors for r in work.einsums[n].reads)]
 
@@ -211,6 +206,20 @@ class _TileBuilder:
             cycles = 0 if drop else math.ceil(dram_cycles(self.arch, n_bytes))
             ops.append(_op(f"{tensor}:store", "dram", "", cycles, {"dram.write": n_bytes}, (writers[-1],)))
         return ops
+
+
+def _direct_edges(cascade: Cascade, names: tuple[str, ...], dependencies: tuple) -> set[tuple[str, str]]:
+    """The tile/final dependency edges among ``names`` not implied by a longer path (cached per cascade):
+    dropping implied edges keeps ``drop_first_deps`` to the direct producers (e.g. SLN waits for RM, which
+    waited for LM, which waited for BQK)."""
+    cache = cascade.__dict__.setdefault("_direct_edges_cache", {})
+    if names not in cache:
+        graph = networkx.DiGraph()
+        graph.add_nodes_from(names)
+        graph.add_edges_from((d.producer, d.consumer) for d in dependencies
+                             if d.kind in ("tile", "final") and d.producer in names and d.consumer in names)
+        cache[names] = set(networkx.transitive_reduction(graph).edges)
+    return cache[names]
 
 
 def _nest(plan: Plan, builder: _TileBuilder) -> tuple[Block, ...]:
@@ -328,9 +337,18 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq:
 
 
 def load_cascade_arg(name_or_path: str | Path) -> Cascade:
-    """A built-in cascade by name or a cascade file; MappingError (one line) otherwise."""
+    """A built-in cascade by name or a cascade file; MappingError (one line) otherwise. Parsed once per
+    file version (cached by name and modification time)."""
+    text = str(name_or_path)
+    path = Path(text)
+    stamp = path.stat().st_mtime_ns if path.is_file() else None
+    return _load_cascade(text, stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_cascade(name_or_path: str, stamp: int | None) -> Cascade:
     try:
-        return resolve_cascade(str(name_or_path))
+        return resolve_cascade(name_or_path)
     except CascadeError as exc:
         raise MappingError(" ".join(str(exc).split())) from None
 

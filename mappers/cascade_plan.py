@@ -98,6 +98,15 @@ def resolve_sizes(cascade: Cascade, mapping: MappingSpec, workload: Workload, se
     for name, expression in mapping.sizes.items():
         sizes[name] = evaluate_expression(expression, values, f"{mapping.origin}: sizes.{name}")
         values[name] = sizes[name]
+    try:
+        return cascade_work(cascade, sizes)
+    except CascadeError as exc:
+        _explain_sizes(cascade, mapping, sizes)
+        raise MappingError(f"{mapping.origin}: sizes: {' '.join(str(exc).split())}") from None
+
+
+def _explain_sizes(cascade: Cascade, mapping: MappingSpec, sizes: Mapping[str, int]) -> None:
+    """MappingError naming the mapping's ``sizes`` key when a derived shape does not divide."""
     import sympy
 
     known = {sympy.Symbol(n, positive=True, integer=True): v for n, v in sizes.items()}
@@ -112,10 +121,6 @@ def resolve_sizes(cascade: Cascade, mapping: MappingSpec, workload: Workload, se
             raise MappingError(f"{mapping.origin}: {key}: {numerator} = {n_value} is not divisible by "
                                f"{denominator} = {d_value} ({symbol.name} = {expr} of cascade {cascade.name}, "
                                f"{names} set by the mapping); expected a multiple of {d_value}")
-    try:
-        return cascade_work(cascade, sizes)
-    except CascadeError as exc:
-        raise MappingError(f"{mapping.origin}: sizes: {' '.join(str(exc).split())}") from None
 
 
 def default_binding(work: CascadeWork, arch: Arch, spatial_2d: Sequence[str]) -> dict[str, str]:

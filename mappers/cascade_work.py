@@ -266,15 +266,29 @@ def _dependencies(cascade: Cascade, works: Mapping[str, EinsumWork], views: Mapp
 def cascade_work(cascade: Cascade, sizes: Mapping[str, int]) -> CascadeWork:
     """The work of ``cascade`` at ``sizes`` ({shape symbol name: int}; derived shapes are computed).
 
-    Raises the cascade's CascadeError for missing or inconsistent sizes.
+    Raises the cascade's CascadeError for missing or inconsistent sizes. Results are cached on the
+    cascade object per sizes (a cascade is not changed after loading).
     """
+    cache = cascade.__dict__.setdefault("_cascade_work_cache", {})
+    key = tuple(sorted(sizes.items()))
+    if key not in cache:
+        cache[key] = _cascade_work(cascade, sizes)
+    return cache[key]
+
+
+def _cascade_work(cascade: Cascade, sizes: Mapping[str, int]) -> CascadeWork:
     resolved = cascade.resolve_sizes(dict(sizes))
     named = {symbol.name: value for symbol, value in resolved.items()}
     extents = {rank: named[symbol.name] for rank, symbol in cascade.ranks.items()}
-    works = {e.name: _einsum_work(cascade, e) for e in cascade.einsums}
-    views = {w.write.tensor: w.reads[0].tensor for w in works.values() if w.role == "view"}
-    return CascadeWork(cascade=cascade, sizes=named, extents=extents, einsums=works,
-                       dependencies=_dependencies(cascade, works, views), views=views)
+    static = cascade.__dict__.get("_cascade_work_static")
+    if static is None:   # what does not depend on sizes, once per cascade
+        works = {e.name: _einsum_work(cascade, e) for e in cascade.einsums}
+        views = {w.write.tensor: w.reads[0].tensor for w in works.values() if w.role == "view"}
+        static = (works, views, _dependencies(cascade, works, views))
+        cascade.__dict__["_cascade_work_static"] = static
+    works, views, deps = static
+    return CascadeWork(cascade=cascade, sizes=named, extents=extents, einsums=works, dependencies=deps,
+                       views=views)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ Every error is a :class:`mappers.errors.MappingError`, one line naming the file 
 from __future__ import annotations
 
 import ast
+import functools
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -303,10 +304,19 @@ def mapping_from_data(data: Mapping[str, Any], origin: str) -> MappingSpec:
 
 
 def load_mapping(name_or_path: str | Path) -> MappingSpec:
-    """Load and validate a mapping: a YAML path, or the name of one in ``specs/mappings/``."""
-    path, display = resolve_named_file(name_or_path, MAPPINGS_DIR, "mapping", available_mappings(),
-                                       MappingError)
-    return mapping_from_data(read_mapping_file(path, display), display)
+    """Load and validate a mapping: a YAML path, or the name of one in ``specs/mappings/``. Read once
+    per file version (cached by path and modification time; a MappingSpec is immutable)."""
+    text = str(name_or_path)
+    builtin = MAPPINGS_DIR / f"{text}.yaml"
+    known = [text] if "/" not in text and not text.endswith((".yaml", ".yml")) and builtin.is_file() \
+        and _is_mapping_file(builtin) else available_mappings()   # list the folder only when needed
+    path, display = resolve_named_file(name_or_path, MAPPINGS_DIR, "mapping", known, MappingError)
+    return _load(str(path), display, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=128)
+def _load(path: str, display: str, stamp: int) -> MappingSpec:
+    return mapping_from_data(read_mapping_file(Path(path), display), display)
 
 
 __all__ = ["ARCH_VALUES", "ClosedForm", "Expression", "LEVELS", "Loop", "MAPPINGS_DIR", "MappingSpec",
