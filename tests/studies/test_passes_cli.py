@@ -72,3 +72,30 @@ def test_passes_on_malformed_cascade_is_refused(tmp_path):
     result = attnsim("passes", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{path}:6" in result.stderr
+
+
+@pytest.mark.parametrize("rank", ["P", "F"])
+def test_one_pass_attention_over_another_rank_says_one_pass(rank):
+    # the recurrence of attention-1pass runs over m1; along p or f nothing is reduced (issue 13)
+    result = attnsim("passes", "attention-1pass", "--rank", rank)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"attention-1pass: 1 pass over rank {rank}"
+    assert all(line.startswith("  pass 1 ") for line in result.stdout.splitlines()[1:18])
+
+
+def test_plain_accumulator_of_linear_attention_is_live_for_the_pass():
+    # KV[e,f] = PK[e,m] * V[f,m] accumulates over every key: E x F values live during the one pass
+    result = attnsim("passes", "linear-attention", "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    live = {entry["tensor"]: (entry["kind"], entry["footprint"]) for entry in payload["live"]}
+    assert payload["passes"] == 1 and live["KV"] == ("partial", "E*F") and live["Z"] == ("partial", "E")
+
+
+def test_split_k_listing_groups_and_headline_agree():
+    result = attnsim("passes", "split-k-decode", "--json")
+    payload = json.loads(result.stdout)
+    # per-split partials and the merge over splits: one traversal of M, every Einsum in its group
+    assert payload["passes"] == 1 and set(payload["einsum_pass"].values()) == {1}
+    assert len(payload["fusable_groups"]) == 1
+    assert sorted(payload["fusable_groups"][0]) == sorted(payload["einsum_pass"])
