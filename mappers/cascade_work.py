@@ -26,10 +26,10 @@ Work per point of an Einsum's iteration space (its output ranks x reduced ranks)
 
 * a contraction (a product reduced with ``sum``) is one ``mac``; any other ``sum`` reduction one
   ``add``, a ``max``/``min`` reduction one ``max``;
-* ``+``/``-`` one ``add``, ``*`` one ``mul`` (lowered to ``mac`` on units without a multiplier),
-  ``/`` one ``div``; a map function its own primitive (``exp``, ``max`` ...), or the primitive ops a
-  function declares (``einsum_ir`` functions with a ``cost`` mapping, e.g. sigmoid) -- expanded
-  recursively;
+* the rest is ``einsum_ir.functions.einsum_cost`` (each distinct subexpression once, constants and
+  sizes free): ``+``/``-`` one ``add``, ``*`` one ``mul`` (lowered to ``mac`` on units without a
+  multiplier), ``/`` one ``div``, a built-in function its primitive ops (sigmoid: add, div, exp),
+  a function declared in the cascade its definition's; ``min`` runs on the ``max`` comparator;
 * FuseMax's exp (paper §V, fact sheet §3.5/§6.4): on a unit without an exp unit (no ``<unit>.exp``
   area entry in the architecture) ``exp`` is 6 MACs + 1 add, the add absorbing a subtract taken
   directly as exp's argument (``exp(x - m)`` is 6 MAC + 1 add in all), and takes the arch's
@@ -53,7 +53,8 @@ from typing import Any, Literal
 import sympy
 
 from attnsim.archsim.spec import Arch
-from attnsim.einsum_ir import BinOp, Call, Cascade, Const, Einsum, Neg, TensorRef, get_function
+from attnsim.einsum_ir import BinOp, Call, Cascade, Einsum, Neg, TensorRef
+from attnsim.einsum_ir.functions import einsum_cost
 from attnsim.mappers.errors import MappingError
 
 EXP_TAYLOR_MACS = 6
@@ -172,67 +173,44 @@ def _product(values: Any) -> int:
 # Ops of an expression.
 
 
-def _expr_ops(expr: Any, ops: Counter, absorbed: list[int], where: str, depth: int = 0) -> None:
-    if isinstance(expr, (TensorRef, Const)):
-        return
-    if isinstance(expr, Neg):
-        _expr_ops(expr.arg, ops, absorbed, where, depth)
-        return
-    if isinstance(expr, BinOp):
-        ops[{"+": "add", "-": "add", "*": "mul", "/": "div"}[expr.op]] += 1
-        _expr_ops(expr.left, ops, absorbed, where, depth)
-        _expr_ops(expr.right, ops, absorbed, where, depth)
-        return
-    if isinstance(expr, Call):
-        cost = _declared_cost(expr.fn)
-        if cost is None:
-            ops["max" if expr.fn == "min" else expr.fn] += 1
-            if expr.fn == "exp" and isinstance(expr.args[0], BinOp) and expr.args[0].op == "-":
-                absorbed.append(1)
-        else:
-            for op, count in cost.items():
-                ops[op] += int(count)
-        for arg in expr.args:
-            _expr_ops(arg, ops, absorbed, where, depth + 1)
-        return
-    raise MappingError(f"{where}: cannot cost expression node {expr!r}")
-
-
-def _declared_cost(name: str) -> Mapping[str, int] | None:
-    """Primitive ops a registered function declares (``cost`` attribute), if any."""
-    function = get_function(name)
-    cost = getattr(function, "cost", None) if function is not None else None
-    if not cost or name in ("exp", "max", "min"):
-        return None
-    return dict(cost)
-
-
 def _is_view(einsum: Einsum) -> bool:
     return isinstance(einsum.expr, TensorRef) and not einsum.reduced_ranks and einsum.role == "plain"
 
 
+def _exp_of_subtract(expr: Any) -> int:
+    """Number of ``exp(a - b)`` calls in ``expr`` (the subtract FuseMax's composite exp absorbs)."""
+    if isinstance(expr, Call):
+        own = int(expr.fn == "exp" and isinstance(expr.args[0], BinOp) and expr.args[0].op == "-")
+        return own + sum(_exp_of_subtract(a) for a in expr.args)
+    if isinstance(expr, BinOp):
+        return _exp_of_subtract(expr.left) + _exp_of_subtract(expr.right)
+    if isinstance(expr, Neg):
+        return _exp_of_subtract(expr.arg)
+    return 0
+
+
 def _einsum_work(cascade: Cascade, einsum: Einsum) -> EinsumWork:
-    where = f"{cascade.source}:{einsum.line}"
     role: Role = "init" if einsum.role == "init" else ("view" if _is_view(einsum) else "compute")
     ops: Counter = Counter()
-    absorbed: list[int] = []
+    absorbed = 0
     if role == "compute":
+        cost = einsum_cost(einsum, functions=getattr(cascade, "functions", None),
+                           reduce_ops=getattr(cascade, "reduce_ops", None))
+        ops.update(cost.map)
+        ops.update(cost.reduce)
         expr = einsum.expr
-        if einsum.reduced_ranks:
-            reduce_op = einsum.reduce_op or "sum"
-            if reduce_op == "sum" and isinstance(expr, BinOp) and expr.op == "*":
-                ops["mac"] += 1
-                _expr_ops(expr.left, ops, absorbed, where)
-                _expr_ops(expr.right, ops, absorbed, where)
-            else:
-                ops["add" if reduce_op == "sum" else ("max" if reduce_op in ("max", "min") else reduce_op)] += 1
-                _expr_ops(expr, ops, absorbed, where)
-        else:
-            _expr_ops(expr, ops, absorbed, where)
+        if (einsum.reduced_ranks and dict(cost.reduce) == {"add": 1} and isinstance(expr, BinOp)
+                and expr.op == "*" and ops["mul"] >= 1):
+            ops["mul"] -= 1          # a contraction: multiply and accumulate in one MAC
+            ops["add"] -= 1
+            ops["mac"] += 1
+        if ops.get("min"):
+            ops["max"] += ops.pop("min")   # the comparator that takes maxima takes minima
+        absorbed = _exp_of_subtract(expr)
     return EinsumWork(name=einsum.name, einsum=einsum, role=role, iteration_ranks=tuple(einsum.iteration_ranks),
                       output_ranks=tuple(einsum.output_ranks), reduced_ranks=tuple(sorted(einsum.reduced_ranks)),
-                      ops=dict(ops), absorbed_subtracts=len(absorbed), reads=tuple(einsum.inputs()),
-                      write=einsum.output, iterative_dims=dict(cascade.iterative_dims))
+                      ops={op: n for op, n in ops.items() if n}, absorbed_subtracts=absorbed,
+                      reads=tuple(einsum.inputs()), write=einsum.output, iterative_dims=dict(cascade.iterative_dims))
 
 
 def _dependencies(cascade: Cascade, works: Mapping[str, EinsumWork], views: Mapping[str, str]) -> tuple[Dependency, ...]:
