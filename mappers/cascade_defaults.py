@@ -91,27 +91,52 @@ def default_mapping_data(cascade: Cascade, arch: Arch) -> dict[str, Any]:
         raise MappingError(f"{cascade.source}: cascade {cascade.name} makes {analysis.passes} passes over "
                            f"{analysis.rank} (fusion boundaries {reasons}); the spatial mapping path fuses a "
                            "1-pass cascade (3-pass ones run as --design unfused or flat)")
-    if not cascade.iterative:
-        raise MappingError(f"{cascade.source}: iterative: cascade {cascade.name} has no iterative rank; the "
-                           "spatial path streams one over DRAM (write the cascade with a partitioned rank)")
-    iterative = next(iter(cascade.iterative))
-    partners = sorted(r for r in analysis.family.members if r != iterative and r in cascade.ranks
-                      and any({r, iterative} <= p for p in analysis.family.partitions))
     parallel = parallel_ranks(analysis)
     if not parallel:
         raise MappingError(f"{cascade.source}: cascade {cascade.name} has no parallel rank to spread over the "
                            "array's columns")
     column = parallel[0]
-    loops: list[dict[str, Any]] = [{"rank": column, "level": "dram"}, {"rank": iterative, "level": "dram"},
-                                   {"rank": column, "factor": "fit", "level": "global_buffer"}]
     sizes = {}
-    for partner in partners:
-        loops.append({"rank": partner, "spatial": "rows"})
-        sizes[cascade.ranks[partner].name] = "pe2d.rows"
-    loops.append({"rank": column, "factor": "pe2d.cols", "spatial": "cols"})
+    iterative = next((r for r in cascade.iterative if r in analysis.family.members), None)
+    if iterative is not None:   # a partitioned pass rank: stream its outer part, its inner part on the rows
+        partners = sorted(r for r in analysis.family.members if r != iterative and r in cascade.ranks
+                          and any({r, iterative} <= p for p in analysis.family.partitions))
+        rows = [{"rank": partner, "spatial": "rows"} for partner in partners]
+        for partner in partners:
+            sizes[cascade.ranks[partner].name] = "pe2d.rows"
+        streamed = iterative
+    else:                       # the whole pass rank: split it into DRAM tiles of the array's rows
+        full = sorted(analysis.family.full)
+        if not full:
+            raise MappingError(f"{cascade.source}: cascade {cascade.name}: no rank variable of {analysis.rank} to "
+                               "stream")
+        streamed = full[0]
+        rows = [{"rank": streamed, "factor": "pe2d.rows", "spatial": "rows"}]
+    loops: list[dict[str, Any]] = [{"rank": column, "level": "dram"}, {"rank": streamed, "level": "dram"},
+                                   {"rank": column, "factor": "fit", "level": "global_buffer"}, *rows,
+                                   {"rank": column, "factor": "pe2d.cols", "spatial": "cols"}]
     return {"name": f"{cascade.name}-default", "description": f"default spatial mapping of {cascade.name} on {arch.name}",
             "source": "attnsim map: defaults by analysis (mappers.cascade_defaults, mappers.cascade_plan)",
             "target": "spatial", "cascade": cascade.name, "arch": arch.name, "sizes": sizes, "loops": loops}
+
+
+def retarget(mapping: MappingSpec, cascade: Cascade, arch: Arch) -> MappingSpec:
+    """``mapping`` applied to a cascade other than the one it names: its policy (whether the Einsums run
+    in series, which accesses are charged) on the cascade's default loop nest, binding and placement
+    (:func:`default_mapping_data`, the same Mapping-1 shape). Its Einsum-specific entries are dropped:
+    a name such as AV may mean another Einsum in another cascade. A mapping that names no cascade, or
+    this one, is returned unchanged."""
+    if mapping.cascade is None or mapping.cascade == cascade.name or mapping.target != "spatial":
+        return mapping
+    data = default_mapping_data(cascade, arch)
+    if mapping.charge is not None:
+        data["charge"] = list(mapping.charge)
+    data["pipelining"] = {"serial": mapping.pipelining.serial}
+    data["name"] = mapping.name
+    data["description"] = f"{mapping.name}'s policy on cascade {cascade.name} (default loop nest)"
+    data["source"] = mapping.source
+    data["arch"] = mapping.arch or arch.name
+    return mapping_from_data(data, mapping.origin)
 
 
 def default_mapping(cascade: Cascade, arch: Arch) -> MappingSpec:
@@ -119,7 +144,7 @@ def default_mapping(cascade: Cascade, arch: Arch) -> MappingSpec:
     return mapping_from_data(default_mapping_data(cascade, arch), f"<default mapping of {cascade.name}>")
 
 
-__all__ = ["check_single_pass", "default_mapping", "default_mapping_data", "fusion_boundaries", "pass_analysis"]
+__all__ = ["check_single_pass", "default_mapping", "retarget", "default_mapping_data", "fusion_boundaries", "pass_analysis"]
 
 
 def resolved_mapping_data(plan: Any, resolve_factors: bool = True) -> dict[str, Any]:

@@ -134,6 +134,8 @@ class _TileBuilder:
             self._access(actions, place.levels[0], "read", elements)
         for level in plan.placement[work.write.tensor].levels:
             self._access(actions, level, "write", work.write_elements(plan.tile))
+        if name in plan.accumulators:   # read-modify-write of the partial result
+            self._access(actions, plan.placement[work.write.tensor].levels[0], "read", work.write_elements(plan.tile))
         util = points * lowered.cycles / (pes * cycles) if cycles else 0.0
         return unit, cycles, actions, util
 
@@ -197,7 +199,7 @@ class _TileBuilder:
         plan = self.plan
         ops = []
         for tensor in plan.output_tensors:
-            writers = [n for n in plan.after if plan.work.einsums[n].write.tensor == tensor]
+            writers = [n for n in (*plan.after, *plan.accumulators) if plan.work.einsums[n].write.tensor == tensor]
             if not writers:
                 continue
             elements = plan.work.einsums[writers[-1]].write_elements(plan.tile)
@@ -315,6 +317,10 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq:
         raise MappingError(f"{mapping.name}: option glb_sizing_bytes: expected a positive integer number of "
                            f"bytes, got {sizing!r}")
     seq = workload.check_seq(seq)
+    from attnsim.mappers.cascade_defaults import check_single_pass, retarget
+
+    check_single_pass(cascade, mapping)
+    mapping = retarget(mapping, cascade, arch)
     plan = build_plan(cascade, mapping, workload, seq, arch, glb_sizing_bytes=sizing)
     builder = _TileBuilder(plan, options.closed_form)
     schedule = Schedule(blocks=_nest(plan, builder), name=f"{mapping.name} {cascade.name} {workload.name} seq {seq}")

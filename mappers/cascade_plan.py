@@ -68,6 +68,7 @@ class Plan:
     output_tensors: tuple[str, ...]
     glb_bytes: int
     glb_fit_bound: int
+    accumulators: tuple[str, ...] = ()
     choices: dict = field(default_factory=dict)
 
     def where(self, key: str) -> str:
@@ -139,23 +140,36 @@ def default_binding(work: CascadeWork, arch: Arch, spatial_2d: Sequence[str]) ->
     return binding
 
 
-def default_placement(work: CascadeWork, tensor: str) -> Placement:
+def accumulates(work: EinsumWork, family: frozenset[str]) -> bool:
+    """Whether ``work`` sums over the streamed rank into an output without it: its partial result is
+    live across the iterations (a plain accumulator, e.g. ``AV[f,p] = A[m,p] * V[f,m]``)."""
+    return bool(set(work.reduced_ranks) & family) and not set(work.output_ranks) & family \
+        and work.einsum.iterative_rank is None
+
+
+def default_placement(work: CascadeWork, tensor: str, family: frozenset[str] = frozenset()) -> Placement:
     """Where a tensor the mapping does not place lives (module docstring)."""
     cascade = work.cascade
     source = work.source_of(tensor)
+    accumulated = any(accumulates(w, family) for w in work.compute if w.write.tensor == tensor)
     if tensor in cascade.outputs:
-        return Placement(levels=["dram"])
+        return Placement(levels=["global_buffer", "dram"] if accumulated else ["dram"])
+    if accumulated:
+        return Placement(levels=["global_buffer"])
     if source in cascade.inputs:
         if not any(tensor in w.read_elements({}) for w in work.compute):
             return Placement(levels=["dram"])       # read only through views (K behind BK)
-        streamed = any(r in work.einsums[tensor].write.ranks for r in cascade.iterative) if tensor in work.einsums else False
+        streamed = any(r in family for w in work.compute for ref in w.reads if ref.tensor == tensor
+                       for r in ref.ranks) or (tensor in work.einsums and any(
+                           r in work.einsums[tensor].write.ranks for r in cascade.iterative))
         return Placement(levels=["global_buffer"], buffering="double" if streamed else "single")
     if tensor in cascade.iterative_dims:
         return Placement(levels=["global_buffer"])
     return Placement(levels=["pe"])
 
 
-def _loop_structure(mapping: MappingSpec, work: CascadeWork) -> tuple[list[Loop], Loop, list[Loop], list[Loop]]:
+def _loop_structure(mapping: MappingSpec, work: CascadeWork, family: frozenset[str]
+                    ) -> tuple[list[Loop], Loop, list[Loop], list[Loop]]:
     cascade = work.cascade
     loops = mapping.loops
     if loops is None:
@@ -167,11 +181,10 @@ def _loop_structure(mapping: MappingSpec, work: CascadeWork) -> tuple[list[Loop]
         if (loop.spatial is None) == (loop.level is None):
             raise MappingError(f"{mapping.origin}: loops[{i}]: expected exactly one of level (a temporal "
                                "loop) or spatial (a spatial loop)")
-    iterative = [i for i, loop in enumerate(loops) if loop.rank in cascade.iterative]
+    iterative = [i for i, loop in enumerate(loops) if loop.rank in family and loop.spatial is None]
     if len(iterative) != 1:
-        raise MappingError(f"{mapping.origin}: loops: expected exactly one loop over the iterative rank "
-                           f"({', '.join(cascade.iterative) or 'none in this cascade'}); this spatial path "
-                           "runs 1-pass nests over an iterative rank")
+        raise MappingError(f"{mapping.origin}: loops: expected exactly one temporal loop over the pass rank's "
+                           f"variables ({', '.join(sorted(family))}): the loop that streams its tiles from DRAM")
     k = iterative[0]
     outer, inner = loops[:k], [l for l in loops[k + 1:] if l.spatial is None]
     spatial = [l for l in loops[k + 1:] if l.spatial is not None]
@@ -199,10 +212,11 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
                            f"{mapping.target}")
     from attnsim.mappers.cascade_defaults import check_single_pass
 
-    check_single_pass(cascade, mapping)
+    analysis = check_single_pass(cascade, mapping)
+    family = frozenset(analysis.family.members)
     work = resolve_sizes(cascade, mapping, workload, seq, arch)
     values = _values(work.sizes, arch)
-    outer, iter_loop, inner, spatial_loops = _loop_structure(mapping, work)
+    outer, iter_loop, inner, spatial_loops = _loop_structure(mapping, work, family)
     loops = list(mapping.loops or ())
     index = {id(l): i for i, l in enumerate(loops)}
     iterative_rank = iter_loop.rank
@@ -252,10 +266,13 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
         tile[rank] = 1
     for loop in spatial_loops:
         tile[loop.rank] = factors[index[id(loop)]]
-    tile[iterative_rank] = 1
+    for loop in spatial_loops:
+        tile[loop.rank] = 1
+    for loop in spatial_loops:
+        tile[loop.rank] *= factors[index[id(loop)]]
 
     binding = _binding(work, mapping, arch, [r for r, d in spatial.items()])
-    placement = {t: mapping.placement.get(t) or default_placement(work, t) for t in _tensors(work)}
+    placement = {t: mapping.placement.get(t) or default_placement(work, t, family) for t in _tensors(work)}
     for tensor in mapping.placement:
         if tensor not in placement:
             raise MappingError(f"{mapping.origin}: placement.{tensor}: the cascade {cascade.name} has no tensor "
@@ -263,23 +280,24 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     charge = frozenset(mapping.charge if mapping.charge is not None else ACCESS_ACTIONS) & (
         frozenset(arch.energy) | {"dram.read", "dram.write"})
 
-    body = [w for w in work.compute if iterative_rank in w.iteration_ranks or w.einsum.iterative_rank == iterative_rank]
+    body = [w for w in work.compute if set(w.iteration_ranks) & family or w.einsum.iterative_rank == iterative_rank]
     body_names = {w.name for w in body}
     after = [w for w in work.compute if w.name not in body_names]
     for w in after:
-        if not any(d.kind == "final" for d in work.deps_of(w.name)):
-            raise MappingError(f"{mapping.origin}: loops: Einsum {w.name} neither iterates over {iterative_rank} "
-                               "nor reads a final iterate; this nest cannot place it")
+        if not any(d.producer in body_names for d in work.deps_of(w.name)):
+            raise MappingError(f"{mapping.origin}: loops: Einsum {w.name} neither iterates over {analysis.rank} "
+                               "nor reads a result of the pass; this nest cannot place it (a prologue is not "
+                               "supported)")
     order = _program_order(body, binding, mapping, work)
     after_order = tuple(x for unit in ("pe2d", "pe1d") for x in _unit_list(mapping, unit, [w.name for w in after], binding))
 
-    family = {iterative_rank} | {r for r in cascade.ranks if _same_family(cascade, r, iterative_rank)}
     group_tensors, stream_tensors = [], []
     for name in dict.fromkeys(r.tensor for w in work.compute for r in w.reads):
         if work.source_of(name) in cascade.inputs and placement[name].levels[0] != "dram":
             ranks = _tensor_ranks(work, name)
             (stream_tensors if ranks & family else group_tensors).append(name)
     outputs = tuple(t for t in cascade.outputs)
+    accumulators = tuple(w.name for w in body if accumulates(w, family))
 
     def glb_footprint(inner_factors: Mapping[str, int]) -> tuple[int, list[tuple[str, int]]]:
         block = dict(tile)
@@ -360,7 +378,7 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
                 iterations=factors[index[id(iter_loop)]], groups=groups, tile=tile, block_tile=block_tile,
                 spatial=spatial, binding=binding, order=order, after=after_order, placement=placement,
                 charge=charge, group_tensors=tuple(group_tensors), stream_tensors=tuple(stream_tensors),
-                output_tensors=outputs, glb_bytes=glb_bytes, glb_fit_bound=fit_bound,
+                output_tensors=outputs, glb_bytes=glb_bytes, glb_fit_bound=fit_bound, accumulators=accumulators,
                 choices=choices)
 
 
@@ -461,5 +479,5 @@ def _program_order(body: Sequence[EinsumWork], binding: Mapping[str, str], mappi
     return tuple(done)
 
 
-__all__ = ["ACCESS_ACTIONS", "Plan", "build_plan", "default_binding", "default_placement", "resolve_sizes",
+__all__ = ["ACCESS_ACTIONS", "Plan", "accumulates", "build_plan", "default_binding", "default_placement", "resolve_sizes",
            "loop_names", "workload_sizes"]
