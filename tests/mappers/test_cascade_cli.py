@@ -89,3 +89,17 @@ def test_a_point_gives_a_design_or_a_mapping(tmp_path: Path, capsys) -> None:  #
     assert cli_main(["sweep", str(study), "--out", str(tmp_path / "o"), "--workers", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "design" in err and "not both" in err
+
+
+def test_map_of_a_new_cascade_under_another_cascades_mapping_round_trips(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    point = ["--model", "bert-base", "--seq", "4K"]
+    assert cli_main(["map", "--cascade", "sigmoid-attention", "--mapping", "fusemax", *point]) == 0
+    saved = tmp_path / "sigmoid.yaml"
+    saved.write_text(capsys.readouterr().out)
+    loops = yaml.safe_load(saved.read_text())["loops"]
+    assert [(loop["rank"], loop["factor"]) for loop in loops] == [("p", 1), ("m", 16), ("p", 16), ("m", 256),
+                                                                 ("p", 256)]   # 4096 = 16 x 256 keys and queries
+    expected = _json(capsys, ["simulate", "--cascade", "sigmoid-attention", "--mapping", "fusemax", *point])
+    got = _json(capsys, ["simulate", "--mapping", str(saved), *point])
+    for key in RESULT_KEYS:
+        assert got[key] == expected[key], key

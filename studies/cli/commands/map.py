@@ -10,7 +10,7 @@ import yaml
 
 from attnsim.archsim.spec import load_arch
 from attnsim.mappers.cascade_defaults import (default_mapping, fusion_boundaries, pass_analysis,
-                                              resolved_mapping_data)
+                                              resolved_mapping_data, retarget)
 from attnsim.mappers.cascade_mapper import load_cascade_arg
 from attnsim.mappers.cascade_plan import build_plan
 from attnsim.mappers.mapping_spec import available_mappings, load_mapping
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     base = load_mapping(args.mapping) if args.mapping else None
     arch = load_arch(args.arch or (base.arch if base and base.arch else "fusemax-cloud"))
     analysis = pass_analysis(cascade)
-    mapping = base if base is not None else default_mapping(cascade, arch)
+    mapping = retarget(base, cascade, arch) if base is not None else default_mapping(cascade, arch)
     resolved = args.model is not None
     workload = load_workload(args.model or NOMINAL_MODEL)
     seq = parse_seq(args.seq) if resolved else arch.arrays.pe2d.rows * arch.arrays.pe2d.cols
