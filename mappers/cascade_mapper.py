@@ -91,6 +91,7 @@ class _TileBuilder:
             if name not in self.compute:
                 raise MappingError(f"{plan.mapping.origin}: pipelining/closed_form: no computing Einsum '{name}' "
                                    f"in the cascade {work.cascade.name}")
+        self._deps_cache: dict = {}
         self.direct = _direct_edges(work.cascade, tuple(self.compute), work.dependencies)
         self.stream_readers = [n for n in plan.order
                                if any(r.tensor in plan.stream_tensors for r in work.einsums[n].reads)]
@@ -149,6 +150,16 @@ class _TileBuilder:
     # -- the tile ------------------------------------------------------------------------------------
 
     def _deps(self, name: str, role: _Role, data_deps: Sequence[Dep]) -> list[Dep]:
+        plan = self.plan
+        first = role.first and self.closed_form and name in plan.mapping.closed_form.drop_first_deps
+        chained = (role.last_iteration or role.after_done) and plan.mapping.pipelining.serial and name == plan.order[0]
+        key = (name, first, chained, tuple(data_deps))   # only these parts of the role change the result
+        cached = self._deps_cache.get(key)
+        if cached is None:
+            cached = self._deps_cache[key] = self._derive_deps(name, role, data_deps)
+        return cached
+
+    def _derive_deps(self, name: str, role: _Role, data_deps: Sequence[Dep]) -> list[Dep]:
         plan = self.plan
         if self.closed_form and role.first and name in plan.mapping.closed_form.drop_first_deps:
             return []

@@ -20,6 +20,7 @@ the PEs (:func:`default_placement`); ``charge`` is every access the architecture
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -299,15 +300,21 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     outputs = tuple(t for t in cascade.outputs)
     accumulators = tuple(w.name for w in body if accumulates(w, family))
 
+    on_chip = [t for t, place in placement.items() if "global_buffer" in place.levels]
+    probe = {rank: 1 for rank in tile}
+    footprint_ranks: dict[str, list[str]] = {}
+    for tensor in on_chip:   # which ranks index each on-chip tensor (one iterate): probe each rank with 2
+        footprint_ranks[tensor] = [r for r in tile if _footprint(work, tensor, {**probe, r: 2}) == 2
+                                   ] if _footprint(work, tensor, probe) else []
+    empty = {t for t in on_chip if not _footprint(work, t, probe)}
+
     def glb_footprint(inner_factors: Mapping[str, int]) -> tuple[int, list[tuple[str, int]]]:
         block = dict(tile)
         for rank, f in inner_factors.items():
             block[rank] *= f
         parts = []
-        for tensor, place in placement.items():
-            if "global_buffer" not in place.levels:
-                continue
-            elements = _footprint(work, tensor, block)
+        for tensor in on_chip:
+            elements = 0 if tensor in empty else math.prod(block[r] for r in footprint_ranks[tensor])
             parts.append((tensor, elements * arch.word_bytes))
         return sum(b for _, b in parts), parts
 

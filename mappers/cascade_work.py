@@ -159,7 +159,10 @@ class CascadeWork:
 
     def deps_of(self, consumer: str) -> tuple[Dependency, ...]:
         """The dependencies of ``consumer`` on computing Einsums."""
-        return tuple(d for d in self.dependencies if d.consumer == consumer)
+        by_consumer = self.cascade.__dict__.setdefault("_deps_by_consumer", {})
+        if consumer not in by_consumer:
+            by_consumer[consumer] = tuple(d for d in self.dependencies if d.consumer == consumer)
+        return by_consumer[consumer]
 
 
 def _product(values: Any) -> int:
