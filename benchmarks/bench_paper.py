@@ -4,16 +4,22 @@ Measures, in one process on this machine:
   1. one FuseMax (+Binding) attention point at 1M tokens (BERT), best of 5 after a warm-up;
   2. the whole paper grid: 4 models x 6 sequence lengths x 5 designs, attention and end-to-end
      (``studies.paper.run_paper``, 2 worker processes), wall time including process start-up.
-The issue's targets: (1) under 1 s, (2) under 30 s on 2 cores. The FuseMax artifact needs about 9 hours
-for the same grid (fact sheet §7.2), which the last line compares against.
+  3. the attention part of the grid for the designs on the generic path (fusemax, fusemax-arch,
+     fusemax-cascade: cascade + mapping file -> mappers.cascade_mapper) against the hand-written mappers
+     they replaced (frozen in tests/mappers/reference_fusemax.py), map + engine, one process, as a ratio.
+The issue's targets: (1) under 1 s, (2) under 30 s on 2 cores, (3) generic no slower than hand-written
+(ratio <= 1). The FuseMax artifact needs about 9 hours for the same grid (fact sheet §7.2), which the
+last line compares against.
 
 Usage: python benchmarks/bench_paper.py [--out DIR]
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 from attnsim.studies.paper import PAPER_DESIGNS, PAPER_MODELS, PAPER_SEQS, run_paper
 from attnsim.studies.simulate import simulate
@@ -30,6 +36,34 @@ def time_point(design: str, model: str, seq: int, repeats: int = 5) -> tuple[flo
         result = simulate(design, model, seq)
         best = min(best, time.perf_counter() - start)
     return best, result
+
+
+def generic_vs_hand_written() -> tuple[float, float]:
+    """Seconds to map and run the generic designs' 72 paper points each way (module docstring, 3)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "mappers"))
+    import reference_fusemax  # noqa: E402 -- the frozen hand-written mappers (test oracle)
+
+    from attnsim.archsim.engine import run
+    from attnsim.archsim.spec import load_arch
+    from attnsim.mappers.designs import DESIGNS, MapOptions, mapper
+    from attnsim.mappers.workloads import load_workload
+
+    hand = {"fusemax": reference_fusemax.map_binding, "fusemax-arch": reference_fusemax.map_architecture,
+            "fusemax-cascade": reference_fusemax.map_cascade}
+    workloads = [load_workload(m) for m in PAPER_MODELS]
+    archs = {d: load_arch(DESIGNS[d].default_arch) for d in hand}
+
+    def grid(pick) -> float:  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        for design in hand:
+            for workload in workloads:
+                for seq in PAPER_SEQS:
+                    arch = archs[design]
+                    run(pick(design)(workload, seq, arch, options=MapOptions()).schedule, arch)
+        return time.perf_counter() - start
+
+    grid(mapper)  # warm-up (imports, parsed cascade and mapping caches)
+    return grid(mapper), grid(hand.__getitem__)
 
 
 def main() -> None:
@@ -51,6 +85,9 @@ def main() -> None:
     print(f"paper grid: {points} points (attention + end-to-end) in {grid_s:.2f} s on 2 workers "
           f"(target < 30 s){'; missing: ' + ', '.join(missing) if missing else ''}")
     print(f"vs the artifact's ~9 h: {ARTIFACT_SECONDS / grid_s:,.0f}x faster")
+    generic_s, hand_s = generic_vs_hand_written()
+    print(f"generic vs hand-written (fusemax, fusemax-arch, fusemax-cascade; 72 points, map + engine): "
+          f"{generic_s:.2f} s vs {hand_s:.2f} s, ratio {generic_s / hand_s:.2f} (target <= 1)")
 
 
 if __name__ == "__main__":
