@@ -77,7 +77,7 @@ def test_a_study_sweeps_cascade_and_mapping_axes(tmp_path: Path, capsys) -> None
     for mapping in ("fusemax", "fusemax-arch"):
         expected = simulate(None, "bert-base", 1024, mapping=mapping)["latency_s"]
         capsys.readouterr()
-        assert cli_main(["results", str(out)]) == 0
+        assert cli_main(["results", str(out), "--csv"]) == 0
         table = capsys.readouterr().out
         assert f"{mapping},attention-1pass,1024" in table and repr(expected) in table
 

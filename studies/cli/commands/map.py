@@ -6,17 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-import yaml
-
-from attnsim.archsim.spec import load_arch
-from attnsim.mappers.cascade_defaults import (default_mapping, fusion_boundaries, pass_analysis,
-                                              resolved_mapping_data, retarget)
-from attnsim.mappers.cascade_mapper import load_cascade_arg
-from attnsim.mappers.cascade_plan import build_plan
-from attnsim.mappers.mapping_spec import available_mappings, load_mapping
-from attnsim.mappers.workloads import load_workload
+from attnsim.mappers.mapping_spec import available_mappings
 from attnsim.studies.errors import UsageError
-from attnsim.studies.simulate import parse_seq
 
 NOMINAL_MODEL = "bert-base"
 """Without --model/--seq, binding and placement are derived at this model (they do not depend on sizes)."""
@@ -38,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def _comments(cascade, analysis, plan, resolved: bool) -> list[str]:  # type: ignore[no-untyped-def]
+    from attnsim.mappers.cascade_defaults import fusion_boundaries
+
     lines = [f"# attnsim map: cascade {cascade.name} on {plan.arch.name}"
              + (f", {plan.workload.name} at seq {plan.work.sizes.get('M')}" if resolved else "")]
     lines.append(f"# pass analysis: {analysis.passes} pass over {analysis.rank}; one fused group: "
@@ -65,6 +58,16 @@ def _comments(cascade, analysis, plan, resolved: bool) -> list[str]:  # type: ig
 def run(args: argparse.Namespace) -> int:
     if (args.model is None) != (args.seq is None):
         raise UsageError("--model and --seq go together (they resolve the tile sizes)")
+    import yaml
+
+    from attnsim.archsim.spec import load_arch
+    from attnsim.mappers.cascade_defaults import default_mapping, pass_analysis, resolved_mapping_data, retarget
+    from attnsim.mappers.cascade_mapper import load_cascade_arg
+    from attnsim.mappers.cascade_plan import build_plan
+    from attnsim.mappers.mapping_spec import load_mapping
+    from attnsim.mappers.workloads import load_workload
+    from attnsim.studies.cli.options import parse_count
+
     cascade = load_cascade_arg(args.cascade)
     base = load_mapping(args.mapping) if args.mapping else None
     arch = load_arch(args.arch or (base.arch if base and base.arch else "fusemax-cloud"))
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     mapping = retarget(base, cascade, arch) if base is not None else default_mapping(cascade, arch)
     resolved = args.model is not None
     workload = load_workload(args.model or NOMINAL_MODEL)
-    seq = parse_seq(args.seq) if resolved else arch.arrays.pe2d.rows * arch.arrays.pe2d.cols
+    seq = parse_count(args.seq, "--seq") if resolved else arch.arrays.pe2d.rows * arch.arrays.pe2d.cols
     plan = build_plan(cascade, mapping, workload, seq, arch)
     data = resolved_mapping_data(plan, resolve_factors=resolved)
     if cascade.path is not None and args.cascade.endswith((".yaml", ".yml")):
