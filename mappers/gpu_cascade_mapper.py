@@ -142,6 +142,10 @@ def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: G
     smem = sum(layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b for t in work.cta_inputs)
     smem += section.stages * sum(layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b
                                  for t in work.tile_inputs)
+    if section.style == "multi_pass":   # the spilled rows in SMEM when they fit, else staging slots
+        from attnsim.mappers.gpu_template_multi_pass import spill_placement
+
+        smem = spill_placement(section, spec, workload, case.block_m, smem)[1]
     cluster = 1
     if section.cluster is not None and matches(section.cluster.when, facts):
         blocks = -(-workload.seq // case.block_m)

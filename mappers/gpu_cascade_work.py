@@ -205,6 +205,7 @@ def gpu_cascade_work(cascade: Cascade, keys_ranks: frozenset[str]) -> GpuCascade
         return producer is not None and producer.output.tensor not in contraction
 
     result: dict[str, GpuEinsum] = {}
+    places: dict[str, str] = {}
     for einsum in computing:
         name, tensor = einsum.name, einsum.output.tensor
         ranks = tuple(einsum.iteration_ranks)
@@ -212,7 +213,10 @@ def gpu_cascade_work(cascade: Cascade, keys_ranks: frozenset[str]) -> GpuCascade
         refs = _refs(einsum.expr)
         reads = tuple(read(r) for r in refs)
         uses_keys = bool(set(ranks) & keys_ranks)
-        place = "tile" if uses_keys else ("post" if any(r.relation == "final" for r in reads) else "pre")
+        after_loop = any(r.relation == "final" or places.get(writer_einsum[r.tensor].name) in ("tile", "post")
+                         for r in reads if r.tensor in writer_einsum)
+        place = "tile" if uses_keys else ("post" if after_loop else "pre")
+        places[name] = place
         pieces: list[Piece] = []
         accumulates_into = None
         filtered = bool(einsum.filters) and _is_contraction(einsum) and all(
