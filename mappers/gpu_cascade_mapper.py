@@ -296,11 +296,11 @@ def resolve(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, spec
     where = mapping.origin
     section = section or gpu_section(mapping)
     layout0 = layout_of(cascade, section, workload, where)
+    if section.style != "multi_pass":
+        _check_one_pass(cascade, section, where)
     work = gpu_cascade_work(cascade, layout0.keys_ranks)
     plan = plan_groups(work, section, where)
     tile = cta_tile(section, spec, workload, work, layout0, where)
-    if section.style != "multi_pass":
-        _check_one_pass(cascade, section, where)
     layout = Layout(layout0.rows_rank, layout0.keys_ranks, {**layout0.sizes, layout0.tile_shape: tile.block_n},
                     layout0.shape_of, layout0.tile_shape, layout0.iterative)
     poly = _poly(section, plan, layout, tile, spec, workload)
