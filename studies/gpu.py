@@ -10,14 +10,16 @@ FA3 Fig. 5) used by ``benchmarks/gpu_validation.py`` and the tests.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from attnsim.archsim.engine import run as run_schedule
 from attnsim.archsim.gpu_spec import DTYPES, GpuSpec, gpu_energy_breakdown_pj, load_gpu
-from attnsim.einsum_ir import Cascade, builtin_names, load_builtin, resolve_cascade
+from attnsim.einsum_ir import Cascade, builtin_names, builtin_path, resolve_cascade
 from attnsim.mappers.gpu_cascade_mapper import map_cascade
 from attnsim.mappers.gpu_common import (
     HEAD_DIMS,
@@ -90,14 +92,30 @@ def design_pair(design: str) -> tuple[str, str]:
 def gpu_cascade(name_or_path: str, causal: bool) -> Cascade:
     """A cascade by name or path; with ``causal`` its causal form (a cascade with a filter, or the
     built-in ``<name>-causal``). UsageError when there is none."""
-    cascade = resolve_cascade(name_or_path)
+    cascade = _cached_cascade(name_or_path, _stamp(name_or_path))
     if not causal or is_causal(cascade):
         return cascade
     twin = f"{cascade.name}-causal"
     if twin in builtin_names():
-        return load_builtin(twin)
+        return _cached_cascade(twin, _stamp(twin))
     raise UsageError(f"gpu: --causal: cascade '{name_or_path}' has no causal form (expected a cascade "
                      f"with a filter such as 'where m <= p', or a built-in {twin})")
+
+
+def _stamp(name_or_path: str) -> tuple[str, int, int]:
+    """What identifies a cascade file's content for the cache: its path, mtime and size."""
+    path = builtin_path(name_or_path) if name_or_path in builtin_names() else Path(name_or_path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path), 0, 0)
+    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_cascade(name_or_path: str, stamp: tuple[str, int, int]) -> Cascade:
+    """Parsing a cascade (sympy) costs far more than simulating a point: parse each file once."""
+    return resolve_cascade(name_or_path)
 
 
 def is_causal(cascade: Cascade) -> bool:
