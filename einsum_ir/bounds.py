@@ -8,7 +8,10 @@ while ``r`` is traversed, whatever the mapping:
   a mapping either buffers that much or spills it and pays the re-reads in DRAM traffic;
 - ``state``: the current iterate of a recurrence along ``r`` (RM, RD, RNV of the 1-pass cascade);
 - ``reused``: a tensor without ``r`` that a traversal reads at every element of ``r`` (Q, or a
-  summary such as GM[p] read by the next pass).
+  summary such as GM[p] read by the next pass);
+- ``partial``: the partial result of a plain reduction over ``r`` whose output has no ``r``
+  (``KV[e,f] = phi(K)[m,e] * V[f,m]`` over ``m``: E x F), live for the whole pass that accumulates it
+  (unless already counted as reused or state: the same buffer).
 
 Footprints are sympy expressions in elements (multiply by the word size for bytes), in the cascade's
 shape symbols plus one tile symbol per *parallel* rank (a rank every traversal iterates over and no
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 import sympy
 
 from attnsim.einsum_ir.model import Cascade, Einsum, TensorRef, shape_symbol
-from attnsim.einsum_ir.passes import TRAVERSING, PassAnalysis
+from attnsim.einsum_ir.passes import TRAVERSING, PassAnalysis, iterates_over
 
 
 @dataclass(frozen=True)
@@ -113,11 +116,23 @@ def live_bounds(analysis: PassAnalysis) -> LiveBounds:
         if analysis.coverage[einsum.name] != TRAVERSING:
             continue
         for ref in einsum.inputs():
-            if not ref.ranks & analysis.family.members and ref.tensor not in cascade.iterative_dims:
+            if not ref.ranks & analysis.family.members and not iterates_over(cascade, analysis.family, ref.tensor):
                 reused.setdefault(ref.tensor, set()).add(analysis.einsum_pass[einsum.name])
     for tensor, passes in reused.items():
         footprint = _size(cascade, tensor, tiles, family_shapes, drop_family=True)
         live.append(LiveTensor(tensor, "reused", footprint, tuple(sorted(passes))))
+
+    counted = {entry.tensor for entry in live}
+    for einsum in cascade.einsums:
+        if analysis.coverage[einsum.name] != TRAVERSING or not einsum.reduced_ranks & analysis.family.members:
+            continue
+        if einsum.role != "plain" or einsum.output.ranks & analysis.family.members:
+            continue
+        if einsum.output.tensor in counted:
+            continue  # the same buffer is already live as a reused summary or a state
+        footprint = _size(cascade, einsum.output.tensor, tiles, family_shapes, drop_family=True)
+        live.append(LiveTensor(einsum.output.tensor, "partial", footprint, (analysis.einsum_pass[einsum.name],)))
+        counted.add(einsum.output.tensor)
 
     total = sympy.simplify(sum((entry.footprint for entry in live), sympy.Integer(0)))
     return LiveBounds(live=tuple(live), tiles=tiles, total=total)

@@ -21,8 +21,8 @@ import sympy
 
 from attnsim.einsum_ir import functions
 from attnsim.einsum_ir.errors import cascade_error
-from attnsim.einsum_ir.model import (BinOp, Call, Cascade, Const, Einsum, Expr, Filter, IndexExpr, Neg, TensorRef,
-                             _affine_parts)
+from attnsim.einsum_ir.model import (BinOp, Call, Cascade, Compare, Const, Einsum, Expr, Filter, IndexExpr, Neg,
+                                     RankValue, Size, TensorRef, ValueFilter, _affine_parts)
 from attnsim.einsum_ir.schedule import schedule
 
 CHUNK_ELEMENTS = 1 << 22
@@ -119,6 +119,36 @@ class _Evaluator:
         names = self.storage if keep_intermediates else self.cascade.outputs
         return {name: self.storage[name].values for name in names}
 
+    def _write_blocked(self, einsum: Einsum, out_free: list[str], fixed: dict[str, int], values: np.ndarray,
+                       mask: np.ndarray | None) -> None:
+        """Scatter an output block whose indices are affine (``t*B + i``; each point written once)."""
+        tensor = einsum.output.tensor
+        shape = self.shapes[tensor]
+        stored = self.storage.get(tensor)
+        if stored is None or stored.values.shape != shape:
+            stored = _Stored(np.zeros(shape, self.dtype), np.zeros(shape, bool))
+            self.storage[tensor] = stored
+        elif stored.mask is None:
+            stored.mask = np.ones(shape, bool)
+        ndim = len(out_free)
+        keys = []
+        for d, idx in enumerate(einsum.output.indices):
+            coefficients, constant = self._index_parts(idx)
+            total: np.ndarray | int = constant
+            for rank, coefficient in coefficients.items():
+                if rank in fixed:
+                    total = total + coefficient * fixed[rank]
+                else:
+                    axis_shape = [1] * ndim
+                    axis_shape[out_free.index(rank)] = self.rank_sizes[rank]
+                    total = total + coefficient * np.arange(self.rank_sizes[rank]).reshape(axis_shape)
+            keys.append(np.asarray(total))
+        full = np.broadcast_shapes(*(k.shape for k in keys), np.shape(values))
+        keys = tuple(np.broadcast_to(k, full) for k in keys)
+        stored.values[keys] = np.broadcast_to(values, full)
+        stored.mask[keys] = True if mask is None else np.broadcast_to(mask, full)
+        self._compact_mask(tensor)
+
     def _compact_mask(self, tensor: str) -> None:
         stored = self.storage.get(tensor)
         if stored is not None and stored.mask is not None and stored.mask.all():
@@ -147,7 +177,7 @@ class _Evaluator:
         axes = {r: i for i, r in enumerate(free)}
         keep = None
         for condition in einsum.filters:
-            passed = self._filter(condition, axes, ranges, fixed)
+            passed = self._filter(condition, axes, ranges, fixed, einsum)
             keep = passed if keep is None else (keep & passed)
         reduced_axes = tuple(axes[r] for r in free if r in einsum.reduced_ranks)
         keep = np.any(keep, axis=reduced_axes) if reduced_axes else keep
@@ -160,6 +190,8 @@ class _Evaluator:
         if points <= CHUNK_ELEMENTS or not free:
             return self._space(einsum, free, ranges, fixed)
         candidates = out_free or free
+        if not out_free and einsum.reduce_op is not None and self._reduce_op(einsum).index:
+            return self._space(einsum, free, ranges, fixed)  # coordinates of parts cannot be combined
         rank = max(candidates, key=lambda r: ranges[r][1])
         extent = ranges[rank][1]
         step = max(1, (CHUNK_ELEMENTS * extent) // points)
@@ -175,10 +207,10 @@ class _Evaluator:
                 return values, None
             masks = [p[1] if p[1] is not None else np.ones(p[0].shape, bool) for p in parts]
             return values, np.concatenate(masks, axis=axis)
-        op = functions.get_reduce_op(einsum.reduce_op)
+        op = self._reduce_op(einsum)
         values = parts[0][0]
         for part in parts[1:]:
-            values = op.ufunc(values, part[0])
+            values = op.apply(values, part[0])
         return values, None
 
     def _space(self, einsum: Einsum, free: list[str], ranges: dict[str, tuple[int, int]],
@@ -188,7 +220,7 @@ class _Evaluator:
         shape = tuple(ranges[r][1] - ranges[r][0] for r in free)
         values, mask = self._expr(einsum.expr, einsum, axes, ranges, fixed)
         for condition in einsum.filters:
-            keep = self._filter(condition, axes, ranges, fixed)
+            keep = self._filter(condition, axes, ranges, fixed, einsum)
             mask = keep if mask is None else (mask & keep)
         values = np.broadcast_to(values, shape)
         if mask is not None:
@@ -200,15 +232,22 @@ class _Evaluator:
                 if mask.all():
                     mask = None
             return np.array(values, dtype=self.dtype), (None if mask is None else np.array(mask))
-        op = functions.get_reduce_op(einsum.reduce_op)
+        op = self._reduce_op(einsum)
         if mask is not None:
             values = np.where(mask, values, np.asarray(op.identity, self.dtype))
-        reduced = op.ufunc.reduce(values, axis=reduced_axes)
+        reduced = op.reduce(values, reduced_axes)
         return np.asarray(reduced, dtype=self.dtype), None
+
+    def _reduce_op(self, einsum: Einsum) -> functions.ReduceOp:
+        op = functions.get_reduce_op(einsum.reduce_op, self.cascade.reduce_ops)
+        if op is None:
+            raise cascade_error(self.source, einsum.line, "unknown reduce operator", einsum.reduce_op,
+                                f"one of {', '.join(functions.reduce_op_names(self.cascade.reduce_ops))}")
+        return op
 
     # -- fast path: sum of products ------------------------------------------------------------------
     def _is_product_sum(self, einsum: Einsum, fixed: dict[str, int]) -> bool:
-        if einsum.reduce_op != "sum":
+        if einsum.reduce_op != "sum" or einsum.value_filters:
             return False
         factors = _product_factors(einsum.expr)
         if factors is None:
@@ -242,6 +281,9 @@ class _Evaluator:
         for factor in _product_factors(einsum.expr):
             if isinstance(factor, Const):
                 scale = scale * np.asarray(factor.value, self.dtype)
+                continue
+            if isinstance(factor, Size):
+                scale = scale * np.asarray(self.size_of(factor.symbol), self.dtype)
                 continue
             array, ranks = self._basic_view(factor, einsum, fixed)
             masked = masked or self.storage[factor.tensor].mask is not None
@@ -277,6 +319,19 @@ class _Evaluator:
               fixed: dict[str, int]) -> Masked:
         if isinstance(expr, Const):
             return np.asarray(expr.value, self.dtype), None
+        if isinstance(expr, Size):
+            return np.asarray(self.size_of(expr.symbol), self.dtype), None
+        if isinstance(expr, RankValue):
+            if expr.rank in fixed:
+                return np.asarray(fixed[expr.rank], self.dtype), None
+            shape = [1] * len(axes)
+            start, stop = ranges[expr.rank]
+            shape[axes[expr.rank]] = stop - start
+            return np.arange(start, stop, dtype=self.dtype).reshape(shape), None
+        if isinstance(expr, Compare):
+            (a, ma) = self._expr(expr.left, einsum, axes, ranges, fixed)
+            (b, mb) = self._expr(expr.right, einsum, axes, ranges, fixed)
+            return functions.compare_values(a, b, expr.op).astype(self.dtype), _and_masks([ma, mb])
         if isinstance(expr, TensorRef):
             return self._gather(expr, einsum, axes, ranges, fixed)
         if isinstance(expr, Neg):
@@ -287,7 +342,7 @@ class _Evaluator:
             right = self._expr(expr.right, einsum, axes, ranges, fixed)
             return self._binop(expr.op, left, right)
         if isinstance(expr, Call):
-            entry = functions.get_function(expr.fn)
+            entry = functions.get_function(expr.fn, self.cascade.functions)
             if entry is None:
                 raise cascade_error(self.source, einsum.line, "unknown function", expr.fn,
                                     f"a registered function ({', '.join(functions.function_names())})")
@@ -378,8 +433,15 @@ class _Evaluator:
             shape[axes[order[i]]] = block.shape[permutation.index(i)]
         return block.reshape(shape)
 
-    def _filter(self, condition: Filter, axes: dict[str, int], ranges: dict[str, tuple[int, int]],
-                fixed: dict[str, int]) -> np.ndarray:
+    def _filter(self, condition: Filter | ValueFilter, axes: dict[str, int], ranges: dict[str, tuple[int, int]],
+                fixed: dict[str, int], einsum: Einsum | None = None) -> np.ndarray:
+        if isinstance(condition, ValueFilter):  # passes where both sides are present and compare true
+            left, left_mask = self._expr(condition.lhs, einsum, axes, ranges, fixed)
+            right, right_mask = self._expr(condition.rhs, einsum, axes, ranges, fixed)
+            keep = functions.compare_values(left, right, condition.op)
+            present = _and_masks([left_mask, right_mask])
+            keep = keep if present is None else keep & present
+            return np.asarray(keep).reshape((1,) * (len(axes) - np.ndim(keep)) + np.shape(keep))
         coefficients, constant = self._index_parts_expr(condition.lhs - condition.rhs, condition.ranks)
         ndim = len(axes)
         total: np.ndarray | int = constant
@@ -439,6 +501,9 @@ class _Evaluator:
                mask: np.ndarray | None) -> None:
         tensor = einsum.output.tensor
         shape = self.shapes[tensor]
+        if any(len(idx.ranks) > 1 for idx in einsum.output.indices):
+            self._write_blocked(einsum, out_free, fixed, values, mask)
+            return
         key: list[int | slice] = []
         order: list[str] = []
         for d, idx in enumerate(einsum.output.indices):
@@ -467,7 +532,7 @@ class _Evaluator:
 
 def _product_factors(expr: Expr) -> list[Expr] | None:
     """The factors of a pure product of tensor references and constants, else None."""
-    if isinstance(expr, (TensorRef, Const)):
+    if isinstance(expr, (TensorRef, Const, Size)):
         return [expr]
     if isinstance(expr, BinOp) and expr.op == "*":
         left, right = _product_factors(expr.left), _product_factors(expr.right)

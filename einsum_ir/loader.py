@@ -12,13 +12,14 @@ import sympy
 import yaml
 
 from attnsim.einsum_ir import schedule as scheduling
+from attnsim.einsum_ir.declarations import FunctionSpec, ReduceSpec, declare_functions, declare_reduce_ops
 from attnsim.einsum_ir.errors import CascadeError, cascade_error
 from attnsim.einsum_ir.functions import RESERVED_WORDS
 from attnsim.einsum_ir.model import Cascade, Einsum, TensorRef, rank_symbol, shape_symbol
 from attnsim.einsum_ir.syntax import parse_einsum, parse_shape_expr, parse_stop_condition, strip_comment
 
 KNOWN_KEYS = ("name", "description", "ranks", "shapes", "iterative", "inputs", "outputs", "pass_rank",
-              "attention", "closed_form", "meta", "einsums")
+              "attention", "closed_form", "reference", "tolerance", "functions", "reduce_ops", "meta", "einsums")
 REQUIRED_KEYS = ("name", "ranks", "inputs", "outputs", "einsums")
 ATTENTION_ALGORITHMS = ("3pass", "2pass", "1pass", "fusemax")
 
@@ -113,14 +114,20 @@ class _Loader:
                                         derived)
         inputs = self.name_list(nodes["inputs"][1], "inputs")
         outputs = self.name_list(nodes["outputs"][1], "outputs")
+        declared = declare_functions(self.function_specs(nodes.get("functions", (None, None))[1]),
+                                     source=self.source)
+        reduce_ops = declare_reduce_ops(self.reduce_specs(nodes.get("reduce_ops", (None, None))[1]), declared,
+                                        source=self.source)
         lines = self.einsum_lines(nodes["einsums"][1])
-        einsums = [parse_einsum(text, ranks, shape_names, iterative=iterative, line=line, source=self.source)
+        einsums = [parse_einsum(text, ranks, shape_names, iterative=iterative, line=line, source=self.source,
+                                local_functions=declared, local_reduce_ops=reduce_ops)
                    for text, line in lines]
         if not einsums:
             raise self.error(self.line_of(nodes["einsums"][1]), "no Einsums", "einsums", "at least one Einsum line")
         einsums, iterative_dims = self.link_iterative(einsums, iterative)
         tensor_shapes = self.validate_tensors(einsums, inputs, outputs, ranks, derived, iterative, iterative_dims)
         scheduling.schedule(einsums, iterative_dims, iterative, self.source)  # raises on cycles / unschedulable
+        warnings = self.recurrence_warnings(einsums, iterative_dims)
         meta = self.load_meta(nodes, data, shape_names)
         graph = build_graph(einsums, iterative_dims)
         tensor_lines = {name: line for name, line in inputs}
@@ -130,7 +137,50 @@ class _Loader:
                        iterative=iterative, inputs=tuple(n for n, _ in inputs), outputs=tuple(n for n, _ in outputs),
                        einsums=tuple(einsums), tensor_shapes=tensor_shapes, graph=graph, meta=meta,
                        iterative_dims=iterative_dims, symbol_lines=symbol_lines, origin=self.source,
-                       tensor_lines=tensor_lines)
+                       tensor_lines=tensor_lines, functions=declared, reduce_ops=reduce_ops, warnings=warnings)
+
+    # -- declared functions and reduce operators -----------------------------------------------------
+    def function_specs(self, node: yaml.Node | None) -> list[FunctionSpec]:
+        specs: list[FunctionSpec] = []
+        if node is None:
+            return specs
+        for key, value in self.mapping(node, "functions"):
+            name, line = self.scalar(key, "function name"), self.line_of(key)
+            if isinstance(value, yaml.ScalarNode):
+                specs.append(FunctionSpec(name=name, expr=str(value.value), line=line))
+                continue
+            fields = {self.scalar(k, "key"): v for k, v in self.mapping(value, f"function {name}")}
+            unknown = set(fields) - {"args", "expr", "merge", "identity"}
+            if unknown or "expr" not in fields:
+                raise self.error(line, f"bad declaration of function {name}", sorted(unknown)[0] if unknown else name,
+                                 "an expression string, or {args: [x, ...], expr: '...', merge: intersection|union, "
+                                 "identity: N}")
+            args = None
+            if "args" in fields:
+                args = tuple(n for n, _ in self.name_list(fields["args"], f"args of {name}"))
+            specs.append(FunctionSpec(name=name, expr=self.scalar(fields["expr"], f"expr of {name}"), line=line,
+                                      args=args,
+                                      merge=self.scalar(fields["merge"], "merge") if "merge" in fields else
+                                      "intersection",
+                                      identity=self.scalar(fields["identity"], "identity") if "identity" in fields
+                                      else None))
+        return specs
+
+    def reduce_specs(self, node: yaml.Node | None) -> list[ReduceSpec]:
+        specs: list[ReduceSpec] = []
+        if node is None:
+            return specs
+        for key, value in self.mapping(node, "reduce_ops"):
+            name, line = self.scalar(key, "reduce operator name"), self.line_of(key)
+            fields = {self.scalar(k, "key"): v for k, v in self.mapping(value, f"reduce operator {name}")}
+            unknown = set(fields) - {"combine", "identity"}
+            if unknown or "combine" not in fields or "identity" not in fields:
+                missing = sorted(unknown) or [k for k in ("combine", "identity") if k not in fields]
+                raise self.error(line, f"bad declaration of reduce operator {name}", missing[0],
+                                 "{combine: FUNCTION or 'a . b expression', identity: N}")
+            specs.append(ReduceSpec(name=name, combine=self.scalar(fields["combine"], f"combine of {name}"),
+                                    identity=self.scalar(fields["identity"], f"identity of {name}"), line=line))
+        return specs
 
     def load_ranks(self, node: yaml.Node) -> tuple[dict[str, sympy.Symbol], dict[str, int]]:
         ranks: dict[str, sympy.Symbol] = {}
@@ -270,6 +320,27 @@ class _Loader:
                                  f"a line writing {tensor} at iterate 0 (like {tensor}[0, ...] = 0)")
         return linked, iterative_dims
 
+    def recurrence_warnings(self, einsums: list[Einsum], iterative_dims: dict[str, tuple[int, str]]
+                            ) -> tuple[str, ...]:
+        """A reduction written inside a recurrence update combines the carried term once per reduced
+        element (correct Einsum semantics, never what the author meant): one warning per case."""
+        found: list[str] = []
+        for einsum in einsums:
+            if einsum.role != "update" or not einsum.reduced_ranks:
+                continue
+            tensor = einsum.output.tensor
+            for ref in einsum.inputs():
+                if ref.tensor != tensor:
+                    continue
+                for rank in sorted(einsum.reduced_ranks - ref.ranks):
+                    found.append(
+                        f"{self.source}:{einsum.line}: update {tensor} reduces over {rank} inside the "
+                        f"recurrence over {einsum.iterative_rank}, so the carried term {ref} is combined once per "
+                        f"element of {rank}; expected the reduction in an Einsum of its own "
+                        f"(T[...] = ... :: {einsum.reduce_op} over {rank}, then {tensor} = {ref} + T)")
+                break
+        return tuple(found)
+
     # -- tensors and shapes ------------------------------------------------------------------------------
     def validate_tensors(self, einsums: list[Einsum], inputs: list[tuple[str, int]], outputs: list[tuple[str, int]],
                          ranks: dict[str, sympy.Symbol], derived: dict[sympy.Symbol, sympy.Expr],
@@ -370,6 +441,14 @@ class _Loader:
             meta["pass_rank"] = value
         if "closed_form" in nodes:
             meta["closed_form"] = self.scalar(nodes["closed_form"][1], "closed_form")
+        if "reference" in nodes:
+            meta["reference"] = self.scalar(nodes["reference"][1], "reference")
+        if "tolerance" in nodes:
+            value = data.get("tolerance")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+                raise self.error(self.key_line["tolerance"], "tolerance must be a number in (0, 1)", value,
+                                 "the largest normwise relative error check accepts, like 1e-10")
+            meta["tolerance"] = float(value)
         if "attention" in nodes:
             attention = data.get("attention")
             line = self.key_line["attention"]

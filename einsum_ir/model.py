@@ -146,18 +146,54 @@ class Neg:
         return f"-{self.arg}"
 
 
-Expr = Union[Const, TensorRef, Call, BinOp, Neg]
+@dataclass(frozen=True)
+class Size:
+    """A shape symbol used as a scalar value (``-log(M)``, ``1/H``, ``sqrt(E)``): the size the user gives."""
+
+    name: str
+
+    @property
+    def symbol(self) -> sympy.Symbol:
+        return shape_symbol(self.name)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Compare:
+    """A data-dependent comparison yielding 1 where it holds and 0 elsewhere (``QK[m,p] == GM[p]``)."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+
+    def __str__(self) -> str:
+        return f"({self.left} {self.op} {self.right})"
+
+
+@dataclass(frozen=True)
+class RankValue:
+    """A rank variable's coordinate used as a value; only inside a value filter (``where m == IDX[p]``)."""
+
+    rank: str
+
+    def __str__(self) -> str:
+        return self.rank
+
+
+Expr = Union[Const, TensorRef, Call, BinOp, Neg, Size, Compare, RankValue]
 
 
 def expr_tensor_refs(expr: Expr) -> tuple[TensorRef, ...]:
     """Every tensor reference in ``expr``, left to right."""
     if isinstance(expr, TensorRef):
         return (expr,)
-    if isinstance(expr, Const):
+    if isinstance(expr, (Const, Size, RankValue)):
         return ()
     if isinstance(expr, Call):
         return tuple(ref for arg in expr.args for ref in expr_tensor_refs(arg))
-    if isinstance(expr, BinOp):
+    if isinstance(expr, (BinOp, Compare)):
         return expr_tensor_refs(expr.left) + expr_tensor_refs(expr.right)
     if isinstance(expr, Neg):
         return expr_tensor_refs(expr.arg)
@@ -182,6 +218,42 @@ class Filter:
         return f"{_format_sympy(self.lhs)} {self.op} {_format_sympy(self.rhs)}"
 
 
+@dataclass(frozen=True)
+class ValueFilter:
+    """A comparison of values that restricts an Einsum's iteration space point by point
+    (``where QK[m,p] >= T[p]``, ``where m == IDX[p]``); its reads are reads of the Einsum."""
+
+    lhs: "Expr"
+    op: str
+    rhs: "Expr"
+
+    def refs(self) -> tuple[TensorRef, ...]:
+        """Tensor references read by the comparison, left to right."""
+        return expr_tensor_refs(self.lhs) + expr_tensor_refs(self.rhs)
+
+    @property
+    def ranks(self) -> frozenset[str]:
+        """Rank variables used: by its tensor references and as values."""
+        used = set().union(*(r.ranks for r in self.refs())) if self.refs() else set()
+        return frozenset(used | set(expr_rank_values(self.lhs)) | set(expr_rank_values(self.rhs)))
+
+    def __str__(self) -> str:
+        return f"{self.lhs} {self.op} {self.rhs}"
+
+
+def expr_rank_values(expr: "Expr") -> tuple[str, ...]:
+    """Rank variables used as values in ``expr`` (only value filters have them)."""
+    if isinstance(expr, RankValue):
+        return (expr.rank,)
+    if isinstance(expr, Call):
+        return tuple(r for a in expr.args for r in expr_rank_values(a))
+    if isinstance(expr, (BinOp, Compare)):
+        return expr_rank_values(expr.left) + expr_rank_values(expr.right)
+    if isinstance(expr, Neg):
+        return expr_rank_values(expr.arg)
+    return ()
+
+
 ROLES = ("plain", "init", "update")
 
 
@@ -204,15 +276,29 @@ class Einsum:
     reduce_op: str | None
     reduced_ranks: frozenset[str]
     iteration_ranks: tuple[str, ...]
-    filters: tuple[Filter, ...]
+    filters: tuple["Filter | ValueFilter", ...]
     role: str
     iterative_rank: str | None
     line: int
     source: str
 
     def inputs(self) -> tuple[TensorRef, ...]:
-        """Tensor references read by the expression, left to right."""
-        return expr_tensor_refs(self.expr)
+        """Tensor references read by the expression, then by value filters, left to right."""
+        refs = expr_tensor_refs(self.expr)
+        for condition in self.filters:
+            if isinstance(condition, ValueFilter):
+                refs += condition.refs()
+        return refs
+
+    @property
+    def index_filters(self) -> tuple["Filter", ...]:
+        """The filters on indices (affine comparisons of rank variables)."""
+        return tuple(f for f in self.filters if isinstance(f, Filter))
+
+    @property
+    def value_filters(self) -> tuple["ValueFilter", ...]:
+        """The filters on values."""
+        return tuple(f for f in self.filters if isinstance(f, ValueFilter))
 
     @property
     def output_ranks(self) -> tuple[str, ...]:
@@ -252,6 +338,9 @@ class Cascade:
     symbol_lines: dict[str, int] = field(default_factory=dict)
     origin: str = ""  # name used in error messages when there is no path (load_cascade_text(source=...))
     tensor_lines: dict[str, int] = field(default_factory=dict)  # input: its line in `inputs`; else first writer
+    functions: dict = field(default_factory=dict)  # name -> functions.MapFunction declared in the file
+    reduce_ops: dict = field(default_factory=dict)  # name -> functions.ReduceOp declared in the file
+    warnings: tuple[str, ...] = ()  # one-line warnings found at load ("file:line: what; expected ...")
 
     @property
     def source(self) -> str:

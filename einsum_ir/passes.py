@@ -129,6 +129,16 @@ def rank_family(cascade: Cascade, rank: str) -> RankFamily:
         raise AnalysisError(f"{cascade.source}: rank '{rank}' is not a rank shape of cascade "
                             f"{cascade.name}; expected one of {', '.join(sorted(shapes))}")
     full = frozenset(r for r, s in cascade.ranks.items() if s == shape)
+    for einsum in cascade.einsums:
+        for ref in (einsum.output, *einsum.inputs()):
+            for dim, index in enumerate(ref.indices):
+                extent = _dim_extent(cascade, ref.tensor, dim)
+                if (len(index.ranks) > 1 and index.ranks & full and extent != shape
+                        and extent in set(cascade.ranks.values())):
+                    raise AnalysisError(
+                        f"{cascade.source}:{einsum.line}: rank '{rank}' is one part of the partition "
+                        f"'{index}' of {extent} at '{ref}'; expected the partitioned rank {extent} "
+                        f"(its passes count the traversals of every element)")
     partitions: set[frozenset[str]] = set()
     for einsum in cascade.einsums:
         for ref in (einsum.output, *einsum.inputs()):
@@ -154,8 +164,8 @@ def analyze_passes(cascade: Cascade, rank: str | None = None) -> PassAnalysis:
         raise AnalysisError(f"{cascade.source}: no Einsum traverses rank '{rank}' at '{cascade.name}'; "
                             f"expected an Einsum iterating over every element of {rank}")
     time = _schedule_times(cascade, family, coverage)
-    einsum_pass = {name: _pass_of(time[name], coverage[name]) for name in time}
-    passes = max(einsum_pass[n] for n, c in coverage.items() if c == TRAVERSING)
+    passes = max(_pass_of(time[n], c) for n, c in coverage.items() if c == TRAVERSING)
+    einsum_pass = {name: min(passes, _pass_of(time[name], coverage[name])) for name in time}
     groups = [[e.name for e in cascade.einsums if einsum_pass[e.name] == k] for k in range(1, passes + 1)]
     analysis = PassAnalysis(cascade=cascade, rank=rank, family=family, passes=passes,
                             einsum_pass=einsum_pass, coverage=coverage, time=time,
@@ -215,7 +225,7 @@ def _read(cascade: Cascade, family: RankFamily, reader: Einsum, ref: TensorRef, 
             return SAME_ITERATION, 0.0
         return STREAM, max(time[w.name] for w in outside)
     produced = max(time[w.name] for w in writers)
-    if ref.tensor in cascade.iterative_dims:
+    if iterates_over(cascade, family, ref.tensor):
         dim, iter_rank = cascade.iterative_dims[ref.tensor]
         index = ref.indices[dim]
         bound = cascade.iterative[iter_rank]
@@ -238,13 +248,21 @@ def _read(cascade: Cascade, family: RankFamily, reader: Einsum, ref: TensorRef, 
     return INPUT, 0.0
 
 
+def iterates_over(cascade: Cascade, family: RankFamily, tensor: str) -> bool:
+    """True when ``tensor`` is the iterate of a recurrence over (part of) the analysed rank. Only then
+    is its final iterate a whole-fiber summary; a recurrence over another rank (``m1`` when analysing
+    ``P``) is, along the analysed rank, an ordinary tensor."""
+    return tensor in cascade.iterative_dims and cascade.iterative_dims[tensor][1] in family.members
+
+
 def _check_fiber_indexing(cascade: Cascade, family: RankFamily, reader: Einsum, ref: TensorRef) -> None:
     """Refuse reads whose fibers along the rank are not plain traversals: one fixed element of a
     (non-iterative) fiber, or an index that mixes the rank with other ranks (``X[m+p, p]``)."""
-    if ref.tensor in cascade.iterative_dims:
-        return
+    iterate_dim = cascade.iterative_dims.get(ref.tensor, (None, None))[0]
     family_shapes = _family_shapes(cascade, family)
     for dim, index in enumerate(ref.indices):
+        if dim == iterate_dim:
+            continue  # indexed by the recurrence's rank: r, r+1 or a constant iterate
         if index.ranks & family.members and index.ranks - family.members:
             raise AnalysisError(
                 f"{cascade.source}:{reader.line}: index '{index}' of '{ref}' mixes rank {family.shape} "
@@ -263,7 +281,9 @@ def _available(produced: float) -> float:
 
 def _pass_of(time: float, coverage: str) -> int:
     """1-based pass of an Einsum at ``time``: a coarse Einsum between passes streams with the next
-    pass; a free one is the epilogue of the pass before it."""
+    pass; a free one is the epilogue of the pass before it. (The caller clamps to the last pass: a
+    coarse Einsum after the last traversal, such as the merge over splits of a split-K cascade, is
+    that pass's epilogue.)"""
     if time.is_integer():
         return max(1, int(time))
     return int(math.ceil(time)) if coverage == COARSE else int(math.floor(time))
@@ -276,7 +296,7 @@ def _reads_by_pass(cascade: Cascade, family: RankFamily, analysis: PassAnalysis)
         if analysis.coverage[einsum.name] != TRAVERSING:
             continue
         for ref in einsum.inputs():
-            if ref.ranks & family.members and ref.tensor not in cascade.iterative_dims:
+            if ref.ranks & family.members and not iterates_over(cascade, family, ref.tensor):
                 reads.setdefault(ref.tensor, set()).add(analysis.einsum_pass[einsum.name])
     return {t: sorted(p) for t, p in reads.items()}
 

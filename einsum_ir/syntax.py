@@ -2,14 +2,19 @@
 
 ::
 
-    line    := lhs '=' expr [ '::' NAME [ 'over' RANK {',' RANK} ] ] [ 'where' cond { 'and' cond } ]
+    line    := lhs '=' value [ '::' NAME [ 'over' RANK {',' RANK} ] ] [ 'where' cond { 'and' cond } ]
     lhs     := TENSOR [ '[' [ index {',' index} ] ']' ]
+    value   := expr [ CMP expr ]                  (1 where the comparison holds, else 0)
     expr    := term { ('+' | '-') term }
     term    := unary { ('*' | '/') unary }
     unary   := '-' unary | primary
-    primary := NUMBER | 'inf' | FUNC '(' expr {',' expr} ')' | TENSOR [ '[' ... ']' ] | '(' expr ')'
+    primary := NUMBER | 'inf' | SHAPE | FUNC '(' value {',' value} ')' | TENSOR [ '[' ... ']' ] | '(' value ')'
     index   := affine expression of rank variables, shape symbols and integers (+ - * / parentheses)
-    cond    := index ('<' | '<=' | '>' | '>=' | '==' | '!=') index
+    cond    := index CMP index                    (an index filter)
+             | expr CMP expr                      (a value filter: names a tensor; a rank is its coordinate)
+    CMP     := '<' | '<=' | '>' | '>=' | '==' | '!='
+
+An output index may also be blocked (``t*B + i``, covering its extent exactly once).
 
 The parser knows the declared rank variables and shape symbols, and the registered functions and
 reduce operators (einsum_ir.functions), so a registered function is accepted with no parser change.
@@ -26,8 +31,8 @@ import sympy
 
 from attnsim.einsum_ir import functions
 from attnsim.einsum_ir.errors import CascadeError, cascade_error
-from attnsim.einsum_ir.model import (BinOp, Call, Const, Einsum, Expr, Filter, IndexExpr, Neg, TensorRef,
-                             expr_tensor_refs, rank_symbol, shape_symbol)
+from attnsim.einsum_ir.model import (BinOp, Call, Compare, Const, Einsum, Expr, Filter, IndexExpr, Neg, RankValue,
+                                     Size, TensorRef, ValueFilter, expr_tensor_refs, rank_symbol, shape_symbol)
 
 _TOKEN_RE = re.compile(r"""
     (?P<ws>\s+)
@@ -56,11 +61,17 @@ def strip_comment(text: str) -> str:
 class _Context:
     """What a line is parsed against: file and line for errors, declared ranks and shapes."""
 
-    def __init__(self, source: str, line: int, ranks: Mapping[str, object], shapes: set[str]):
+    def __init__(self, source: str, line: int, ranks: Mapping[str, object], shapes: set[str], *,
+                 local_functions: Mapping[str, functions.MapFunction] | None = None,
+                 local_reduce_ops: Mapping[str, functions.ReduceOp] | None = None,
+                 params: tuple[str, ...] | None = None):
         self.source = source
         self.line = line
         self.ranks = set(ranks)
         self.shapes = set(shapes)
+        self.local_functions = dict(local_functions or {})
+        self.local_reduce_ops = dict(local_reduce_ops or {})
+        self.params = params  # the arguments, when parsing a function definition (no tensors, no ranks)
 
     def error(self, what: str, token: str, expected: str) -> CascadeError:
         return cascade_error(self.source, self.line, what, token, expected)
@@ -91,6 +102,7 @@ class _Parser:
         self.position = 0
         self.ctx = ctx
         self.ranks_seen: list[str] = []  # rank variables in the order their tokens were read
+        self.rank_values = False  # True while parsing a value filter: a rank variable is its coordinate
 
     # -- token helpers -------------------------------------------------------------------------------
     @property
@@ -153,6 +165,11 @@ class _Parser:
                 return rank_symbol(token.text)
             if token.text in self.ctx.shapes:
                 return shape_symbol(token.text)
+            if self.current.text == "[" and self.current.kind == "op":
+                raise self.ctx.error(
+                    "gather (a tensor read used as an index) is outside the language", token.text,
+                    "indices affine in rank variables; select with a value filter instead, like "
+                    f"'G[f,p] = V[f,m] where m == {token.text}[p]'")
             raise self.ctx.error("unknown rank variable", token.text,
                                  f"one of the declared ranks {', '.join(sorted(self.ctx.ranks))} "
                                  f"or shape symbols {', '.join(sorted(self.ctx.shapes))}")
@@ -188,6 +205,18 @@ class _Parser:
             return tuple(indices)
 
     # -- value expressions ---------------------------------------------------------------------------
+    def value(self) -> Expr:
+        """``sum [CMP sum]``: a comparison yields 1 where it holds, 0 elsewhere (non-associative)."""
+        left = self.expr()
+        if self.current.kind == "op" and self.current.text in COMPARISONS:
+            op = self.advance().text
+            right = self.expr()
+            if self.current.kind == "op" and self.current.text in COMPARISONS:
+                raise self.ctx.error("chained comparison", self.current.text,
+                                     "one comparison per operand; parenthesise, like (a < b) * (b < c)")
+            return Compare(op, left, right)
+        return left
+
     def expr(self) -> Expr:
         value = self.term()
         while self.current.text in ("+", "-") and self.current.kind == "op":
@@ -216,7 +245,7 @@ class _Parser:
             return Const(float(token.text))
         if token.kind == "op" and token.text == "(":
             self.advance()
-            value = self.expr()
+            value = self.value()
             self.expect(")", "')' closing the parenthesis")
             return value
         if token.kind == "ident":
@@ -228,30 +257,73 @@ class _Parser:
             self.advance()
             if self.current.text == "(" and self.current.kind == "op":
                 return self.call(token)
+            if self.ctx.params is not None:
+                if token.text not in self.ctx.params:
+                    raise self.ctx.error("unknown name in a function definition", token.text,
+                                         f"one of its arguments ({', '.join(self.ctx.params)}), a number, "
+                                         "or a function call")
+                return TensorRef(token.text, ())
             if token.text in self.ctx.ranks:
-                raise self.ctx.error("rank variable used as a value", token.text, "a tensor reference like T[...]")
+                if self.rank_values:
+                    self.ranks_seen.append(token.text)
+                    return RankValue(token.text)
+                raise self.ctx.error("rank variable used as a value", token.text,
+                                     "a tensor reference like T[...] (a coordinate is a value only in a "
+                                     "value filter, like 'where m == IDX[p]')")
             is_ref = self.current.text == "[" and self.current.kind == "op"
             if token.text in self.ctx.shapes and not is_ref:
-                raise self.ctx.error("shape symbol used as a value", token.text, "a tensor reference or a number")
+                return Size(token.text)
             return TensorRef(token.text, self.bracket_indices(token.text))
         raise self.ctx.error("malformed Einsum", token.text, "an expression (a number, tensor, function call or '(')")
 
     def call(self, name: Token) -> Call:
-        entry = functions.get_function(name.text)
+        entry = functions.get_function(name.text, self.ctx.local_functions)
         if entry is None:
             raise self.ctx.error("unknown function", name.text,
-                                 f"a registered function ({', '.join(functions.function_names())})")
+                                 f"a built-in, registered or declared function "
+                                 f"({', '.join(functions.function_names(self.ctx.local_functions))})")
         self.expect("(")
-        args: list[Expr] = [self.expr()]
+        args: list[Expr] = [self.value()]
         while self.accept(","):
-            args.append(self.expr())
+            args.append(self.value())
         self.expect(")", f"',' or ')' in the call of {name.text}")
         if len(args) != entry.arity:
             raise self.ctx.error(f"{name.text} takes {entry.arity} argument(s), got {len(args)}", name.text,
                                  f"{entry.arity} argument(s)")
         return Call(name.text, tuple(args))
 
-    def condition(self) -> Filter:
+    def _is_value_condition(self) -> bool:
+        """True when the condition up to the next 'and' reads a tensor (``T[...]``), calls a function or
+        has a non-integer number (a filter on values); otherwise it is an index filter."""
+        depth = 0
+        tokens = self.tokens[self.position:]
+        for token, after in zip(tokens, tokens[1:] + [Token("end", END)]):
+            if token.kind == "end" or (depth == 0 and token.kind == "ident" and token.text == "and"):
+                return False
+            if token.kind == "op" and token.text in "([":
+                depth += 1
+            elif token.kind == "op" and token.text in ")]":
+                depth -= 1
+            elif token.kind == "number" and not re.fullmatch(r"\d+", token.text):
+                return True
+            elif (token.kind == "ident" and token.text not in self.ctx.ranks and token.text not in self.ctx.shapes
+                  and after.kind == "op" and after.text in ("[", "(")):
+                return True
+        return False
+
+    def condition(self) -> Filter | ValueFilter:
+        if self._is_value_condition():
+            self.rank_values = True
+            try:
+                lhs_value = self.expr()
+                op = self.current
+                if op.kind != "op" or op.text not in COMPARISONS:
+                    raise self.ctx.error("malformed filter", op.text, f"a comparison ({' '.join(COMPARISONS)})")
+                self.advance()
+                rhs_value = self.expr()
+            finally:
+                self.rank_values = False
+            return ValueFilter(lhs=lhs_value, op=op.text, rhs=rhs_value)
         lhs = self.index("where")
         op = self.current
         if op.kind != "op" or op.text not in COMPARISONS:
@@ -259,6 +331,29 @@ class _Parser:
         self.advance()
         rhs = self.index("where")
         return Filter(lhs=lhs.expr, op=op.text, rhs=rhs.expr)
+
+
+def _blocked_order(index: IndexExpr, ranks: Mapping[str, object]) -> tuple[str, ...] | None:
+    """The ranks of a blocked output index (``t*B + i``), slowest first, when it covers its extent
+    exactly once: no constant, the fastest rank has coefficient 1 and each next coefficient is the
+    previous coefficient times the previous rank's shape. None otherwise."""
+    if len(index.ranks) < 2:
+        return None
+    coefficients, constant = index.affine()
+    if constant != 0:
+        return None
+    remaining = dict(coefficients)
+    stride: sympy.Expr = sympy.Integer(1)
+    order: list[str] = []
+    while remaining:
+        match = next((r for r, c in remaining.items() if sympy.simplify(c - stride) == 0), None)
+        shape = ranks.get(match) if match is not None else None
+        if match is None or shape is None:
+            return None
+        order.append(match)
+        stride = stride * sympy.sympify(shape)
+        del remaining[match]
+    return tuple(reversed(order))
 
 
 def _first_seen(*groups: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -272,18 +367,21 @@ def _first_seen(*groups: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 def parse_einsum(text: str, ranks: Mapping[str, object], shapes: set[str] | frozenset[str] = frozenset(), *,
                  iterative: Mapping[str, object] | None = None, line: int = 1,
-                 source: str = "<string>") -> Einsum:
+                 source: str = "<string>",
+                 local_functions: Mapping[str, functions.MapFunction] | None = None,
+                 local_reduce_ops: Mapping[str, functions.ReduceOp] | None = None) -> Einsum:
     """Parse one Einsum line (``#`` comments allowed) into an :class:`Einsum`.
 
     ``ranks`` names the declared rank variables (a mapping rank -> shape, only keys are used here);
     ``shapes`` the shape symbols (the values of ``ranks`` are added); ``iterative`` the iterative
-    ranks. The role is ``"update"`` when the output is indexed at ``r+1`` for an iterative ``r``,
+    ranks; ``local_functions`` / ``local_reduce_ops`` those declared in the cascade file. The role is ``"update"`` when the output is indexed at ``r+1`` for an iterative ``r``,
     ``"init"`` when some output index is a constant, ``"plain"`` otherwise; a cascade fixes
     ``iterative_rank`` of init lines when it links them to their update.
     """
     iterative = dict(iterative or {})
     shape_names = set(shapes) | {str(v) for v in ranks.values() if v is not None}
-    ctx = _Context(source, line, ranks, shape_names)
+    ctx = _Context(source, line, ranks, shape_names, local_functions=local_functions,
+                   local_reduce_ops=local_reduce_ops)
     body = strip_comment(text)
     if not body:
         raise ctx.error("empty Einsum", text.strip() or END, "an Einsum like T[i] = A[i] * B[i]")
@@ -298,7 +396,7 @@ def parse_einsum(text: str, ranks: Mapping[str, object], shapes: set[str] | froz
     output = TensorRef(name_token.text, parser.bracket_indices(name_token.text))
     parser.expect("=", "'=' after the output tensor")
     seen_before_expr = len(parser.ranks_seen)
-    expr = parser.expr()
+    expr = parser.value()
     expr_rank_tokens = parser.ranks_seen[seen_before_expr:]
 
     reduce_name: str | None = None
@@ -306,12 +404,12 @@ def parse_einsum(text: str, ranks: Mapping[str, object], shapes: set[str] | froz
     reduce_token = "::"
     if parser.accept("::"):
         token = parser.current
+        known_ops = ", ".join(functions.reduce_op_names(ctx.local_reduce_ops))
         if token.kind != "ident":
-            raise ctx.error("malformed reduction", token.text,
-                            f"a reduce operator ({', '.join(functions.reduce_op_names())})")
+            raise ctx.error("malformed reduction", token.text, f"a reduce operator ({known_ops})")
         parser.advance()
-        if functions.get_reduce_op(token.text) is None:
-            raise ctx.error("unknown reduce operator", token.text, f"one of {', '.join(functions.reduce_op_names())}")
+        if functions.get_reduce_op(token.text, ctx.local_reduce_ops) is None:
+            raise ctx.error("unknown reduce operator", token.text, f"one of {known_ops}")
         reduce_name = reduce_token = token.text
         if parser.accept("over"):
             names = []
@@ -326,7 +424,7 @@ def parse_einsum(text: str, ranks: Mapping[str, object], shapes: set[str] | froz
                     break
             over = tuple(names)
 
-    filters: list[Filter] = []
+    filters: list[Filter | ValueFilter] = []
     if parser.accept("where"):
         filters.append(parser.condition())
         while parser.accept("and"):
@@ -359,17 +457,34 @@ def parse_einsum(text: str, ranks: Mapping[str, object], shapes: set[str] | froz
             role, iterative_rank = "update", only_rank
             output_ranks.append(only_rank)
             continue
-        raise ctx.error("output index must be a rank variable", str(output),
-                        "a rank variable, r+1 for an iterative rank r, or a constant")
+        blocked = _blocked_order(index, ranks)
+        if blocked is None:
+            raise ctx.error("output index must be a rank variable", str(output),
+                            "a rank variable, r+1 for an iterative rank r, a constant, or a blocked index "
+                            "covering its rank exactly once (t*B + i with i of shape B)")
+        for rank in blocked:
+            if rank in output_ranks:
+                raise ctx.error("rank variable repeated in the output", str(output), "distinct rank variables")
+            output_ranks.append(rank)
     if role == "init" and iterative_rank is None and len(iterative) == 1 and any(
             i.is_constant for i in output.indices):
         iterative_rank = next(iter(iterative))
 
     expr_ranks = tuple(r for r in _first_seen(expr_rank_tokens)
                        if any(r in ref.ranks for ref in expr_tensor_refs(expr)))
+    value_filter_ranks = tuple(r for r in _first_seen(parser.ranks_seen)
+                               if any(r in f.ranks for f in filters if isinstance(f, ValueFilter)))
+    expr_ranks = _first_seen(expr_ranks, value_filter_ranks)
     iteration_ranks = _first_seen(output_ranks, expr_ranks)
     reduced = frozenset(r for r in expr_ranks if r not in output_ranks)
+    if reduce_name is not None and functions.get_reduce_op(reduce_name, ctx.local_reduce_ops).index and \
+            len(reduced) != 1:
+        raise ctx.error(f"{reduce_name} reduces {len(reduced)} ranks", reduce_name,
+                        f"exactly one reduced rank (its coordinate is the result; here "
+                        f"{', '.join(sorted(reduced)) or 'none'})")
     for condition in filters:
+        if isinstance(condition, ValueFilter):
+            continue
         missing = sorted(condition.ranks - set(iteration_ranks))
         if missing:
             raise ctx.error("filter uses a rank outside the Einsum's iteration space", str(condition),
@@ -385,6 +500,38 @@ def parse_einsum(text: str, ranks: Mapping[str, object], shapes: set[str] | froz
     return Einsum(name=name, output=output, expr=expr, reduce_op=reduce_op, reduced_ranks=reduced,
                   iteration_ranks=iteration_ranks, filters=tuple(filters), role=role,
                   iterative_rank=iterative_rank, line=line, source=body)
+
+
+def parse_function_body(text: str, params: tuple[str, ...], *, line: int, source: str,
+                        local_functions: Mapping[str, functions.MapFunction] | None = None) -> Expr:
+    """Parse the expression of a function definition (``x * tanh(softplus(x))``) over ``params``.
+
+    The grammar is the Einsum expression grammar with the arguments as the only names: numbers,
+    ``inf``, ``+ - * /``, parentheses and calls of built-in, registered or ``local_functions``.
+    """
+    ctx = _Context(source, line, {}, set(), local_functions=local_functions, params=tuple(params))
+    body = str(text).strip()
+    if not body:
+        raise ctx.error("empty function definition", str(text) or END, "an expression of its arguments")
+    parser = _Parser(tokenize(body, ctx), ctx)
+    expr = parser.expr()
+    if parser.current.kind != "end":
+        raise ctx.error("malformed function definition", parser.current.text,
+                        "an operator or the end of the expression")
+    return expr
+
+
+def function_body_names(text: str) -> tuple[str, ...]:
+    """Names in a definition that are not called (the implicit arguments), in first-seen order."""
+    names: list[str] = []
+    tokens = [m for m in _TOKEN_RE.finditer(str(text)) if m.lastgroup != "ws"]
+    for i, match in enumerate(tokens):
+        if match.lastgroup != "ident" or match.group() in functions.RESERVED_WORDS:
+            continue
+        called = i + 1 < len(tokens) and tokens[i + 1].group() == "("
+        if not called and match.group() not in names:
+            names.append(match.group())
+    return tuple(names)
 
 
 def parse_shape_expr(text: str, shapes: set[str], *, line: int, source: str,

@@ -7,6 +7,7 @@ with their closed form computed with numpy. Errors are normwise: ``max|a - b| / 
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -42,6 +43,12 @@ class CheckResult:
     def to_json(self) -> dict:
         """A JSON-serialisable dict (keys as in the dataclass)."""
         return asdict(self)
+
+
+def print_warnings(cascade: Cascade) -> None:
+    """Print the cascade's load-time warnings to stderr, one line each (``attnsim: warning: ...``)."""
+    for warning in cascade.warnings:
+        print(f"attnsim: warning: {warning}", file=sys.stderr)
 
 
 def cascade_from_arg(name: str) -> Cascade:

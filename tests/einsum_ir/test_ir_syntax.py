@@ -111,7 +111,7 @@ def test_comment_is_ignored():
     ("QK[m,p] = Q[e,p", "malformed Einsum", "end of line"),
     ("QK[m,p] = Q[e,p] $", "unexpected character", "$"),
     ("QK[m,p] = Q[e,q] * K[e,m]", "unknown rank variable", "q"),
-    ("QK[m,p] = softplus(Q[e,p]) * K[e,m]", "unknown function", "softplus"),
+    ("QK[m,p] = mishmash(Q[e,p]) * K[e,m]", "unknown function", "mishmash"),
     ("QK[m,p] = exp(Q[e,p], K[e,m])", "exp takes 1 argument(s), got 2", "exp"),
     ("GM[p] = QK[m,p] :: prod", "unknown reduce operator", "prod"),
     ("GM[p] = QK[m,p] :: max over p", "'over' ranks differ from the reduced ranks", "p"),

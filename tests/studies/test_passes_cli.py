@@ -72,3 +72,12 @@ def test_passes_on_malformed_cascade_is_refused(tmp_path):
     result = attnsim("passes", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"{path}:6" in result.stderr
+
+
+@pytest.mark.parametrize("rank", ["P", "F"])
+def test_one_pass_attention_over_another_rank_says_one_pass(rank):
+    # the recurrence of attention-1pass runs over m1; along p or f nothing is reduced (issue 13)
+    result = attnsim("passes", "attention-1pass", "--rank", rank)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"attention-1pass: 1 pass over rank {rank}"
+    assert all(line.startswith("  pass 1 ") for line in result.stdout.splitlines()[1:18])

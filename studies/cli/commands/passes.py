@@ -7,6 +7,7 @@ import json
 from attnsim.einsum_ir.bounds import live_bounds
 from attnsim.einsum_ir.library import resolve_cascade
 from attnsim.einsum_ir.passes import analyze_passes
+from attnsim.studies.check import print_warnings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    analysis = analyze_passes(resolve_cascade(args.cascade), args.rank)
+    cascade = resolve_cascade(args.cascade)
+    print_warnings(cascade)
+    analysis = analyze_passes(cascade, args.rank)
     bounds = live_bounds(analysis)
     if args.json:
         payload = analysis.to_json()

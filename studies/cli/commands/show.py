@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from attnsim.einsum_ir import Cascade
-from attnsim.studies.check import cascade_from_arg
+from attnsim.einsum_ir import Cascade, functions
+from attnsim.studies.check import cascade_from_arg, print_warnings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,9 +27,19 @@ def describe(cascade: Cascade) -> str:
         lines.append("iterative    " + ", ".join(f"{r} (stop when {r} >= {b})" for r, b in cascade.iterative.items()))
     lines.append("inputs       " + ", ".join(cascade.inputs))
     lines.append("outputs      " + ", ".join(cascade.outputs))
-    for key in ("pass_rank", "attention", "closed_form"):
+    for key in ("pass_rank", "attention", "closed_form", "reference", "tolerance"):
         if key in cascade.meta:
             lines.append(f"{key:<12} {cascade.meta[key]}")
+    if cascade.functions:
+        lines.append("functions")
+        for name, entry in cascade.functions.items():
+            cost = functions.primitive_cost(name, local=cascade.functions)
+            lines.append(f"  {name}({', '.join(entry.params)}) = {entry.definition}   cost {_format_cost(cost)}")
+    if cascade.reduce_ops:
+        lines.append("reduce ops")
+        for name, op in cascade.reduce_ops.items():
+            cost = functions.reduce_cost(name, local_functions=cascade.functions, local=cascade.reduce_ops)
+            lines.append(f"  {name}: combine {op.combine}, identity {op.identity:g}   cost {_format_cost(cost)}")
     lines.append("tensors")
     for tensor, shape in cascade.tensor_shapes.items():
         kind = "input" if tensor in cascade.inputs else "output" if tensor in cascade.outputs else "intermediate"
@@ -48,6 +58,13 @@ def describe(cascade: Cascade) -> str:
     return "\n".join(lines)
 
 
+def _format_cost(cost: dict[str, int]) -> str:
+    """``exp + 3 add + div`` from {"exp": 1, "add": 3, "div": 1}."""
+    return " + ".join(name if count == 1 else f"{count} {name}" for name, count in cost.items()) or "free"
+
+
 def run(args: argparse.Namespace) -> int:
-    print(describe(cascade_from_arg(args.name)))
+    cascade = cascade_from_arg(args.name)
+    print_warnings(cascade)
+    print(describe(cascade))
     return 0
