@@ -4,15 +4,16 @@ Nothing here names a particular Einsum. An Einsum's work is split into *pieces*,
 
 ``tensor``  a contraction (a product of two tensors reduced with ``sum``): 2 FLOPs per point of its
             iteration space (one multiply-accumulate);
-``mufu``    transcendental map functions (``exp``, ``log``, ``sqrt``, ... and any registered function
-            that is not min/max/abs): one special-function result per point; the reciprocal of a
-            divisor that is broadcast over some of the output's ranks: one per divisor element;
+``mufu``    the transcendental primitives (``exp``, ``log``, ``sqrt``) of each map function's
+            primitive cost (``einsum_ir.functions.primitive_cost``: sigmoid = 1/(1 + exp(-x)) is an
+            add, an exp and a division), a reciprocal per division (once per divisor element when
+            the divisor is broadcast over some of the output's ranks), an opaque function;
 ``fp32``    everything else on the FP32/ALU lanes: ``+ - *``, ``max``/``min``/``abs`` (1 op per point),
             a reduction that is not a contraction (1 combine per point), the multiply of a division,
             and these conversions and masks:
 
-- *convert*: an operand of a contraction that an FP32-lane Einsum produced (it is in registers in
-  FP32) is packed to 16 bits first: 1/2 op per element (two elements per ``cvt`` instruction); a
+- *convert*: an operand of a contraction that another Einsum computed (it is in registers in FP32:
+  an FP32-lane result or an accumulator) is packed to 16 bits first: 1/2 op per element (two elements per ``cvt`` instruction); a
   cascade output written to memory is converted the same way;
 - *mask*: a contraction with a filter over ranks it keeps (``m <= p`` on the scores) has its masked
   tiles' results compared and selected: :data:`MASK_OPS_PER_POINT` ops per output point, on the tiles
@@ -33,7 +34,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from typing import Any
+
 from attnsim.einsum_ir import BinOp, Call, Cascade, Const, Einsum, Neg, TensorRef
+from attnsim.einsum_ir.functions import primitive_cost
 from attnsim.mappers.errors import MappingError
 
 MASK_OPS_PER_POINT = 2.0
@@ -42,6 +46,11 @@ CONVERT_OPS_PER_ELEMENT = 0.5
 """FP32 -> 16-bit pack-convert: two elements per instruction."""
 FP32_FUNCTIONS = frozenset({"max", "min", "abs"})
 """Map functions the FP32/ALU lanes compute in one op; every other function goes to the MUFU."""
+
+MUFU_PRIMITIVES = frozenset({"exp", "log", "sqrt"})
+"""Primitive operations the special-function unit computes (ex2, lg2, sqrt/rsqrt on NVIDIA SMs)."""
+FP32_PRIMITIVES = frozenset({"add", "mul", "max", "min", "abs", "cmp"})
+"""Primitive operations of one FP32/ALU instruction each."""
 
 UNIT_TENSOR, UNIT_MUFU, UNIT_FP32 = "tensor", "mufu", "fp32"
 
@@ -151,23 +160,48 @@ def _relation(cascade: Cascade, ref: TensorRef) -> str:
     return "input" if ref.tensor in cascade.inputs else "tile"
 
 
-def _expr_ops(expr: object, output_ranks: frozenset[str], where: str) -> tuple[float, float, list[TensorRef]]:
+def _function_ops(name: str, local: Mapping[str, Any] | None) -> tuple[float, float]:
+    """(fp32, mufu) ops of one application of map function ``name``: its primitive cost
+    (:func:`einsum_ir.functions.primitive_cost`, composites such as sigmoid expanded) with ``exp``,
+    ``log`` and ``sqrt`` on the MUFU, a division as a MUFU reciprocal and an FP32 multiply, the rest on
+    the FP32 lanes; an opaque function is one MUFU op."""
+    try:
+        cost = primitive_cost(name, local=local)
+    except KeyError:
+        return 0.0, 1.0
+    fp32 = mufu = 0.0
+    for primitive, count in cost.items():
+        if primitive in MUFU_PRIMITIVES:
+            mufu += count
+        elif primitive == "div":
+            mufu += count
+            fp32 += count
+        elif primitive in FP32_PRIMITIVES:
+            fp32 += count
+        else:   # an opaque function (cost {name: 1}): the special-function unit
+            mufu += count
+    return fp32, mufu
+
+
+def _expr_ops(expr: object, output_ranks: frozenset[str], where: str,
+              local: Mapping[str, Any] | None = None) -> tuple[float, float, list[TensorRef]]:
     """(fp32 ops per point, mufu ops per point, broadcast divisors) of an element-wise expression."""
     if isinstance(expr, (TensorRef, Const)):
         return 0.0, 0.0, []
     if isinstance(expr, Neg):
-        return _expr_ops(expr.arg, output_ranks, where)
+        return _expr_ops(expr.arg, output_ranks, where, local)
     if isinstance(expr, Call):
         fp32, mufu, divisors = 0.0, 0.0, []
         for arg in expr.args:
-            f, m, d = _expr_ops(arg, output_ranks, where)
+            f, m, d = _expr_ops(arg, output_ranks, where, local)
             fp32, mufu, divisors = fp32 + f, mufu + m, divisors + d
         if expr.fn in FP32_FUNCTIONS:
             return fp32 + 1.0, mufu, divisors
-        return fp32, mufu + 1.0, divisors
+        f, m = _function_ops(expr.fn, local)
+        return fp32 + f, mufu + m, divisors
     if isinstance(expr, BinOp):
-        fl, ml, dl = _expr_ops(expr.left, output_ranks, where)
-        fr, mr, dr = _expr_ops(expr.right, output_ranks, where)
+        fl, ml, dl = _expr_ops(expr.left, output_ranks, where, local)
+        fr, mr, dr = _expr_ops(expr.right, output_ranks, where, local)
         divisors = dl + dr
         if expr.op == "/":
             if isinstance(expr.right, TensorRef) and expr.right.ranks < output_ranks:
@@ -200,9 +234,8 @@ def gpu_cascade_work(cascade: Cascade, keys_ranks: frozenset[str]) -> GpuCascade
         tensor = views.get(ref.tensor, ref.tensor)
         return Read(tensor, "input" if tensor in inputs else _relation(cascade, ref))
 
-    def on_fp32(tensor: str) -> bool:
-        producer = writer_einsum.get(views.get(tensor, tensor))
-        return producer is not None and producer.output.tensor not in contraction
+    def on_fp32(tensor: str) -> bool:   # computed in registers in FP32 (FP32 lanes or an accumulator)
+        return writer_einsum.get(views.get(tensor, tensor)) is not None
 
     result: dict[str, GpuEinsum] = {}
     places: dict[str, str] = {}
@@ -239,7 +272,8 @@ def gpu_cascade_work(cascade: Cascade, keys_ranks: frozenset[str]) -> GpuCascade
               and not any(r.tensor in contraction for r in _refs(readers[tensor][0].expr))):
             pieces.append(Piece(name, UNIT_FP32, "main", 0.0, out_ranks, reads))   # fused into an FMA
         else:
-            fp32, mufu, divisors = _expr_ops(einsum.expr, frozenset(out_ranks), f"{where}: {name}")
+            fp32, mufu, divisors = _expr_ops(einsum.expr, frozenset(out_ranks), f"{where}: {name}",
+                                             getattr(cascade, "functions", None))
             if einsum.reduce_op is not None and einsum.reduced_ranks:
                 fp32 += 1.0
             count = ranks if einsum.reduced_ranks else out_ranks
@@ -264,4 +298,4 @@ def gpu_cascade_work(cascade: Cascade, keys_ranks: frozenset[str]) -> GpuCascade
 
 
 __all__ = ["CONVERT_OPS_PER_ELEMENT", "FP32_FUNCTIONS", "GpuCascadeWork", "GpuEinsum", "MASK_OPS_PER_POINT",
-           "Piece", "Read", "UNIT_FP32", "UNIT_MUFU", "UNIT_TENSOR", "gpu_cascade_work"]
+           "MUFU_PRIMITIVES", "FP32_PRIMITIVES", "Piece", "Read", "UNIT_FP32", "UNIT_MUFU", "UNIT_TENSOR", "gpu_cascade_work"]

@@ -73,6 +73,11 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
         for tensor in lagging:
             ends[c][tensor] = load(pro, tensor, c, [])
     cta_ends = {c: {t: ends[c][t] for t in plan.work.cta_inputs} for c in copies}
+    for c in copies:   # work on the CTA inputs alone, before the loop
+        for g in plan.of_place("pre"):
+            _emit(pro, g, f"{g.name}_{c}", extents, _dep_ids(plan, g, c, emitted(pro, set()), set(),
+                                                              iteration_block=False)
+                  + input_deps(plan, g, ends[c], body=False))
     for c in copies:
         for g in stage0:
             gemm(pro, g, c, _dep_ids(plan, g, c, emitted(pro, set()), set(), iteration_block=False)

@@ -95,6 +95,9 @@ def multi_pass_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Sche
     ends: dict[str, tuple[str, ...]] = {}
     for t in plan.work.cta_inputs:
         ends[t] = pro.load(f"ld{t}", layout.tensor_elements(cascade, t, bm, bn) * b * rfill, 1.0, (), einsum=t)
+    for g in plan.of_place("pre"):   # work on the CTA inputs alone, before the passes
+        deps = [d for d in g.deps if any(op.id == d for op in pro.ops)]
+        _emit(pro, g, g.name, extents, deps + [i for t in g.inputs for i in ends.get(t, ())])
     blocks = [Block(tuple(pro.ops), 1, "prologue")]
     for index, names in enumerate(section.passes):
         ops = OpList(rates, workload.dtype)

@@ -108,6 +108,10 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
         ends[t] = pro.load(f"ld{t}", layout.tensor_elements(cascade, t, tile.block_m, bn) * b * rfill, 1.0, (),
                            einsum=t)
     ends.update(loads(pro, {}))
+    for w in consumers:   # work on the CTA inputs alone, before the loop
+        for g in plan.of_place("pre"):
+            _emit(pro, g, f"{g.name}_{w}", extents, deps_of(pro, g, w, set(), set(), False)
+                  + input_deps(plan, g, ends, body=False))
     consumers_work(pro, ends, set(), set(), body=False, masked=work.masked > 0, emit_pv=False)
     if work.masked > 1:
         amount = sum(p.work(cta_extents) for g in mask_groups for p in g.pieces if p.kind == "mask")
