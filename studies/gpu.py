@@ -31,7 +31,7 @@ from attnsim.mappers.gpu_common import (
     waves,
 )
 from attnsim.mappers.gpu_mapping import gpu_section, with_switches
-from attnsim.mappers.mapping_spec import MappingSpec, load_mapping
+from attnsim.mappers.mapping_spec import MAPPINGS_DIR, MappingSpec, load_mapping
 from attnsim.studies.errors import UsageError
 
 GPU_DESIGNS: dict[str, tuple[str, str]] = {
@@ -125,6 +125,22 @@ def is_causal(cascade: Cascade) -> bool:
 
 def gpu_mapping_spec(name_or_path: str) -> MappingSpec:
     """A ``target: gpu`` mapping by name (specs/mappings/) or path; MappingError naming the file."""
+    return _cached_mapping(name_or_path, _mapping_stamp(name_or_path))
+
+
+def _mapping_stamp(name_or_path: str) -> tuple[str, int, int]:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = MAPPINGS_DIR / f"{name_or_path}.yaml"
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path), 0, 0)
+    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_mapping(name_or_path: str, stamp: tuple[str, int, int]) -> MappingSpec:
     mapping = load_mapping(name_or_path)
     gpu_section(mapping)
     return mapping
