@@ -165,3 +165,30 @@ def test_bad_gpu_mapping_file_names_file_and_key(tmp_path: Path, capsys: pytest.
     assert code == 2
     assert err.startswith(f"attnsim: error: {unknown}: gpu.ops.rescale: Einsum 'SPNX' is not one the cascade "
                           "computes")
+
+
+def test_a_study_sweeps_cascade_and_mapping_axes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    study = tmp_path / "s.yaml"
+    study.write_text("name: v\nkind: gpu\nbase: {seq: 1024, head_dim: 64, batch: 2, heads: 2}\ngrid:\n"
+                     "  - {cascade: [attention-1pass, sigmoid-attention, softplus-attention], mapping: [gpu-fa2-style]}\n"
+                     "  - {cascade: [attention-1pass], mapping: [gpu-flash2]}\n", encoding="utf-8")
+    code = main(["sweep", str(study), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    rows = [json.loads(r) for (r,) in db.execute("SELECT result_json FROM points ORDER BY point_index")]
+    db.close()
+    assert [(r["cascade"], r["mapping"]) for r in rows] == [
+        ("attention-1pass", "gpu-fa2-style"), ("sigmoid-attention", "gpu-fa2-style"),
+        ("softplus-attention", "gpu-fa2-style"), ("attention-1pass", "gpu-flash2")]
+    assert all(r["latency_s"] > 0 and r["hbm_bytes"] >= 4 * 2 * 2 * 1024 * 64 * 2 for r in rows)
+
+
+def test_a_study_refuses_a_bad_mapping_axis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text("name: v\nkind: gpu\nbase: {seq: 1024, head_dim: 64, cascade: attention-1pass}\n"
+                     "grid: {mapping: [gpu-flash9]}\n", encoding="utf-8")
+    code = main(["sweep", str(study), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "grid.mapping" in err and "gpu-flash9" in err
