@@ -61,7 +61,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from attnsim.einsum_ir.model import BinOp, Call, Compare, Const, Einsum, Expr, Neg, RankValue, Size, TensorRef
+from attnsim.einsum_ir.model import (BinOp, Call, Compare, Const, Einsum, Expr, Neg, RankValue, Size, TensorRef,
+                                     ValueFilter)
 
 __all__ = [
     "DEFINITIONS", "EinsumCost", "MapFunction", "PRIMITIVES", "RESERVED_WORDS", "ReduceOp", "compare_values",
@@ -381,8 +382,14 @@ def reduce_cost(name: str, *, units: Collection[str] = (), local_functions: Mapp
 def einsum_cost(einsum: Einsum, *, units: Collection[str] = (), functions: Mapping[str, MapFunction] | None = None,
                 reduce_ops: Mapping[str, ReduceOp] | None = None) -> EinsumCost:
     """Primitive operations per point of ``einsum``'s iteration space (``functions`` / ``reduce_ops``:
-    the cascade's declared ones, ``Cascade.functions`` / ``Cascade.reduce_ops``)."""
-    mapped = expression_cost(einsum.expr, units=units, local=functions)
+    the cascade's declared ones, ``Cascade.functions`` / ``Cascade.reduce_ops``). ``map`` includes
+    the value filters (both sides and one ``cmp``); index filters are free (address arithmetic)."""
+    mapped = Counter(expression_cost(einsum.expr, units=units, local=functions))
+    for condition in einsum.filters:  # a value filter evaluates both sides and compares, per point
+        if isinstance(condition, ValueFilter):
+            mapped.update(expression_cost(Compare(condition.op, condition.lhs, condition.rhs), units=units,
+                                          local=functions))
+    mapped = dict(sorted(mapped.items()))
     reduced = ({} if einsum.reduce_op is None else
                reduce_cost(einsum.reduce_op, units=units, local_functions=functions, local=reduce_ops))
     return EinsumCost(map=mapped, reduce=reduced)

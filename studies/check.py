@@ -3,7 +3,15 @@
 Attention cascades (``attention:`` in their YAML) are compared with the numba kernel named by
 ``attention.algorithm`` (``kernels_ref.attention``, tile_m = M0 when the cascade partitions M) and with
 a plain numpy softmax attention computed in fp64. Pedagogical cascades (``closed_form:``) are compared
-with their closed form computed with numpy. Errors are normwise: ``max|a - b| / max|ref|``.
+with their closed form computed with numpy. A cascade with ``reference: NAME`` is compared with another
+cascade (a built-in name, or a YAML path relative to the cascade's file) on the same random inputs, or
+with a ``kernels_ref`` variant reference (:data:`KERNEL_REFERENCES`). :func:`check_against` compares any
+two cascades (``attnsim check A --against B``). Errors are normwise: ``max|a - b| / max|ref|``.
+
+Inputs (:data:`INPUT_KINDS`): ``normal`` (standard normal), ``large`` (x 16: large logits), ``equal``
+(every input constant along all but its first dimension: all-equal rows of scores), ``masked``
+(inputs named ``MASK...`` get -inf at about a third of their points, never at index 0 of the first
+dimension, so every row keeps a visible key).
 """
 from __future__ import annotations
 
@@ -21,7 +29,7 @@ from attnsim.studies.errors import UsageError
 TOLERANCES = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
 """Largest normwise relative error that passes, per dtype."""
 
-DEFAULT_SIZES = {"M": 1024, "P": 1024, "E": 64, "F": 64, "M0": 256, "K": 1024}
+DEFAULT_SIZES = {"M": 1024, "P": 1024, "E": 64, "F": 64, "M0": 256, "K": 1024, "S": 4, "N": 1024, "B": 64}
 """Sizes used when the user gives none (``attnsim check --all``)."""
 
 DTYPES = {"fp64": np.dtype(np.float64), "fp32": np.dtype(np.float32)}
@@ -116,6 +124,8 @@ def check_cascade(cascade: Cascade, sizes: Mapping[str, int], seed: int = 0,
     resolved = cascade.resolve_sizes(dict(sizes))
     used_sizes = {s.name: resolved[s] for s in sorted(cascade.free_symbols(), key=lambda s: s.name)}
     shapes = {t: tuple(int(e.subs(resolved)) for e in shape) for t, shape in cascade.tensor_shapes.items()}
+    if "reference" in cascade.meta:
+        return check_reference(cascade, sizes, (seed,), dtype)
     rng = np.random.default_rng(seed)
     if "attention" in cascade.meta:
         comparisons = _check_attention(cascade, used_sizes, resolved, shapes, rng, dtype)
@@ -126,8 +136,9 @@ def check_cascade(cascade: Cascade, sizes: Mapping[str, int], seed: int = 0,
                        for name in expected}
     else:
         known = ", ".join(sorted(CLOSED_FORMS))
-        raise UsageError(f"cascade {cascade.name} has no reference to check against; expected an "
-                         f"'attention:' entry or 'closed_form:' one of {known}")
+        raise UsageError(f"cascade {cascade.name} has no reference to check against; expected a "
+                         f"'reference:' entry, an 'attention:' entry or 'closed_form:' one of {known} "
+                         "(or compare two cascades: attnsim check A --against B)")
     tolerance = TOLERANCES[dtype]
     max_abs = max(c["max_abs_err"] for c in comparisons.values())
     max_rel = max(c["max_rel_err"] for c in comparisons.values())
@@ -170,3 +181,203 @@ def _numba_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, algorithm: str
 
 def _dtype_name(dtype: np.dtype) -> str:
     return next(name for name, value in DTYPES.items() if value == dtype)
+
+
+# --- references named by the cascade, and cascade against cascade ----------------------------------
+
+INPUT_KINDS = ("normal", "large", "equal", "masked")
+
+
+def _qkv(inputs: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row-major q (P,E), k (M,E), v (M,F) from the cascade layout Q[e,p], K[e,m], V[f,m]."""
+    return tuple(np.ascontiguousarray(np.asarray(inputs[name]).T) for name in ("Q", "K", "V"))
+
+
+def _kernel_references() -> dict[str, tuple[Callable[[Mapping[str, np.ndarray], Mapping[str, int]], np.ndarray], str]]:
+    from attnsim import kernels_ref as kr
+
+    def sigmoid(x, sizes):
+        return kr.sigmoid_attention(*_qkv(x)).T
+
+    def softplus(x, sizes):
+        return kr.softplus_attention(*_qkv(x), scale=1.0 / np.sqrt(sizes["E"])).T
+
+    def linear(x, sizes):
+        return kr.linear_attention(*_qkv(x)).T
+
+    def causal_linear(x, sizes):
+        return kr.causal_linear_attention(*_qkv(x)).T
+
+    def clipped(x, sizes):
+        return kr.clipped_softmax_attention(*_qkv(x), zeta=1.0, gamma=-0.03).T
+
+    def temperature(x, sizes):
+        return kr.selective_temperature_attention(*_qkv(x), np.asarray(x["TAU"])).T
+
+    def split_k(x, sizes):
+        return kr.split_k_decode(*_qkv(x), sizes["S"]).T
+
+    return {
+        "sigmoid-attention": (sigmoid, "sigmoid(q.k/sqrt(E) - log(M)) v, summed over keys"),
+        "softplus-attention": (softplus, "softplus(q.k/sqrt(E)) v / sum softplus(q.k/sqrt(E))"),
+        "linear-attention": (linear, "phi(q).(sum phi(k) v^T) / phi(q).(sum phi(k)), phi = elu + 1"),
+        "causal-linear-attention": (causal_linear, "linear attention over keys m <= p (M = P)"),
+        "clipped-softmax-attention": (clipped, "clip(softmax(q.k) * 1.03 - 0.03, 0, 1) v (zeta 1, gamma -0.03)"),
+        "selective-temperature-attention": (temperature, "softmax(TAU[p] * q.k) v, TAU an input (P,)"),
+        "split-k-decode": (split_k, "softmax attention with the keys in S splits, merged (Flash-Decoding)"),
+    }
+
+
+KERNEL_REFERENCES = tuple(sorted(("sigmoid-attention", "softplus-attention", "linear-attention",
+                                  "causal-linear-attention", "clipped-softmax-attention",
+                                  "selective-temperature-attention", "split-k-decode")))
+"""kernels_ref references a cascade may name (``reference: NAME``); they read Q, K, V (and TAU) and
+write AV in the cascade layout Q[e,p], K[e,m], V[f,m], AV[f,p]."""
+
+
+def random_inputs(cascade: Cascade, shapes: Mapping[str, tuple[int, ...]], rng: np.random.Generator,
+                  dtype: np.dtype, kind: str = "normal") -> dict[str, np.ndarray]:
+    """Random inputs of ``cascade`` in the given shapes (see the module docstring for ``kind``)."""
+    if kind not in INPUT_KINDS:
+        raise UsageError(f"unknown input kind '{kind}'; expected one of {', '.join(INPUT_KINDS)}")
+    masks = [name for name in cascade.inputs if name.upper().startswith("MASK")]
+    if kind == "masked" and not masks:
+        raise UsageError(f"--inputs masked needs an input named MASK...; cascade {cascade.name} reads "
+                         f"{', '.join(cascade.inputs)}")
+    arrays: dict[str, np.ndarray] = {}
+    for name in cascade.inputs:
+        shape = shapes[name]
+        if kind == "equal":
+            values = np.broadcast_to(rng.standard_normal(shape[:1] + (1,) * (len(shape) - 1)), shape)
+        else:
+            values = rng.standard_normal(shape) * (16.0 if kind == "large" else 1.0)
+        if name.upper() == "TAU":  # a temperature: positive
+            values = np.abs(values) + 0.25
+        if kind == "masked" and name in masks:
+            values = np.where(rng.uniform(size=shape) < 1 / 3, -np.inf, values)
+            if values.ndim:
+                values[0] = np.where(np.isinf(values[0]), 0.0, values[0])
+        arrays[name] = np.array(values, dtype=dtype)
+    return arrays
+
+
+def _shapes(cascade: Cascade, sizes: Mapping[str, int]) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:
+    resolved = cascade.resolve_sizes(dict(sizes))
+    used = {s.name: resolved[s] for s in sorted(cascade.free_symbols(), key=lambda s: s.name)}
+    shapes = {t: tuple(int(e.subs(resolved)) for e in shape) for t, shape in cascade.tensor_shapes.items()}
+    return used, shapes
+
+
+def _paired_outputs(a: Cascade, b: Cascade) -> list[tuple[str, str]]:
+    common = [name for name in a.outputs if name in b.outputs]
+    if common:
+        return [(name, name) for name in common]
+    if len(a.outputs) == len(b.outputs) == 1:
+        return [(a.outputs[0], b.outputs[0])]
+    raise UsageError(f"cascades {a.name} (outputs {', '.join(a.outputs)}) and {b.name} (outputs "
+                     f"{', '.join(b.outputs)}) share no output; expected an output of the same name")
+
+
+def check_against(cascade: Cascade, other: Cascade, sizes: Mapping[str, int], seeds: tuple[int, ...] = (0,),
+                  dtype: np.dtype | type = np.float64, inputs: str = "normal",
+                  tolerance: float | None = None) -> CheckResult:
+    """Compare ``cascade`` with ``other`` on the same random inputs (one draw per seed).
+
+    The cascades must read inputs of the same names and shapes; outputs of the same name are
+    compared (or the only output of each). Raises UsageError when they cannot be compared.
+    """
+    dtype = _checked_dtype(dtype)
+    used, shapes = _shapes(cascade, sizes)
+    other_used, other_shapes = _shapes(other, sizes)
+    if set(cascade.inputs) != set(other.inputs):
+        raise UsageError(f"cascade {other.name} reads {', '.join(other.inputs)} but {cascade.name} reads "
+                         f"{', '.join(cascade.inputs)}; expected the same inputs")
+    for name in cascade.inputs:
+        if shapes[name] != other_shapes[name]:
+            raise UsageError(f"input {name} is {shapes[name]} in {cascade.name} but {other_shapes[name]} in "
+                             f"{other.name}; expected the same shapes (sizes {_format(used | other_used)})")
+    pairs = _paired_outputs(cascade, other)
+    comparisons: dict[str, dict[str, float]] = {}
+    for seed in seeds:
+        x = random_inputs(cascade, shapes, np.random.default_rng(seed), dtype, inputs)
+        mine = einsum_ir.evaluate(cascade, used, x, dtype)
+        theirs = einsum_ir.evaluate(other, other_used, x, np.float64)
+        for name, other_name in pairs:
+            key = f"{other.name} ({other_name})"
+            errors = _errors(mine[name], theirs[other_name])
+            comparisons[key] = _worst(comparisons.get(key), errors)
+    return _result(cascade, used | other_used, dtype, comparisons, tolerance)
+
+
+def check_reference(cascade: Cascade, sizes: Mapping[str, int], seeds: tuple[int, ...] = (0,),
+                    dtype: np.dtype | type = np.float64, inputs: str = "normal",
+                    tolerance: float | None = None) -> CheckResult:
+    """Compare ``cascade`` with the reference its ``reference:`` names (a cascade or a kernel)."""
+    name = str(cascade.meta["reference"])
+    if name in KERNEL_REFERENCES:
+        return _check_kernel(cascade, name, sizes, seeds, dtype, inputs, tolerance)
+    other = _reference_cascade(cascade, name)
+    return check_against(cascade, other, sizes, seeds, dtype, inputs, tolerance)
+
+
+def _reference_cascade(cascade: Cascade, name: str) -> Cascade:
+    if name in einsum_ir.builtin_names():
+        return einsum_ir.load_builtin(name)
+    if is_cascade_path(name):
+        from pathlib import Path
+        path = Path(name)
+        if not path.is_absolute() and cascade.path is not None:
+            path = cascade.path.parent / path
+        return einsum_ir.load_cascade(path)
+    raise UsageError(f"{cascade.source}: unknown reference '{name}' (key reference); expected a built-in "
+                     f"cascade ({', '.join(einsum_ir.builtin_names())}), a cascade YAML path, or a kernels_ref "
+                     f"reference ({', '.join(KERNEL_REFERENCES)})")
+
+
+def _check_kernel(cascade: Cascade, name: str, sizes: Mapping[str, int], seeds: tuple[int, ...], dtype: np.dtype,
+                  inputs: str, tolerance: float | None) -> CheckResult:
+    from attnsim.kernels_ref import KernelInputError
+    dtype = _checked_dtype(dtype)
+    used, shapes = _shapes(cascade, sizes)
+    kernel, _ = _kernel_references()[name]
+    needed = {"Q", "K", "V"} | ({"TAU"} if name == "selective-temperature-attention" else set())
+    if set(cascade.inputs) != needed or "AV" not in cascade.outputs:
+        raise UsageError(f"reference {name} reads {', '.join(sorted(needed))} and writes AV; cascade "
+                         f"{cascade.name} reads {', '.join(cascade.inputs)} and writes {', '.join(cascade.outputs)}")
+    comparisons: dict[str, dict[str, float]] = {}
+    for seed in seeds:
+        x = random_inputs(cascade, shapes, np.random.default_rng(seed), dtype, inputs)
+        out = einsum_ir.evaluate(cascade, used, x, dtype)["AV"]
+        try:
+            expected = kernel({k: np.asarray(v, np.float64) for k, v in x.items()}, used)
+        except KernelInputError as exc:
+            raise UsageError(f"reference {name}: {exc}") from None
+        comparisons[f"numba {name} (AV)"] = _worst(comparisons.get(f"numba {name} (AV)"), _errors(out, expected))
+    return _result(cascade, used, dtype, comparisons, tolerance)
+
+
+def _worst(known: dict[str, float] | None, new: dict[str, float]) -> dict[str, float]:
+    if known is None:
+        return new
+    return {key: max(known[key], new[key]) for key in new}
+
+
+def _checked_dtype(dtype: np.dtype | type) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype not in TOLERANCES:
+        raise UsageError(f"unsupported dtype {dtype}; expected one of fp32, fp64")
+    return dtype
+
+
+def _result(cascade: Cascade, sizes: dict[str, int], dtype: np.dtype, comparisons: dict[str, dict[str, float]],
+            tolerance: float | None) -> CheckResult:
+    limit = tolerance if tolerance is not None else cascade.meta.get("tolerance", TOLERANCES[dtype])
+    max_abs = max(c["max_abs_err"] for c in comparisons.values())
+    max_rel = max(c["max_rel_err"] for c in comparisons.values())
+    return CheckResult(cascade=cascade.name, sizes=dict(sorted(sizes.items())), dtype=_dtype_name(dtype),
+                       max_abs_err=max_abs, max_rel_err=max_rel, passed=bool(max_rel <= limit), tolerance=limit,
+                       comparisons=comparisons)
+
+
+def _format(sizes: Mapping[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(sizes.items()))

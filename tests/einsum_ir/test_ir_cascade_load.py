@@ -185,7 +185,9 @@ def test_every_builtin_loads():
     names = einsum_ir.builtin_names()
     assert set(names) == {"cascade1", "cascade2", "cascade3", "attention-3pass", "attention-3pass-deferred",
                           "attention-2pass", "attention-1pass", "attention-3pass-causal",
-                          "attention-3pass-deferred-causal", "attention-2pass-causal", "attention-1pass-causal"}
+                          "attention-3pass-deferred-causal", "attention-2pass-causal", "attention-1pass-causal",
+                          "sigmoid-attention", "softplus-attention", "linear-attention", "linear-attention-causal",
+                          "split-k-decode", "clipped-softmax-attention", "selective-temperature-attention"}
     for name in names:
         cascade = einsum_ir.load_builtin(name)
         assert cascade.name == name and cascade.description

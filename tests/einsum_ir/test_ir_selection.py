@@ -71,6 +71,9 @@ def test_costs_of_comparisons_and_argmax(selected):
     cascade = selected[0]
     assert functions.einsum_cost(cascade.einsum("HARD")).map == {"cmp": 1}
     assert functions.einsum_cost(cascade.einsum("AM")).reduce == {"max": 1, "cmp": 1}
+    # TOP: the filter QK >= GM - 1 costs one add and one compare per point; the sum one add
+    assert functions.einsum_cost(cascade.einsum("TOP")) == functions.EinsumCost(map={"add": 1, "cmp": 1},
+                                                                                reduce={"add": 1})
 
 
 BLOCKED = """name: lightning
