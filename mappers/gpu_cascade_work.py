@@ -131,6 +131,11 @@ def _refs(expr: object) -> list[TensorRef]:
     return []
 
 
+def _is_product(expr: object) -> bool:
+    """A multiply, or a division by a constant (also a multiply), whose result an add can fuse."""
+    return isinstance(expr, BinOp) and (expr.op == "*" or (expr.op == "/" and not _refs(expr.right)))
+
+
 def _is_view(einsum: Einsum, inputs: set[str]) -> bool:
     return (isinstance(einsum.expr, TensorRef) and einsum.reduce_op is None and not einsum.reduced_ranks
             and einsum.expr.tensor in inputs and einsum.role == "plain")
@@ -185,8 +190,12 @@ def _function_ops(name: str, local: Mapping[str, Any] | None) -> tuple[float, fl
 
 def _expr_ops(expr: object, output_ranks: frozenset[str], where: str,
               local: Mapping[str, Any] | None = None) -> tuple[float, float, list[TensorRef]]:
-    """(fp32 ops per point, mufu ops per point, broadcast divisors) of an element-wise expression."""
-    if isinstance(expr, (TensorRef, Const)):
+    """(fp32 ops per point, mufu ops per point, broadcast divisors) of an element-wise expression.
+
+    A sub-expression that reads no tensor (``sqrt(E)``, ``log(M)``, literals) is a constant folded
+    before the kernel runs (0 ops); a division by one is a multiply; an add or subtract taking a
+    product (or such a division) directly is fused into it as one FMA."""
+    if isinstance(expr, TensorRef) or not _refs(expr):
         return 0.0, 0.0, []
     if isinstance(expr, Neg):
         return _expr_ops(expr.arg, output_ranks, where, local)
@@ -203,6 +212,10 @@ def _expr_ops(expr: object, output_ranks: frozenset[str], where: str,
         fl, ml, dl = _expr_ops(expr.left, output_ranks, where, local)
         fr, mr, dr = _expr_ops(expr.right, output_ranks, where, local)
         divisors = dl + dr
+        if expr.op == "/" and not _refs(expr.right):   # a constant divisor: multiply by its inverse
+            return fl + 1.0, ml, divisors
+        if expr.op in "+-" and any(_is_product(side) for side in (expr.left, expr.right)):
+            return fl + fr, ml + mr, divisors              # a * b + c: the add is the product's FMA
         if expr.op == "/":
             if isinstance(expr.right, TensorRef) and expr.right.ranks < output_ranks:
                 divisors.append(expr.right)   # one reciprocal per divisor element, then a multiply
@@ -284,10 +297,12 @@ def gpu_cascade_work(cascade: Cascade, keys_ranks: frozenset[str]) -> GpuCascade
                                     tuple(i.rank_var for i in divisor.indices if i.rank_var), (read(divisor),)))
             if fp32 or not pieces:
                 pieces.append(Piece(name, UNIT_FP32, "main", fp32, count, reads))
-        if tensor in outputs:
-            pieces.append(Piece(name, UNIT_FP32, "output", CONVERT_OPS_PER_ELEMENT, out_ranks,
-                                (Read(tensor, "tile"),)))
+        output = Piece(name, UNIT_FP32, "output", CONVERT_OPS_PER_ELEMENT, out_ranks, (Read(tensor, "tile"),))
+        if tensor in outputs and place != "tile":
+            pieces.append(output)
         result[name] = GpuEinsum(name, tensor, place, tuple(pieces), accumulates_into, filtered)
+        if tensor in outputs and place == "tile":   # accumulated over the tiles: converted once, after
+            result[f"{name}.out"] = GpuEinsum(f"{name}.out", tensor, "post", (output,))
     tile_inputs = tuple(t for t in cascade.inputs
                         if any(views.get(e.output.tensor) == t and set(e.iteration_ranks) & keys_ranks
                                for e in cascade.einsums)
