@@ -1,7 +1,9 @@
 """The attention dataflows attnsim can map, and how to reach each one's mapper.
 
-A design's mapper is a function in its dataflow's module (``mappers.fusemax`` holds the three FuseMax
-variants)::
+A design is a shorthand: for fusemax, fusemax-arch, fusemax-cascade and flash2, a (built-in cascade,
+mapping file) pair run by the generic mapper (:mod:`mappers.cascade_mapper`; ``mappers.fusemax`` and
+``mappers.flash2`` are thin entry points); unfused and flat are still mapped by hand. Every design's
+mapper is a function::
 
     map_attention(workload: Workload, seq: int, arch: Arch, *, options: MapOptions) -> MappedAttention
 
@@ -23,7 +25,9 @@ class Design:
     """One registered dataflow.
 
     ``entry`` names the mapper function as ``"module:function"``; ``cascade`` is the built-in cascade whose Einsums the mapper schedules (its Einsum names tag the
-    operations); ``default_arch`` is the architecture the FuseMax paper evaluates it on.
+    operations); ``default_arch`` is the architecture the FuseMax paper evaluates it on. ``mapping``: for a design that runs
+    through the generic path (:mod:`mappers.cascade_mapper`), the mapping file that, with ``cascade``, it is
+    a shorthand for; None for the designs still mapped by hand (unfused, flat: 3-pass phases).
     """
 
     name: str
@@ -31,6 +35,7 @@ class Design:
     cascade: str
     default_arch: str
     description: str
+    mapping: str | None = None  # the mapping file (specs/mappings/) of the generic path, if it runs there
 
 
 @dataclass(frozen=True)
@@ -67,13 +72,13 @@ DESIGNS: dict[str, Design] = {d.name: d for d in (
            "FLAT: row-granular fusion of QK, softmax (3-pass, 1D array) and AV (fact sheet §4.5)"),
     Design("flash2", "attnsim.mappers.flash2:map_attention", "attention-1pass", "fusemax-cloud",
            "FlashAttention-2's schedule of the 1-pass cascade: tile by tile, GEMM -> softmax -> GEMM in "
-           "series, deferred division"),
+           "series, deferred division", "flash2"),
     Design("fusemax-cascade", "attnsim.mappers.fusemax:map_cascade", "attention-1pass", "flat-cloud",
-           "+Cascade: the 1-pass cascade on FLAT's hardware (fact sheet §4.3)"),
+           "+Cascade: the 1-pass cascade on FLAT's hardware (fact sheet §4.3)", "fusemax-cascade"),
     Design("fusemax-arch", "attnsim.mappers.fusemax:map_architecture", "attention-1pass", "fusemax-cloud",
-           "+Architecture: FuseMax hardware, one tile at a time (fact sheet §4.3)"),
+           "+Architecture: FuseMax hardware, one tile at a time (fact sheet §4.3)", "fusemax-arch"),
     Design("fusemax", "attnsim.mappers.fusemax:map_binding", "attention-1pass", "fusemax-cloud",
-           "+Binding: FuseMax's full binding, Mapping 1 with 2D/1D interleaving (fact sheet §4.1-4.2)"),
+           "+Binding: FuseMax's full binding, Mapping 1 with 2D/1D interleaving (fact sheet §4.1-4.2)", "fusemax"),
 )}
 
 PAPER_DESIGNS = ("unfused", "flat", "fusemax-cascade", "fusemax-arch", "fusemax")

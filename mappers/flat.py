@@ -14,7 +14,8 @@ Everything overlaps (software pipeline over blocks: the DRAM, the 2D array and t
 work on a different block), so in steady state the latency is ``max(DRAM, 2D, 1D)``.
 
 DRAM traffic follows the FLAT configuration of the point (``mappers.flat_config``, default table
-``flat-cloud``; choose another with ``MapOptions(extra={"flat_table": name_or_path})``):
+``flat-cloud``; choose another with ``MapOptions(extra={"flat_table": name_or_path})``; at a length or
+head width the table does not list, FLAT's rule, :mod:`mappers.flat_rule`):
 
 * Q is read once and AV written once (each block reads its own query rows and writes its outputs);
 * K and V are read once per head if the granularity is ``head`` or the tensor is placed on chip,
@@ -41,6 +42,7 @@ from attnsim.mappers.attention_ops import (OpTemplate, ceil_div, compute_op, dra
 from attnsim.mappers.designs import MapOptions, MappedAttention
 from attnsim.mappers.errors import MappingError
 from attnsim.mappers.flat_config import FlatConfig, flat_config, load_flat_table
+from attnsim.mappers.flat_rule import flat_rule_config
 from attnsim.mappers.tiling import spilled_fraction
 from attnsim.mappers.unfused import check_options
 from attnsim.mappers.workloads import Workload
@@ -84,6 +86,19 @@ def _table(options: MapOptions):  # type: ignore[no-untyped-def]
     return load_flat_table(name) if name else None
 
 
+def _config(workload: Workload, seq: int, arch: Arch, options: MapOptions) -> FlatConfig:
+    """The table's configuration where it has the point (FLAT's own search), else FLAT's rule
+    (:mod:`mappers.flat_rule`: the largest row block whose live tensors fit)."""
+    table = _table(options) or load_flat_table()
+    try:
+        model_class = table.class_for(workload)
+    except MappingError:
+        return flat_rule_config(workload, seq, arch)
+    if seq in table.seq_lengths(model_class):
+        return flat_config(workload, seq, table)
+    return flat_rule_config(workload, seq, arch)
+
+
 def map_attention(workload: Workload, seq: int, arch: Arch, *, options: MapOptions) -> MappedAttention:
     """Schedule of FLAT for ``workload`` at sequence length ``seq`` (M = P) on ``arch``.
 
@@ -92,7 +107,7 @@ def map_attention(workload: Workload, seq: int, arch: Arch, *, options: MapOptio
     """
     check_options(options, DESIGN, OPTIONS)
     seq = workload.check_seq(seq)
-    config = flat_config(workload, seq, _table(options))
+    config = _config(workload, seq, arch, options)
     where = f"{DESIGN}: {workload.name}, seq {seq}, {arch.name}"
     e, f, m, p1 = workload.head_dim_e, workload.head_dim_f, seq, config.p1_rows
     if seq % p1:

@@ -27,6 +27,8 @@ free-form here and validated by the GPU mapper)::
                                         # ([]: Fig. 4's epochs -- units overlap tiles freely)
       drain: {}                         # Einsum -> extra cycles (expression) its result takes to leave
                                         # the array before its consumers may start
+      serial: false                     # true: each Einsum waits for the one before it in program order
+                                        # (FlashAttention-2: GEMM -> softmax -> GEMM, no unit overlap)
     placement:                          # tensor -> levels (outermost first) and buffering
       Q:   {levels: [global_buffer], buffering: single}
       BK:  {levels: [global_buffer], buffering: double}
@@ -205,6 +207,7 @@ class Pipelining(Section):
 
     tile_waits_for: list[NonEmptyText] = []
     drain: dict[NonEmptyText, Expression] = {}
+    serial: bool = False
 
     @field_validator("drain", mode="before")
     @classmethod

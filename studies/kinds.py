@@ -6,7 +6,10 @@
 =================  ========================================================================================
 parameter          meaning
 =================  ========================================================================================
-``design``         a design of :data:`mappers.designs.DESIGNS` (unfused, flat, flash2, fusemax-cascade, ...)
+``design``         a design of :data:`mappers.designs.DESIGNS` (unfused, flat, flash2, fusemax-cascade, ...):
+                   a shorthand for its ``cascade`` and ``mapping``; give either ``design`` or ``mapping``
+``cascade``        default null; a built-in cascade or a cascade file (default: the mapping's ``cascade``)
+``mapping``        default null; a mapping in ``specs/mappings/`` or a mapping file (instead of ``design``)
 ``model``          a workload name in ``specs/workloads/`` (bert-base, trxl-wt103, t5-small, xlm) or a path
 ``seq``            sequence length M = P (tokens), a positive integer
 ``end_to_end``     default true: add the encoder layer's linear layers (``attention_*`` / ``linear_*`` keys)
@@ -69,8 +72,26 @@ def _check_attention(params: Mapping[str, Any]) -> None:
     from attnsim.mappers.errors import MappingError
     from attnsim.mappers.workloads import load_workload
 
-    if params["design"] not in DESIGNS:
+    if (params["design"] is None) == (params["mapping"] is None):
+        raise ParamProblem("design", "expected a design, or a mapping (with a cascade unless the mapping names "
+                                     "one), not both")
+    if params["design"] is not None and params["design"] not in DESIGNS:
         raise ParamProblem("design", f"expected one of {', '.join(DESIGNS)}, got {params['design']!r}")
+    if params["cascade"] is not None and params["design"] is not None:
+        raise ParamProblem("cascade", "a design fixes its cascade; give cascade with mapping")
+    if params["mapping"] is not None:
+        from attnsim.mappers.mapping_spec import load_mapping
+
+        if not isinstance(params["mapping"], str):
+            raise ParamProblem("mapping", f"expected a mapping name or path, got {params['mapping']!r}")
+        try:
+            spec = load_mapping(params["mapping"])
+        except MappingError as exc:
+            raise ParamProblem("mapping", " ".join(str(exc).split())) from None
+        if params["cascade"] is None and spec.cascade is None:
+            raise ParamProblem("cascade", f"the mapping {spec.name} names no cascade; give one")
+        if params["sizing"] == "pareto":
+            raise ParamProblem("sizing", "sizing: pareto sizes a design's chip; give design instead of mapping")
     if not isinstance(params["model"], str):
         raise ParamProblem("model", f"expected a workload name or path, got {params['model']!r}")
     try:
@@ -94,9 +115,14 @@ def _check_attention(params: Mapping[str, Any]) -> None:
 
 
 def attention_default_arch(params: Mapping[str, Any]) -> str:
-    """The architecture the FuseMax paper runs ``params["design"]`` on (``Design.default_arch``)."""
+    """The architecture the FuseMax paper runs ``params["design"]`` on (``Design.default_arch``), or the
+    one the point's mapping names (fusemax-cloud when it names none)."""
     from attnsim.mappers.designs import design
 
+    if params.get("design") is None:
+        from attnsim.mappers.mapping_spec import load_mapping
+
+        return load_mapping(params["mapping"]).arch or "fusemax-cloud"
     return design(params["design"]).default_arch
 
 
@@ -127,7 +153,8 @@ def evaluate_attention(point: Mapping[str, Any]) -> dict[str, Any]:
         arch, sizing = pareto_arch(arch, params["design"], workload, params["seq"], params["pe_dim"],
                                    closed_form=params["closed_form"])
     report = simulate(params["design"], workload, params["seq"], arch=arch,
-                      end_to_end=params["end_to_end"], closed_form=params["closed_form"])
+                      end_to_end=params["end_to_end"], closed_form=params["closed_form"],
+                      cascade=params["cascade"], mapping=params["mapping"])
     report["attention_flops"] = 2 * workload.attention_macs(params["seq"])
     report["peak_flops_per_s"] = 2.0 * arch.pes_2d * arch.clock_hz
     report["dram_bandwidth_bytes_per_s"] = arch.dram.bandwidth_bytes_per_s
@@ -138,10 +165,12 @@ def evaluate_attention(point: Mapping[str, Any]) -> dict[str, Any]:
 
 
 ATTENTION_KIND = PointKind(
-    name="attention", evaluate=evaluate_attention, required=("design", "model", "seq"),
-    defaults={"end_to_end": True, "closed_form": False, "sizing": "none", "pe_dim": None, "arch": None},
+    name="attention", evaluate=evaluate_attention, required=("model", "seq"),
+    defaults={"design": None, "cascade": None, "mapping": None, "end_to_end": True, "closed_form": False,
+              "sizing": "none", "pe_dim": None, "arch": None},
     check=_check_attention, default_arch=attention_default_arch, arch_loader=load_accelerator,
-    description="one attention design (mappers.designs) on a spatial accelerator: design, model, seq")
+    description="one attention design (mappers.designs), or a cascade under a mapping, on a spatial "
+                "accelerator: design or mapping (+ cascade), model, seq")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Simulate one attention design at one (model, sequence length) point: map, run the engine, report.
+"""Simulate one attention design -- or any cascade under a mapping file -- at one (model, sequence length)
+point: map, run the engine, report.
 
 :func:`simulate` is what ``attnsim simulate`` prints (``--json``) and what ``attnsim paper`` runs per
 point. Units are in the key names: ``latency_s``, ``cycles``, ``energy_pj``, ``traffic_bytes``,
@@ -109,13 +110,40 @@ def linear_layers(workload: Workload, seq: int, arch: Arch) -> dict[str, Any]:
     }
 
 
-def simulate(design: str, model: str | Workload, seq: int, arch: str | Path | Arch | None = None,
+def _resolve_mapping(design: str | None, cascade: str | None, mapping: str | None
+                     ) -> tuple[str, str | None, str | None, Any, Any, str | None]:
+    """(label, cascade name, mapping name, Cascade, MappingSpec, default arch) of the point."""
+    from attnsim.mappers.cascade_mapper import load_cascade_arg
+    from attnsim.mappers.mapping_spec import load_mapping
+
+    if design is not None:
+        if mapping is not None or cascade is not None:
+            raise UsageError("--design is a shorthand for --cascade and --mapping; give one or the other")
+        entry = design_entry(design)
+        if entry.mapping is None:
+            return design, entry.cascade, None, None, None, entry.default_arch
+        return (design, entry.cascade, entry.mapping, load_cascade_arg(entry.cascade), load_mapping(entry.mapping),
+                entry.default_arch)
+    if mapping is None:
+        raise UsageError("expected --design, or --mapping (with --cascade unless the mapping names its cascade)")
+    spec = load_mapping(mapping)
+    cascade_name = cascade or spec.cascade
+    if cascade_name is None:
+        raise UsageError(f"{spec.origin}: the mapping names no cascade; give --cascade")
+    label = spec.name
+    return label, cascade_name, spec.name, load_cascade_arg(cascade_name), spec, spec.arch
+
+
+def simulate(design: str | None, model: str | Workload, seq: int, arch: str | Path | Arch | None = None,
              overrides: dict[str, object] | None = None, end_to_end: bool = False, closed_form: bool = False,
-             trace: str | Path | None = None) -> dict[str, Any]:
-    """Map ``design`` for ``model`` at ``seq`` tokens on ``arch`` (default: the design's), run it, report.
+             trace: str | Path | None = None, cascade: str | None = None,
+             mapping: str | None = None) -> dict[str, Any]:
+    """Map ``design`` (or ``cascade`` under ``mapping``) for ``model`` at ``seq`` tokens on ``arch``
+    (default: the design's or the mapping's), run it, report.
 
     Args:
-        design: a name in :data:`mappers.designs.DESIGNS`.
+        design: a name in :data:`mappers.designs.DESIGNS` (a shorthand for its cascade and mapping), or
+            None with ``mapping``.
         model: a workload name in ``specs/workloads/``, a YAML path, or a Workload.
         seq: sequence length M = P (tokens).
         arch: architecture name, YAML path or Arch; None = the design's ``default_arch``.
@@ -124,18 +152,28 @@ def simulate(design: str, model: str | Workload, seq: int, arch: str | Path | Ar
         closed_form: map with ``MapOptions(closed_form=True)`` (the artifact's analytical model).
         trace: write the attention schedule's per-operation CSV there (full simulation; refused above
             :data:`TRACE_MAX_OPS` operations).
+        cascade: a built-in cascade name or a cascade file (default: the mapping's ``cascade``).
+        mapping: a mapping name in ``specs/mappings/`` or a mapping file (with ``design=None``).
 
     Raises the layers' user errors (UsageError, MappingError, SpecError) with one-line messages.
     """
-    map_attention = load_mapper(design)
-    entry = DESIGNS[design]
+    from attnsim.mappers.cascade_mapper import map_cascade
+
+    label, cascade_name, mapping_name, cascade_obj, mapping_obj, default_arch = _resolve_mapping(
+        design, cascade, mapping)
     workload = model if isinstance(model, Workload) else load_workload(model)
     seq = workload.check_seq(seq)
     if isinstance(arch, Arch):
         arch_spec = arch.with_overrides(overrides)
     else:
-        arch_spec = load_arch(arch if arch is not None else entry.default_arch, overrides)
-    mapped = map_attention(workload, seq, arch_spec, options=MapOptions(closed_form=closed_form))
+        if arch is None and default_arch is None:
+            raise UsageError(f"{mapping_obj.origin}: the mapping names no arch; give --arch")
+        arch_spec = load_arch(arch if arch is not None else default_arch, overrides)
+    options = MapOptions(closed_form=closed_form)
+    if mapping_obj is None:
+        mapped = load_mapper(label)(workload, seq, arch_spec, options=options)
+    else:
+        mapped = map_cascade(cascade_obj, mapping_obj, workload, seq, arch_spec, options=options)
     schedule = mapped.schedule
     if trace is not None and schedule.op_count > TRACE_MAX_OPS:
         raise UsageError(f"--trace: the schedule executes {schedule.op_count} operations, more than the "
@@ -144,7 +182,8 @@ def simulate(design: str, model: str | Workload, seq: int, arch: str | Path | Ar
     if trace is not None:
         write_trace_csv(result, trace)
     report: dict[str, Any] = {
-        "design": design, "model": workload.name, "seq": seq, "arch": arch_spec.name,
+        "design": label, "cascade": cascade_name, "mapping": mapping_name,
+        "model": workload.name, "seq": seq, "arch": arch_spec.name,
         "closed_form": closed_form,
         "latency_s": result.latency_s, "cycles": result.cycles, "energy_pj": result.energy_pj,
         "traffic_bytes": result.traffic_bytes,

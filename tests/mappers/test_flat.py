@@ -135,9 +135,12 @@ def test_extrapolation_is_exact() -> None:
     assert run(mapped.schedule, ARCH).cycles == run(mapped.schedule, ARCH, extrapolate=False).cycles
 
 
-def test_point_missing_from_the_table() -> None:
-    with pytest.raises(MappingError, match="no configuration for seq 2048 of bert-base"):
-        map_attention(BERT, 2048, ARCH, options=MapOptions())
+def test_point_missing_from_the_table_follows_flats_rule() -> None:
+    """2048 is not in the table: FLAT's rule (mappers.flat_rule) picks the configuration."""
+    mapped = map_attention(BERT, 2048, ARCH, options=MapOptions())
+    assert mapped.choices["flat_table"].startswith("mappers.flat_rule")
+    with pytest.raises(MappingError, match="not divisible by arrays.pe2d.cols = 256"):
+        map_attention(BERT, 1000, ARCH, options=MapOptions())
 
 
 def test_unknown_table_and_option() -> None:

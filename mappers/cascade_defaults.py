@@ -1,0 +1,151 @@
+"""What analysis says about mapping a cascade: its fusion boundaries (with the pass analysis's reason),
+the check that a mapping does not fuse across one, and the default mapping ``attnsim map`` prints.
+
+The default spatial mapping of a 1-pass cascade (one iterative rank ``r1`` partitioning a rank with
+``r0``, parallel ranks such as ``p``; :func:`einsum_ir.bounds.parallel_ranks`) is FuseMax's Mapping 1
+shape: the parallel ranks over DRAM-level groups and ``fit`` blocks in the global buffer, ``r1``
+streamed from DRAM, ``r0`` over the 2D array's rows and the first parallel rank over its columns (and
+the 1D array's lanes); ``r0``'s extent is set to the array's rows. Binding and placement are the
+defaults of :mod:`mappers.cascade_plan`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from attnsim.archsim.spec import Arch
+from attnsim.einsum_ir import Cascade
+from attnsim.einsum_ir.bounds import parallel_ranks
+from attnsim.einsum_ir.errors import CascadeError
+from attnsim.einsum_ir.passes import PassAnalysis, analyze_passes
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.mapping_spec import MappingSpec, mapping_from_data
+
+
+def pass_analysis(cascade: Cascade) -> PassAnalysis:
+    """The cascade's pass analysis over its default rank; MappingError (one line) when it has none."""
+    try:
+        return analyze_passes(cascade)
+    except CascadeError as exc:
+        raise MappingError(" ".join(str(exc).split())) from None
+
+
+def fusion_boundaries(analysis: PassAnalysis) -> list[dict[str, Any]]:
+    """One entry per boundary between consecutive passes: the first Einsum of the later pass that reads a
+    summary, the tensor, the reduction that produces it, and the reason in words."""
+    cascade = analysis.cascade
+    family = analysis.family.members
+    boundaries = []
+    for k in range(1, analysis.passes):
+        found = None
+        for einsum in cascade.einsums:
+            if analysis.einsum_pass[einsum.name] != k + 1:
+                continue
+            for ref in einsum.inputs():
+                for writer in cascade.writers(ref.tensor):
+                    if analysis.einsum_pass.get(writer.name, 0) > k:
+                        continue
+                    reduced = sorted(set(writer.reduced_ranks) & family)
+                    summary = not (ref.ranks & family) or ref.tensor in cascade.iterative_dims
+                    if reduced and summary:
+                        found = (einsum, ref.tensor, writer, reduced)
+                        break
+                if found:
+                    break
+            if found:
+                break
+        if found is None:
+            boundaries.append({"after_pass": k, "reason": f"pass {k + 1} needs a result of pass {k}"})
+            continue
+        einsum, tensor, writer, reduced = found
+        op = writer.reduce_op or "sum"
+        reason = (f"{einsum.name} (pass {k + 1}) traverses {analysis.rank} element by element and reads {tensor}, "
+                  f"which {writer.name} reduces over {', '.join(reduced)} with {op} ('{writer.source.strip()}'): "
+                  f"complete only after pass {k} has seen the whole fibre")
+        boundaries.append({"after_pass": k, "einsum": einsum.name, "tensor": tensor, "reduction": writer.name,
+                           "reduce_op": op, "reason": reason})
+    return boundaries
+
+
+def check_single_pass(cascade: Cascade, mapping: MappingSpec) -> PassAnalysis:
+    """MappingError naming the mapping file when its one fused loop nest would fuse across a pass
+    boundary of ``cascade`` (the spatial path runs every Einsum of a tile in one pass over the rank)."""
+    analysis = pass_analysis(cascade)
+    if analysis.passes > 1:
+        first = fusion_boundaries(analysis)[0]
+        raise MappingError(f"{mapping.origin}: loops: fuses all {len(cascade.einsums)} Einsums of cascade "
+                           f"{cascade.name} into one pass over {analysis.rank}, but it makes {analysis.passes} "
+                           f"passes: {first['reason']}; expected a 1-pass cascade (or the unfused/flat designs)")
+    return analysis
+
+
+def default_mapping_data(cascade: Cascade, arch: Arch) -> dict[str, Any]:
+    """The default spatial mapping of a 1-pass cascade as plain data (module docstring)."""
+    analysis = pass_analysis(cascade)
+    if analysis.passes > 1:
+        reasons = "; ".join(f"after pass {b['after_pass']}: {b['reason']}" for b in fusion_boundaries(analysis))
+        raise MappingError(f"{cascade.source}: cascade {cascade.name} makes {analysis.passes} passes over "
+                           f"{analysis.rank} (fusion boundaries {reasons}); the spatial mapping path fuses a "
+                           "1-pass cascade (3-pass ones run as --design unfused or flat)")
+    if not cascade.iterative:
+        raise MappingError(f"{cascade.source}: iterative: cascade {cascade.name} has no iterative rank; the "
+                           "spatial path streams one over DRAM (write the cascade with a partitioned rank)")
+    iterative = next(iter(cascade.iterative))
+    partners = sorted(r for r in analysis.family.members if r != iterative and r in cascade.ranks
+                      and any({r, iterative} <= p for p in analysis.family.partitions))
+    parallel = parallel_ranks(analysis)
+    if not parallel:
+        raise MappingError(f"{cascade.source}: cascade {cascade.name} has no parallel rank to spread over the "
+                           "array's columns")
+    column = parallel[0]
+    loops: list[dict[str, Any]] = [{"rank": column, "level": "dram"}, {"rank": iterative, "level": "dram"},
+                                   {"rank": column, "factor": "fit", "level": "global_buffer"}]
+    sizes = {}
+    for partner in partners:
+        loops.append({"rank": partner, "spatial": "rows"})
+        sizes[cascade.ranks[partner].name] = "pe2d.rows"
+    loops.append({"rank": column, "factor": "pe2d.cols", "spatial": "cols"})
+    return {"name": f"{cascade.name}-default", "description": f"default spatial mapping of {cascade.name} on {arch.name}",
+            "source": "attnsim map: defaults by analysis (mappers.cascade_defaults, mappers.cascade_plan)",
+            "target": "spatial", "cascade": cascade.name, "arch": arch.name, "sizes": sizes, "loops": loops}
+
+
+def default_mapping(cascade: Cascade, arch: Arch) -> MappingSpec:
+    """:func:`default_mapping_data` validated."""
+    return mapping_from_data(default_mapping_data(cascade, arch), f"<default mapping of {cascade.name}>")
+
+
+__all__ = ["check_single_pass", "default_mapping", "default_mapping_data", "fusion_boundaries", "pass_analysis"]
+
+
+def resolved_mapping_data(plan: Any, resolve_factors: bool = True) -> dict[str, Any]:
+    """A :class:`mappers.cascade_plan.Plan` written back as a complete mapping (plain data): every
+    Einsum bound, every tensor placed, ``charge`` explicit and -- with ``resolve_factors`` -- every
+    loop factor and size a number. Loading it maps the same point to the same schedule."""
+    from attnsim.mappers.cascade_plan import loop_names
+
+    mapping = plan.mapping
+    data = mapping.to_yaml_dict()
+    data.pop("gpu", None)
+    data["cascade"] = plan.work.cascade.name if plan.work.cascade.path is None or mapping.cascade is None \
+        else mapping.cascade
+    data["arch"] = mapping.arch or plan.arch.name
+    loops = []
+    names = loop_names(mapping.loops or [])
+    for name, loop in zip(names, mapping.loops or []):
+        entry = loop.model_dump(mode="json", exclude_none=True)
+        if resolve_factors:
+            entry["factor"] = plan.choices["loops"][name]
+        loops.append(entry)
+    data["loops"] = loops
+    if resolve_factors:
+        data["sizes"] = {name: plan.work.sizes[name] for name in mapping.sizes}
+    order = (*plan.order, *plan.after)
+    data["binding"] = {unit: [n for n in order if plan.binding[n] == unit] for unit in ("pe2d", "pe1d")
+                       if any(plan.binding[n] == unit for n in order)}
+    data["placement"] = {t: p.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+                         for t, p in plan.placement.items()}
+    for entry in data["placement"].values():
+        if entry.get("buffering") == "single":
+            entry.pop("buffering")
+    data["charge"] = sorted(plan.charge)
+    return data

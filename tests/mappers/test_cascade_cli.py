@@ -1,0 +1,91 @@
+"""``attnsim simulate --cascade --mapping`` and ``attnsim map``: the design shorthand equals its pair, and a
+printed mapping, saved and passed back, gives the same result (issue #14, items 4-5)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from attnsim.studies.cli import main as cli_main
+
+RESULT_KEYS = ("latency_s", "cycles", "energy_pj", "traffic_bytes", "util_2d", "util_1d", "per_einsum",
+               "energy_breakdown_pj")
+
+
+def _json(capsys, args: list[str]) -> dict:  # type: ignore[no-untyped-def]
+    assert cli_main([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_design_is_a_shorthand_for_its_cascade_and_mapping(capsys) -> None:  # type: ignore[no-untyped-def]
+    by_design = _json(capsys, ["simulate", "--design", "fusemax", "--model", "bert-base", "--seq", "1M"])
+    by_pair = _json(capsys, ["simulate", "--cascade", "attention-1pass", "--mapping", "fusemax",
+                             "--model", "bert-base", "--seq", "1M"])
+    assert by_design == by_pair
+    assert (by_pair["cascade"], by_pair["mapping"]) == ("attention-1pass", "fusemax")
+
+
+@pytest.mark.parametrize("args", [
+    ["--cascade", "attention-1pass", "--mapping", "fusemax", "--model", "bert-base", "--seq", "4K"],
+    ["--cascade", "attention-1pass", "--mapping", "fusemax-cascade", "--model", "xlm", "--seq", "16K"],
+    ["--cascade", "attention-1pass", "--arch", "fusemax-cloud", "--model", "t5-small", "--seq", "4K"],
+])
+def test_map_output_round_trips(tmp_path: Path, capsys, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    assert cli_main(["map", *args]) == 0
+    text = capsys.readouterr().out
+    assert "# fusion boundaries: none" in text and "# tile (one m1 iteration on the arrays)" in text
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(text)
+    data = yaml.safe_load(text)
+    assert set(data["binding"]) <= {"pe2d", "pe1d"} and "placement" in data
+    assert all(isinstance(loop["factor"], int) for loop in data["loops"])
+    point = args[args.index("--model"):]
+    original = ["simulate", "--cascade", "attention-1pass", *point]
+    if "--mapping" in args:
+        original += ["--mapping", args[args.index("--mapping") + 1]]
+    else:
+        # the default mapping itself: printed without sizes, it must equal the printed resolved one
+        assert cli_main(["map", "--cascade", "attention-1pass", "--arch", "fusemax-cloud"]) == 0
+        symbolic = tmp_path / "symbolic.yaml"
+        symbolic.write_text(capsys.readouterr().out)
+        original += ["--mapping", str(symbolic)]
+    expected = _json(capsys, original)
+    got = _json(capsys, ["simulate", "--mapping", str(saved), "--cascade", "attention-1pass", *point])
+    for key in RESULT_KEYS:
+        assert got[key] == expected[key], key
+
+
+def test_map_refuses_a_multi_pass_cascade_with_its_boundaries(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert cli_main(["map", "--cascade", "attention-3pass"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "makes 3 passes over M" in err
+    assert "after pass 1: SN (pass 2)" in err and "after pass 2: A (pass 3)" in err and "reads SD" in err
+
+
+def test_a_study_sweeps_cascade_and_mapping_axes(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from attnsim.studies.simulate import simulate
+
+    study = tmp_path / "axes.yaml"
+    study.write_text("name: axes\nkind: attention\ngrid:\n"
+                     "  - {mapping: [fusemax, fusemax-arch], cascade: [attention-1pass], seq: [1024],"
+                     " model: [bert-base], end_to_end: [false]}\n")
+    out = tmp_path / "out"
+    assert cli_main(["sweep", str(study), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    capsys.readouterr()
+    for mapping in ("fusemax", "fusemax-arch"):
+        expected = simulate(None, "bert-base", 1024, mapping=mapping)["latency_s"]
+        capsys.readouterr()
+        assert cli_main(["results", str(out)]) == 0
+        table = capsys.readouterr().out
+        assert f"{mapping},attention-1pass,1024" in table and repr(expected) in table
+
+
+def test_a_point_gives_a_design_or_a_mapping(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    study = tmp_path / "both.yaml"
+    study.write_text("name: both\nkind: attention\ngrid:\n"
+                     "  - {design: [fusemax], mapping: [fusemax], seq: [1024], model: [bert-base]}\n")
+    assert cli_main(["sweep", str(study), "--out", str(tmp_path / "o"), "--workers", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "design" in err and "not both" in err

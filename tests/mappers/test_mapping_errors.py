@@ -1,0 +1,87 @@
+"""Bad mappings: one line, exit 2, naming the mapping file and the key (issue #14, item 6).
+
+Each case edits a copy of specs/mappings/fusemax.yaml in one place; the expected numbers in the messages
+are hand counts (bytes = elements x 2-byte words on fusemax-cloud).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from attnsim.mappers.mapping_spec import MAPPINGS_DIR
+from attnsim.studies.cli import main as cli_main
+
+
+def _mapping(tmp_path: Path, edit) -> str:  # type: ignore[no-untyped-def]
+    data = yaml.safe_load((MAPPINGS_DIR / "fusemax.yaml").read_text())
+    edit(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def _error(capsys, args: list[str]) -> str:  # type: ignore[no-untyped-def]
+    code = cli_main(["simulate", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def _set_factor(index: int, factor: int):  # type: ignore[no-untyped-def]
+    def edit(data) -> None:  # type: ignore[no-untyped-def]
+        data["loops"][index]["factor"] = factor
+    return edit
+
+
+def test_a_block_too_big_for_the_buffer_names_the_tensor_bytes_and_capacity(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # 64 query blocks of 256 rows at E = F = 64: Q alone is 64 * 256 * 64 * 2 = 2 MiB, the block
+    # 64 * 256 * (64 + 1 + 1 + 64) * 2 + 256 * 128 * 2 = 4325376 bytes > the 4 MiB buffer set below.
+    path = _mapping(tmp_path, _set_factor(2, 64))
+    err = _error(capsys, ["--mapping", path, "--model", "bert-base", "--seq", "16K",
+                          "--set", "global_buffer.capacity_bytes=4194304"])
+    assert f"{path}: loops[2].factor" in err
+    assert "4325376 bytes" in err and "global_buffer.capacity_bytes = 4194304" in err
+    assert "Q 2097152 B" in err or "largest: Q, 2097152 bytes" in err
+
+
+def test_an_einsum_bound_to_a_unit_without_its_operator(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    def edit(data) -> None:  # type: ignore[no-untyped-def]
+        data["binding"]["pe1d"].remove("AV")
+        data["binding"]["pe2d"].append("AV")
+    path = _mapping(tmp_path, edit)
+    err = _error(capsys, ["--mapping", path, "--model", "bert-base", "--seq", "4K"])
+    assert f"{path}: binding.pe2d[5]" in err and "no 'div' operation (needed by Einsum AV)" in err
+
+
+def test_fusing_across_a_pass_boundary_names_the_reduction_and_the_reason(capsys) -> None:  # type: ignore[no-untyped-def]
+    err = _error(capsys, ["--cascade", "attention-3pass", "--mapping", "fusemax", "--model", "bert-base",
+                          "--seq", "4K"])
+    assert "specs/mappings/fusemax.yaml: loops" in err and "makes 3 passes" in err
+    assert "SN (pass 2)" in err and "reads GM, which GM reduces over m with max" in err
+
+
+def test_a_loop_over_a_rank_the_cascade_does_not_have(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    def edit(data) -> None:  # type: ignore[no-untyped-def]
+        data["loops"][0]["rank"] = "q"
+    path = _mapping(tmp_path, edit)
+    err = _error(capsys, ["--mapping", path, "--model", "bert-base", "--seq", "4K"])
+    assert f"{path}: loops[0].rank" in err and "no rank 'q'" in err
+
+
+def test_unknown_keys_and_bad_values_name_the_key(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    def edit(data) -> None:  # type: ignore[no-untyped-def]
+        data["placement"]["RM"]["levels"] = ["sram"]
+    path = _mapping(tmp_path, edit)
+    err = _error(capsys, ["--mapping", path, "--model", "bert-base", "--seq", "4K"])
+    assert f"{path}: placement.RM.levels.0" in err
+    path = _mapping(tmp_path, lambda data: data.update({"loopz": []}))
+    assert f"{path}: loopz: unknown key" in _error(capsys, ["--mapping", path, "--model", "bert-base", "--seq", "4K"])
+
+
+def test_nothing_is_written_on_error(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = _mapping(tmp_path, _set_factor(0, 3))
+    _error(capsys, ["--mapping", path, "--model", "bert-base", "--seq", "4K"])
+    assert capsys.readouterr().out == ""
