@@ -35,18 +35,13 @@ from attnsim.mappers.gpu_common import (
     GpuMapping,
     OpList,
     Rates,
-    hbm_fraction_of_kv,
     launch_order,
-    m_blocks,
     occupancy,
-    sm_schedule,
 )
 from attnsim.mappers.gpu_mapping import GpuSection, gpu_section, matches
 from attnsim.mappers.mapping_spec import MappingSpec
 
 WARPGROUP_THREADS = 128
-OUTPUT_BYTES = 2
-"""The cascade's outputs are written in 16 bits."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,7 +153,7 @@ def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: G
 # Shared schedule pieces.
 
 
-def _dep_ids(plan: GroupPlan, group: Group, suffix: str, emitted: set[str], block_ids: set[str],
+def dep_ids(plan: GroupPlan, group: Group, suffix: str, emitted: set[str], block_ids: set[str],
              *, iteration_block: bool) -> list[Any]:
     """Schedule dependencies of ``group``'s op: lag 0 -> the op id (if already issued), lag >= 1 ->
     ``("prev", id, lag)`` inside a loop body, the most recent instance otherwise."""
@@ -179,7 +174,7 @@ def _dep_ids(plan: GroupPlan, group: Group, suffix: str, emitted: set[str], bloc
     return out
 
 
-def _emit(ops: OpList, group: Group, op_id: str, extents: Mapping[str, int], deps: list[Any], *,
+def emit_group(ops: OpList, group: Group, op_id: str, extents: Mapping[str, int], deps: list[Any], *,
           masked: bool = False, smem_bytes: float = 0.0, k_steps: int = 1,
           releases: Mapping[str, int] | None = None, poly: Mapping[str, float] | None = None) -> None:
     """One op of ``group`` (its unit's helper on :class:`OpList`)."""
@@ -212,7 +207,7 @@ def _poly_adjusted(group: Group, extents: Mapping[str, int], amount: float,
     return amount
 
 
-def _gemm_smem(plan: GroupPlan, group: Group, layout: Layout, rows: int, block_n: int, consumers: int,
+def gemm_smem_bytes(plan: GroupPlan, group: Group, layout: Layout, rows: int, block_n: int, consumers: int,
                b: int, k_step: int) -> tuple[float, int]:
     """ldmatrix operand bytes of a tensor op (operands that are loaded inputs live in SMEM; each
     consumer reads its own rows of a rows-indexed operand and the whole of any other) and its k-steps."""
@@ -274,7 +269,7 @@ def _poly(section: GpuSection, plan: GroupPlan, layout: Layout, tile: CtaTile, s
     if section.poly_exp.fraction != "balanced":
         fraction = float(section.poly_exp.fraction)
     else:
-        rates = Rates.of(spec, workload.dtype, _fraction_name(section))
+        rates = Rates.of(spec, workload.dtype, fraction_name(section))
         tensor = sum(g.work(extents) for g in plan.of_place("tile") if g.unit == UNIT_TENSOR) / rates.tensor_flops
         mufu = exp_points / rates.mufu_ops
         fp32 = sum(g.work(extents, kinds=("main", "convert", "rcp", "output"))
@@ -286,7 +281,7 @@ def _poly(section: GpuSection, plan: GroupPlan, layout: Layout, tile: CtaTile, s
             "exp_points": exp_points}
 
 
-def _fraction_name(section: GpuSection) -> str:
+def fraction_name(section: GpuSection) -> str:
     return section.tensor_instruction.replace(".", "_") + "_tensor_fraction"
 
 
@@ -363,4 +358,5 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, 
                       cta_schedule=schedule, tensor_instruction=section.tensor_instruction, choices=choices)
 
 
-__all__ = ["CascadeMapping", "Layout", "cta_tile", "layout_of", "map_cascade", "resolve"]
+__all__ = ["CascadeMapping", "Layout", "cta_tile", "dep_ids", "emit_group", "fraction_name", "gemm_smem_bytes",
+           "layout_of", "map_cascade", "resolve"]

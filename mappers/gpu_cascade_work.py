@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from typing import Any
 
-from attnsim.einsum_ir import BinOp, Call, Cascade, Const, Einsum, Neg, TensorRef
+from attnsim.einsum_ir import BinOp, Call, Cascade, Einsum, Neg, TensorRef
 from attnsim.einsum_ir.functions import primitive_cost
 from attnsim.mappers.errors import MappingError
 

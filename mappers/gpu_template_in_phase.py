@@ -16,7 +16,7 @@ from typing import Any
 
 from attnsim.archsim.schedule import Schedule
 from attnsim.mappers.gpu_cascade_groups import Group
-from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, _dep_ids, _emit, _fraction_name, _gemm_smem
+from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, dep_ids, emit_group, fraction_name, gemm_smem_bytes
 from attnsim.mappers.gpu_common import CtaWork, OpList, Rates, hbm_fraction_of_kv, sm_schedule
 from attnsim.mappers.gpu_template_loads import input_deps, keys_fill, reader_stage, rows_fill, store_outputs
 
@@ -25,7 +25,7 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
     """``resident`` CTAs of the mapping, each over ``work.tiles`` K/V tiles, in step on one SM."""
     spec, workload, tile, plan, layout = m.spec, m.workload, m.tile, m.plan, m.layout
     section = m.section
-    rates = Rates.of(spec, workload.dtype, _fraction_name(section))
+    rates = Rates.of(spec, workload.dtype, fraction_name(section))
     b = workload.element_bytes
     rows, bn = tile.block_m, tile.block_n
     extents = layout.extents(rows, bn)
@@ -39,7 +39,7 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
     lagging = [t for t in plan.work.tile_inputs if reader_stage(plan, t) > 0]
     mask_groups = [g for g in plan.of_place("tile") if any(p.kind == "mask" for p in g.pieces)]
     k_step = section.ldmatrix_k_step
-    smem = {g.name: (_gemm_smem(plan, g, layout, rows, bn, tile.consumers, b, k_step) if k_step else (0.0, 1))
+    smem = {g.name: (gemm_smem_bytes(plan, g, layout, rows, bn, tile.consumers, b, k_step) if k_step else (0.0, 1))
             for g in stage0 + stage1}
     poly = m.poly
     n = work.tiles
@@ -58,7 +58,7 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
 
     def gemm(ops: OpList, g: Group, c: str, deps: list[Any]) -> None:
         smem_bytes, steps = smem[g.name]
-        _emit(ops, g, f"{g.name}_{c}", extents, deps, smem_bytes=smem_bytes, k_steps=steps)
+        emit_group(ops, g, f"{g.name}_{c}", extents, deps, smem_bytes=smem_bytes, k_steps=steps)
 
     def emitted(ops: OpList, before: set[str]) -> set[str]:
         return before | {op.id for op in ops.ops}
@@ -75,16 +75,16 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
     cta_ends = {c: {t: ends[c][t] for t in plan.work.cta_inputs} for c in copies}
     for c in copies:   # work on the CTA inputs alone, before the loop
         for g in plan.of_place("pre"):
-            _emit(pro, g, f"{g.name}_{c}", extents, _dep_ids(plan, g, c, emitted(pro, set()), set(),
+            emit_group(pro, g, f"{g.name}_{c}", extents, dep_ids(plan, g, c, emitted(pro, set()), set(),
                                                               iteration_block=False)
                   + input_deps(plan, g, ends[c], body=False))
     for c in copies:
         for g in stage0:
-            gemm(pro, g, c, _dep_ids(plan, g, c, emitted(pro, set()), set(), iteration_block=False)
+            gemm(pro, g, c, dep_ids(plan, g, c, emitted(pro, set()), set(), iteration_block=False)
                  + input_deps(plan, g, ends[c], body=False))
     for c in copies:
         for g in softmax:
-            _emit(pro, g, f"{g.name}_{c}", extents, _dep_ids(plan, g, c, emitted(pro, set()), set(),
+            emit_group(pro, g, f"{g.name}_{c}", extents, dep_ids(plan, g, c, emitted(pro, set()), set(),
                                                               iteration_block=False),
                   masked=work.masked > 0, poly=poly)
     if work.masked > 1:
@@ -94,7 +94,7 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
                      einsum=mask_groups[0].einsums[0] if mask_groups else "")
     for c in copies:
         for g in late:
-            _emit(pro, g, f"{g.name}_{c}", extents, _dep_ids(plan, g, c, emitted(pro, set()), set(),
+            emit_group(pro, g, f"{g.name}_{c}", extents, dep_ids(plan, g, c, emitted(pro, set()), set(),
                                                               iteration_block=False), poly=poly)
     before_body = emitted(pro, set())
 
@@ -105,7 +105,7 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
                                        for t in plan.work.tile_inputs}} for c in copies}
     for c in copies:
         for g in stage1:
-            gemm(body, g, c, _dep_ids(plan, g, c, emitted(body, before_body), body_ids, iteration_block=True)
+            gemm(body, g, c, dep_ids(plan, g, c, emitted(body, before_body), body_ids, iteration_block=True)
                  + input_deps(plan, g, body_ends[c], body=True))
 
     def war(tensor: str, c: str) -> list[Any]:
@@ -125,29 +125,29 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
     for c in copies:
         for g in stage0:
             order = [f"{s.name}_{c}" for s in stage1]   # the copy's warps issue their GEMMs in order
-            gemm(body, g, c, _dep_ids(plan, g, c, emitted(body, before_body), body_ids, iteration_block=True)
+            gemm(body, g, c, dep_ids(plan, g, c, emitted(body, before_body), body_ids, iteration_block=True)
                  + input_deps(plan, g, body_ends[c], body=True) + order)
     for c in copies:
         for g in softmax:
-            _emit(body, g, f"{g.name}_{c}", extents,
-                  _dep_ids(plan, g, c, emitted(body, before_body), body_ids, iteration_block=True), poly=poly)
+            emit_group(body, g, f"{g.name}_{c}", extents,
+                  dep_ids(plan, g, c, emitted(body, before_body), body_ids, iteration_block=True), poly=poly)
     for c in copies:
         for g in late:
-            _emit(body, g, f"{g.name}_{c}", extents,
-                  _dep_ids(plan, g, c, emitted(body, before_body), body_ids, iteration_block=True), poly=poly)
+            emit_group(body, g, f"{g.name}_{c}", extents,
+                  dep_ids(plan, g, c, emitted(body, before_body), body_ids, iteration_block=True), poly=poly)
     before_epilogue = emitted(body, before_body)
 
     # ---- epilogue: the last tile's stage-1 ops, the work after the loop, the stores
     epi = OpList(rates, workload.dtype)
     for c in copies:
         for g in stage1:
-            gemm(epi, g, c, _dep_ids(plan, g, c, emitted(epi, before_epilogue), set(), iteration_block=False)
+            gemm(epi, g, c, dep_ids(plan, g, c, emitted(epi, before_epilogue), set(), iteration_block=False)
                  + input_deps(plan, g, body_ends[c], body=False))
     for c in copies:
         for g in post:
             drain = [f"{s.name}_{c}" for s in stage1]
-            _emit(epi, g, f"{g.name}_{c}", extents,
-                  _dep_ids(plan, g, c, emitted(epi, before_epilogue), set(), iteration_block=False) + drain)
+            emit_group(epi, g, f"{g.name}_{c}", extents,
+                  dep_ids(plan, g, c, emitted(epi, before_epilogue), set(), iteration_block=False) + drain)
     for c in copies:
         store_outputs(epi, plan, [c], c, rows, layout, bn, rfill)
     return sm_schedule(pro.ops, body.ops, n - 1, epi.ops, {}, name=f"{m.name} CTA x{n} (x{resident})")

@@ -17,9 +17,9 @@ from typing import Any
 from attnsim.archsim.schedule import Block, Schedule
 from attnsim.mappers.errors import MappingError
 from attnsim.mappers.gpu_cascade_groups import Group
-from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, _emit, _fraction_name
+from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, emit_group, fraction_name
 from attnsim.mappers.gpu_common import LATENCY_LANES, TENSOR_MUFU, CtaWork, OpList, Rates, hbm_fraction_of_kv
-from attnsim.mappers.gpu_template_loads import keys_fill, rows_fill, store_outputs
+from attnsim.mappers.gpu_template_loads import keys_fill, rows_fill
 
 
 def spill_bytes_per_row(m: CascadeMapping) -> int:
@@ -50,7 +50,7 @@ def multi_pass_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Sche
     spec, workload, tile, plan, layout, section = m.spec, m.workload, m.tile, m.plan, m.layout, m.section
     if not section.passes:
         raise MappingError(f"{m.where}: gpu.passes: style multi_pass needs the op groups of each pass")
-    rates = Rates.of(spec, workload.dtype, _fraction_name(section))
+    rates = Rates.of(spec, workload.dtype, fraction_name(section))
     b = workload.element_bytes
     cascade = plan.work.cascade
     bm, bn = tile.block_m, tile.block_n
@@ -97,7 +97,7 @@ def multi_pass_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Sche
         ends[t] = pro.load(f"ld{t}", layout.tensor_elements(cascade, t, bm, bn) * b * rfill, 1.0, (), einsum=t)
     for g in plan.of_place("pre"):   # work on the CTA inputs alone, before the passes
         deps = [d for d in g.deps if any(op.id == d for op in pro.ops)]
-        _emit(pro, g, g.name, extents, deps + [i for t in g.inputs for i in ends.get(t, ())])
+        emit_group(pro, g, g.name, extents, deps + [i for t in g.inputs for i in ends.get(t, ())])
     blocks = [Block(tuple(pro.ops), 1, "prologue")]
     for index, names in enumerate(section.passes):
         ops = OpList(rates, workload.dtype)
@@ -138,7 +138,7 @@ def multi_pass_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Sche
             freed = {f"{t}_stages": tile_bytes[t] for t in pass_inputs if last_reader.get(t) == g.name}
             if any(last_reader.get(t) == g.name for t in reloads):
                 freed["spill_stages"] = slot
-            _emit(ops, g, g.name, extents, list(dict.fromkeys(deps)), releases=freed or None)
+            emit_group(ops, g, g.name, extents, list(dict.fromkeys(deps)), releases=freed or None)
         for t in spilled:   # written here, read in a later pass
             if produced_in[t] == index and any(pass_of.get(r.name, -1) > index for r in _readers(plan, t)):
                 waits = [w for w in writers[t] if w in names]
@@ -160,7 +160,7 @@ def multi_pass_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Sche
     last_tensor = [n for n in section.passes[-1] if groups[n].unit == "tensor"]
     for g in plan.of_place("post"):
         deps = [d for d in (*g.deps, *g.final_deps) if d in emitted or any(op.id == d for op in epi.ops)]
-        _emit(epi, g, g.name, extents, list(dict.fromkeys(deps + last_tensor)))
+        emit_group(epi, g, g.name, extents, list(dict.fromkeys(deps + last_tensor)))
     store_outputs_cta(epi, plan, layout, bm, bn, rfill)
     blocks.append(Block(tuple(epi.ops), 1, "epilogue"))
     return Schedule(blocks=tuple(block for block in blocks if block.items), buffers_bytes=buffers,

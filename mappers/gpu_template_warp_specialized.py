@@ -16,7 +16,7 @@ from typing import Any
 
 from attnsim.archsim.schedule import Schedule
 from attnsim.mappers.gpu_cascade_groups import Group
-from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, _dep_ids, _emit, _fraction_name
+from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, dep_ids, emit_group, fraction_name
 from attnsim.mappers.gpu_common import CtaWork, OpList, Rates, hbm_fraction_of_kv, sm_schedule
 from attnsim.mappers.gpu_template_loads import input_deps, keys_fill, rows_fill, store_outputs
 
@@ -24,7 +24,7 @@ from attnsim.mappers.gpu_template_loads import input_deps, keys_fill, rows_fill,
 def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedule:
     """One CTA of the mapping over ``work.tiles`` K/V tiles (``resident`` is 1 by construction)."""
     spec, workload, tile, plan, layout, section = m.spec, m.workload, m.tile, m.plan, m.layout, m.section
-    rates = Rates.of(spec, workload.dtype, _fraction_name(section))
+    rates = Rates.of(spec, workload.dtype, fraction_name(section))
     b = workload.element_bytes
     cascade = plan.work.cascade
     rows, bn = tile.rows_per_consumer, tile.block_n
@@ -57,19 +57,19 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
                 for t in tile_inputs}
 
     def deps_of(ops: OpList, g: Group, w: str, before: set[str], block_ids: set[str], body: bool) -> list[Any]:
-        return _dep_ids(plan, g, w, before | {op.id for op in ops.ops}, block_ids, iteration_block=body)
+        return dep_ids(plan, g, w, before | {op.id for op in ops.ops}, block_ids, iteration_block=body)
 
     def iteration(ops: OpList, w: str, ends: dict[str, tuple[str, ...]], before: set[str], block_ids: set[str],
                   *, body: bool, masked: bool, emit_qk: bool = True, emit_pv: bool = True,
                   emit_softmax: bool = True, barrier: tuple[Any, ...] = ()) -> None:
         def first() -> None:
             for g in stage0:
-                _emit(ops, g, f"{g.name}_{w}", extents, deps_of(ops, g, w, before, block_ids, body)
+                emit_group(ops, g, f"{g.name}_{w}", extents, deps_of(ops, g, w, before, block_ids, body)
                       + input_deps(plan, g, ends, body=body) + list(barrier), releases=releases(g, w))
 
         def second() -> None:
             for g in stage1:
-                _emit(ops, g, f"{g.name}_{w}", extents, deps_of(ops, g, w, before, block_ids, body)
+                emit_group(ops, g, f"{g.name}_{w}", extents, deps_of(ops, g, w, before, block_ids, body)
                       + input_deps(plan, g, ends, body=body), releases=releases(g, w))
 
         if emit_qk and first_qk:
@@ -81,7 +81,7 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
         if not emit_softmax:
             return
         for g in (*softmax, *late):
-            _emit(ops, g, f"{g.name}_{w}", extents, deps_of(ops, g, w, before, block_ids, body),
+            emit_group(ops, g, f"{g.name}_{w}", extents, deps_of(ops, g, w, before, block_ids, body),
                   masked=masked and g in softmax, poly=poly)
 
     def consumers_work(ops: OpList, ends: dict[str, tuple[str, ...]], before: set[str], block_ids: set[str],
@@ -110,7 +110,7 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
     ends.update(loads(pro, {}))
     for w in consumers:   # work on the CTA inputs alone, before the loop
         for g in plan.of_place("pre"):
-            _emit(pro, g, f"{g.name}_{w}", extents, deps_of(pro, g, w, set(), set(), False)
+            emit_group(pro, g, f"{g.name}_{w}", extents, deps_of(pro, g, w, set(), set(), False)
                   + input_deps(plan, g, ends, body=False))
     consumers_work(pro, ends, set(), set(), body=False, masked=work.masked > 0, emit_pv=False)
     if work.masked > 1:
@@ -138,11 +138,11 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
     epi = OpList(rates, workload.dtype)
     for w in consumers:
         for g in stage1:
-            _emit(epi, g, f"{g.name}_{w}", extents, deps_of(epi, g, w, before_epilogue, set(), False)
+            emit_group(epi, g, f"{g.name}_{w}", extents, deps_of(epi, g, w, before_epilogue, set(), False)
                   + input_deps(plan, g, body_ends, body=False), releases=releases(g, w))
         for g in post:
             drain = [f"{s.name}_{w}" for s in stage1]
-            _emit(epi, g, f"{g.name}_{w}", extents, deps_of(epi, g, w, before_epilogue, set(), False) + drain)
+            emit_group(epi, g, f"{g.name}_{w}", extents, deps_of(epi, g, w, before_epilogue, set(), False) + drain)
     store_outputs(epi, plan, consumers, "cta", tile.block_m, layout, bn, rfill)
     return sm_schedule(pro.ops, body.ops, n - 1, epi.ops, buffers, name=f"{m.name} CTA x{n}")
 
