@@ -137,6 +137,16 @@ def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: G
     smem = sum(layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b for t in work.cta_inputs)
     smem += section.stages * sum(layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b
                                  for t in work.tile_inputs)
+    capacity = spec.storage.smem_bytes_per_cta.value
+    if smem > capacity:
+        parts = [f"{t} {layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b}"
+                 for t in work.cta_inputs]
+        per_stage = " + ".join(f"{t} {layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b}"
+                               for t in work.tile_inputs)
+        raise MappingError(f"{where}: gpu.tiles: the CTA's SMEM tiles need {smem} bytes ("
+                           f"{' + '.join(parts) or 'no CTA inputs'} + {section.stages} x ({per_stage})) for "
+                           f"block_m {case.block_m}, block_n {case.block_n}, head_dim {workload.head_dim}; "
+                           f"{spec.name} allows {capacity} per CTA")
     if section.style == "multi_pass":   # the spilled rows in SMEM when they fit, else staging slots
         from attnsim.mappers.gpu_template_multi_pass import spill_placement
 
@@ -328,7 +338,10 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, 
     resolved = resolve(cascade, mapping, workload, spec, section)
     section = resolved.section
     tile = resolved.tile
-    occ = occupancy(spec, tile)
+    try:
+        occ = occupancy(spec, tile)
+    except MappingError as exc:
+        raise MappingError(f"{resolved.where}: gpu.tiles: {exc}") from None
     longest = section.launch_order == "longest_first" or (
         section.launch_order == "longest_first_if_causal" and workload.causal)
     if section.style == "in_phase":

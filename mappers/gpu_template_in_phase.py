@@ -101,8 +101,7 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
     # ---- body, tile i = 1 .. n-1: tile i-1's stage-1 ops, tile i's loads and stage-0 work
     body = OpList(rates, workload.dtype)
     body_ids = {f"{g.name}_{c}" for g in (*stage1, *stage0, *softmax, *late) for c in copies}
-    body_ends = {c: {**cta_ends[c], **{t: transfer(tuple(e.replace("", "") for e in ends[c][t]))
-                                       for t in plan.work.tile_inputs}} for c in copies}
+    body_ends = {c: {**cta_ends[c], **{t: transfer(ends[c][t]) for t in plan.work.tile_inputs}} for c in copies}
     for c in copies:
         for g in stage1:
             gemm(body, g, c, dep_ids(plan, g, c, emitted(body, before_body), body_ids, iteration_block=True)

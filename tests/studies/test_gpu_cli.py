@@ -192,3 +192,16 @@ def test_a_study_refuses_a_bad_mapping_axis(tmp_path: Path, capsys: pytest.Captu
     code = main(["sweep", str(study), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "grid.mapping" in err and "gpu-flash9" in err
+
+
+def test_tiles_that_overflow_smem_name_the_tensors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 256 rows x 256 x 2 B of Q = 131072 B, one 128-key K and V tile 65536 B each: 262144 > 227 KB
+    big = tmp_path / "big.yaml"
+    big.write_text((MAPPINGS / "gpu-flash2.yaml").read_text(encoding="utf-8").replace(
+        "{when: {head_dim: 256}, block_m: 64, block_n: 64, consumers: 4}",
+        "{when: {head_dim: 256}, block_m: 256, block_n: 128, consumers: 4}"), encoding="utf-8")
+    code, out, err = _run(capsys, "--cascade", "attention-1pass", "--mapping", str(big), "--seq", "1024",
+                          "--head-dim", "256")
+    assert code == 2 and out == ""
+    assert err == (f"attnsim: error: {big}: gpu.tiles: the CTA's SMEM tiles need 262144 bytes (Q 131072 + 1 x "
+                   "(K 65536 + V 65536)) for block_m 256, block_n 128, head_dim 256; h100-sxm allows 232448 per CTA\n")
