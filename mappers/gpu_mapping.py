@@ -29,6 +29,8 @@ and reads it for :mod:`mappers.gpu_cascade_mapper`. Keys (docs/mapping-gpu.md ha
       poly_exp: {einsums: [SLN], fraction: balanced, fp32_ops: 7}   # exp on the FP32 lanes (FuseMax)
       passes: [[qk, max], [exp, fma, sum], [pv]]          # multi_pass: op groups of each pass
       spill: {QK: 4, SN: 2}       # multi_pass: bytes per element of tensors crossing passes
+      spill_level: auto           # where they live: auto (FLAT's rule: SMEM if the block's rows fit,
+                                  # else L2 if every SM's rows fit there, else HBM), or smem / l2 / hbm
 """
 from __future__ import annotations
 
@@ -119,6 +121,7 @@ class GpuSection(_Section):
     poly_exp: PolyExp | None = None
     passes: list[list[str]] | None = None
     spill: dict[str, int] = {}
+    spill_level: Literal["auto", "smem", "l2", "hbm"] = "auto"
 
     def tile_case(self, facts: Mapping[str, Any], where: str) -> TileCase:
         """The first tile case matching ``facts``; MappingError when none does."""

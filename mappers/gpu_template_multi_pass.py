@@ -36,11 +36,14 @@ def spill_placement(section: Any, spec: Any, workload: Any, block_m: int, inputs
     """(level, SMEM bytes per CTA) for a CTA whose inputs take ``inputs_smem`` bytes of SMEM."""
     per_element = max(section.spill.values(), default=0)
     rows_bytes = block_m * workload.seq * per_element
-    if inputs_smem + rows_bytes <= spec.storage.smem_bytes_per_cta.value:
+    forced = section.spill_level
+    if forced == "smem" or (forced == "auto" and inputs_smem + rows_bytes <= spec.storage.smem_bytes_per_cta.value):
         return "smem", inputs_smem + rows_bytes
     case = section.tile_case({"head_dim": workload.head_dim, "causal": workload.causal,
                               "dtype": workload.dtype}, "")
     staging = section.stages * block_m * case.block_n * per_element
+    if forced != "auto":
+        return forced, inputs_smem + staging
     level = "l2" if spec.sms * rows_bytes <= spec.storage.l2_bytes.value else "hbm"
     return level, inputs_smem + staging
 

@@ -65,3 +65,22 @@ def test_flat_never_below_compulsory() -> None:
     for seq, head_dim, causal in SHAPES:
         workload = GpuAttention(batch=2, heads=3, seq=seq, head_dim=head_dim, causal=causal)
         assert predict(H100, "flat", workload).hbm_bytes >= _compulsory(workload) * (1 - 1e-9)
+
+
+def test_flat_spill_level_from_the_mapping(tmp_path) -> None:   # type: ignore[no-untyped-def]
+    # FLAT at seq 2048, head dim 64: 132 SMs x 128 rows x 2048 x 4 B = 138 MB > 50 MB L2 -> HBM by the
+    # rule; forced to L2 the S and P spills (4 + 4 + 2 + 2 B per score) leave HBM
+    from pathlib import Path
+
+    from attnsim.studies.gpu import predict_cascade
+
+    source = Path(__file__).resolve().parents[2] / "specs" / "mappings" / "gpu-flat.yaml"
+    forced = tmp_path / "flat-l2.yaml"
+    forced.write_text(source.read_text(encoding="utf-8") + "  spill_level: l2\n", encoding="utf-8")
+    workload = GpuAttention(batch=1, heads=4, seq=2048, head_dim=64)
+    auto = predict_cascade(H100, "attention-3pass-deferred", "gpu-flat", workload)
+    in_l2 = predict_cascade(H100, "attention-3pass-deferred", str(forced), workload)
+    assert (auto.choices["score_rows_in"], in_l2.choices["score_rows_in"]) == ("hbm", "l2")
+    scores = 4 * 2048 * 2048
+    assert auto.hbm_bytes - in_l2.hbm_bytes == pytest.approx(12 * scores, rel=1e-9)
+    assert in_l2.hbm_bytes == pytest.approx(_compulsory(workload), rel=1e-9)
