@@ -57,6 +57,6 @@ def load_ablation() -> tuple[dict[str, int], tuple[tuple[str, dict[str, bool], i
 FA3_SEQLENS, FA3_FIG5_TFLOPS = load_fig5()
 """FA3 Fig. 5's sequence lengths (batch x seqlen = 16k tokens) and its TFLOPS per design and shape."""
 ABLATION_SHAPE, FA3_ABLATION = load_ablation()
-"""FA3 Table 2's shape and (configuration, Flash3Options switches turned off, published TFLOPS)."""
+"""FA3 Table 2's shape and (configuration, flash3 mapping switches turned off, published TFLOPS)."""
 
 __all__ = ["ABLATION_SHAPE", "FA3_ABLATION", "FA3_FIG5_TFLOPS", "FA3_SEQLENS", "load_ablation", "load_fig5"]

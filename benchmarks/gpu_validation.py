@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent   # where docs/ is written (a repo
 
 from attnsim.archsim.gpu_spec import GpuSpec, load_gpu  # noqa: E402
 from attnsim.mappers.gpu_common import GpuAttention  # noqa: E402
-from attnsim.mappers.gpu_flash3 import Flash3Options  # noqa: E402
 from attnsim.studies.gpu import make_workload, mape_percent, predict  # noqa: E402
 from fa3_published import ABLATION_SHAPE, FA3_ABLATION, FA3_FIG5_TFLOPS, FA3_SEQLENS  # noqa: E402  (beside this file)
 
@@ -53,7 +52,7 @@ def grid(spec: GpuSpec, design: str) -> dict[tuple[int, bool, int], tuple[float,
 def ablation(spec: GpuSpec) -> list[tuple[str, float, int]]:
     """(configuration, predicted TFLOPS, published TFLOPS) for FA3's Table 2."""
     workload = GpuAttention(**ABLATION_SHAPE)
-    return [(name, predict(spec, "flash3", workload, Flash3Options(**switches)).tflops, published)
+    return [(name, predict(spec, "flash3", workload, switches).tflops, published)
             for name, switches, published in FA3_ABLATION]
 
 
@@ -155,12 +154,16 @@ def section_text(h100: GpuSpec, preds: dict[str, dict], h200_preds: dict[str, di
         "**Reproduce**: `.venv/bin/python benchmarks/gpu_validation.py` (rewrites this section and "
         f"`docs/figs/gpu_validation.png`; {seconds:.0f} s, CPU only).",
         "",
-        "**How the model works** (`mappers/gpu_common.py`, `gpu_flash2.py`, `gpu_flash3.py`, "
-        "`gpu_fusemax.py`, `gpu_flat.py`). A mapper chooses the CTA tile (FA2/FA3: the published "
-        "kernels' launch-template tiles), computes CTAs resident per SM from registers and shared memory, "
+        "**How the model works** (`mappers/gpu_cascade_mapper.py` and its templates, "
+        "`mappers/gpu_common.py`; docs/mapping-gpu.md). Each design is a built-in cascade and a mapping "
+        "file (`specs/mappings/gpu-flash2.yaml`, `gpu-flash3.yaml`, `gpu-fusemax.yaml`, `gpu-flat.yaml`); "
+        "the generic mapper derives each op's unit, work and dependencies from the cascade, and takes the "
+        "CTA tile (FA2/FA3: the published "
+        "kernels' launch-template tiles) from the mapping, computes CTAs resident per SM from registers and shared memory, "
         "and builds for each distinct CTA (causal CTAs differ in their number of K/V tiles) an "
         "`archsim.schedule.Schedule` of one SM's units: `tensor`, `mufu`, `fp32`, `smem`, the SM's share "
-        "of `l2` and `hbm` bandwidth, and a `latency` pipe; loads wait for the spec's L2/HBM latency. "
+        "of `l2` and `hbm` bandwidth, and a `latency` pipe; loads wait for the spec's L2/HBM latency and "
+        "move only the tensors' real extent (a ragged last K/V tile or query block is clipped, issue #12). "
         "The engine runs each; a second schedule dispatches the CTAs in launch order onto SMs x "
         "resident slots (FA3: longest first for causal, its persistent scheduler), which the engine "
         "also runs: waves, tails and causal imbalance come out of it. No latency is computed outside "
@@ -213,7 +216,7 @@ def section_text(h100: GpuSpec, preds: dict[str, dict], h200_preds: dict[str, di
         "GEMMs and the SMEM port shared with cp.async weigh most there).",
         "",
         "**FA3 ablation** (FA3 Table 2: batch 4, seqlen 8448, 16 heads, head dim 128, non-causal FP16; "
-        "`Flash3Options` switches; 'no pipelining' = no ping-pong and no intra-warpgroup overlap, 'no "
+        "the flash3 mapping's `pingpong`/`intra_pipeline`/`warp_specialized` switches; 'no pipelining' = no ping-pong and no intra-warpgroup overlap, 'no "
         "warp specialization' = consumers issue the loads and meet at a CTA-wide barrier per tile, so no "
         "ping-pong):",
         "",

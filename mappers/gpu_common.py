@@ -13,14 +13,15 @@ iterations, on the units
 
 plus one buffer ``tensor_mufu`` of one byte that tensor-core operations and the non-overlapping part
 of each exponential claim while they run (calibration constant ``mufu_tensor_overlap``; see the spec),
-and per-design shared-memory stage buffers. The engine (:func:`archsim.engine.run`) executes the
-schedule; nothing here computes a latency.
+and per-design shared-memory stage buffers. Mappers only build schedules: the engine
+(:func:`archsim.engine.run`) executes them and :func:`studies.gpu.run_gpu_mapping` assembles the result
+(issue #11); nothing here computes a latency or runs the engine.
 
 GPU level. CTAs are dispatched in the design's launch order onto ``SMs x resident`` slots, each CTA
 occupying its slot for the cycles its CTA-group schedule took on the engine; that dispatch is itself
 a :class:`~archsim.schedule.Schedule` (unit ``sm_slot`` with one lane per slot) run on the engine, so
 the makespan includes waves (``ceil(CTAs / (SMs x resident))`` for equal CTAs), the tail of the last
-wave and the causal imbalance between CTAs. HBM bandwidth is shared by all SMs through the per-SM
+wave and the causal imbalance between CTAs (:func:`dispatch_schedule` builds it from the CTA cycles). HBM bandwidth is shared by all SMs through the per-SM
 ``hbm`` share.
 
 FLOP convention (FA3 §4.1): ``4 * seq^2 * head_dim * heads`` per batch element, halved for causal;
@@ -33,8 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from attnsim.archsim.engine import run as run_schedule
-from attnsim.archsim.gpu_spec import DTYPE_BYTES, DTYPES, GpuSpec, gpu_energy_breakdown_pj
+from attnsim.archsim.gpu_spec import DTYPE_BYTES, DTYPES, GpuSpec
 from attnsim.archsim.schedule import Block, Operation, Schedule
 from attnsim.mappers.errors import MappingError
 
@@ -54,17 +54,6 @@ LATENCY_LANES = 64
 
 TENSOR_MUFU = "tensor_mufu"
 """Buffer (capacity 1) held by tensor-core work and by the non-overlapping part of each exp."""
-
-# FP32/ALU operations per element of the 1-pass cascade (GA §3.0: 'about 3-4 FP32 ops per score').
-FP32_OPS_PER_SCORE = 3.5
-"""Row max (1), scale-and-subtract FFMA (1), row sum (1), pack-convert to 16 bits (0.5)."""
-MASK_OPS_PER_SCORE = 2.0
-"""Causal mask on a diagonal tile: index compare (1) and select (1) per score."""
-FP32_OPS_PER_ROW_TILE = 3.0
-"""Per row and K/V tile: combine the maxima, scale their difference, rescale the running sum."""
-MUFU_OPS_PER_ROW_TILE = 1.0
-"""Per row and K/V tile: the correction factor exp(m_old - m_new)."""
-
 
 # --------------------------------------------------------------------------------------------------
 # Workload.
@@ -391,7 +380,7 @@ def sm_schedule(prologue: Sequence[Operation], body: Sequence[Operation], repeat
 
 
 # --------------------------------------------------------------------------------------------------
-# The mapping and its simulation.
+# The mapping (what a GPU mapper returns; studies.gpu.run_gpu_mapping runs it).
 
 
 @dataclass(frozen=True)
@@ -417,39 +406,6 @@ class GpuMapping:
         return len(self.order)
 
 
-@dataclass(frozen=True)
-class GpuRun:
-    """Outcome of :func:`simulate`: latency, the FA3-convention TFLOPS, utilisations, bound, energy."""
-
-    design: str
-    latency_s: float
-    cycles: int
-    tflops: float
-    utilisation: dict[str, float]
-    bound: str
-    ctas: int
-    resident_ctas: int
-    waves: int
-    actions: dict[str, float]
-    energy_pj: float
-    energy_breakdown_pj: dict[str, float]
-    choices: dict[str, Any]
-
-
-SERIAL_BOUND_MARGIN = 1.1
-"""``tensor+mufu`` is named the bound when the serialised tensor + exposed MUFU utilisation exceeds
-every single unit's by this factor (the exponentials, not one unit alone, set the time)."""
-
-
-def bounding_unit(utilisation: Mapping[str, float], tensor_mufu_serial: float) -> str:
-    """The busiest unit, or ``tensor+mufu`` when the tensor cores and the non-overlapping MUFU work
-    together are busier than any unit by :data:`SERIAL_BOUND_MARGIN`."""
-    busiest = max(UNITS, key=lambda unit: (utilisation.get(unit, 0.0), -UNITS.index(unit)))
-    if tensor_mufu_serial > SERIAL_BOUND_MARGIN * utilisation.get(busiest, 0.0):
-        return "tensor+mufu"
-    return busiest
-
-
 def dispatch_schedule(cta_cycles: Sequence[int], slots: int) -> Schedule:
     """CTAs (cycles each, in dispatch order) onto ``slots`` SM slots: each starts when a slot frees."""
     ops: list[Block] = []
@@ -462,36 +418,7 @@ def dispatch_schedule(cta_cycles: Sequence[int], slots: int) -> Schedule:
     return Schedule(blocks=tuple(ops), lanes={"sm_slot": slots}, name="dispatch")
 
 
-def simulate(mapping: GpuMapping, spec: GpuSpec) -> GpuRun:
-    """Run every distinct CTA group's schedule on the engine, then the dispatch; aggregate the results."""
-    resident = mapping.occupancy.resident_ctas
-    results = {work: run_schedule(mapping.cta_schedule(work)) for work in dict.fromkeys(mapping.order)}
-    dispatch = run_schedule(dispatch_schedule([results[w].cycles for w in mapping.order],
-                                              spec.sms * resident))
-    total_cycles = dispatch.cycles
-    busy = {unit: 0.0 for unit in UNITS}
-    serial_busy = 0.0
-    actions: dict[str, float] = {}
-    overlap = spec.calibration_value("mufu_tensor_overlap")
-    for work in mapping.order:   # each result covers `resident` CTAs
-        result = results[work]
-        for unit in UNITS:
-            busy[unit] += result.busy_cycles.get(unit, 0.0) / resident
-        serial_busy += (result.busy_cycles.get("tensor", 0.0)
-                        + (1 - overlap) * result.busy_cycles.get("mufu", 0.0)) / resident
-        for action, count in result.actions.items():
-            actions[action] = actions.get(action, 0.0) + count / resident
-    sm_cycles = total_cycles * spec.sms
-    utilisation = {unit: busy[unit] / sm_cycles for unit in UNITS}
-    bound = bounding_unit(utilisation, serial_busy / sm_cycles)
-    latency_s = total_cycles / spec.clock_hz
-    breakdown = gpu_energy_breakdown_pj(spec, actions, latency_s)
-    equal = len(set(mapping.order)) == 1
-    return GpuRun(design=mapping.design, latency_s=latency_s, cycles=total_cycles,
-                  tflops=mapping.workload.flops / latency_s / 1e12, utilisation=utilisation,
-                  bound=bound, ctas=mapping.ctas, resident_ctas=resident,
-                  waves=waves(mapping.ctas, spec.sms, resident),
-                  actions=actions, energy_pj=math.fsum(breakdown.values()),
-                  energy_breakdown_pj=breakdown,
-                  choices={**mapping.choices, "equal_ctas": equal,
-                           "cta_cycles_max": max(r.cycles for r in results.values())})
+__all__ = ["FA3_HIDDEN", "FA3_TOKENS", "HEAD_DIMS", "LATENCY_LANES", "TENSOR_MUFU", "UNITS", "CtaTile", "CtaWork",
+           "GpuAttention", "GpuMapping", "Occupancy", "OpList", "Rates", "cta_work", "cycles", "dispatch_schedule",
+           "fa3_protocol_workload", "hbm_fraction_of_kv", "launch_order", "m_blocks", "occupancy", "sm_schedule",
+           "waves"]

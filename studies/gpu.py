@@ -1,39 +1,121 @@
 """Attention on GPU specs: one call -> one report (what ``attnsim gpu`` prints), and the published data.
 
-``gpu_report`` maps a forward attention call with one of the GPU designs (``mappers.gpu_*``), runs it
-on the engine (:func:`mappers.gpu_common.simulate`) and returns a flat dict whose key names carry the
-units. FlashAttention-2/-3's published H100 throughput (FA3 Fig. 5, Table 2) is data, not code:
+Any cascade runs on a GPU with a ``target: gpu`` mapping (``specs/mappings/gpu-*.yaml``): the generic
+mapper (:func:`mappers.gpu_cascade_mapper.map_cascade`) builds the schedules, :func:`run_gpu_mapping`
+runs them on the engine and assembles the result -- the one place a GPU result is put together
+(issue #11). ``--design NAME`` is a shorthand for a built-in (cascade, mapping) pair
+(:data:`GPU_DESIGNS`). ``gpu_report`` returns a flat dict whose key names carry the units.
+FlashAttention-2/-3's published H100 throughput (FA3 Fig. 5, Table 2) is data, not code:
 ``benchmarks/data/*.csv`` with its sources, read by ``benchmarks/fa3_published.py``.
 """
 from __future__ import annotations
 
-import importlib
+import functools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from attnsim.archsim.gpu_spec import DTYPES, GpuSpec, load_gpu
-from attnsim.mappers.gpu_common import HEAD_DIMS, GpuAttention, GpuRun, fa3_protocol_workload, simulate
+from attnsim.archsim.engine import run as run_schedule
+from attnsim.archsim.gpu_spec import DTYPES, GpuSpec, gpu_energy_breakdown_pj, load_gpu
+from attnsim.einsum_ir import Cascade, builtin_names, builtin_path, resolve_cascade
+from attnsim.mappers.gpu_cascade_mapper import map_cascade
+from attnsim.mappers.gpu_common import (
+    HEAD_DIMS,
+    UNITS,
+    GpuAttention,
+    GpuMapping,
+    dispatch_schedule,
+    fa3_protocol_workload,
+    waves,
+)
+from attnsim.mappers.gpu_mapping import gpu_section, with_switches
+from attnsim.mappers.mapping_spec import MAPPINGS_DIR, MappingSpec, load_mapping
 from attnsim.studies.errors import UsageError
 
-GPU_DESIGNS: dict[str, str] = {
-    "flash2": "attnsim.mappers.gpu_flash2",
-    "flash3": "attnsim.mappers.gpu_flash3",
-    "flat": "attnsim.mappers.gpu_flat",
-    "fusemax": "attnsim.mappers.gpu_fusemax",
+GPU_DESIGNS: dict[str, tuple[str, str]] = {
+    "flash2": ("attention-1pass", "gpu-flash2"),
+    "flash3": ("attention-1pass", "gpu-flash3"),
+    "flat": ("attention-3pass-deferred", "gpu-flat"),
+    "fusemax": ("attention-1pass", "gpu-fusemax"),
 }
-"""Design name -> mapper module (each has ``map_attention(workload, spec, *, options)``)."""
+"""Design name -> (built-in cascade, mapping in specs/mappings/); causal calls use the cascade's
+``-causal`` twin."""
+
+SWITCHES: tuple[str, ...] = ("warp_specialized", "pingpong", "intra_pipeline")
+"""Schedule switches of ``style: warp_specialized`` mappings (FA3's ablation)."""
 
 DEFAULT_GPU = "h100-sxm"
 
 REPORT_KEYS: tuple[str, ...] = (
-    "design", "arch", "batch", "heads", "seq", "head_dim", "causal", "dtype", "flops", "latency_s",
+    "design", "cascade", "mapping", "arch", "batch", "heads", "seq", "head_dim", "causal", "dtype", "flops", "latency_s",
     "cycles", "traffic_bytes", "tflops", "util_tensor", "util_mufu", "util_fp32", "util_smem", "util_l2", "util_hbm", "bound",
     "ctas", "resident_ctas", "waves", "block_m", "block_n", "energy_pj", "choices")
 """Keys of :func:`gpu_report` (and of ``attnsim gpu --json``)."""
 
-def _design_module(design: str) -> Any:
+def design_pair(design: str) -> tuple[str, str]:
+    """The (cascade, mapping) names of ``--design``; UsageError for an unknown design."""
     if design not in GPU_DESIGNS:
         raise UsageError(f"gpu: --design: expected one of {', '.join(GPU_DESIGNS)}, got '{design}'")
-    return importlib.import_module(GPU_DESIGNS[design])
+    return GPU_DESIGNS[design]
+
+
+def gpu_cascade(name_or_path: str, causal: bool) -> Cascade:
+    """A cascade by name or path; with ``causal`` its causal form (a cascade with a filter, or the
+    built-in ``<name>-causal``). UsageError when there is none."""
+    cascade = _cached_cascade(name_or_path, _stamp(name_or_path))
+    if not causal or is_causal(cascade):
+        return cascade
+    twin = f"{cascade.name}-causal"
+    if twin in builtin_names():
+        return _cached_cascade(twin, _stamp(twin))
+    raise UsageError(f"gpu: --causal: cascade '{name_or_path}' has no causal form (expected a cascade "
+                     f"with a filter such as 'where m <= p', or a built-in {twin})")
+
+
+def _stamp(name_or_path: str) -> tuple[str, int, int]:
+    """What identifies a cascade file's content for the cache: its path, mtime and size."""
+    path = builtin_path(name_or_path) if name_or_path in builtin_names() else Path(name_or_path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path), 0, 0)
+    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_cascade(name_or_path: str, stamp: tuple[str, int, int]) -> Cascade:
+    """Parsing a cascade (sympy) costs far more than simulating a point: parse each file once."""
+    return resolve_cascade(name_or_path)
+
+
+def is_causal(cascade: Cascade) -> bool:
+    """True when the cascade masks its scores (an Einsum has a filter)."""
+    return any(einsum.filters for einsum in cascade.einsums)
+
+
+def gpu_mapping_spec(name_or_path: str) -> MappingSpec:
+    """A ``target: gpu`` mapping by name (specs/mappings/) or path; MappingError naming the file."""
+    return _cached_mapping(name_or_path, _mapping_stamp(name_or_path))
+
+
+def _mapping_stamp(name_or_path: str) -> tuple[str, int, int]:
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = MAPPINGS_DIR / f"{name_or_path}.yaml"
+    try:
+        stat = path.stat()
+    except OSError:
+        return (str(path), 0, 0)
+    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_mapping(name_or_path: str, stamp: tuple[str, int, int]) -> MappingSpec:
+    mapping = load_mapping(name_or_path)
+    gpu_section(mapping)
+    return mapping
 
 
 def make_workload(seq: int, head_dim: int, *, causal: bool = False, dtype: str = "fp16",
@@ -50,41 +132,150 @@ def make_workload(seq: int, head_dim: int, *, causal: bool = False, dtype: str =
     return fa3_protocol_workload(seq, head_dim, causal=causal, dtype=dtype, batch=batch, heads=heads)
 
 
-def predict(spec: GpuSpec, design: str, workload: GpuAttention, options: Any = None) -> GpuRun:
-    """Map ``workload`` with ``design`` on ``spec`` and simulate it on the engine."""
-    module = _design_module(design)
-    mapping = module.map_attention(workload, spec, options=options)
-    return simulate(mapping, spec)
+def predict(spec: GpuSpec, design: str, workload: GpuAttention,
+            switches: Mapping[str, bool] | None = None) -> GpuRun:
+    """Map ``workload`` with ``design``'s (cascade, mapping) on ``spec`` and simulate it."""
+    cascade_name, mapping_name = design_pair(design)
+    return predict_cascade(spec, cascade_name, mapping_name, workload, switches=switches, design=design)
+
+
+def predict_cascade(spec: GpuSpec, cascade: str | Cascade, mapping: str | MappingSpec, workload: GpuAttention,
+                    *, switches: Mapping[str, bool] | None = None, design: str | None = None) -> GpuRun:
+    """Map ``workload`` with any cascade and GPU mapping (names or paths) on ``spec``; simulate it."""
+    return run_gpu_mapping(build_gpu_mapping(spec, cascade, mapping, workload, switches=switches, design=design),
+                           spec)
+
+
+def build_gpu_mapping(spec: GpuSpec, cascade: str | Cascade, mapping: str | MappingSpec, workload: GpuAttention,
+                      *, switches: Mapping[str, bool] | None = None, design: str | None = None) -> GpuMapping:
+    """The schedules of one call (no engine run): the generic mapper on the resolved pair."""
+    cascade_obj = gpu_cascade(cascade, workload.causal) if isinstance(cascade, str) else cascade
+    mapping_obj = gpu_mapping_spec(mapping) if isinstance(mapping, str) else mapping
+    section = gpu_section(mapping_obj)
+    if switches:
+        if section.style != "warp_specialized":
+            raise UsageError(f"gpu: --no-warp-specialization/--no-pingpong/--no-intra-pipeline: only for "
+                             f"warp_specialized mappings, got '{design or mapping_obj.name}'")
+        section = with_switches(section, **{k: bool(v) for k, v in switches.items() if k in SWITCHES})
+    if is_causal(cascade_obj) and not workload.causal:
+        workload = GpuAttention(workload.batch, workload.heads, workload.seq, workload.head_dim, True,
+                                workload.dtype)
+    return map_cascade(cascade_obj, mapping_obj, workload, spec, section=section, design=design)
+
+
+# --------------------------------------------------------------------------------------------------
+# Running a mapping and assembling its result (the one place; mappers never run the engine).
+
+
+@dataclass(frozen=True)
+class GpuRun:
+    """Outcome of :func:`run_gpu_mapping`: latency, FA3-convention TFLOPS, utilisations, bound, energy."""
+
+    design: str
+    workload: GpuAttention
+    latency_s: float
+    cycles: int
+    tflops: float
+    utilisation: dict[str, float]
+    bound: str
+    ctas: int
+    resident_ctas: int
+    waves: int
+    actions: dict[str, float]
+    energy_pj: float
+    energy_breakdown_pj: dict[str, float]
+    choices: dict[str, Any]
+
+    @property
+    def hbm_bytes(self) -> float:
+        """HBM traffic (reads and writes), in bytes."""
+        return self.actions.get("hbm.byte", 0.0)
+
+
+SERIAL_BOUND_MARGIN = 1.1
+"""``tensor+mufu`` is named the bound when the serialised tensor + exposed MUFU utilisation exceeds
+every single unit's by this factor (the exponentials, not one unit alone, set the time)."""
+
+
+def bounding_unit(utilisation: Mapping[str, float], tensor_mufu_serial: float) -> str:
+    """The busiest unit, or ``tensor+mufu`` when the tensor cores and the non-overlapping MUFU work
+    together are busier than any unit by :data:`SERIAL_BOUND_MARGIN`."""
+    busiest = max(UNITS, key=lambda unit: (utilisation.get(unit, 0.0), -UNITS.index(unit)))
+    if tensor_mufu_serial > SERIAL_BOUND_MARGIN * utilisation.get(busiest, 0.0):
+        return "tensor+mufu"
+    return busiest
+
+
+def run_gpu_mapping(mapping: GpuMapping, spec: GpuSpec) -> GpuRun:
+    """Run every distinct CTA group's schedule on the engine, then the CTA dispatch; aggregate."""
+    resident = mapping.occupancy.resident_ctas
+    results = {work: run_schedule(mapping.cta_schedule(work)) for work in dict.fromkeys(mapping.order)}
+    dispatch = run_schedule(dispatch_schedule([results[w].cycles for w in mapping.order], spec.sms * resident))
+    total_cycles = dispatch.cycles
+    busy = {unit: 0.0 for unit in UNITS}
+    serial_busy = 0.0
+    actions: dict[str, float] = {}
+    overlap = spec.calibration_value("mufu_tensor_overlap")
+    for work in mapping.order:   # each result covers `resident` CTAs
+        result = results[work]
+        for unit in UNITS:
+            busy[unit] += result.busy_cycles.get(unit, 0.0) / resident
+        serial_busy += (result.busy_cycles.get("tensor", 0.0)
+                        + (1 - overlap) * result.busy_cycles.get("mufu", 0.0)) / resident
+        for action, count in result.actions.items():
+            actions[action] = actions.get(action, 0.0) + count / resident
+    sm_cycles = total_cycles * spec.sms
+    utilisation = {unit: busy[unit] / sm_cycles for unit in UNITS}
+    latency_s = total_cycles / spec.clock_hz
+    breakdown = gpu_energy_breakdown_pj(spec, actions, latency_s)
+    return GpuRun(design=mapping.design, workload=mapping.workload, latency_s=latency_s, cycles=total_cycles,
+                  tflops=mapping.workload.flops / latency_s / 1e12, utilisation=utilisation,
+                  bound=bounding_unit(utilisation, serial_busy / sm_cycles), ctas=mapping.ctas,
+                  resident_ctas=resident, waves=waves(mapping.ctas, spec.sms, resident), actions=actions,
+                  energy_pj=math.fsum(breakdown.values()), energy_breakdown_pj=breakdown,
+                  choices={**mapping.choices, "equal_ctas": len(set(mapping.order)) == 1,
+                           "cta_cycles_max": max(r.cycles for r in results.values())})
 
 
 def run_report(spec: GpuSpec, design: str, workload: GpuAttention, run: GpuRun) -> dict[str, Any]:
     """The flat report of one simulated call (keys :data:`REPORT_KEYS`)."""
     util = run.utilisation
+    workload = run.workload
     return {
-        "design": design, "arch": spec.name, "batch": workload.batch, "heads": workload.heads,
+        "design": design, "cascade": run.choices.get("cascade"), "mapping": run.choices.get("mapping"),
+        "arch": spec.name, "batch": workload.batch, "heads": workload.heads,
         "seq": workload.seq, "head_dim": workload.head_dim, "causal": workload.causal,
         "dtype": workload.dtype, "flops": workload.flops, "latency_s": run.latency_s,
-        "cycles": run.cycles, "traffic_bytes": run.actions.get("hbm.byte", 0.0),
+        "cycles": run.cycles, "traffic_bytes": run.hbm_bytes,
         "tflops": run.tflops, "util_tensor": util["tensor"], "util_mufu": util["mufu"],
         "util_fp32": util["fp32"], "util_smem": util["smem"], "util_l2": util["l2"],
         "util_hbm": util["hbm"], "bound": run.bound, "ctas": run.ctas,
         "resident_ctas": run.resident_ctas, "waves": run.waves,
         "block_m": run.choices.get("block_m"), "block_n": run.choices.get("block_n"),
         "energy_pj": run.energy_pj,
-        "choices": {k: v for k, v in run.choices.items() if k not in ("block_m", "block_n")},
+        "choices": {k: v for k, v in run.choices.items() if k not in ("block_m", "block_n", "cascade", "mapping")},
     }
 
 
-def gpu_report(arch: str, design: str, seq: int, head_dim: int, *, causal: bool = False,
+def gpu_report(arch: str, design: str | None, seq: int, head_dim: int, *, causal: bool = False,
                dtype: str = "fp16", batch: int | None = None, heads: int | None = None,
-               options: Any = None, overrides: dict[str, object] | None = None) -> dict[str, Any]:
-    """Everything ``attnsim gpu --json`` prints (:data:`REPORT_KEYS`) for one call; ``overrides``:
-    ``{"dotted.key": value}`` GPU-spec overrides (``--set``). ``traffic_bytes``: HBM reads + writes."""
-    module = _design_module(design)
+               switches: Mapping[str, bool] | None = None, cascade: str | None = None,
+               mapping: str | None = None, overrides: dict[str, object] | None = None) -> dict[str, Any]:
+    """Everything ``attnsim gpu --json`` prints (:data:`REPORT_KEYS`) for one call: ``design`` or an
+    explicit ``cascade`` and ``mapping`` (names or paths); ``overrides``: ``{"dotted.key": value}``
+    GPU-spec overrides (``--set``). ``traffic_bytes``: HBM reads + writes."""
+    if design is not None and (cascade is not None or mapping is not None):
+        raise UsageError("gpu: --design: give either --design or --cascade and --mapping, not both")
+    if design is None:
+        if cascade is None or mapping is None:
+            raise UsageError(f"gpu: --{'mapping' if cascade is not None else 'cascade'}: missing (with "
+                             f"--{'cascade' if cascade is not None else 'mapping'}, give both, or --design)")
+    else:
+        cascade, mapping = design_pair(design)
     workload = make_workload(seq, head_dim, causal=causal, dtype=dtype, batch=batch, heads=heads)
     spec = load_gpu(arch, overrides)
-    mapping = module.map_attention(workload, spec, options=options)
-    return run_report(spec, design, workload, simulate(mapping, spec))
+    run = predict_cascade(spec, cascade, mapping, workload, switches=switches, design=design)
+    return run_report(spec, design or run.design, workload, run)
 
 
 def mape_percent(predicted: list[float], published: list[float]) -> float:
@@ -92,3 +283,9 @@ def mape_percent(predicted: list[float], published: list[float]) -> float:
     if len(predicted) != len(published) or not published:
         raise ValueError("mape_percent: expected two non-empty lists of equal length")
     return 100.0 * sum(abs(p - q) / q for p, q in zip(predicted, published)) / len(published)
+
+
+__all__ = ["DEFAULT_GPU", "GPU_DESIGNS",
+           "GpuRun", "REPORT_KEYS", "SWITCHES", "bounding_unit", "build_gpu_mapping", "design_pair", "gpu_cascade",
+           "gpu_mapping_spec", "gpu_report", "is_causal", "make_workload", "mape_percent", "predict",
+           "predict_cascade", "run_gpu_mapping", "run_report"]

@@ -29,7 +29,8 @@ Results: everything :func:`studies.simulate.simulate` reports (``latency_s``, ``
 ``sizing: pareto`` a ``sizing`` mapping (:class:`studies.sizing.ParetoSizing`).
 
 ``gpu``: one forward attention call on a GPU spec (:mod:`studies.gpu`). Parameters ``design``
-(flash2, flash3, flat, fusemax), ``seq``, ``head_dim`` (64, 128, 256), ``causal`` (false), ``dtype``
+(flash2, flash3, flat, fusemax: a shorthand for a built-in cascade and mapping) or ``cascade`` and
+``mapping`` (any cascade and ``target: gpu`` mapping, names or paths; sweepable axes), ``seq``, ``head_dim`` (64, 128, 256), ``causal`` (false), ``dtype``
 (fp16), ``batch`` / ``heads`` (null: FlashAttention-3's protocol, batch x seq = 16K tokens and
 heads x head_dim = 2048), ``arch`` (a GPU spec, default ``h100-sxm``). Results: the keys of
 :data:`studies.gpu.REPORT_KEYS` (``traffic_bytes``: HBM reads + writes) plus ``peak_flops_per_s`` and
@@ -178,11 +179,29 @@ ATTENTION_KIND = PointKind(
 
 def _check_gpu(params: Mapping[str, Any]) -> None:
     from attnsim.archsim.gpu_spec import DTYPES
+    from attnsim.einsum_ir import CascadeError
+    from attnsim.mappers.errors import MappingError
     from attnsim.mappers.gpu_common import HEAD_DIMS
-    from attnsim.studies.gpu import GPU_DESIGNS
+    from attnsim.studies.gpu import GPU_DESIGNS, gpu_cascade, gpu_mapping_spec
 
-    if params["design"] not in GPU_DESIGNS:
-        raise ParamProblem("design", f"expected one of {', '.join(GPU_DESIGNS)}, got {params['design']!r}")
+    design, cascade, mapping = params["design"], params["cascade"], params["mapping"]
+    if design is not None:
+        if cascade is not None or mapping is not None:
+            raise ParamProblem("design", "give either design or cascade and mapping, not both")
+        if design not in GPU_DESIGNS:
+            raise ParamProblem("design", f"expected one of {', '.join(GPU_DESIGNS)}, got {design!r}")
+    else:
+        for key, value in (("cascade", cascade), ("mapping", mapping)):
+            if not isinstance(value, str):
+                raise ParamProblem(key, f"expected a name or path (or give design), got {value!r}")
+        try:
+            gpu_cascade(cascade, False)
+        except CascadeError as exc:
+            raise ParamProblem("cascade", " ".join(str(exc).split())) from None
+        try:
+            gpu_mapping_spec(mapping)
+        except MappingError as exc:
+            raise ParamProblem("mapping", " ".join(str(exc).split())) from None
     _positive_int(params, "seq")
     if params["head_dim"] not in HEAD_DIMS or isinstance(params["head_dim"], bool):
         raise ParamProblem("head_dim", f"expected one of {', '.join(map(str, HEAD_DIMS))}, "
@@ -210,24 +229,28 @@ def load_gpu_spec(name_or_path: str) -> Any:
 def evaluate_gpu(point: Mapping[str, Any]) -> dict[str, Any]:
     """Simulate one GPU attention call (module docstring); units are in the result names."""
     from attnsim.archsim.gpu_spec import GpuSpec
-    from attnsim.studies.gpu import make_workload, predict, run_report
+    from attnsim.studies.gpu import design_pair, make_workload, predict_cascade, run_report
 
     params = point["params"]
     spec = GpuSpec.from_mapping(point["arch"], origin=f"<{point['arch'].get('name', 'gpu')}>")
     workload = make_workload(params["seq"], params["head_dim"], causal=params["causal"],
                              dtype=params["dtype"], batch=params["batch"], heads=params["heads"])
-    run = predict(spec, params["design"], workload)
-    report = run_report(spec, params["design"], workload, run)
+    design = params["design"]
+    cascade, mapping = design_pair(design) if design is not None else (params["cascade"], params["mapping"])
+    run = predict_cascade(spec, cascade, mapping, workload, design=design)
+    report = run_report(spec, design or run.design, workload, run)
     report["peak_flops_per_s"] = spec.peak_tensor_flops_per_s(params["dtype"])
     report["dram_bandwidth_bytes_per_s"] = spec.memory.hbm_bandwidth_bytes_per_s.value
     return report
 
 
 GPU_KIND = PointKind(
-    name="gpu", evaluate=evaluate_gpu, required=("design", "seq", "head_dim"),
-    defaults={"causal": False, "dtype": "fp16", "batch": None, "heads": None, "arch": None},
+    name="gpu", evaluate=evaluate_gpu, required=("seq", "head_dim"),
+    defaults={"design": None, "cascade": None, "mapping": None, "causal": False, "dtype": "fp16",
+              "batch": None, "heads": None, "arch": None},
     check=_check_gpu, default_arch=gpu_default_arch, arch_loader=load_gpu_spec,
-    description="one forward attention call on a GPU spec (studies.gpu): design, seq, head_dim, arch")
+    description="one forward attention call on a GPU spec (studies.gpu): design (or cascade and mapping), "
+                "seq, head_dim, arch")
 
 
 __all__ = ["ATTENTION_KIND", "DEFAULT_GPU", "GPU_KIND", "SIZINGS", "attention_default_arch",

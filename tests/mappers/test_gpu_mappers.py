@@ -14,8 +14,9 @@ import pytest
 
 from attnsim.archsim.engine import run as run_schedule
 from attnsim.archsim.gpu_spec import load_gpu
-from attnsim.mappers import gpu_flash2, gpu_flash3, gpu_flat, gpu_fusemax
+from attnsim.einsum_ir import load_builtin
 from attnsim.mappers.errors import MappingError
+from attnsim.mappers.gpu_cascade_mapper import resolve
 from attnsim.mappers.gpu_common import (
     CtaTile,
     CtaWork,
@@ -26,28 +27,42 @@ from attnsim.mappers.gpu_common import (
     hbm_fraction_of_kv,
     launch_order,
     occupancy,
-    simulate,
     waves,
 )
-from attnsim.mappers.gpu_flash3 import Flash3Options
+from attnsim.mappers.gpu_template_multi_pass import spill_level
+from attnsim.mappers.mapping_spec import load_mapping
+from attnsim.studies.gpu import GPU_DESIGNS, build_gpu_mapping, predict
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from fa3_published import ABLATION_SHAPE, FA3_ABLATION, FA3_FIG5_TFLOPS, FA3_SEQLENS  # noqa: E402  (published data, CSV)
 
 H100 = load_gpu("h100-sxm")
 SHAPES = [(d, causal) for d in (64, 128, 256) for causal in (False, True)]
-MODULES = {"flash2": gpu_flash2, "flash3": gpu_flash3}
+
+
+def _resolved(design: str, workload: GpuAttention):   # type: ignore[no-untyped-def]
+    cascade, mapping = GPU_DESIGNS[design]
+    return resolve(load_builtin(cascade + ("-causal" if workload.causal else "")), load_mapping(mapping),
+                   workload, H100)
+
+
+def _tile(design: str, workload: GpuAttention) -> CtaTile:
+    return _resolved(design, workload).tile
+
+
+def simulate(design: str, workload: GpuAttention, switches: dict | None = None):   # type: ignore[no-untyped-def]
+    return predict(H100, design, workload, switches)
 
 
 @pytest.fixture(scope="module")
 def fig5_predictions() -> dict[str, dict[tuple[int, bool, int], float]]:
     """TFLOPS of FA2 and FA3 at the 36 shapes of FA3 Fig. 5 (computed once for the module)."""
     out: dict[str, dict[tuple[int, bool, int], float]] = {}
-    for design, module in MODULES.items():
+    for design in ("flash2", "flash3"):
         out[design] = {}
         for d, causal in SHAPES:
             for seq in FA3_SEQLENS:
                 workload = fa3_protocol_workload(seq, d, causal=causal)
-                out[design][(d, causal, seq)] = simulate(module.map_attention(workload, H100), H100).tflops
+                out[design][(d, causal, seq)] = simulate(design, workload).tflops
     return out
 
 
@@ -65,7 +80,7 @@ def test_flop_convention_and_causal_halves() -> None:
     full = GpuAttention(batch=2, heads=16, seq=8192, head_dim=128)
     assert full.flops == 4 * 8192 ** 2 * 128 * 16 * 2
     assert GpuAttention(2, 16, 8192, 128, causal=True).flops == full.flops / 2
-    run = simulate(gpu_flash3.map_attention(full, H100), H100)
+    run = simulate("flash3", full)
     assert run.tflops == pytest.approx(full.flops / run.latency_s / 1e12)
     assert run.latency_s == pytest.approx(run.cycles / 1830e6)
 
@@ -87,7 +102,7 @@ def test_bad_workloads(kwargs: dict, message: str) -> None:
 def test_flash2_occupancy_by_hand() -> None:
     # FA2 head dim 128 on H100: 128 x 64 tile, 4 warps x 32 threads x 255 registers x 4 B = 130560 B
     # -> 262144 // 130560 = 2 CTAs; SMEM (128 + 2 x 64) x 128 x 2 B = 65536 B -> 233472 // 65536 = 3
-    tile = gpu_flash2.flash2_tile(H100, fa3_protocol_workload(4096, 128))
+    tile = _tile("flash2", fa3_protocol_workload(4096, 128))
     assert (tile.block_m, tile.block_n, tile.threads, tile.smem_bytes) == (128, 64, 128, 65536)
     occ = occupancy(H100, tile)
     assert (occ.by_registers, occ.by_smem, occ.resident_ctas, occ.limited_by) == (2, 3, 2, "registers")
@@ -96,7 +111,7 @@ def test_flash2_occupancy_by_hand() -> None:
 def test_flash3_occupancy_and_smem_by_hand() -> None:
     # FA3 head dim 256: 128 x 80, 2 consumer + 1 producer warpgroups = 384 threads; SMEM Q 128x256x2
     # + 2 stages x (K + V) 80x256x2 = 65536 + 163840 = 229376 B <= 227 KB -> 1 CTA
-    tile = gpu_flash3.flash3_tile(H100, fa3_protocol_workload(4096, 256))
+    tile = _tile("flash3", fa3_protocol_workload(4096, 256))
     assert (tile.block_m, tile.block_n, tile.threads, tile.smem_bytes) == (128, 80, 384, 229376)
     assert tile.registers_per_thread == 168   # 65536 registers / 384 threads = 170 -> multiple of 8
     assert occupancy(H100, tile).resident_ctas == 1
@@ -121,7 +136,7 @@ def test_waves_by_hand(ctas: int, sms: int, resident: int, expected: int) -> Non
 def test_run_reports_ctas_and_waves() -> None:
     # FA2, head dim 64, seq 2048: 16384/2048 = 8 batch x 32 heads x 2048/128 = 16 m-blocks = 4096 CTAs,
     # 2 per SM -> ceil(4096 / 264) = 16 waves
-    run = simulate(gpu_flash2.map_attention(fa3_protocol_workload(2048, 64), H100), H100)
+    run = simulate("flash2", fa3_protocol_workload(2048, 64))
     assert (run.ctas, run.resident_ctas, run.waves) == (4096, 2, 16)
 
 
@@ -159,7 +174,7 @@ def test_one_cta_tensor_time_is_its_flops_over_the_rate() -> None:
     # FA3 head dim 128 non-causal, 3 K/V tiles: 2 warpgroups x 3 tiles x (QK + PV) of
     # 2 x 64 x 176 x 128 FLOPs each, at 4096 FLOP/cycle (wgmma fraction 1): 6 x 2 x 704 cycles
     workload = fa3_protocol_workload(512, 128)
-    mapping = gpu_flash3.map_attention(workload, H100)
+    mapping = build_gpu_mapping(H100, "attention-1pass", "gpu-flash3", workload)
     result = run_schedule(mapping.cta_schedule(CtaWork(3, 0)))
     assert result.busy_cycles["tensor"] == 2 * 3 * 2 * (2 * 64 * 176 * 128 / 4096)
     assert result.actions["tensor.flop_fp16"] == 2 * 3 * 2 * (2 * 64 * 176 * 128)
@@ -169,8 +184,8 @@ def test_one_cta_tensor_time_is_its_flops_over_the_rate() -> None:
 
 def test_same_inputs_same_numbers() -> None:
     workload = fa3_protocol_workload(2048, 64, causal=True)
-    first = simulate(gpu_flash3.map_attention(workload, H100), H100)
-    second = simulate(gpu_flash3.map_attention(workload, H100), H100)
+    first = simulate("flash3", workload)
+    second = simulate("flash3", workload)
     assert (first.cycles, first.tflops, first.bound) == (second.cycles, second.tflops, second.bound)
 
 
@@ -192,8 +207,7 @@ def test_flash3_at_least_flash2_everywhere(fig5_predictions: dict) -> None:
 
 def test_fa3_ablation_order_and_values() -> None:
     workload = GpuAttention(**ABLATION_SHAPE)
-    predicted = [simulate(gpu_flash3.map_attention(workload, H100, options=Flash3Options(**switches)),
-                          H100).tflops for _, switches, _ in FA3_ABLATION]
+    predicted = [simulate("flash3", workload, switches).tflops for _, switches, _ in FA3_ABLATION]
     published = [value for _, _, value in FA3_ABLATION]
     assert published == [661, 582, 570]
     assert predicted[0] > predicted[1] > predicted[2]
@@ -202,8 +216,8 @@ def test_fa3_ablation_order_and_values() -> None:
 
 
 def test_fp8_is_faster_than_fp16_for_flash3() -> None:
-    fp16 = simulate(gpu_flash3.map_attention(fa3_protocol_workload(16384, 128), H100), H100)
-    fp8 = simulate(gpu_flash3.map_attention(fa3_protocol_workload(16384, 128, dtype="fp8"), H100), H100)
+    fp16 = simulate("flash3", fa3_protocol_workload(16384, 128))
+    fp8 = simulate("flash3", fa3_protocol_workload(16384, 128, dtype="fp8"))
     assert fp8.tflops > fp16.tflops
     # the FP8 operands halve the K/V bytes loaded from L2
     assert fp8.actions["l2.byte"] < fp16.actions["l2.byte"]
@@ -217,20 +231,15 @@ def test_fusemax_split_balances_the_units_by_hand() -> None:
     # tensor T = 4 x 64 x 128 x 64 / 4096 = 512, MUFU M = 64 x 128 / 16 = 512,
     # FP32 F = (3.5 x 8192 + 3 x 64 + 64 x 64) / 128 = 257.5, polynomial P = 7 x 8192 / 128 = 448
     # f = (T + M - F) / (M + P) = 766.5 / 960
-    workload = fa3_protocol_workload(4096, 64)
-    tile = gpu_flash3.flash3_tile(H100, workload)
-    assert gpu_fusemax.balanced_poly_fraction(H100, workload, tile) == pytest.approx(766.5 / 960)
+    assert _resolved("fusemax", fa3_protocol_workload(4096, 64)).poly["fraction"] == pytest.approx(766.5 / 960)
     # head dim 128: (1408 + 704 - 373.5) / (704 + 616) > 1 -> every exp on the FMA lanes
-    workload = fa3_protocol_workload(4096, 128)
-    assert gpu_fusemax.balanced_poly_fraction(H100, workload, gpu_flash3.flash3_tile(H100, workload)) == 1.0
-    with pytest.raises(MappingError, match=r"poly_fraction: expected a number in \[0, 1\], got 1.5"):
-        gpu_fusemax.FusemaxOptions(poly_fraction=1.5)
+    assert _resolved("fusemax", fa3_protocol_workload(4096, 128)).poly["fraction"] == 1.0
 
 
 def test_fusemax_moves_exponentials_off_the_mufu() -> None:
     workload = fa3_protocol_workload(8192, 128)
-    fa3 = simulate(gpu_flash3.map_attention(workload, H100), H100)
-    fusemax = simulate(gpu_fusemax.map_attention(workload, H100), H100)
+    fa3 = simulate("flash3", workload)
+    fusemax = simulate("fusemax", workload)
     assert fusemax.actions["mufu.op"] < 0.05 * fa3.actions["mufu.op"]
     assert fusemax.actions["fp32.op"] > fa3.actions["fp32.op"]
     assert fusemax.utilisation["mufu"] < fa3.utilisation["mufu"]
@@ -238,14 +247,11 @@ def test_fusemax_moves_exponentials_off_the_mufu() -> None:
 
 def test_flat_spills_score_rows_that_do_not_fit() -> None:
     # 128 rows x 512 keys x 4 B = 256 KB of scores > 227 KB SMEM; 132 x 256 KB = 33 MB <= 50 MB L2
-    _, where = gpu_flat.flat_tile(H100, fa3_protocol_workload(512, 128))
-    assert where == "l2"
+    assert spill_level(_resolved("flat", fa3_protocol_workload(512, 128))) == "l2"
     # at 16k: 132 x 128 x 16384 x 4 B = 1.1 GB > L2 -> HBM
-    _, where = gpu_flat.flat_tile(H100, fa3_protocol_workload(16384, 128))
-    assert where == "hbm"
+    assert spill_level(_resolved("flat", fa3_protocol_workload(16384, 128))) == "hbm"
     # 64 keys: 128 x 64 x 4 B = 32 KB of scores fit next to Q and the K/V stages
-    _, where = gpu_flat.flat_tile(H100, GpuAttention(1, 1, 64, 64))
-    assert where == "smem"
-    run = simulate(gpu_flat.map_attention(fa3_protocol_workload(16384, 128), H100), H100)
+    assert spill_level(_resolved("flat", GpuAttention(1, 1, 64, 64))) == "smem"
+    run = simulate("flat", fa3_protocol_workload(16384, 128))
     # three passes: S written and read (4 + 4 B) and P written and read (2 + 2 B) per score, 16 heads
     assert run.actions["hbm.byte"] > 12 * (16384 * 16384 * 16)

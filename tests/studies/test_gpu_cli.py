@@ -98,3 +98,111 @@ def test_subprocess_prints_no_traceback() -> None:
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("attnsim: error: gpu: --seq:")
+
+
+# ----------------------------------------------------------------------------- --cascade / --mapping
+
+MAPPINGS = ROOT / "specs" / "mappings"
+
+
+def test_design_is_a_shorthand_for_its_cascade_and_mapping(capsys: pytest.CaptureFixture[str]) -> None:
+    common = ("--seq", "1024", "--head-dim", "128", "--causal", "--json")
+    code, out, _ = _run(capsys, "--design", "flash3", *common)
+    assert code == 0
+    by_design = json.loads(out)
+    code, out, _ = _run(capsys, "--cascade", "attention-1pass", "--mapping", str(MAPPINGS / "gpu-flash3.yaml"),
+                        *common)
+    assert code == 0
+    by_pair = json.loads(out)
+    assert (by_design["cascade"], by_design["mapping"]) == ("attention-1pass-causal", "gpu-flash3")
+    for key in ("latency_s", "tflops", "energy_pj", "traffic_bytes", "util_tensor", "util_l2", "bound"):
+        assert by_pair[key] == by_design[key], key
+
+
+def test_any_cascade_file_with_a_mapping(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # a user's copy of the 3-pass cascade under another name runs with the FLAT-style mapping
+    cascade = tmp_path / "my-attention.yaml"
+    text = (ROOT / "specs" / "cascades" / "attention-3pass-deferred.yaml").read_text(encoding="utf-8")
+    cascade.write_text(text.replace("name: attention-3pass-deferred", "name: my-attention"), encoding="utf-8")
+    code, out, err = _run(capsys, "--cascade", str(cascade), "--mapping", "gpu-flat", "--seq", "2048",
+                          "--head-dim", "64", "--json")
+    assert (code, err) == (0, "")
+    report = json.loads(out)
+    assert (report["cascade"], report["mapping"], report["design"]) == ("my-attention", "gpu-flat", "gpu-flat")
+    assert report["latency_s"] > 0
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--design", "flash2", "--cascade", "attention-1pass", "--seq", "512", "--head-dim", "64"],
+     "gpu: --design: give either --design or --cascade and --mapping, not both"),
+    (["--cascade", "attention-1pass", "--seq", "512", "--head-dim", "64"],
+     "gpu: --mapping: missing (with --cascade, give both, or --design)"),
+    (["--cascade", "attention-3pass", "--mapping", "gpu-flash3", "--seq", "512", "--head-dim", "64"],
+     "specs/mappings/gpu-flash3.yaml: gpu.style: 'warp_specialized' makes one sweep over the K/V tiles, "
+     "but cascade attention-3pass needs 3 passes over M (use style: multi_pass)"),
+    (["--cascade", "cascade1", "--mapping", "gpu-flash2", "--seq", "512", "--head-dim", "64"],
+     None),
+])
+def test_bad_cascade_mapping_pairs(capsys: pytest.CaptureFixture[str], argv: list[str], message: str | None) -> None:
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    if message is not None:
+        assert err == f"attnsim: error: {message}\n"
+
+
+def test_bad_gpu_mapping_file_names_file_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "m.yaml"
+    bad.write_text((MAPPINGS / "gpu-flash2.yaml").read_text(encoding="utf-8").replace(
+        "  stages: 1 ", "  stagez: 1 "), encoding="utf-8")
+    code, _, err = _run(capsys, "--cascade", "attention-1pass", "--mapping", str(bad), "--seq", "512",
+                        "--head-dim", "64")
+    assert code == 2
+    assert err == f"attnsim: error: {bad}: gpu.stagez: unknown key 'stagez'\n"
+    unknown = tmp_path / "u.yaml"
+    unknown.write_text((MAPPINGS / "gpu-flash2.yaml").read_text(encoding="utf-8").replace(
+        "einsums: [SPNV]", "einsums: [SPNX]"), encoding="utf-8")
+    code, _, err = _run(capsys, "--cascade", "attention-1pass", "--mapping", str(unknown), "--seq", "512",
+                        "--head-dim", "64")
+    assert code == 2
+    assert err.startswith(f"attnsim: error: {unknown}: gpu.ops.rescale: Einsum 'SPNX' is not one the cascade "
+                          "computes")
+
+
+def test_a_study_sweeps_cascade_and_mapping_axes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+
+    study = tmp_path / "s.yaml"
+    study.write_text("name: v\nkind: gpu\nbase: {seq: 1024, head_dim: 64, batch: 2, heads: 2}\ngrid:\n"
+                     "  - {cascade: [attention-1pass, sigmoid-attention, softplus-attention], mapping: [gpu-fa2-style]}\n"
+                     "  - {cascade: [attention-1pass], mapping: [gpu-flash2]}\n", encoding="utf-8")
+    code = main(["sweep", str(study), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    db = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    rows = [json.loads(r) for (r,) in db.execute("SELECT result_json FROM points ORDER BY point_index")]
+    db.close()
+    assert [(r["cascade"], r["mapping"]) for r in rows] == [
+        ("attention-1pass", "gpu-fa2-style"), ("sigmoid-attention", "gpu-fa2-style"),
+        ("softplus-attention", "gpu-fa2-style"), ("attention-1pass", "gpu-flash2")]
+    assert all(r["latency_s"] > 0 and r["traffic_bytes"] >= 4 * 2 * 2 * 1024 * 64 * 2 for r in rows)
+
+
+def test_a_study_refuses_a_bad_mapping_axis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text("name: v\nkind: gpu\nbase: {seq: 1024, head_dim: 64, cascade: attention-1pass}\n"
+                     "grid: {mapping: [gpu-flash9]}\n", encoding="utf-8")
+    code = main(["sweep", str(study), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "grid.mapping" in err and "gpu-flash9" in err
+
+
+def test_tiles_that_overflow_smem_name_the_tensors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 256 rows x 256 x 2 B of Q = 131072 B, one 128-key K and V tile 65536 B each: 262144 > 227 KB
+    big = tmp_path / "big.yaml"
+    big.write_text((MAPPINGS / "gpu-flash2.yaml").read_text(encoding="utf-8").replace(
+        "{when: {head_dim: 256}, block_m: 64, block_n: 64, consumers: 4}",
+        "{when: {head_dim: 256}, block_m: 256, block_n: 128, consumers: 4}"), encoding="utf-8")
+    code, out, err = _run(capsys, "--cascade", "attention-1pass", "--mapping", str(big), "--seq", "1024",
+                          "--head-dim", "256")
+    assert code == 2 and out == ""
+    assert err == (f"attnsim: error: {big}: gpu.tiles: the CTA's SMEM tiles need 262144 bytes (Q 131072 + 1 x "
+                   "(K 65536 + V 65536)) for block_m 256, block_n 128, head_dim 256; h100-sxm allows 232448 per CTA\n")

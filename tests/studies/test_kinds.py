@@ -74,8 +74,8 @@ def test_end_to_end_is_the_default(tmp_path: Path, capsys: pytest.CaptureFixture
     rows = _sweep(tmp_path, "name: a\nkind: attention\ngrid: {design: [flash2], model: [t5-small], seq: [1024]}\n",
                   capsys)
     (params, point, result), = rows.values()
-    assert params == {"design": "flash2", "model": "t5-small", "seq": 1024, "end_to_end": True, "closed_form": False,
-                      "sizing": "none", "pe_dim": None, "arch": None, "cascade": None, "mapping": None}
+    assert params == {"design": "flash2", "cascade": None, "mapping": None, "model": "t5-small", "seq": 1024,
+                      "end_to_end": True, "closed_form": False, "sizing": "none", "pe_dim": None, "arch": None}
     assert point["arch"]["name"] == "fusemax-cloud" and "linear_latency_s" in result
 
 

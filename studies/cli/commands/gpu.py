@@ -1,10 +1,12 @@
-"""``attnsim gpu --arch SPEC --design flash2|flash3|flat|fusemax --seq N --head-dim D [--causal]
-[--dtype fp16|bf16|fp8] [--batch B] [--heads H] [--set KEY=VALUE ...] [--json]``.
+"""``attnsim gpu --arch SPEC (--design flash2|flash3|flat|fusemax | --cascade NAME|FILE --mapping NAME|FILE)
+--seq N --head-dim D [--causal] [--dtype fp16|bf16|fp8] [--batch B] [--heads H] [--set KEY=VALUE ...] [--json]``.
 
 Maps one forward attention call onto a GPU spec (``kind: gpu`` YAML, e.g. specs/arch/h100-sxm.yaml)
-with the chosen dataflow, simulates it on the engine and prints latency_s, tflops (FA3's convention:
-4 * seq^2 * head_dim * heads per batch element, halved when causal), the per-unit utilisations and the
-bounding unit. Defaults follow FA3's protocol: batch x seq = 16k tokens, heads = 2048 / head_dim.
+with any cascade and a ``target: gpu`` mapping (``--design`` is a shorthand for a built-in pair),
+simulates it on the engine and prints latency_s, tflops (FA3's convention:
+4 * seq^2 * head_dim * heads per batch element, halved when causal), the per-unit utilisations, the HBM
+bytes (``traffic_bytes``) and the bounding unit. Defaults follow FA3's protocol: batch x seq = 16k tokens,
+heads = 2048 / head_dim.
 """
 from __future__ import annotations
 
@@ -18,18 +20,23 @@ from attnsim.studies.errors import UsageError
 DEFAULT_GPU = "h100-sxm"      # studies.gpu.DEFAULT_GPU (not imported: building the parser stays cheap)
 DESIGNS_TEXT = "flash2, flash3, flat or fusemax"
 
-TEXT_KEYS = ("latency_s", "cycles", "traffic_bytes", "tflops", "util_tensor", "util_mufu", "util_fp32", "util_smem", "util_l2",
-             "util_hbm", "bound", "ctas", "resident_ctas", "waves", "block_m", "block_n", "energy_pj")
+TEXT_KEYS = ("cascade", "mapping", "latency_s", "cycles", "traffic_bytes", "tflops", "util_tensor", "util_mufu",
+             "util_fp32", "util_smem", "util_l2", "util_hbm", "bound", "ctas", "resident_ctas", "waves", "block_m",
+             "block_n", "energy_pj")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser(
-        "gpu", help="simulate an attention dataflow on a GPU spec (H100, H200)",
-        description="Simulate a forward attention call with FlashAttention-2/-3, FLAT or FuseMax on a "
+        "gpu", help="simulate attention on an H100-like GPU (FlashAttention-2/3, FLAT, FuseMax or any cascade)",
+        description="Map a forward attention call (a design, or any cascade with a target: gpu mapping) onto a "
                     "GPU spec; print latency, TFLOPS (FA3 convention), unit utilisations and the bound.")
     parser.add_argument("--arch", default=DEFAULT_GPU,
                         help=f"GPU spec: a YAML path or a name in specs/arch/ (default {DEFAULT_GPU})")
-    parser.add_argument("--design", default="flash3", help=f"{DESIGNS_TEXT} (default flash3)")
+    parser.add_argument("--design", help=f"{DESIGNS_TEXT} (default flash3 unless --cascade and --mapping "
+                                         "are given)")
+    parser.add_argument("--cascade", help="a cascade: a built-in name (attnsim cascades) or a YAML file")
+    parser.add_argument("--mapping", help="a target: gpu mapping: a name in specs/mappings/ (gpu-flash2, "
+                                          "gpu-flash3, gpu-flat, gpu-fusemax, gpu-fa2-style ...) or a YAML file")
     parser.add_argument("--seq", help="sequence length (queries = keys), e.g. 4096, 4K or 1M")
     parser.add_argument("--head-dim", help="head dimension: 64, 128 or 256")
     parser.add_argument("--causal", action="store_true", help="apply the causal mask")
@@ -37,11 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--batch", help="batch size (default: 16384 // seq, FA3's protocol)")
     parser.add_argument("--heads", help="heads (default: 2048 // head_dim, FA3's protocol)")
     parser.add_argument("--no-warp-specialization", action="store_true",
-                        help="flash3 only: no producer warpgroup (FA3 ablation)")
+                        help="warp_specialized mappings (flash3): no producer warpgroup (FA3 ablation)")
     parser.add_argument("--no-pingpong", action="store_true",
-                        help="flash3 only: warpgroups in phase, no ping-pong (FA3 ablation)")
+                        help="warp_specialized mappings: warpgroups in phase, no ping-pong (FA3 ablation)")
     parser.add_argument("--no-intra-pipeline", action="store_true",
-                        help="flash3 only: no 2-stage GEMM-softmax pipelining (FA3 ablation)")
+                        help="warp_specialized mappings: no 2-stage GEMM-softmax pipelining (FA3 ablation)")
     add_set_option(parser, "memory.hbm_bandwidth_bytes_per_s.value=4.0e12")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
@@ -51,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
     """Validate, map, simulate, print. Bad input raises the layer's error (exit 2 via studies.cli)."""
     from attnsim.studies.gpu import GPU_DESIGNS, gpu_report
 
-    if args.design not in GPU_DESIGNS:
-        raise UsageError(f"gpu: --design: expected one of {', '.join(GPU_DESIGNS)}, got '{args.design}'")
+    design = args.design
+    if design is None and args.cascade is None and args.mapping is None:
+        design = "flash3"
+    if design is not None and design not in GPU_DESIGNS:
+        raise UsageError(f"gpu: --design: expected one of {', '.join(GPU_DESIGNS)}, got '{design}'")
     for option, value in (("--seq", args.seq), ("--head-dim", args.head_dim)):
         if value is None:
             raise UsageError(f"gpu: {option}: missing (expected a positive integer)")
@@ -61,17 +71,16 @@ def run(args: argparse.Namespace) -> int:
     switches = (args.no_warp_specialization, args.no_pingpong, args.no_intra_pipeline)
     options = None
     if any(switches):
-        if args.design != "flash3":
+        if design is not None and design != "flash3":
             raise UsageError(f"gpu: --no-warp-specialization/--no-pingpong/--no-intra-pipeline: only "
-                             f"for --design flash3, got '{args.design}'")
-        from attnsim.mappers.gpu_flash3 import Flash3Options
-
-        options = Flash3Options(warp_specialized=not switches[0], pingpong=not switches[1],
-                                intra_pipeline=not switches[2])
-    report = gpu_report(args.arch, args.design, seq, head_dim, causal=args.causal, dtype=args.dtype,
+                             f"for --design flash3, got '{design}'")
+        options = {"warp_specialized": not switches[0], "pingpong": not switches[1],
+                   "intra_pipeline": not switches[2]}
+    report = gpu_report(args.arch, design, seq, head_dim, causal=args.causal, dtype=args.dtype,
                         batch=parse_optional_count(args.batch, "gpu: --batch"),
                         heads=parse_optional_count(args.heads, "gpu: --heads"),
-                        options=options, overrides=parse_key_values(args.overrides))
+                        switches=options, cascade=args.cascade, mapping=args.mapping,
+                        overrides=parse_key_values(args.overrides))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -1,4 +1,6 @@
-"""FlashAttention-3 on an H100-like GPU: warp-specialised, ping-pong, 2-stage GEMM-softmax pipelining.
+"""RETIRED hand-written mapper, kept as the GPU equivalence tests' independent oracle.
+
+FlashAttention-3 on an H100-like GPU: warp-specialised, ping-pong, 2-stage GEMM-softmax pipelining.
 
 One CTA per SM (FA3 launches with one block per multiprocessor and moves registers to the consumers
 with ``setmaxnreg``). A *producer* warpgroup loads Q once and K/V tiles into a ``stages``-deep SMEM
@@ -26,11 +28,8 @@ from typing import Any
 
 from attnsim.archsim.gpu_spec import GpuSpec
 from attnsim.archsim.schedule import Schedule
+from handwritten_gpu_costs import keys_fill, rows_fill, FP32_OPS_PER_ROW_TILE, FP32_OPS_PER_SCORE, MASK_OPS_PER_SCORE, MUFU_OPS_PER_ROW_TILE
 from attnsim.mappers.gpu_common import (
-    FP32_OPS_PER_ROW_TILE,
-    FP32_OPS_PER_SCORE,
-    MASK_OPS_PER_SCORE,
-    MUFU_OPS_PER_ROW_TILE,
     CtaTile,
     CtaWork,
     GpuAttention,
@@ -151,9 +150,9 @@ def wgmma_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wor
     n = work.tiles
 
     def loads(ops: OpList, deps_k: tuple[Any, ...], deps_v: tuple[Any, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        k = ops.load("ldk", k_bytes, hbm_kv, deps_k, claims={"k_stages": k_bytes}, einsum="K",
+        k = ops.load("ldk", k_bytes * keys_fill(workload.seq, tile.block_n), hbm_kv, deps_k, claims={"k_stages": k_bytes}, einsum="K",
                      l2_share=1 / tile.cluster)
-        v = ops.load("ldv", v_bytes, hbm_kv, deps_v, claims={"v_stages": v_bytes}, einsum="V",
+        v = ops.load("ldv", v_bytes * keys_fill(workload.seq, tile.block_n), hbm_kv, deps_v, claims={"v_stages": v_bytes}, einsum="V",
                      l2_share=1 / tile.cluster)
         return k, v
 
@@ -188,7 +187,7 @@ def wgmma_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wor
     # backwards, so the masked tiles come first: tile 0 is masked when any is, and the compare/select
     # work of the other masked tiles is charged here too (the body stays uniform)
     pro = OpList(rates, workload.dtype)
-    q = pro.load("ldq", q_bytes, 1.0, (), einsum="Q")
+    q = pro.load("ldq", q_bytes * rows_fill(workload.seq, tile.block_m), 1.0, (), einsum="Q")
     k0, v0 = loads(pro, (), ())
     consumers_work(pro, masked=work.masked > 0, k_ready=(*q, *k0), v_prev=(), emit_pv=False)
     if work.masked > 1:
@@ -216,7 +215,7 @@ def wgmma_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wor
                  einsum="AV", releases={"v_stages": v_bytes} if w == last else None)
         epi.exp(f"rcp_w{w}", rows, (f"pv_w{w}",), einsum="AV")
         epi.fp32(f"scale_w{w}", rows * d * 1.5, (f"rcp_w{w}",), einsum="AV")
-    epi.store("sto", tile.block_m * d * 2, tuple(f"scale_w{w}" for w in consumers), einsum="AV")
+    epi.store("sto", tile.block_m * d * 2 * rows_fill(workload.seq, tile.block_m), tuple(f"scale_w{w}" for w in consumers), einsum="AV")
     return sm_schedule(pro.ops, body.ops, n - 1, epi.ops, buffers, name=f"{design} CTA x{n}")
 
 

@@ -1,4 +1,6 @@
-"""FlashAttention-2 on an H100-like GPU: mma.sync GEMMs, softmax in series, no Hopper-specific features.
+"""RETIRED hand-written mapper, kept as the GPU equivalence tests' independent oracle.
+
+FlashAttention-2 on an H100-like GPU: mma.sync GEMMs, softmax in series, no Hopper-specific features.
 
 Each warp of a CTA owns ``block_m / warps`` query rows and runs, for every K/V tile, in series: S = Q K^T
 (mma.sync, operands read from SMEM with ldmatrix), the softmax (row max, scale-and-subtract and row sum
@@ -19,11 +21,8 @@ from typing import Any
 
 from attnsim.archsim.gpu_spec import GpuSpec
 from attnsim.archsim.schedule import Schedule
+from handwritten_gpu_costs import keys_fill, rows_fill, FP32_OPS_PER_ROW_TILE, FP32_OPS_PER_SCORE, MASK_OPS_PER_SCORE, MUFU_OPS_PER_ROW_TILE
 from attnsim.mappers.gpu_common import (
-    FP32_OPS_PER_ROW_TILE,
-    FP32_OPS_PER_SCORE,
-    MASK_OPS_PER_SCORE,
-    MUFU_OPS_PER_ROW_TILE,
     CtaTile,
     CtaWork,
     GpuAttention,
@@ -65,7 +64,8 @@ def flash2_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wo
     bm, bn, warps = tile.block_m, tile.block_n, tile.consumers
     scores = bm * bn
     gemm_flops = 2.0 * bm * bn * d
-    kv_bytes = bn * d * b
+    kv_bytes = bn * d * b * keys_fill(workload.seq, bn)
+    rfill = rows_fill(workload.seq, bm)
     qk_smem = (bm + warps * bn) * d * b     # every warp reads its Q rows and the whole K tile
     pv_smem = warps * bn * d * b            # ... and the whole V tile (P stays in registers)
     qk_steps, pv_steps = d // MMA_K, bn // MMA_K   # ldmatrix/mma steps along each GEMM's reduction
@@ -88,7 +88,7 @@ def flash2_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wo
     pro = OpList(rates, workload.dtype)
     ready: dict[str, tuple[Any, ...]] = {}
     for c in copies:
-        q = pro.load(f"ldq_{c}", bm * d * b, 1.0, (), einsum="Q", smem_write=True)
+        q = pro.load(f"ldq_{c}", bm * d * b * rfill, 1.0, (), einsum="Q", smem_write=True)
         k0 = pro.load(f"ldk_{c}", kv_bytes, hbm_kv, (), einsum="K", smem_write=True)
         ready[c] = (*q, *k0)
     for c in copies:
@@ -133,7 +133,7 @@ def flash2_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wo
         epi.exp(f"rcp_{c}", bm, (f"pv_{c}",), einsum="AV")
         epi.fp32(f"scale_{c}", bm * d * 1.5, (f"rcp_{c}",), einsum="AV")
     for c in copies:
-        epi.store(f"sto_{c}", bm * d * 2, (f"scale_{c}",), einsum="AV")
+        epi.store(f"sto_{c}", bm * d * 2 * rfill, (f"scale_{c}",), einsum="AV")
     return sm_schedule(pro.ops, body.ops, n - 1, epi.ops, {}, name=f"{DESIGN} CTA x{n} (x{resident})")
 
 

@@ -17,16 +17,15 @@ from dataclasses import dataclass
 
 from attnsim.archsim.gpu_spec import GpuSpec
 from attnsim.mappers.errors import MappingError
+from handwritten_gpu_costs import FP32_OPS_PER_ROW_TILE, FP32_OPS_PER_SCORE
 from attnsim.mappers.gpu_common import (
-    FP32_OPS_PER_ROW_TILE,
-    FP32_OPS_PER_SCORE,
     CtaTile,
     GpuAttention,
     GpuMapping,
     launch_order,
     occupancy,
 )
-from attnsim.mappers.gpu_flash3 import Flash3Options, flash3_tile, wgmma_cta_schedule
+from handwritten_gpu_flash3 import Flash3Options, flash3_tile, wgmma_cta_schedule
 
 DESIGN = "fusemax"
 

@@ -22,10 +22,9 @@ from typing import Any
 
 from attnsim.archsim.gpu_spec import GpuSpec
 from attnsim.archsim.schedule import Block, Schedule
+from handwritten_gpu_costs import keys_fill, rows_fill, FP32_OPS_PER_SCORE, MASK_OPS_PER_SCORE
 from attnsim.mappers.gpu_common import (
-    FP32_OPS_PER_SCORE,
     LATENCY_LANES,
-    MASK_OPS_PER_SCORE,
     TENSOR_MUFU,
     CtaTile,
     CtaWork,
@@ -37,7 +36,7 @@ from attnsim.mappers.gpu_common import (
     launch_order,
     occupancy,
 )
-from attnsim.mappers.gpu_flash3 import ROWS_PER_WARPGROUP, WARPGROUP_THREADS
+from handwritten_gpu_flash3 import ROWS_PER_WARPGROUP, WARPGROUP_THREADS
 
 DESIGN = "flat"
 SCORE_BYTES = 4   # S in FP32
@@ -96,14 +95,15 @@ def flat_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wher
 
     # prologue: Q
     pro = OpList(rates, workload.dtype)
-    q = pro.load("ldq", bm * d * b, 1.0, (), einsum="Q")
+    kfill, rfill = keys_fill(workload.seq, bn), rows_fill(workload.seq, bm)
+    q = pro.load("ldq", bm * d * b * rfill, 1.0, (), einsum="Q")
 
     # pass 1: S_j = Q K_j^T, running max, S_j out
     p1 = OpList(rates, workload.dtype)
-    k = p1.load("ldk", kv_bytes, hbm_kv, (), claims={"k_stages": kv_bytes}, einsum="K")
+    k = p1.load("ldk", kv_bytes * kfill, hbm_kv, (), claims={"k_stages": kv_bytes}, einsum="K")
     p1.gemm("qk", 2.0 * scores * d, (*k, *q), einsum="QK", releases={"k_stages": kv_bytes})
     p1.fp32("max", scores, ("qk",), einsum="GM")
-    spill_out(p1, "s_out", tile_s, ("qk",), "QK")
+    spill_out(p1, "s_out", tile_s * kfill * rfill, ("qk",), "QK")
 
     # between passes 1 and 2: the mask on the diagonal tiles
     mid = OpList(rates, workload.dtype)
@@ -111,16 +111,16 @@ def flat_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wher
 
     # pass 2: P_j = exp(S_j - max), row sum, P_j out
     p2 = OpList(rates, workload.dtype)
-    s_in = spill_in(p2, "s_in", tile_s, ("mask",), "SN")
+    s_in = spill_in(p2, "s_in", tile_s * kfill * rfill, ("mask",), "SN")
     p2.exp("exp", scores, s_in, einsum="SN")
     p2.fp32("fma", scores, s_in, einsum="SN", releases={"s_stages": tile_s})
     p2.fp32("sum", (FP32_OPS_PER_SCORE - 2.0) * scores, ("exp", "fma"), einsum="SD")
-    spill_out(p2, "p_out", tile_p, ("sum",), "SN")
+    spill_out(p2, "p_out", tile_p * kfill * rfill, ("sum",), "SN")
 
     # pass 3: O += P_j V_j
     p3 = OpList(rates, workload.dtype)
-    p_in = spill_in(p3, "p_in", tile_p, ("sum",), "AV")
-    v = p3.load("ldv", kv_bytes, hbm_kv, (), claims={"v_stages": kv_bytes}, einsum="V")
+    p_in = spill_in(p3, "p_in", tile_p * kfill * rfill, ("sum",), "AV")
+    v = p3.load("ldv", kv_bytes * kfill, hbm_kv, (), claims={"v_stages": kv_bytes}, einsum="V")
     p3.gemm("pv", 2.0 * scores * d, (*p_in, *v), einsum="AV",
             releases={"v_stages": kv_bytes, "s_stages": tile_s})
 
@@ -128,7 +128,7 @@ def flat_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wher
     epi = OpList(rates, workload.dtype)
     epi.exp("rcp", bm, ("pv",), einsum="AV")
     epi.fp32("scale", bm * d * 1.5, ("rcp",), einsum="AV")
-    epi.store("sto", bm * d * 2, ("scale",), einsum="AV")
+    epi.store("sto", bm * d * 2 * rfill, ("scale",), einsum="AV")
 
     n = work.tiles
     blocks = (Block(tuple(pro.ops), 1, "prologue"), Block(tuple(p1.ops), n, "pass1"),

@@ -1,0 +1,151 @@
+"""The ``gpu:`` section of a ``target: gpu`` mapping file (specs/mappings/gpu-*.yaml), validated.
+
+The shared schema (:mod:`mappers.mapping_spec`) keeps the section free-form; this module validates it
+and reads it for :mod:`mappers.gpu_cascade_mapper`. Keys (docs/mapping-gpu.md has the full story)::
+
+    gpu:
+      style: in_phase | warp_specialized | multi_pass   # the CTA's schedule template
+      tensor_instruction: mma.sync | wgmma   # calibration '<instruction>_tensor_fraction' of the spec
+      rows_rank: p                # the query rank: block_m rows per CTA, split over the consumers
+      keys_rank: m                # the rank each CTA walks in K/V tiles of block_n (its tile rank or
+                                  # the rank itself when the cascade does not partition it)
+      shapes: {M: seq, P: seq, E: head_dim, F: head_dim}   # workload value of each shape symbol
+      tiles:                      # first case whose `when` matches the workload (head_dim, causal, dtype)
+        - {when: {head_dim: 64}, block_m: 128, block_n: 128, consumers: 4}
+      threads_per_consumer: 32    # 32: warps (mma.sync), 128: warpgroups (wgmma)
+      producer_warpgroups: 0      # extra warpgroups that only load (warp specialisation)
+      registers_per_thread: 255   # or 'split': the register file divided evenly over the CTA's threads
+      stages: 1                   # K/V tile buffers in shared memory (1: single, 2: double buffered)
+      cluster: {size: 2, when: {causal: false, head_dim: [128, 256]}}   # TMA multicast of K/V tiles
+      launch_order: block | longest_first | longest_first_if_causal
+      ldmatrix_k_step: 16         # in_phase: operands read from SMEM with ldmatrix in k-steps of 16
+      cp_async: true              # in_phase: tile loads write SMEM through the SM's SMEM port
+      pingpong / intra_pipeline / warp_specialized: true   # warp_specialized style switches (FA3)
+      ops:                        # schedule operations: the Einsums whose work on `unit` each carries,
+        - {name: max, unit: fp32, einsums: [LM, BQK]}      # in issue order (default: one per Einsum
+                                                           # and unit, in cascade order)
+      fold: [RM, PRM]             # per-row Einsums whose latency is not modelled: their readers wait
+                                  # for what they read instead
+      poly_exp: {einsums: [SLN], fraction: balanced, fp32_ops: 7}   # exp on the FP32 lanes (FuseMax)
+      passes: [[qk, max], [exp, fma, sum], [pv]]          # multi_pass: op groups of each pass
+      spill: {QK: 4, SN: 2}       # multi_pass: bytes per element of tensors crossing passes
+      spill_level: auto           # where they live: auto (FLAT's rule: SMEM if the block's rows fit,
+                                  # else L2 if every SM's rows fit there, else HBM), or smem / l2 / hbm
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from attnsim.mappers.errors import MappingError
+from attnsim.mappers.mapping_spec import MappingSpec
+from attnsim.mappers.workloads import format_validation_error
+
+Match = dict[Literal["head_dim", "causal", "dtype"], Any]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def matches(when: Mapping[str, Any], facts: Mapping[str, Any]) -> bool:
+    """True when every key of ``when`` equals the fact (a list: the fact is one of its items)."""
+    for key, expected in when.items():
+        value = facts[key]
+        if isinstance(expected, list):
+            if value not in expected:
+                return False
+        elif value != expected:
+            return False
+    return True
+
+
+class TileCase(_Section):
+    """One CTA tiling and the workloads it applies to."""
+
+    when: Match = {}
+    block_m: int = Field(ge=1)
+    block_n: int = Field(ge=1)
+    consumers: int = Field(ge=1)
+
+
+class Cluster(_Section):
+    """CTAs per cluster sharing each K/V tile by TMA multicast, for the workloads ``when`` matches
+    (a cluster also needs the CTAs' query blocks to be a multiple of its size)."""
+
+    size: int = Field(ge=1)
+    when: Match = {}
+
+
+class OpGroup(_Section):
+    """One schedule operation per consumer and tile: the work of ``einsums`` on ``unit``."""
+
+    name: str = Field(min_length=1)
+    unit: Literal["tensor", "mufu", "fp32"]
+    einsums: list[str] = Field(min_length=1)
+
+
+class PolyExp(_Section):
+    """Exponentials of ``einsums`` computed as a polynomial of ``fp32_ops`` FP32 ops, in the fraction
+    ``fraction`` (``balanced``: the split that balances tensor + exposed MUFU against FP32 work)."""
+
+    einsums: list[str] = Field(min_length=1)
+    fraction: float | Literal["balanced"] = "balanced"
+    fp32_ops: float = Field(gt=0)
+
+
+class GpuSection(_Section):
+    """The validated ``gpu:`` section (module docstring)."""
+
+    style: Literal["in_phase", "warp_specialized", "multi_pass"]
+    tensor_instruction: Literal["mma.sync", "wgmma"]
+    rows_rank: str = Field(min_length=1)
+    keys_rank: str = Field(min_length=1)
+    shapes: dict[str, Literal["seq", "head_dim"]]
+    tiles: list[TileCase] = Field(min_length=1)
+    threads_per_consumer: int = Field(ge=1)
+    producer_warpgroups: int = Field(default=0, ge=0)
+    registers_per_thread: int | Literal["split"] = "split"
+    stages: int = Field(default=1, ge=1)
+    cluster: Cluster | None = None
+    launch_order: Literal["block", "longest_first", "longest_first_if_causal"] = "block"
+    ldmatrix_k_step: int | None = None
+    cp_async: bool = False
+    warp_specialized: bool = True
+    pingpong: bool = False
+    intra_pipeline: bool = False
+    ops: list[OpGroup] = []
+    fold: list[str] = []
+    poly_exp: PolyExp | None = None
+    passes: list[list[str]] | None = None
+    spill: dict[str, int] = {}
+    spill_level: Literal["auto", "smem", "l2", "hbm"] = "auto"
+
+    def tile_case(self, facts: Mapping[str, Any], where: str) -> TileCase:
+        """The first tile case matching ``facts``; MappingError when none does."""
+        for case in self.tiles:
+            if matches(case.when, facts):
+                return case
+        raise MappingError(f"{where}: gpu.tiles: no case matches head_dim {facts['head_dim']}, "
+                           f"causal {str(facts['causal']).lower()}, dtype {facts['dtype']}")
+
+
+def gpu_section(mapping: MappingSpec) -> GpuSection:
+    """The validated ``gpu:`` section of a ``target: gpu`` mapping; MappingError naming file and key."""
+    if mapping.target != "gpu" or mapping.gpu is None:
+        raise MappingError(f"{mapping.origin}: target: expected 'gpu' (a GPU mapping), got '{mapping.target}'")
+    try:
+        return GpuSection.model_validate(mapping.gpu)
+    except ValidationError as exc:
+        raise MappingError(f"{mapping.origin}: gpu.{format_validation_error(exc)}") from None
+
+
+def with_switches(section: GpuSection, **switches: bool) -> GpuSection:
+    """A copy of ``section`` with schedule switches (pingpong, intra_pipeline, warp_specialized) set."""
+    return section.model_copy(update=switches)
+
+
+__all__ = ["Cluster", "GpuSection", "OpGroup", "PolyExp", "TileCase", "gpu_section", "matches",
+           "with_switches"]

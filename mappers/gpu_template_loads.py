@@ -1,0 +1,64 @@
+"""Tile loads and stores of the GPU schedule templates: which inputs, how many bytes, what waits.
+
+Inputs indexed by the keys rank are loaded per K/V tile, the others once per CTA. Bytes are clipped
+to the tensor's real extent (issue #12): a CTA's query block and a head's last K/V tile may be
+ragged, and no CTA loads or stores rows beyond ``seq``. Per CTA the schedule is uniform over its
+tiles, so the clipped bytes are spread evenly: each tile load moves ``seq / (tiles x block_n)`` of
+a full tile, each query block ``seq / (blocks x block_m)`` of a full block; summed over a head's
+CTAs and tiles that is exactly the tensor's extent (for K/V: times the CTAs that read each tile).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from attnsim.mappers.gpu_cascade_groups import Group, GroupPlan
+from attnsim.mappers.gpu_common import GpuAttention, OpList, m_blocks
+
+OUTPUT_BYTES = 2
+"""The cascade's outputs are written in 16 bits."""
+
+
+def keys_fill(workload: GpuAttention, block_n: int) -> float:
+    """Real keys over the keys the tiles cover: ``seq / (ceil(seq / block_n) x block_n)``."""
+    tiles = -(-workload.seq // block_n)
+    return workload.seq / (tiles * block_n)
+
+
+def rows_fill(workload: GpuAttention, tile: Any) -> float:
+    """Real query rows over the rows the CTAs' blocks cover: ``seq / (blocks x block_m)``."""
+    return workload.seq / (m_blocks(workload, tile) * tile.block_m)
+
+
+def reader_stage(plan: GroupPlan, tensor: str) -> int:
+    """The pipeline stage of the earliest op reading input ``tensor``."""
+    return min((g.stage for g in plan.readers_of_input(tensor)), default=0)
+
+
+def input_deps(plan: GroupPlan, group: Group, ends: dict[str, tuple[str, ...]], *, body: bool) -> list[Any]:
+    """Dependencies of ``group`` on its inputs' loads: a per-tile input read by a stage-s op was
+    loaded s iterations earlier; a CTA input once, in the prologue."""
+    out: list[Any] = []
+    for tensor in group.inputs:
+        ids = ends.get(tensor, ())
+        lag = group.stage if tensor in plan.work.tile_inputs else 0
+        if lag and body:
+            out += [("prev", i) for i in ids]
+        else:
+            out += list(ids)
+    return out
+
+
+def store_outputs(ops: OpList, plan: GroupPlan, suffixes: list[str], op_suffix: str, rows: int,
+                  layout: Any, block_n: int, fill: float) -> None:
+    """Write every cascade output of the CTA (or copy) ``op_suffix`` through L2 to HBM in 16 bits,
+    after the ops holding the output's pieces of each consumer in ``suffixes``."""
+    cascade = plan.work.cascade
+    for tensor in cascade.outputs:
+        producer = plan.work.producer(tensor)
+        holders = [g.name for g in plan.groups.values() if any(p.einsum == producer for p in g.pieces)]
+        deps = [f"{h}_{s}" for s in suffixes for h in holders]
+        elements = layout.tensor_elements(cascade, tensor, rows, block_n)
+        ops.store(f"st{tensor}_{op_suffix}", elements * OUTPUT_BYTES * fill, deps, einsum=producer or tensor)
+
+
+__all__ = ["OUTPUT_BYTES", "input_deps", "keys_fill", "reader_stage", "rows_fill", "store_outputs"]
