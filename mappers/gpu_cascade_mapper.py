@@ -291,8 +291,13 @@ def _poly(section: GpuSection, plan: GroupPlan, layout: Layout, tile: CtaTile, s
             "exp_points": exp_points}
 
 
+TENSOR_FRACTIONS = {"mma.sync": "mma_sync_tensor_fraction", "wgmma": "wgmma_tensor_fraction"}
+"""Tensor instruction of a mapping -> the GPU spec's calibration of the fraction of the peak it reaches."""
+
+
 def fraction_name(section: GpuSection) -> str:
-    return section.tensor_instruction.replace(".", "_") + "_tensor_fraction"
+    """The calibration entry (:data:`TENSOR_FRACTIONS`) of the mapping's tensor instruction."""
+    return TENSOR_FRACTIONS[section.tensor_instruction]
 
 
 def resolve(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, spec: GpuSpec,
