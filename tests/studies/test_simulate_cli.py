@@ -111,7 +111,7 @@ def test_unavailable_mapper(monkeypatch: pytest.MonkeyPatch) -> None:
     (["--design", "nope", "--model", "bert-base", "--seq", "1024"], "unknown design 'nope'"),
     (["--design", "flat", "--model", "nope", "--seq", "1024"], "unknown workload 'nope'"),
     (["--design", "flash2", "--model", "bert-base", "--seq", "1000"], "not divisible by M0 = 256"),
-    (["--design", "flat", "--model", "bert-base", "--seq", "2048"], "no configuration for seq 2048"),
+    (["--design", "flat", "--model", "bert-base", "--seq", "3072"], "no configuration for seq 3072"),
     (["--design", "flat", "--model", "bert-base", "--seq", "many"], "--seq: expected a positive integer"),
     (["--design", "flat", "--model", "bert-base", "--seq", "1024", "--set", "arrays.pe2d.rows=-4"],
      "--set arrays.pe2d.rows=-4: expected a positive integer"),
