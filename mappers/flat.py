@@ -15,16 +15,29 @@ work on a different block), so in steady state the latency is ``max(DRAM, 2D, 1D
 
 DRAM traffic follows the FLAT configuration of the point (``mappers.flat_config``, default table
 ``flat-cloud``; choose another with ``MapOptions(extra={"flat_table": name_or_path})``; at a length or
-head width the table does not list, FLAT's rule, :mod:`mappers.flat_rule`):
+head width the table does not list, FLAT's rule, :mod:`mappers.flat_rule`). A tensor placed in DRAM is
+*streamed*: it is not buffered in the global buffer, only in the PEs' one-word registers, so it is
+re-read from DRAM by every array tile that uses it -- once per iteration of each loop that does not index
+it but runs outside one that does (the loop-nest re-fetch rule of Timeloop, which the FuseMax artifact and
+FLAT's own code apply; derivation in docs/validation.md). Per block of ``P1`` query rows:
 
-* Q is read once and AV written once (each block reads its own query rows and writes its outputs);
-* K and V are read once per head if the granularity is ``head`` or the tensor is placed on chip,
-  and once per block of ``P1`` rows otherwise (row granularity with K/V in DRAM);
-* QK and A placed in DRAM are written and read back once (4 S in all when both are: the DRAM-bound
-  regime at >= 256K, fact sheet §4.4); placed on chip, a spilled fraction ``s`` of each score fibre
-  makes a DRAM round trip (``2 s`` of the tensor each). ``s`` is the configuration's
-  ``spill_fraction``; where the table gives none, the §2.5 rule: ``1 - min(1, available / (2 M))``
-  with ``available`` the global buffer left per query row of the block.
+* QK output-stationary (``M`` on the rows, ``P1`` on the columns, ``E`` temporal): Q's rows are
+  re-read for each of the ``ceil(M / rows)`` key tiles, K for each of the ``ceil(P1 / cols)`` query
+  tiles; weight-stationary (K held in the PEs, queries streamed): Q once, K once per block; input-
+  stationary (Q held): Q once, K once per query tile;
+* AV output-stationary (``F`` on the rows, ``P1`` on the columns, ``M`` temporal): V re-read for each
+  of the ``ceil(P1 / cols)`` query tiles; weight-stationary (V held): once per block; input-stationary
+  (A held): once per query tile; A is read once per F tile (``ceil(F / rows)``);
+* placed on chip, Q, K or V is read from DRAM once (per head, or per block with row granularity for
+  K and V) and re-read from the global buffer as above; AV is written once;
+* the score fibres: QK written by QK and read by GM and SN, SN written and read by A, A written and
+  read by AV. In DRAM (QK and A placed off chip, the DRAM-bound regime at >= 256K): QK's write and
+  GM's read, A's write and AV's read go to DRAM (4 S), SN's fibre stays in the buffer;
+* spilling: a fraction ``s`` of the on-chip score fibres does not fit, and ``s`` of every global-buffer
+  access of an on-chip tensor becomes a DRAM access (on-chip inputs and outputs are then read /
+  written from DRAM ``1 - s`` of the time): 7 ``s S`` at most of the fibres' traffic. ``s`` is the
+  configuration's ``spill_fraction``; where the table gives none, the §2.5 rule
+  ``1 - min(1, available / (2 M))`` with ``available`` the global buffer left per query row of the block.
 
 Energy (fact sheet §6.4): MACs for QK and AV; per score max, add, exp, add, divide; DRAM bytes; global
 buffer 4 reads and 3 writes per score (QK written by the 2D array, read by GM and SN; SN written and
@@ -33,6 +46,7 @@ to the global buffer, nor are register files.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
 from attnsim.archsim.schedule import LoopDep, Schedule
@@ -81,6 +95,52 @@ def _spill(config: FlatConfig, workload: Workload, seq: int, arch: Arch) -> floa
     return spilled_fraction(available_per_row, seq, word)
 
 
+@dataclass(frozen=True)
+class BlockTraffic:
+    """DRAM words one block of ``P1`` query rows moves (module docstring: re-fetch and spill rules)."""
+
+    inputs_read: Fraction   # Q, K, V (re-fetches of streamed operands; spilled buffer re-reads)
+    qk_read: Fraction       # QK read back (GM from DRAM, or the spilled share of GM's and SN's reads)
+    qk_write: Fraction
+    a_read: Fraction        # A read by AV, SN read by A (spilled share)
+    a_write: Fraction       # A written, SN written (spilled share)
+    output_write: Fraction  # AV
+
+
+def _rereads(stationarity: str, operand: str, m: int, p1: int, rows: int, cols: int) -> int:
+    """How many of one block's array tiles read ``operand``'s slice (module docstring)."""
+    if operand == "Q":   # the block's query rows, needed by every key tile unless Q is held or streamed once
+        return ceil_div(m, rows) if stationarity == "output" else 1
+    return 1 if stationarity == "weight" else ceil_div(p1, cols)   # K in QK, V in AV: per query tile
+
+
+def _block_traffic(config: FlatConfig, e: int, f: int, m: int, p1: int, rows: int, cols: int,
+                   blocks_per_head: int, spill: Fraction) -> BlockTraffic:
+    """DRAM words of one block (``Fraction`` so that totals over all blocks stay exact)."""
+    scores = p1 * m
+    inputs = Fraction(0)
+    for operand, words in (("Q", e * p1), ("K", e * m), ("V", f * m)):
+        stationarity = config.stationarity.AV if operand == "V" else config.stationarity.QK
+        rereads = _rereads(stationarity, operand, m, p1, rows, cols)
+        if config.on_chip(operand):
+            # filled from DRAM once (K and V: once per head); re-read from the buffer, s of it from DRAM
+            fill = Fraction(words) if operand == "Q" else Fraction(words, blocks_per_head)
+            inputs += fill * (1 - spill) + spill * words * rereads
+        else:
+            inputs += Fraction(words * rereads)   # streamed: every tile that uses it reads it
+    a_reads_by_av = ceil_div(f, rows) * scores
+    if config.on_chip("QK"):
+        qk_write, qk_read = spill * scores, 2 * spill * scores          # QK by QK; GM and SN read it
+    else:
+        qk_write, qk_read = Fraction(scores), Fraction(scores)          # QK to DRAM, GM reads it back
+    if config.on_chip("A"):
+        a_write, a_read = 2 * spill * scores, spill * (scores + a_reads_by_av)   # SN and A; A and AV
+    else:
+        a_write, a_read = Fraction(scores), Fraction(a_reads_by_av)
+    output = Fraction(f * p1)   # on chip: (1 - s) to DRAM directly, s through the spilled buffer
+    return BlockTraffic(inputs, qk_read, qk_write, a_read, a_write, output)
+
+
 def _table(options: MapOptions):  # type: ignore[no-untyped-def]
     name = options.extra.get("flat_table")
     return load_flat_table(name) if name else None
@@ -125,35 +185,28 @@ def map_attention(workload: Workload, seq: int, arch: Arch, *, options: MapOptio
     iterations = heads * blocks_per_head
     scores = p1 * m                                            # one block's scores
     spill = _spill(config, workload, seq, arch)
-    spill_words = Fraction(spill).limit_denominator(1 << 20) * scores
 
-    def per_block(tensor: str, words: int) -> Fraction:
-        """Words of K or V read for one block: once per head unless re-read per block."""
-        once_per_head = config.granularity == "head" or config.on_chip(tensor)
-        return Fraction(words, blocks_per_head) if once_per_head else Fraction(words)
-
-    in_words = e * p1 + per_block("K", e * m) + per_block("V", f * m)
-    qk_dram = scores if not config.on_chip("QK") else spill_words   # written, and read back
-    a_dram = scores if not config.on_chip("A") else spill_words
+    traffic = _block_traffic(config, e, f, m, p1, rows, cols, blocks_per_head,
+                             Fraction(spill).limit_denominator(1 << 20))
     mac = op_cycles(arch, "pe2d", "mac", "QK")
     qk_steps = qk_cycles(config.stationarity.QK, e, m, p1, rows, cols)
     av_steps = av_cycles(config.stationarity.AV, f, m, p1, rows, cols)
     fill = 2 * rows + cols - 2
     templates: list[OpTemplate] = [
-        dram_op("fl:in", arch, read_bytes=in_words * word, stage=0, deps=(LoopDep("fl:QK", 2),)),
+        dram_op("fl:in", arch, read_bytes=traffic.inputs_read * word, stage=0, deps=(LoopDep("fl:QK", 2),)),
         compute_op("fl:QK", "pe2d", "QK", qk_steps * mac,
                    {"pe2d.mac": e * scores, "global_buffer.write": scores}, stage=1, deps=("fl:in",),
                    util=spatial_util(e * scores, rows * cols, qk_steps), fill_cycles=fill),
-        dram_op("fl:qk_io", arch, read_bytes=qk_dram * word, write_bytes=qk_dram * word, stage=2,
+        dram_op("fl:qk_io", arch, read_bytes=traffic.qk_read * word, write_bytes=traffic.qk_write * word, stage=2,
                 deps=("fl:QK",)),
         *three_pass_softmax("fl:", arch, p1, m, stage=3, first_deps=("fl:qk_io", "fl:QK")),
-        dram_op("fl:a_io", arch, read_bytes=a_dram * word, write_bytes=a_dram * word, stage=4,
+        dram_op("fl:a_io", arch, read_bytes=traffic.a_read * word, write_bytes=traffic.a_write * word, stage=4,
                 deps=("fl:A",)),
         compute_op("fl:AV", "pe2d", "AV", av_steps * mac,
                    {"pe2d.mac": f * scores, "global_buffer.read": scores}, stage=5,
                    deps=("fl:a_io", "fl:A"), util=spatial_util(f * scores, rows * cols, av_steps),
                    fill_cycles=fill),
-        dram_op("fl:out", arch, write_bytes=f * p1 * word, stage=6, deps=("fl:AV",)),
+        dram_op("fl:out", arch, write_bytes=traffic.output_write * word, stage=6, deps=("fl:AV",)),
     ]
     blocks = loop_blocks(templates, iterations, closed_form=options.closed_form, name="fl")
     schedule = Schedule(blocks=tuple(blocks), name=f"{DESIGN} {workload.name} seq {seq}")

@@ -102,10 +102,10 @@ def test_spill_rule_when_the_table_gives_none(tmp_path) -> None:  # type: ignore
     from attnsim.mappers.flat_config import MAPPINGS_DIR
 
     text = (MAPPINGS_DIR / "flat-cloud.yaml").read_text(encoding="utf-8")
-    stated = "spill_fraction: 0.0078\n        source: \"fact sheet §4.5 table, 4K, BERT"
+    stated = "spill_fraction: 0.007751937984496138\n        source: \"artifact flat_validation.csv, cloud, BERT/TrXL/T5 4K\""
     assert stated in text
     path = tmp_path / "flat-test.yaml"
-    path.write_text(text.replace(stated, stated.replace("0.0078", "null")), encoding="utf-8")
+    path.write_text(text.replace(stated, stated.replace("0.007751937984496138", "null")), encoding="utf-8")
     arch = load_arch("flat-cloud", {"global_buffer.capacity_bytes": 1 << 21})      # 2 MB
     workload = BERT.model_copy(update={"batch": 1, "heads": 1})
     mapped = map_attention(workload, 4096, arch, options=MapOptions(extra={"flat_table": str(path)}))
@@ -136,8 +136,8 @@ def test_extrapolation_is_exact() -> None:
 
 
 def test_point_missing_from_the_table_follows_flats_rule() -> None:
-    """2048 is not in the table: FLAT's rule (mappers.flat_rule) picks the configuration."""
-    mapped = map_attention(BERT, 2048, ARCH, options=MapOptions())
+    """3072 is not in the table: FLAT's rule (mappers.flat_rule) picks the configuration."""
+    mapped = map_attention(BERT, 3072, ARCH, options=MapOptions())
     assert mapped.choices["flat_table"].startswith("mappers.flat_rule")
     with pytest.raises(MappingError, match="not divisible by arrays.pe2d.cols = 256"):
         map_attention(BERT, 1000, ARCH, options=MapOptions())
