@@ -238,6 +238,29 @@ class Workload(SpecDocument):
         """
         return self.attention_shape(seq).macs()
 
+    def decoder_features(self) -> list[str]:
+        """What this workload asks of attention beyond the paper's encoders (empty for them): fewer K/V
+        heads than query heads, a causal mask, a sliding window, a phase other than prefill."""
+        features = []
+        if self.key_value_heads != self.heads:
+            features.append(f"kv_heads = {self.key_value_heads} of heads = {self.heads} (GQA/MQA)")
+        if self.causal:
+            features.append("causal")
+        if self.sliding_window is not None:
+            features.append(f"sliding_window = {self.sliding_window}")
+        if self.phase != "prefill":
+            features.append(f"phase = {self.phase}")
+        return features
+
+    def require_encoder_attention(self, what: str) -> None:
+        """MappingError naming the file when :meth:`decoder_features` is not empty: ``what`` (a design)
+        models non-causal self-attention with one K/V head per query head, and would silently drop them."""
+        features = self.decoder_features()
+        if features:
+            raise MappingError(f"{self.origin}: {what} models non-causal prefill self-attention with one K/V head "
+                               f"per query head; this workload has {', '.join(features)} (not simulated yet: "
+                               f"issue #15)")
+
     def kv_cache_bytes(self, seq: int, word_bytes: int = 2) -> int:
         """Bytes of the KV cache of all layers at ``seq`` tokens: ``layers B HKV seq (E + F) word``."""
         return self.layers * self.attention_shape(seq).kv_bytes(word_bytes)

@@ -163,6 +163,7 @@ def simulate(design: str | None, model: str | Workload, seq: int, arch: str | Pa
         design, cascade, mapping)
     workload = model if isinstance(model, Workload) else load_workload(model)
     seq = workload.check_seq(seq)
+    workload.require_encoder_attention(f"design {label}")
     if isinstance(arch, Arch):
         arch_spec = arch.with_overrides(overrides)
     else:

@@ -135,3 +135,14 @@ def test_chunked_prefill_queries_a_chunk_of_the_context() -> None:
     assert (shape.q_len, shape.kv_len) == (512, 8192)
     # the chunk's 512 queries are the last positions of 8192: they see 7681 .. 8192 keys
     assert shape.attended_pairs() == (7681 + 8192) * 512 // 2
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC_CONFIGS))
+def test_spatial_designs_refuse_what_they_would_silently_drop(name: str) -> None:
+    # The spatial designs model non-causal MHA prefill; a decoder workload must not run as if it were one.
+    from attnsim.studies.simulate import simulate
+
+    with pytest.raises(MappingError) as info:
+        simulate("fusemax", name, load_workload(name).seq_lengths[0])
+    text = str(info.value)
+    assert "\n" not in text and "causal" in text and "not simulated yet" in text
