@@ -74,14 +74,18 @@ def gpu_cascade(name_or_path: str, causal: bool) -> Cascade:
                      f"with a filter such as 'where m <= p', or a built-in {twin})")
 
 
-def _stamp(name_or_path: str) -> tuple[str, int, int]:
-    """What identifies a cascade file's content for the cache: its path, mtime and size."""
-    path = builtin_path(name_or_path) if name_or_path in builtin_names() else Path(name_or_path)
+def _file_stamp(path: Path) -> tuple[str, int, int]:
+    """What identifies a file's content for the caches below: its path, mtime and size."""
     try:
         stat = path.stat()
     except OSError:
         return (str(path), 0, 0)
     return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def _stamp(name_or_path: str) -> tuple[str, int, int]:
+    """The cache stamp of a cascade given by built-in name or path."""
+    return _file_stamp(builtin_path(name_or_path) if name_or_path in builtin_names() else Path(name_or_path))
 
 
 @functools.lru_cache(maxsize=64)
@@ -101,14 +105,9 @@ def gpu_mapping_spec(name_or_path: str) -> MappingSpec:
 
 
 def _mapping_stamp(name_or_path: str) -> tuple[str, int, int]:
+    """The cache stamp of a mapping given by name (specs/mappings/) or path."""
     path = Path(name_or_path)
-    if not path.suffix:
-        path = MAPPINGS_DIR / f"{name_or_path}.yaml"
-    try:
-        stat = path.stat()
-    except OSError:
-        return (str(path), 0, 0)
-    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    return _file_stamp(path if path.suffix else MAPPINGS_DIR / f"{name_or_path}.yaml")
 
 
 @functools.lru_cache(maxsize=64)
