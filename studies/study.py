@@ -17,6 +17,7 @@ A study (see ``docs/studies.md`` and ``specs/studies/gemm-example.yaml``)::
       arrays.pe2d.cols: "rows"     # a dotted key may be named by its last component
       global_buffer.capacity_bytes: "rows * 4096"
     plots: []                      # free-form mappings for the plotting commands
+    point_timeout_s: 3600          # wall-clock limit of one point (default 3600; null: none)
 
 A *point* is base + one combination of the grid and sweep values + the derived values, as one mapping
 of parameter name -> value, in that order. Axes are crossed with the first axis varying slowest; with
@@ -163,6 +164,18 @@ def _expressions(value: object) -> dict[str, str]:
     return out
 
 
+DEFAULT_POINT_TIMEOUT_S = 3600.0
+"""Wall-clock limit of one point when a study sets none (seconds; ``point_timeout_s: null``: none)."""
+
+
+def _timeout(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise _reject("a positive number of seconds (or null: no limit)", value)
+    return float(value)
+
+
 def _plots(value: object) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise _reject("a list of plot mappings", value)
@@ -187,6 +200,7 @@ class StudySpec(BaseModel):
     sweep: Annotated[dict[str, list[Any]], PlainValidator(_axes)] = {}
     derived: Annotated[dict[str, str], PlainValidator(_expressions)] = {}
     plots: Annotated[list[dict[str, Any]], PlainValidator(_plots)] = []
+    point_timeout_s: Annotated[float | None, PlainValidator(_timeout)] = DEFAULT_POINT_TIMEOUT_S
 
 
 def _validation_message(exc: ValidationError) -> str:
