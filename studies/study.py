@@ -4,7 +4,7 @@ A study (see ``docs/studies.md`` and ``specs/studies/gemm-example.yaml``)::
 
     name: buffer-vs-bandwidth      # also the default output directory out/<name>
     description: ...
-    kind: gemm                     # point kind from studies.points (or "module:function")
+    kind: gemm                     # a point kind's name (studies.points registry; never an import path)
     base: {arch: fusemax-cloud}    # fixed parameters of every point
     grid:                          # crossed (cartesian product), in this order
       dataflow: [os, ws]
@@ -98,7 +98,7 @@ def _text(value: object) -> str:
 
 def _kind_ref(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise _reject("a point kind name (e.g. gemm) or module:function", value)
+        raise _reject("a point kind name (e.g. gemm)", value)
     return value.strip()
 
 
