@@ -168,8 +168,12 @@ class LocalPool:
         if kill and worker.process.is_alive():
             worker.process.kill()
         worker.process.join(timeout=10)
+        exitcode = worker.process.exitcode
+        if exitcode is None:  # its pipe closed but it lingers: never leave it behind
+            worker.process.kill()
+            worker.process.join(timeout=10)
         worker.connection.close()
-        return worker.process.exitcode
+        return exitcode
 
     def close(self) -> None:
         """Stop every worker (asked politely when idle, killed otherwise); waits for them to exit."""
@@ -245,11 +249,13 @@ class LocalPool:
                 return worker.connection.recv()
         except (EOFError, OSError):
             pass  # it died mid-answer: handled as a death below
-        if worker.process.is_alive():  # no answer and alive: over its time limit
+        over = self.point_timeout_s is not None and elapsed >= self.point_timeout_s
+        if over and worker.process.is_alive():  # no answer, alive, out of time
             self._discard(worker, kill=True)
             return failure_outcome(f"TimeoutError: the point ran longer than its wall-clock limit of "
                                    f"{self.point_timeout_s:g} s (point_timeout_s), its worker was killed",
                                    elapsed)
+        # Dead (its pipe closed or its sentinel fired): wait for the exit status that says how.
         death = exit_description(self._discard(worker, kill=False))
         if worker.attempt == 0:
             self.retried.append(RetriedPoint(point.key, dict(point.params),

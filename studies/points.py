@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import math
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -319,6 +320,23 @@ def _error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}{at}" if text else f"{type(exc).__name__}{at}"
 
 
+def _non_finite(value: Any, path: str = "") -> tuple[str, float] | None:
+    """(dotted path, value) of the first NaN or infinity in a result, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path or "result", value)
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            found = _non_finite(item, f"{path}.{name}" if path else str(name))
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _non_finite(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
 def evaluate_point(kind: PointKind, point_json: str) -> dict[str, Any]:
     """Evaluate one resolved point; never raises for a failing point.
 
@@ -331,7 +349,11 @@ def evaluate_point(kind: PointKind, point_json: str) -> dict[str, Any]:
         result = kind.evaluate(json.loads(point_json))
         if not isinstance(result, Mapping):
             raise TypeError(f"point kind {kind.name} returned {type(result).__name__}, expected a mapping")
-        result_json = json.dumps(dict(result), separators=(",", ":"))
+        bad = _non_finite(result)
+        if bad is not None:
+            raise ValueError(f"point kind {kind.name} returned a non-finite number: {bad[0]} = {bad[1]!r} "
+                             "(NaN and infinity are not results; JSON cannot hold them)")
+        result_json = json.dumps(dict(result), separators=(",", ":"), allow_nan=False)
         outcome: dict[str, Any] = {"status": "ok", "result_json": result_json, "error": None}
     except Exception as exc:  # noqa: BLE001 -- a failing point is recorded, the sweep goes on
         outcome = {"status": "error", "result_json": None, "error": _error_line(exc)}

@@ -119,9 +119,9 @@ def connect(address: str, timeout_s: float = DEFAULT_SCHEDULER_TIMEOUT_S, quiet:
         client = _client(Client, address, timeout_s)
     except (OSError, TimeoutError, ValueError) as exc:
         text = " ".join(str(exc).split())
-        raise UsageError(f"--scheduler {address}: no Dask scheduler answered within {timeout_s:g} s "
-                         f"({text or type(exc).__name__}); is `dask scheduler` running there? "
-                         "(--scheduler-timeout sets the wait)") from None
+        raise UsageError(f"--scheduler {address}: no Dask scheduler there ({text or type(exc).__name__}); "
+                         "is `dask scheduler` running at that address? (--scheduler-timeout "
+                         f"{timeout_s:g} s bounds the wait)") from None
     try:
         if not client.scheduler_info().get("workers"):
             _say(quiet, f"attnsim: waiting for a Dask worker to join {address} (up to {timeout_s:g} s; "
@@ -136,8 +136,50 @@ def connect(address: str, timeout_s: float = DEFAULT_SCHEDULER_TIMEOUT_S, quiet:
     return client
 
 
+def _probe(address: str, timeout_s: float) -> None:
+    """Ask the server at ``address`` who it is (bounded by ``timeout_s``); OSError unless a scheduler.
+
+    Done before making a ``Client``: one that fails half-way (a server that is not Dask's may send
+    anything, e.g. a frame length of exabytes) leaves tracebacks behind when it is garbage-collected.
+    """
+    import asyncio
+
+    from distributed.core import rpc
+
+    async def identity() -> Any:
+        async with rpc(address, timeout=timeout_s) as remote:
+            return await remote.identity()
+
+    answer: dict[str, Any] = {}
+
+    def ask() -> None:  # on a thread of its own: no event loop of the caller's is touched
+        try:
+            answer["info"] = asyncio.run(asyncio.wait_for(identity(), timeout_s))
+        except BaseException as exc:  # noqa: BLE001 -- re-raised in the caller's thread
+            answer["error"] = exc
+
+    thread = threading.Thread(target=ask, name="attnsim-dask-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s + 5.0)
+    try:
+        if thread.is_alive():
+            raise TimeoutError
+        if "error" in answer:
+            raise answer["error"]
+        info = answer["info"]
+    except (asyncio.TimeoutError, TimeoutError) as exc:
+        raise OSError(f"timed out after {timeout_s:g} s") from exc
+    except Exception as exc:  # noqa: BLE001 -- whatever a stranger's reply makes the protocol raise
+        text = " ".join(str(exc).split())[:200]
+        raise OSError(f"{type(exc).__name__}: {text}" if text else type(exc).__name__) from exc
+    if not isinstance(info, dict) or info.get("type") != "Scheduler":
+        shown = info.get("type") if isinstance(info, dict) else type(info).__name__
+        raise OSError(f"the server there is not a Dask scheduler (it says {shown!r})")
+
+
 def _client(client_type: Any, address: str, timeout_s: float) -> Any:
-    """``Client(address)``, bounded by ``timeout_s`` even when the server accepts but never speaks."""
+    """``Client(address)`` of a server that :func:`_probe` found to be a scheduler."""
+    _probe(address, timeout_s)
     return client_type(address, timeout=f"{timeout_s}s", set_as_default=False)
 
 
