@@ -34,6 +34,8 @@ the :class:`matplotlib.figure.Figure`, so tests can read back what was drawn.
 from __future__ import annotations
 
 import math
+import re
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +48,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after selecting the backend)
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError  # noqa: E402
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError  # noqa: E402
 
 from attnsim.studies.errors import UsageError  # noqa: E402
 from attnsim.studies.store import PointRecord  # noqa: E402
@@ -155,6 +157,27 @@ class RooflinePlot(_Entry):
     order: list[Any] | None = None
 
 
+_NUMBER_SPEC_RE = re.compile(r"^(?:.?[<>=^])?[-+ ]?#?0?(?P<width>\d{0,3})[,_]?(?:\.\d{1,2})?[eEfFgG%n]?$")
+
+
+def _number_format(text: str) -> str:
+    """A label format with plain ``{}`` / ``{:spec}`` number fields only (no names, attributes, indexes,
+    conversions or nested fields), widths under 1000: ``str.format`` cannot reach anything else."""
+    try:
+        fields = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"expected a format such as '{{:g}} GiB/s' ({exc})") from None
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if name != "" or conversion is not None or not _NUMBER_SPEC_RE.match(spec or ""):
+            raise ValueError(f"expected plain number fields such as {{:g}} or {{:.2f}}, got "
+                             f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}")
+    if sum(name is not None for _, name, _, _ in fields) > 1:
+        raise ValueError(f"expected at most one number field (the series value), got '{text}'")
+    return text
+
+
 class LinesPlot(_Entry):
     """Lines of ``y`` against ``x`` per series, a panel per ``panels`` value (module docstring)."""
 
@@ -168,7 +191,7 @@ class LinesPlot(_Entry):
     series: str
     series_label: str | None = None
     series_scale: float = 1.0
-    series_format: str = "{:g}"
+    series_format: Annotated[str, AfterValidator(_number_format)] = "{:g}"
     panels: str | None = None
     log_x: bool = False
     log_y: bool = False

@@ -13,7 +13,7 @@ A study (see ``docs/studies.md`` and ``specs/studies/gemm-example.yaml``)::
     #  the other -- e.g. a design grid plus a differently shaped sizing sweep in one study)
     sweep:                         # architecture overrides (--set style), crossed after the grid
       arrays.pe2d.rows: [16, 32]
-    derived:                       # computed from each point: sympy expressions of earlier keys
+    derived:                       # computed from each point: arithmetic of earlier keys (studies.arith)
       arrays.pe2d.cols: "rows"     # a dotted key may be named by its last component
       global_buffer.capacity_bytes: "rows * 4096"
     plots: []                      # free-form mappings for the plotting commands
@@ -36,12 +36,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import sympy
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
 from attnsim.archsim.errors import SpecError
 from attnsim.archsim.spec import Arch, read_yaml_mapping
+from attnsim.studies.arith import FUNCTIONS as ARITH_FUNCTIONS
+from attnsim.studies.arith import Expression, compile_arithmetic
 from attnsim.studies.errors import UsageError
 
 SECTIONS = ("base", "grid", "sweep", "derived")
@@ -225,52 +226,42 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# Derived expressions: a small, python-free subset of sympy syntax.
+# Derived expressions: bounded arithmetic (studies.arith), never Python's eval.
 
-FUNCTIONS: dict[str, Any] = {
-    "min": sympy.Min, "max": sympy.Max, "floor": sympy.floor, "ceiling": sympy.ceiling,
-    "ceil": sympy.ceiling, "sqrt": sympy.sqrt, "log": sympy.log, "exp": sympy.exp, "abs": sympy.Abs,
-}
+FUNCTIONS = tuple(ARITH_FUNCTIONS)
 """Functions a derived expression may call."""
-
-_TOKEN_RE = re.compile(r"""
-    (?P<space>\s+)
-  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
-  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)
-  | (?P<op>\*\*|//|[-+*/%(),])
-""", re.VERBOSE)
 
 
 @dataclass(frozen=True)
 class DerivedExpression:
-    """One ``derived`` entry: ``key`` = ``expr`` with ``symbols[i]`` standing for parameter ``names[i]``."""
+    """One ``derived`` entry: ``key`` = ``text``, using the parameters ``names`` (full keys)."""
 
     key: str
     text: str
-    expr: sympy.Expr
-    symbols: tuple[sympy.Symbol, ...]
-    names: tuple[str, ...]
+    expression: Expression
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The parameter keys the expression uses, in order of first use."""
+        return self.expression.names
 
     def evaluate(self, point: Mapping[str, Any]) -> int | float:
-        """The value at ``point``: an int when the result is an integer, else a float.
+        """The value at ``point``: an int when the result is a whole number from exact arithmetic,
+        else a float.
 
-        Raises ValueError (one line) if a parameter it uses is not a number or the result is not finite.
+        Raises ValueError (one line) if a parameter it uses is not a number, or the expression cannot be
+        evaluated within its bounds (studies.arith) or to a finite number.
         """
-        substitutions = {}
-        for symbol, name in zip(self.symbols, self.names):
+        values: dict[str, int | float] = {}
+        for name in self.names:
             value = point[name]
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ValueError(f"'{name}' is {_describe(value)}, not a number")
-            substitutions[symbol] = sympy.Integer(value) if isinstance(value, int) else sympy.Float(value)
-        result = self.expr.xreplace(substitutions)
-        if result.is_Integer:
-            return int(result)
-        if result.is_Rational:
-            return float(result)
-        value = complex(result.evalf()) if result.is_number else None
-        if value is None or value.imag != 0 or value.real != value.real or abs(value.real) == float("inf"):
-            raise ValueError(f"'{self.text}' is {result}, not a finite real number")
-        return float(value.real)
+            values[name] = value
+        try:
+            return self.expression.evaluate(values)
+        except ValueError as exc:
+            raise ValueError(f"'{self.text}': {exc}") from None
 
 
 def _aliases(keys: list[str]) -> dict[str, str]:
@@ -290,51 +281,10 @@ def _aliases(keys: list[str]) -> dict[str, str]:
 def compile_expression(key: str, text: str, known_keys: list[str]) -> DerivedExpression:
     """Parse ``text`` whose names are parameters in ``known_keys`` (or their last components).
 
-    Raises ValueError (one line, without the file) on a bad character, an unknown name or bad syntax.
+    Raises ValueError (one line, without the file) on a bad character, an unknown name, bad syntax or an
+    expression over the bounds of :mod:`studies.arith`.
     """
-    aliases = _aliases(known_keys)
-    tokens: list[tuple[str, str]] = []
-    position = 0
-    while position < len(text):
-        match = _TOKEN_RE.match(text, position)
-        if match is None:
-            raise ValueError(f"unexpected {text[position]!r} at column {position + 1} of '{text}'")
-        position = match.end()
-        if match.lastgroup != "space":
-            tokens.append((match.lastgroup or "", match.group()))
-    pieces: list[str] = []
-    symbols: dict[str, sympy.Symbol] = {}
-    names: list[str] = []
-    for index, (group, token) in enumerate(tokens):
-        if group != "name":
-            pieces.append(token)
-            continue
-        is_call = index + 1 < len(tokens) and tokens[index + 1][1] == "("
-        if is_call and token in FUNCTIONS:
-            pieces.append(token)
-            continue
-        if token not in aliases:
-            known = ", ".join(sorted(aliases)) or "none"
-            what = "function" if is_call else "name"
-            raise ValueError(f"unknown {what} '{token}' in '{text}' (known names: {known}; "
-                             f"functions: {', '.join(FUNCTIONS)})")
-        full = aliases[token]
-        if full not in names:
-            names.append(full)
-            symbols[full] = sympy.Symbol(f"attnsim_p{len(names) - 1}")
-        pieces.append(symbols[full].name)
-    source = " ".join(pieces)
-    local_names: dict[str, Any] = dict(FUNCTIONS)
-    local_names.update({symbol.name: symbol for symbol in symbols.values()})
-    try:
-        expr = sympy.sympify(source, locals=local_names, rational=False)
-    except (sympy.SympifyError, SyntaxError, TypeError, ValueError, AttributeError, ZeroDivisionError):
-        raise ValueError(f"cannot read the expression '{text}' (expected arithmetic with + - * / // % ** "
-                         f"and {', '.join(FUNCTIONS)})") from None
-    if not isinstance(expr, sympy.Expr):
-        raise ValueError(f"cannot read the expression '{text}' (expected one arithmetic expression)")
-    return DerivedExpression(key=key, text=text, expr=expr,
-                             symbols=tuple(symbols[name] for name in names), names=tuple(names))
+    return DerivedExpression(key=key, text=text, expression=compile_arithmetic(text, _aliases(known_keys)))
 
 
 # --------------------------------------------------------------------------------------------------
