@@ -6,10 +6,12 @@ full simulations: ``archsim.engine.run(schedule, trace=True)``.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable
 from pathlib import Path
 
 from attnsim.archsim.result import Result, TraceRow
+from attnsim.safe_io import read_text, write_text_atomic
 
 COLUMNS = TraceRow._fields
 
@@ -27,21 +29,21 @@ def write_trace_csv(result_or_timeline: Result | Iterable[TraceRow], path: str |
     else:
         rows = result_or_timeline
     count = 0
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        for row in rows:
-            writer.writerow(tuple(row))
-            count += 1
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow(tuple(row))
+        count += 1
+    write_text_atomic(path, buffer.getvalue())  # whole or not at all (attnsim.safe_io)
     return count
 
 
 def read_trace_csv(path: str | Path) -> list[TraceRow]:
     """Read a timeline written by :func:`write_trace_csv`."""
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        return [TraceRow(row["unit"], row["einsum"], row["op_id"], row["block"], int(row["iteration"]),
-                         int(row["start_cycle"]), int(row["end_cycle"])) for row in reader]
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    return [TraceRow(row["unit"], row["einsum"], row["op_id"], row["block"], int(row["iteration"]),
+                     int(row["start_cycle"]), int(row["end_cycle"])) for row in reader]
 
 
 def plot_gantt(timeline: Iterable[TraceRow], path: str | Path, title: str = "") -> None:

@@ -123,6 +123,12 @@ def run_paper(out_dir: str | Path = "out/paper", designs: Sequence[str] = PAPER_
     _check_inputs(designs, models, seqs)
     if jobs < 1:
         raise UsageError(f"--jobs: expected a positive integer, got {jobs}")
+    from attnsim.studies.outputs import output_dir, output_file
+
+    output_dir("--out", out_dir)  # before hours of simulation, not after
+    for name in ("attention.csv", "end2end.csv", "summary.md"):
+        if (Path(out_dir) / name).exists():
+            output_file("--out", Path(out_dir) / name)
     outcome = PaperRun()
     for name in designs:
         try:

@@ -33,6 +33,7 @@ the :class:`matplotlib.figure.Figure`, so tests can read back what was drawn.
 """
 from __future__ import annotations
 
+import io
 import math
 import re
 import string
@@ -792,11 +793,17 @@ def gantt(trace_csv: str | Path, out: str | Path, title: str = "") -> int:
 
     from attnsim.archsim.trace import COLUMNS, plot_gantt, read_trace_csv
 
+    from attnsim.safe_io import FileProblem, read_text
+    from attnsim.studies.outputs import output_file
+
     path = Path(trace_csv)
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"--gantt {path}: no such file")
-    with open(path, newline="") as handle:
-        header = next(csv.reader(handle), [])
+    try:
+        text = read_text(path)
+    except FileProblem as exc:
+        raise UsageError(f"--gantt {exc.named(str(path))}") from None
+    header = next(csv.reader(io.StringIO(text, newline="")), [])
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise UsageError(f"--gantt {path}: line 1: missing column '{missing[0]}' (expected the columns "
@@ -813,6 +820,7 @@ def gantt(trace_csv: str | Path, out: str | Path, title: str = "") -> int:
     if suffix not in supported:
         raise UsageError(f"--out {target}: expected a file name ending in one of "
                          f"{', '.join('.' + s for s in sorted(supported))}")
+    output_file("--out", target, create_parents=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     plot_gantt(rows, target, title=title or path.stem)
     return len(rows)

@@ -23,6 +23,7 @@ from attnsim.archsim.engine import run as run_schedule
 from attnsim.archsim.result import Result
 from attnsim.archsim.spec import Arch, load_arch
 from attnsim.archsim.trace import write_trace_csv
+from attnsim.studies.outputs import output_file
 from attnsim.mappers.attention_ops import bytes_per_cycle
 from attnsim.mappers.designs import DESIGNS, MapOptions, design as design_entry, mapper as design_mapper
 from attnsim.mappers.gemm import DATAFLOWS, map_gemm, plan_gemm
@@ -127,6 +128,8 @@ def simulate(design: str, model: str | Workload, seq: int, arch: str | Path | Ar
 
     Raises the layers' user errors (UsageError, MappingError, SpecError) with one-line messages.
     """
+    if trace is not None:
+        output_file("--trace", trace)
     map_attention = load_mapper(design)
     entry = DESIGNS[design]
     workload = model if isinstance(model, Workload) else load_workload(model)

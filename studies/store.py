@@ -83,22 +83,36 @@ class ResultStore:
         self.path = Path(path)
         if not create and not self.path.is_file():
             raise UsageError(f"{self.path}: no results database (run `attnsim sweep` first)")
+        if self.path.exists() and not self.path.is_file():
+            raise UsageError(f"{self.path}: not a file, expected a results database")
         try:
-            self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._check_version()
+            if create:
+                self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(_SCHEMA)
+            else:  # reading only: never write a schema (or anything) into someone's file
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                           timeout=60.0, isolation_level=None)
+                tables = {row[0] for row in self._db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if not {"points", "meta"} <= tables:
+                    self._db.close()
+                    raise UsageError(f"{self.path}: not a results database (no 'points' table; "
+                                     "written by `attnsim sweep`?)")
+            self._check_version(write=create)
         except sqlite3.DatabaseError as exc:
-            raise UsageError(f"{self.path}: cannot open as a results database ({exc})") from None
+            raise UsageError(f"{self.path}: cannot open as a results database ({_one_line(exc)})") from None
 
     @classmethod
     def in_directory(cls, directory: str | Path, *, create: bool = True) -> ResultStore:
         """The store ``directory/results.sqlite``."""
         return cls(Path(directory) / DATABASE_NAME, create=create)
 
-    def _check_version(self) -> None:
+    def _check_version(self, write: bool = True) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        if row is None and not write:
+            raise UsageError(f"{self.path}: not a results database (no schema version)")
         if row is None:
             self._db.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)",
                              (SCHEMA_VERSION,))
@@ -137,16 +151,29 @@ class ResultStore:
 
     # -- reading ----------------------------------------------------------------------------------
 
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.execute(sql).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"{self.path}: the results database is damaged ({_one_line(exc)}); "
+                             "move it away and re-run the sweep") from None
+
     def statuses(self) -> dict[str, str]:
         """{key: status} of every stored point."""
-        return dict(self._db.execute("SELECT key, status FROM points").fetchall())
+        return dict(self._query("SELECT key, status FROM points"))
 
     def records(self, keys: Iterable[str] | None = None) -> list[PointRecord]:
         """Stored points (all, or those in ``keys``), ordered by study, then point index, then key."""
-        rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM points "
-                                "ORDER BY study, point_index, key").fetchall()
+        rows = self._query(f"SELECT {', '.join(_COLUMNS)} FROM points ORDER BY study, point_index, key")
         wanted = None if keys is None else set(keys)
-        return [_decode(row) for row in rows if wanted is None or row[0] in wanted]
+        try:
+            return [_decode(row) for row in rows if wanted is None or row[0] in wanted]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise UsageError(f"{self.path}: a row of the results database is damaged ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _decode(row: tuple[Any, ...]) -> PointRecord:

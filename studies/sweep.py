@@ -34,7 +34,8 @@ from typing import Any
 from attnsim.studies.errors import UsageError
 from attnsim.studies.executor import LocalPool, RetriedPoint, failure_outcome
 from attnsim.studies.points import PointKind, ResolvedPoint, evaluate_point, get_kind, resolve_points
-from attnsim.studies.store import ResultStore
+from attnsim.studies.outputs import output_dir
+from attnsim.studies.store import DATABASE_NAME, ResultStore
 from attnsim.studies.study import Study, load_study
 
 __all__ = ["FailedPoint", "RetriedPoint", "SweepSummary", "connect", "run_sweep",
@@ -333,15 +334,13 @@ def run_sweep(study: Study | str | Path, out_dir: str | Path | None = None, *, w
 def _sweep(study: Study, points: list[ResolvedPoint], kind: PointKind, out_dir: str | Path | None,
            workers: int | None, client: Any, quiet: bool, retry_failed: bool,
            point_timeout_s: float | None) -> SweepSummary:
-    directory = Path(out_dir) if out_dir is not None else Path("out") / study.name
-    if directory.exists() and not directory.is_dir():
-        raise UsageError(f"--out {directory}: exists and is not a directory")
+    directory = output_dir("--out", Path(out_dir) if out_dir is not None else Path("out") / study.name)
+    if (directory / DATABASE_NAME).exists() and not (directory / DATABASE_NAME).is_file():
+        raise UsageError(f"--out {directory}: {DATABASE_NAME} there is not a file")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"--out {directory}: cannot create the directory ({exc.strerror or exc})") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {directory}: the directory is not writable")
     with _directory_lock(directory), ResultStore.in_directory(directory) as store:
         _copy_study(study, directory)
         stored = store.statuses()

@@ -15,6 +15,7 @@ from typing import Any
 from attnsim.archsim.engine import run as run_schedule
 from attnsim.archsim.spec import load_arch, parse_overrides
 from attnsim.archsim.trace import write_trace_csv
+from attnsim.studies.outputs import output_file
 from attnsim.mappers.gemm import DATAFLOWS, FILL_DRAIN, map_gemm, plan_gemm
 from attnsim.studies.errors import UsageError
 
@@ -91,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
     """Parse, map, simulate, print. Bad input raises the layer's error (exit 2 via studies.cli)."""
     m, n, k = (_dimension(name, text) for name, text in (("M", args.m), ("N", args.n), ("K", args.k)))
     overrides = parse_overrides(args.overrides)
+    if args.trace:
+        output_file("--trace", args.trace)
     report = gemm_report(m, n, k, args.arch, args.dataflow, args.fill_drain, overrides, args.trace)
     if args.json:
         print(json.dumps(report, indent=2))

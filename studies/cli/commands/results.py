@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from attnsim.studies.errors import UsageError
+from attnsim.studies.outputs import output_file, write_output
 from attnsim.studies.store import DATABASE_NAME, ResultStore, tidy_table
 
 
@@ -48,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.csv:
         write_csv(columns, rows, sys.stdout)
         return 0
-    target = directory / "results.csv"
-    with target.open("w", encoding="utf-8", newline="") as stream:
-        write_csv(columns, rows, stream)
+    target = output_file("--csv", directory / "results.csv")
+    buffer = io.StringIO(newline="")
+    write_csv(columns, rows, buffer)
+    write_output("--csv", target, buffer.getvalue())
     print(f"wrote {len(rows)} rows x {len(columns)} columns to {target}")
     return 0
