@@ -13,6 +13,7 @@ from typing import Any
 from attnsim.archsim.gpu_spec import DTYPES, GpuSpec, load_gpu
 from attnsim.mappers.gpu_common import HEAD_DIMS, GpuAttention, GpuRun, fa3_protocol_workload, simulate
 from attnsim.studies.errors import UsageError
+from attnsim.studies.limits import MAX_GPU_ROWS, MAX_GPU_SEQ, size_problem
 
 GPU_DESIGNS: dict[str, str] = {
     "flash2": "attnsim.mappers.gpu_flash2",
@@ -75,7 +76,15 @@ def make_workload(seq: int, head_dim: int, *, causal: bool = False, dtype: str =
                          f"got {head_dim!r}")
     if dtype not in DTYPES:
         raise UsageError(f"gpu: --dtype: expected one of {', '.join(DTYPES)}, got '{dtype}'")
-    return fa3_protocol_workload(seq, head_dim, causal=causal, dtype=dtype, batch=batch, heads=heads)
+    problem = size_problem("--seq", seq, MAX_GPU_SEQ, "GPU attention")
+    if problem is not None:
+        raise UsageError(f"gpu: {problem}")
+    workload = fa3_protocol_workload(seq, head_dim, causal=causal, dtype=dtype, batch=batch, heads=heads)
+    rows = workload.batch * workload.heads * workload.seq
+    problem = size_problem("--batch x --heads x --seq", rows, MAX_GPU_ROWS, "GPU attention")
+    if problem is not None:
+        raise UsageError(f"gpu: {problem}")
+    return workload
 
 
 def predict(spec: GpuSpec, design: str, workload: GpuAttention, options: Any = None) -> GpuRun:

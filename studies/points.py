@@ -368,11 +368,15 @@ def evaluate_point(kind: PointKind, point_json: str) -> dict[str, Any]:
 
 def _check_gemm(params: Mapping[str, Any]) -> None:
     from attnsim.mappers.gemm import DATAFLOWS, FILL_DRAIN
+    from attnsim.studies.limits import MAX_GEMM_DIM, size_problem
 
     for key in ("M", "N", "K"):
         value = params[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ParamProblem(key, f"expected a positive integer, got {value!r}")
+        problem = size_problem(key, value, MAX_GEMM_DIM, "a GEMM dimension")
+        if problem is not None:
+            raise ParamProblem(key, problem.split(": ", 1)[1])
     if params["dataflow"] not in DATAFLOWS:
         raise ParamProblem("dataflow", f"expected one of {', '.join(DATAFLOWS)}, got "
                                        f"{params['dataflow']!r}")

@@ -23,6 +23,7 @@ from attnsim.archsim.engine import run as run_schedule
 from attnsim.archsim.result import Result
 from attnsim.archsim.spec import Arch, load_arch
 from attnsim.archsim.trace import write_trace_csv
+from attnsim.studies.limits import MAX_ATTENTION_SEQ, size_problem
 from attnsim.studies.outputs import output_file
 from attnsim.mappers.attention_ops import bytes_per_cycle
 from attnsim.mappers.designs import DESIGNS, MapOptions, design as design_entry, mapper as design_mapper
@@ -134,6 +135,9 @@ def simulate(design: str, model: str | Workload, seq: int, arch: str | Path | Ar
     entry = DESIGNS[design]
     workload = model if isinstance(model, Workload) else load_workload(model)
     seq = workload.check_seq(seq)
+    problem = size_problem("--seq", seq, MAX_ATTENTION_SEQ, "attention on a spatial array")
+    if problem is not None:
+        raise UsageError(problem)
     if isinstance(arch, Arch):
         arch_spec = arch.with_overrides(overrides)
     else:

@@ -15,6 +15,7 @@ from typing import Any
 from attnsim.archsim.engine import run as run_schedule
 from attnsim.archsim.spec import load_arch, parse_overrides
 from attnsim.archsim.trace import write_trace_csv
+from attnsim.studies.limits import MAX_GEMM_DIM, size_problem
 from attnsim.studies.outputs import output_file
 from attnsim.mappers.gemm import DATAFLOWS, FILL_DRAIN, map_gemm, plan_gemm
 from attnsim.studies.errors import UsageError
@@ -52,6 +53,9 @@ def _dimension(name: str, text: str) -> int:
         raise UsageError(f"gemm: {name}: expected a positive integer, got '{text}'") from None
     if value < 1:
         raise UsageError(f"gemm: {name}: expected a positive integer, got {value}")
+    problem = size_problem(name, value, MAX_GEMM_DIM, "a GEMM dimension")
+    if problem is not None:
+        raise UsageError(f"gemm: {problem}")
     return value
 
 
