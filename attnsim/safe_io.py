@@ -173,9 +173,20 @@ def check_output_file(path: str | Path, *, overwrite: bool = True) -> Path:
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise FileProblem(f"cannot write there: the directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise FileProblem(f"cannot write there: the directory {parent} is not writable")
+    _probe_writable(parent, f"cannot write there: the directory {parent} is not writable")
     return target
+
+
+def _probe_writable(directory: Path, message: str) -> None:
+    """FileProblem(``message``) unless a file can be created in ``directory`` (tried for real: access()
+    says yes to root even on a read-only or virtual filesystem). The probe file leaves no trace."""
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise FileProblem(message)
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".attnsim-probe-"):
+            pass
+    except OSError as exc:
+        raise FileProblem(f"{message} ({exc.strerror or exc})") from None
 
 
 def check_output_dir(path: str | Path) -> Path:
@@ -187,16 +198,14 @@ def check_output_dir(path: str | Path) -> Path:
     if target.exists() and not target.is_dir():
         raise FileProblem("exists and is not a directory")
     if target.is_dir():
-        if not os.access(target, os.W_OK | os.X_OK):
-            raise FileProblem("the directory is not writable")
+        _probe_writable(target, "the directory is not writable")
         return target
     ancestor = target.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise FileProblem(f"cannot create the directory: {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise FileProblem(f"cannot create the directory: {ancestor} is not writable")
+    _probe_writable(ancestor, f"cannot create the directory: {ancestor} is not writable")
     return target
 
 
@@ -219,4 +228,4 @@ def write_text_atomic(path: str | Path, text: str) -> None:
                 os.unlink(handle.name)
             except OSError:
                 pass
-        raise FileProblem(f"cannot write the file ({exc.strerror or exc})") from None
+        raise FileProblem(f"{target}: cannot write the file ({exc.strerror or exc})") from None

@@ -178,7 +178,10 @@ class Expression:
             return -operand if isinstance(node.op, ast.USub) else operand
         if isinstance(node, ast.BinOp):
             left, right = self._eval(node.left, values), self._eval(node.right, values)
-            return _check_size(_binary(node.op, left, right))
+            try:
+                return _check_size(_binary(node.op, left, right))
+            except OverflowError:  # e.g. a huge exact value meeting a float
+                raise ValueError("an intermediate value is larger than the largest float") from None
         assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
         function = FUNCTIONS[node.func.id][0]
         try:

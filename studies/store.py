@@ -15,8 +15,10 @@ One row per point (table ``points``)::
     finished_at    TEXT               ISO-8601 UTC, when it finished
     wall_s         REAL               evaluation time in seconds
 
-The database is in WAL mode with ``synchronous=FULL`` and every :meth:`ResultStore.record` is its own
-committed transaction, so a sweep killed at any moment keeps every point it had finished.
+The database is in WAL mode with ``synchronous=FULL`` while a sweep writes it, and every
+:meth:`ResultStore.record` is its own committed transaction, so a sweep killed at any moment keeps every
+point it had finished. A store opened only to read (``create=False``) is opened read-only and never
+written; a writer that closes last puts the file back in rollback-journal mode.
 """
 from __future__ import annotations
 
@@ -81,6 +83,7 @@ class ResultStore:
         Raises UsageError if ``create`` is False and there is no database, or the file is not one of ours.
         """
         self.path = Path(path)
+        self._writer = False
         if not create and not self.path.is_file():
             raise UsageError(f"{self.path}: no results database (run `attnsim sweep` first)")
         if self.path.exists() and not self.path.is_file():
@@ -91,6 +94,7 @@ class ResultStore:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(_SCHEMA)
+                self._writer = True
             else:  # reading only: never write a schema (or anything) into someone's file
                 self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
                                            timeout=60.0, isolation_level=None)
@@ -127,7 +131,17 @@ class ResultStore:
         self.close()
 
     def close(self) -> None:
-        """Close the connection (everything recorded is already committed)."""
+        """Close the connection (everything recorded is already committed).
+
+        A writer leaves the file in rollback-journal mode when it is the last one using it, so that a
+        later read-only open (``attnsim results``, ``plot``) creates no ``-wal``/``-shm`` files beside it.
+        """
+        if self._writer:
+            try:
+                self._db.execute("PRAGMA busy_timeout = 100")
+                self._db.execute("PRAGMA journal_mode = DELETE")
+            except sqlite3.DatabaseError:
+                pass  # another connection is open: it stays in WAL mode, which is fine
         self._db.close()
 
     # -- writing ----------------------------------------------------------------------------------

@@ -334,6 +334,8 @@ def run_sweep(study: Study | str | Path, out_dir: str | Path | None = None, *, w
 def _sweep(study: Study, points: list[ResolvedPoint], kind: PointKind, out_dir: str | Path | None,
            workers: int | None, client: Any, quiet: bool, retry_failed: bool,
            point_timeout_s: float | None) -> SweepSummary:
+    if out_dir is not None and str(out_dir) == "":
+        raise UsageError("--out: expected a directory name, got an empty one")
     directory = output_dir("--out", Path(out_dir) if out_dir is not None else Path("out") / study.name)
     if (directory / DATABASE_NAME).exists() and not (directory / DATABASE_NAME).is_file():
         raise UsageError(f"--out {directory}: {DATABASE_NAME} there is not a file")
