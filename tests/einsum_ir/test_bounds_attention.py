@@ -91,3 +91,14 @@ def test_an_input_read_in_two_passes_is_reread_without_a_spill() -> None:
     (entry,) = [e for e in bounds.live if e.kind == "reread"]
     assert entry.tensor == "A" and entry.passes == (1, 2)
     assert same(entry.reread_traffic, K) and entry.spill_write == 0
+
+
+def test_bounds_are_immutable_values() -> None:
+    # A mapper reads the bounds of a shared analysis; nothing may change them under another reader.
+    import dataclasses
+
+    bounds = live_bounds(analyze_passes(builtin("attention-2pass"), "M"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bounds.total = sympy.Integer(0)  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bounds.live[0].footprint = sympy.Integer(0)  # type: ignore[misc]
