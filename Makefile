@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,18 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2
+
+# Mutation testing (cosmic-ray, not in CI): one session per mutation/*.toml (a module and the tests
+# that exercise it), in out/mutation/; prints each module's surviving mutants. Slow: minutes per module.
+mutate: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
+	mkdir -p out/mutation
+	@for config in mutation/*.toml; do \
+	  name=$$(basename $$config .toml); session=out/mutation/$$name.sqlite; \
+	  [ -f $$session ] || $(BIN)/cosmic-ray init $$config $$session; \
+	  $(BIN)/cosmic-ray exec $$config $$session; \
+	  echo "== $$name"; $(BIN)/cr-report $$session | tail -n 3; \
+	done
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_kernels.py

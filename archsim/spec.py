@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, PlainValidator, PrivateAttr, Validat
 from pydantic_core import PydanticCustomError
 
 from attnsim.archsim.errors import SpecError, describe_value, known_keys_at, validation_problem
+from attnsim.safe_io import FileProblem, check_yaml_shape, read_text
 
 SPECS_DIR: Path = Path(str(resources.files("attnsim.specs").joinpath("arch")))
 """Where ``load_arch`` looks up architectures given by name (the file stem)."""
@@ -81,9 +82,10 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 def read_yaml_mapping(path: Path, display: str) -> dict[str, Any]:
     """Read a YAML file whose top level is a mapping; ``display`` names the file in error messages."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{display}: cannot read the file ({exc.strerror or exc})") from None
+        text = read_text(path)
+        check_yaml_shape(text, _SpecLoader)
+    except FileProblem as exc:
+        raise SpecError(exc.named(display)) from None
     try:
         data = yaml.load(text, Loader=_SpecLoader)  # noqa: S506 -- a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -584,7 +586,11 @@ def spec_kind(path_or_name: str | Path) -> str:
 
 def _spec_kind(path: Path) -> str:
     """The ``kind`` of a spec file, read from its top-level ``kind:`` line without parsing the YAML."""
-    for line in path.read_text().splitlines():
+    try:
+        text = read_text(path)
+    except FileProblem:
+        return "accelerator"  # loading it as one reports the problem
+    for line in text.splitlines():
         if line.startswith("kind:"):
             return line.split(":", 1)[1].split("#", 1)[0].strip() or "accelerator"
     return "accelerator"

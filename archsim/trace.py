@@ -24,12 +24,14 @@ lane with more operations than the drawing has columns shows the busiest Einsum 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from attnsim.archsim.result import Result, TraceRow
+from attnsim.safe_io import read_text, write_text_atomic
 
 COLUMNS = TraceRow._fields
 """The CSV header of a trace."""
@@ -64,21 +66,21 @@ def write_trace_csv(result_or_timeline: Result | Iterable[TraceRow], path: str |
     """
     rows = _rows_of(result_or_timeline)
     count = 0
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        for row in rows:
-            writer.writerow(tuple(row))
-            count += 1
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for row in rows:
+        writer.writerow(tuple(row))
+        count += 1
+    write_text_atomic(path, buffer.getvalue())  # whole or not at all (attnsim.safe_io)
     return count
 
 
 def read_trace_csv(path: str | Path) -> list[TraceRow]:
     """Read a timeline written by :func:`write_trace_csv`."""
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        return [TraceRow(row["unit"], row["einsum"], row["op_id"], row["block"], int(row["iteration"]),
-                         int(row["start_cycle"]), int(row["end_cycle"])) for row in reader]
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    return [TraceRow(row["unit"], row["einsum"], row["op_id"], row["block"], int(row["iteration"]),
+                     int(row["start_cycle"]), int(row["end_cycle"])) for row in reader]
 
 
 def trace_events(rows: Sequence[TraceRow], clock_hz: float, process_name: str = "attnsim schedule"
@@ -136,8 +138,7 @@ def write_trace(result_or_timeline: Result | Iterable[TraceRow], path: str | Pat
 
 def read_trace_json(path: str | Path) -> list[TraceRow]:
     """Read the operations of a trace-event file written by :func:`write_trace_json` (from ``args``)."""
-    with open(path, encoding="utf-8") as handle:
-        document = json.load(handle)
+    document = json.loads(read_text(path))
     events = document["traceEvents"] if isinstance(document, dict) else document
     units = {event["tid"]: event["args"]["name"] for event in events
              if event.get("ph") == "M" and event.get("name") == "thread_name"}

@@ -11,6 +11,8 @@ import networkx
 import sympy
 import yaml
 
+from attnsim.safe_io import FileProblem, check_yaml_shape, read_text
+
 from attnsim.einsum_ir import schedule as scheduling
 from attnsim.einsum_ir.declarations import FunctionSpec, ReduceSpec, declare_functions, declare_reduce_ops
 from attnsim.einsum_ir.errors import CascadeError, cascade_error
@@ -28,10 +30,10 @@ def load_cascade(path: str | Path) -> Cascade:
     """Read and validate the cascade in ``path``."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise cascade_error(str(path), None, f"cannot read cascade file ({exc.strerror})", str(path),
-                            "a readable YAML file") from None
+        text = read_text(path)
+    except FileProblem as exc:
+        what = exc.detail.replace("cannot read the file", "cannot read cascade file", 1)
+        raise cascade_error(str(path), exc.line, what, str(path), "a readable UTF-8 YAML file") from None
     return load_cascade_text(text, path=path)
 
 
@@ -80,6 +82,11 @@ class _Loader:
 
     # -- main ------------------------------------------------------------------------------------------
     def load(self) -> Cascade:
+        try:
+            check_yaml_shape(self.text)
+        except FileProblem as exc:
+            raise self.error(exc.line, exc.detail, "document", "a YAML mapping of at most "
+                             "64 levels") from None
         try:
             root = yaml.compose(self.text, Loader=yaml.SafeLoader)
             data = yaml.safe_load(self.text)

@@ -13,6 +13,8 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     that gathers them. A type is listed only once its module exists.
     """
     types: list[type[BaseException]] = [UsageError]
+    from attnsim.safe_io import FileProblem  # a file that cannot be read or written (names it)
+    types.append(FileProblem)
     try:
         from attnsim.einsum_ir.errors import CascadeError
         types.append(CascadeError)

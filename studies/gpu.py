@@ -33,6 +33,7 @@ from attnsim.mappers.gpu_common import (
 from attnsim.mappers.gpu_mapping import gpu_section, with_switches
 from attnsim.mappers.mapping_spec import MAPPINGS_DIR, MappingSpec, load_mapping
 from attnsim.studies.errors import UsageError
+from attnsim.studies.limits import MAX_GPU_ROWS, MAX_GPU_SEQ, size_problem
 
 GPU_DESIGNS: dict[str, tuple[str, str]] = {
     "flash2": ("attention-1pass", "gpu-flash2"),
@@ -128,7 +129,15 @@ def make_workload(seq: int, head_dim: int, *, causal: bool = False, dtype: str =
                          f"got {head_dim!r}")
     if dtype not in DTYPES:
         raise UsageError(f"gpu: --dtype: expected one of {', '.join(DTYPES)}, got '{dtype}'")
-    return fa3_protocol_workload(seq, head_dim, causal=causal, dtype=dtype, batch=batch, heads=heads)
+    problem = size_problem("--seq", seq, MAX_GPU_SEQ, "GPU attention")
+    if problem is not None:
+        raise UsageError(f"gpu: {problem}")
+    workload = fa3_protocol_workload(seq, head_dim, causal=causal, dtype=dtype, batch=batch, heads=heads)
+    rows = workload.batch * workload.heads * workload.seq
+    problem = size_problem("--batch x --heads x --seq", rows, MAX_GPU_ROWS, "GPU attention")
+    if problem is not None:
+        raise UsageError(f"gpu: {problem}")
+    return workload
 
 
 def predict(spec: GpuSpec, design: str, workload: GpuAttention,

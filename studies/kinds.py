@@ -99,6 +99,10 @@ def _check_attention(params: Mapping[str, Any]) -> None:
     except MappingError as exc:
         raise ParamProblem("model", " ".join(str(exc).split())) from None
     _positive_int(params, "seq")
+    from attnsim.studies.limits import MAX_ATTENTION_SEQ, size_problem
+    problem = size_problem("seq", params["seq"], MAX_ATTENTION_SEQ, "attention on a spatial array")
+    if problem is not None:
+        raise ParamProblem("seq", problem.split(": ", 1)[1])
     _boolean(params, "end_to_end")
     _boolean(params, "closed_form")
     if params["sizing"] not in SIZINGS:
@@ -203,6 +207,10 @@ def _check_gpu(params: Mapping[str, Any]) -> None:
         except MappingError as exc:
             raise ParamProblem("mapping", " ".join(str(exc).split())) from None
     _positive_int(params, "seq")
+    from attnsim.studies.limits import MAX_GPU_SEQ, size_problem
+    problem = size_problem("seq", params["seq"], MAX_GPU_SEQ, "GPU attention")
+    if problem is not None:
+        raise ParamProblem("seq", problem.split(": ", 1)[1])
     if params["head_dim"] not in HEAD_DIMS or isinstance(params["head_dim"], bool):
         raise ParamProblem("head_dim", f"expected one of {', '.join(map(str, HEAD_DIMS))}, "
                                        f"got {params['head_dim']!r}")

@@ -112,6 +112,10 @@ def _check_inputs(designs: Sequence[str], models: Sequence[str], seqs: Sequence[
     for seq in seqs:
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
             raise UsageError(f"--seqs: expected positive integers, got {seq!r}")
+        from attnsim.studies.limits import MAX_ATTENTION_SEQ, size_problem
+        problem = size_problem("--seqs", seq, MAX_ATTENTION_SEQ, "attention on a spatial array")
+        if problem is not None:
+            raise UsageError(problem)
     if not designs or not models or not seqs:
         raise UsageError("paper: expected at least one design, one model and one sequence length")
 
@@ -123,6 +127,14 @@ def run_paper(out_dir: str | Path = "out/paper", designs: Sequence[str] = PAPER_
     _check_inputs(designs, models, seqs)
     if jobs < 1:
         raise UsageError(f"--jobs: expected a positive integer, got {jobs}")
+    from attnsim.studies.outputs import output_dir, output_file
+
+    if str(out_dir) == "":
+        raise UsageError("--out: expected a directory name, got an empty one")
+    output_dir("--out", out_dir)  # before hours of simulation, not after
+    for name in ("attention.csv", "end2end.csv", "summary.md"):
+        if (Path(out_dir) / name).exists():
+            output_file("--out", Path(out_dir) / name)
     outcome = PaperRun()
     for name in designs:
         try:

@@ -44,8 +44,10 @@ the :class:`matplotlib.figure.Figure`, so tests can read back what was drawn.
 """
 from __future__ import annotations
 
+import io
 import math
 import re
+import string
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,7 +62,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError  # noqa: E402
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError  # noqa: E402
 
 from attnsim.studies.errors import UsageError  # noqa: E402
 from attnsim.studies.store import PointRecord  # noqa: E402
@@ -210,6 +212,27 @@ class RooflinePlot(_Entry):
     order: list[Any] | None = None
 
 
+_NUMBER_SPEC_RE = re.compile(r"^(?:.?[<>=^])?[-+ ]?#?0?(?P<width>\d{0,3})[,_]?(?:\.\d{1,2})?[eEfFgG%n]?$")
+
+
+def _number_format(text: str) -> str:
+    """A label format with plain ``{}`` / ``{:spec}`` number fields only (no names, attributes, indexes,
+    conversions or nested fields), widths under 1000: ``str.format`` cannot reach anything else."""
+    try:
+        fields = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise ValueError(f"expected a format such as '{{:g}} GiB/s' ({exc})") from None
+    for _, name, spec, conversion in fields:
+        if name is None:
+            continue
+        if name != "" or conversion is not None or not _NUMBER_SPEC_RE.match(spec or ""):
+            raise ValueError(f"expected plain number fields such as {{:g}} or {{:.2f}}, got "
+                             f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}")
+    if sum(name is not None for _, name, _, _ in fields) > 1:
+        raise ValueError(f"expected at most one number field (the series value), got '{text}'")
+    return text
+
+
 class LinesPlot(_Entry):
     """Lines of ``y`` against ``x`` per series, a panel per ``panels`` value (module docstring)."""
 
@@ -223,7 +246,7 @@ class LinesPlot(_Entry):
     series: str
     series_label: str | None = None
     series_scale: float = 1.0
-    series_format: str = "{:g}"
+    series_format: Annotated[str, AfterValidator(_number_format)] = "{:g}"
     panels: str | None = None
     log_x: bool = False
     log_y: bool = False
@@ -1042,12 +1065,18 @@ def gantt(trace: str | Path, out: str | Path, title: str = "") -> int:
 
     from attnsim.archsim.trace import COLUMNS, plot_gantt, read_trace_csv, read_trace_json
 
+    from attnsim.safe_io import FileProblem, read_text
+    from attnsim.studies.outputs import output_file
+
     path = Path(trace)
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"--gantt {path}: no such file")
+    try:
+        text = read_text(path)
+    except FileProblem as exc:
+        raise UsageError(f"--gantt {exc.named(str(path))}") from None
     if path.suffix.lower() == ".csv":
-        with open(path, newline="") as handle:
-            header = next(csv.reader(handle), [])
+        header = next(csv.reader(io.StringIO(text, newline="")), [])
         missing = [c for c in COLUMNS if c not in header]
         if missing:
             raise UsageError(f"--gantt {path}: line 1: missing column '{missing[0]}' (expected the columns "
@@ -1073,6 +1102,7 @@ def gantt(trace: str | Path, out: str | Path, title: str = "") -> int:
     if suffix not in supported:
         raise UsageError(f"--out {target}: expected a file name ending in one of "
                          f"{', '.join('.' + s for s in sorted(supported))}")
+    output_file("--out", target, create_parents=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context(DEFAULT_STYLE.rc()):
         plot_gantt(rows, target, title=title or path.stem)

@@ -1,9 +1,14 @@
 """Point kinds (what one point of a study computes), point resolution and hashing, point evaluation.
 
 A *point kind* turns one resolved point into a JSON-serialisable mapping of results (units in the key
-names: ``cycles``, ``energy_pj``, ``latency_s``). Kinds are looked up by name in a registry, or
-imported from ``module:attribute`` (the attribute is a :class:`PointKind` or a plain function
-``evaluate(point) -> dict``), so a study can use a kind that attnsim does not ship.
+names: ``cycles``, ``energy_pj``, ``latency_s``). A study names its kind; the name is looked up in a
+registry and nowhere else -- a study file never names code to import:
+
+- the kinds attnsim ships (:data:`BUILTIN_KINDS`);
+- kinds an installed package declares as entry points in the group ``attnsim.kinds``
+  (:data:`ENTRY_POINT_GROUP`; ``my-kind = my_package.module:MY_KIND``, a :class:`PointKind` or a
+  function ``evaluate(point) -> dict``): installing a package is the user's decision, not the study's;
+- kinds registered at run time in this process with :func:`register_kind`.
 
 The resolved point that a kind evaluates (and that is hashed into the point's key) is::
 
@@ -18,14 +23,15 @@ the sha256 of the point's canonical JSON (sorted keys, no spaces). Evaluation ge
 a point evaluates identically in this process, in a local worker process or on a Dask worker.
 
 Adding a kind that ships with attnsim: add ``"name": "module:attribute"`` to :data:`BUILTIN_KINDS`
-(imported on first use). A kind registered at run time with :func:`register_kind` is visible to this
-process; worker processes see it as long as its ``evaluate`` function is importable by module path.
+(imported on first use). Worker processes receive the kind object itself (pickled by reference), so
+a kind registered at run time works in them as long as its functions are importable by module path.
 """
 from __future__ import annotations
 
 import hashlib
 import importlib
 import json
+import math
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -110,46 +116,57 @@ def unregister_kind(name: str) -> None:
     _registered.pop(name, None)
 
 
+ENTRY_POINT_GROUP = "attnsim.kinds"
+"""The entry-point group in which an installed package declares point kinds."""
+
+
+def _entry_points() -> dict[str, Any]:
+    """{name: entry point} of the kinds installed packages declare (first declaration wins)."""
+    found: dict[str, Any] = {}
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(entry.name, entry)
+    return found
+
+
 def kind_names() -> list[str]:
-    """Names of the built-in and registered kinds."""
-    return sorted({*BUILTIN_KINDS, *_registered})
+    """Names of the built-in, installed (entry point) and registered kinds."""
+    return sorted({*BUILTIN_KINDS, *_entry_points(), *_registered})
 
 
-def _import_attribute(ref: str) -> object:
+def _import_builtin(ref: str) -> object:
+    """The attribute at ``module:attribute`` of a :data:`BUILTIN_KINDS` entry (our own table)."""
     module_name, _, attribute = ref.partition(":")
-    if not module_name or not attribute:
-        raise UsageError(f"'{ref}': expected module:attribute")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"'{ref}': cannot import module '{module_name}' ({exc})") from None
-    target: object = module
-    for part in attribute.split("."):
-        if not hasattr(target, part):
-            raise UsageError(f"'{ref}': module '{module_name}' has no attribute '{attribute}'")
-        target = getattr(target, part)
-    return target
+    return getattr(importlib.import_module(module_name), attribute)
 
 
-def get_kind(ref: str) -> PointKind:
-    """The kind named ``ref`` (registry, then built-ins), or the one at ``module:attribute``.
+def get_kind(name: str) -> PointKind:
+    """The kind registered, built in or installed under ``name``.
 
-    Raises UsageError (one line, without a file name) if there is no such kind.
+    Raises UsageError (one line, without a file name) if there is no such kind; ``module:function``
+    is refused like any unknown name (a study cannot make attnsim import code).
     """
-    if ref in _registered:
-        return _registered[ref]
-    if ref in BUILTIN_KINDS:
-        target = _import_attribute(BUILTIN_KINDS[ref])
-    elif ":" in ref:
-        target = _import_attribute(ref)
+    if name in _registered:
+        return _registered[name]
+    if name in BUILTIN_KINDS:
+        target = _import_builtin(BUILTIN_KINDS[name])
     else:
-        raise UsageError(f"unknown point kind '{ref}' (known: {', '.join(kind_names())}; "
-                         "or module:function)")
+        entry = _entry_points().get(name)
+        if entry is None:
+            hint = (" -- a study names a kind, it cannot name code to import; a package adds kinds "
+                    f"by declaring an entry point in the group '{ENTRY_POINT_GROUP}'") if (
+                ":" in name or "." in name) else ""
+            raise UsageError(f"unknown point kind '{name}' (known: {', '.join(kind_names())}){hint}")
+        try:
+            target = entry.load()
+        except Exception as exc:  # noqa: BLE001 -- an installed plugin that cannot load
+            raise UsageError(f"point kind '{name}' (entry point {entry.value} in "
+                             f"{ENTRY_POINT_GROUP}) cannot be loaded: {type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())}") from None
     if isinstance(target, PointKind):
         return target
     if callable(target):
-        return PointKind(name=ref, evaluate=target)  # type: ignore[arg-type]
-    raise UsageError(f"'{ref}': expected a PointKind or a function evaluate(point) -> dict")
+        return PointKind(name=name, evaluate=target)  # type: ignore[arg-type]
+    raise UsageError(f"point kind '{name}': expected a PointKind or a function evaluate(point) -> dict")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -302,6 +319,23 @@ def _error_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}{at}" if text else f"{type(exc).__name__}{at}"
 
 
+def _non_finite(value: Any, path: str = "") -> tuple[str, float] | None:
+    """(dotted path, value) of the first NaN or infinity in a result, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path or "result", value)
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            found = _non_finite(item, f"{path}.{name}" if path else str(name))
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _non_finite(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
 def evaluate_point(kind: PointKind, point_json: str) -> dict[str, Any]:
     """Evaluate one resolved point; never raises for a failing point.
 
@@ -314,7 +348,11 @@ def evaluate_point(kind: PointKind, point_json: str) -> dict[str, Any]:
         result = kind.evaluate(json.loads(point_json))
         if not isinstance(result, Mapping):
             raise TypeError(f"point kind {kind.name} returned {type(result).__name__}, expected a mapping")
-        result_json = json.dumps(dict(result), separators=(",", ":"))
+        bad = _non_finite(result)
+        if bad is not None:
+            raise ValueError(f"point kind {kind.name} returned a non-finite number: {bad[0]} = {bad[1]!r} "
+                             "(NaN and infinity are not results; JSON cannot hold them)")
+        result_json = json.dumps(dict(result), separators=(",", ":"), allow_nan=False)
         outcome: dict[str, Any] = {"status": "ok", "result_json": result_json, "error": None}
     except Exception as exc:  # noqa: BLE001 -- a failing point is recorded, the sweep goes on
         outcome = {"status": "error", "result_json": None, "error": _error_line(exc)}
@@ -329,11 +367,15 @@ def evaluate_point(kind: PointKind, point_json: str) -> dict[str, Any]:
 
 def _check_gemm(params: Mapping[str, Any]) -> None:
     from attnsim.mappers.gemm import DATAFLOWS, FILL_DRAIN
+    from attnsim.studies.limits import MAX_GEMM_DIM, size_problem
 
     for key in ("M", "N", "K"):
         value = params[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ParamProblem(key, f"expected a positive integer, got {value!r}")
+        problem = size_problem(key, value, MAX_GEMM_DIM, "a GEMM dimension")
+        if problem is not None:
+            raise ParamProblem(key, problem.split(": ", 1)[1])
     if params["dataflow"] not in DATAFLOWS:
         raise ParamProblem("dataflow", f"expected one of {', '.join(DATAFLOWS)}, got "
                                        f"{params['dataflow']!r}")

@@ -24,6 +24,8 @@ from attnsim.archsim.engine import run as run_schedule
 from attnsim.archsim.result import Result
 from attnsim.archsim.spec import Arch, load_arch
 from attnsim.archsim.trace import write_trace
+from attnsim.studies.limits import MAX_ATTENTION_SEQ, size_problem
+from attnsim.studies.outputs import output_file
 from attnsim.mappers.attention_ops import bytes_per_cycle
 from attnsim.mappers.designs import DESIGNS, MapOptions, design as design_entry, mapper as design_mapper
 from attnsim.mappers.gemm import DATAFLOWS, map_gemm, plan_gemm
@@ -159,10 +161,15 @@ def simulate(design: str | None, model: str | Workload, seq: int, arch: str | Pa
     """
     from attnsim.mappers.cascade_mapper import map_cascade
 
+    if trace is not None:
+        output_file("--trace", trace)
     label, cascade_name, mapping_name, cascade_obj, mapping_obj, default_arch = _resolve_mapping(
         design, cascade, mapping)
     workload = model if isinstance(model, Workload) else load_workload(model)
     seq = workload.check_seq(seq)
+    problem = size_problem("--seq", seq, MAX_ATTENTION_SEQ, "attention on a spatial array")
+    if problem is not None:
+        raise UsageError(problem)
     workload.require_encoder_attention(f"design {label}")
     if isinstance(arch, Arch):
         arch_spec = arch.with_overrides(overrides)

@@ -19,10 +19,12 @@ The view ``results_flat`` reads the same rows without any JSON unpacking by the 
 (``pandas.read_sql("SELECT * FROM results_flat", sqlite3.connect(path))``): one row per point, with
 key, study, kind, status, error, every parameter and every result scalar as its own column, named as
 :func:`tidy_table` names them (``cycles``, ``energy_breakdown_pj.dram.read``; a list is one JSON text
-cell). It is rebuilt from the stored rows whenever a store is closed.
+cell). A writer brings it up to date when it closes the store.
 
-The database is in WAL mode with ``synchronous=FULL`` and every :meth:`ResultStore.record` is its own
-committed transaction, so a sweep killed at any moment keeps every point it had finished.
+The database is in WAL mode with ``synchronous=FULL`` while a sweep writes it, and every
+:meth:`ResultStore.record` is its own committed transaction, so a sweep killed at any moment keeps every
+point it had finished. A store opened only to read (``create=False``) is opened read-only and never
+written; a writer that closes last puts the file back in rollback-journal mode.
 """
 from __future__ import annotations
 
@@ -88,24 +90,40 @@ class ResultStore:
         Raises UsageError if ``create`` is False and there is no database, or the file is not one of ours.
         """
         self.path = Path(path)
+        self._writer = False
         if not create and not self.path.is_file():
             raise UsageError(f"{self.path}: no results database (run `attnsim sweep` first)")
+        if self.path.exists() and not self.path.is_file():
+            raise UsageError(f"{self.path}: not a file, expected a results database")
         try:
-            self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._check_version()
+            if create:
+                self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(_SCHEMA)
+                self._writer = True
+            else:  # reading only: never write a schema (or anything) into someone's file
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                           timeout=60.0, isolation_level=None)
+                tables = {row[0] for row in self._db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if not {"points", "meta"} <= tables:
+                    self._db.close()
+                    raise UsageError(f"{self.path}: not a results database (no 'points' table; "
+                                     "written by `attnsim sweep`?)")
+            self._check_version(write=create)
         except sqlite3.DatabaseError as exc:
-            raise UsageError(f"{self.path}: cannot open as a results database ({exc})") from None
+            raise UsageError(f"{self.path}: cannot open as a results database ({_one_line(exc)})") from None
 
     @classmethod
     def in_directory(cls, directory: str | Path, *, create: bool = True) -> ResultStore:
         """The store ``directory/results.sqlite``."""
         return cls(Path(directory) / DATABASE_NAME, create=create)
 
-    def _check_version(self) -> None:
+    def _check_version(self, write: bool = True) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        if row is None and not write:
+            raise UsageError(f"{self.path}: not a results database (no schema version)")
         if row is None:
             self._db.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', ?)",
                              (SCHEMA_VERSION,))
@@ -120,11 +138,22 @@ class ResultStore:
         self.close()
 
     def close(self) -> None:
-        """Close the connection (everything recorded is already committed); bring the flat view up to date."""
-        try:
-            self.refresh_flat_view()
-        except sqlite3.Error:  # the view is a convenience (e.g. a read-only file): never fail a close over it
-            pass
+        """Close the connection (everything recorded is already committed); a writer brings the flat view
+        up to date.
+
+        A writer leaves the file in rollback-journal mode when it is the last one using it, so that a
+        later read-only open (``attnsim results``, ``plot``) creates no ``-wal``/``-shm`` files beside it.
+        """
+        if self._writer:
+            try:
+                self.refresh_flat_view()
+            except sqlite3.Error:  # the view is a convenience: never fail a close over it
+                pass
+            try:
+                self._db.execute("PRAGMA busy_timeout = 100")
+                self._db.execute("PRAGMA journal_mode = DELETE")
+            except sqlite3.DatabaseError:
+                pass  # another connection is open: it stays in WAL mode, which is fine
         self._db.close()
 
     def refresh_flat_view(self, *, force: bool = False) -> None:
@@ -169,16 +198,29 @@ class ResultStore:
 
     # -- reading ----------------------------------------------------------------------------------
 
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.execute(sql).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"{self.path}: the results database is damaged ({_one_line(exc)}); "
+                             "move it away and re-run the sweep") from None
+
     def statuses(self) -> dict[str, str]:
         """{key: status} of every stored point."""
-        return dict(self._db.execute("SELECT key, status FROM points").fetchall())
+        return dict(self._query("SELECT key, status FROM points"))
 
     def records(self, keys: Iterable[str] | None = None) -> list[PointRecord]:
         """Stored points (all, or those in ``keys``), ordered by study, then point index, then key."""
-        rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM points "
-                                "ORDER BY study, point_index, key").fetchall()
+        rows = self._query(f"SELECT {', '.join(_COLUMNS)} FROM points ORDER BY study, point_index, key")
         wanted = None if keys is None else set(keys)
-        return [_decode(row) for row in rows if wanted is None or row[0] in wanted]
+        try:
+            return [_decode(row) for row in rows if wanted is None or row[0] in wanted]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise UsageError(f"{self.path}: a row of the results database is damaged ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _decode(row: tuple[Any, ...]) -> PointRecord:

@@ -4,7 +4,7 @@ A study (see ``docs/studies.md`` and ``specs/studies/gemm-example.yaml``)::
 
     name: buffer-vs-bandwidth      # also the default output directory out/<name>
     description: ...
-    kind: gemm                     # point kind from studies.points (or "module:function")
+    kind: gemm                     # a point kind's name (studies.points registry; never an import path)
     base: {arch: fusemax-cloud}    # fixed parameters of every point
     grid:                          # crossed (cartesian product), in this order
       dataflow: [os, ws]
@@ -13,10 +13,11 @@ A study (see ``docs/studies.md`` and ``specs/studies/gemm-example.yaml``)::
     #  the other -- e.g. a design grid plus a differently shaped sizing sweep in one study)
     sweep:                         # architecture overrides (--set style), crossed after the grid
       arrays.pe2d.rows: [16, 32]
-    derived:                       # computed from each point: arithmetic of earlier keys
+    derived:                       # computed from each point: arithmetic of earlier keys (studies.arith)
       arrays.pe2d.cols: "rows"     # a dotted key may be named by its last component
       global_buffer.capacity_bytes: "rows * 4096"
     plots: []                      # free-form mappings for the plotting commands
+    point_timeout_s: 3600          # wall-clock limit of one point (default 3600; null: none)
 
 A *point* is base + one combination of the grid and sweep values + the derived values, as one mapping
 of parameter name -> value, in that order. Axes are crossed with the first axis varying slowest; with
@@ -41,8 +42,9 @@ from pydantic_core import PydanticCustomError
 
 from attnsim.archsim.errors import SpecError, describe_value as _describe, format_validation_error
 from attnsim.archsim.spec import Arch, is_arch_key, read_yaml_mapping, resolve_named_file
+from attnsim.studies.arith import FUNCTIONS as ARITH_FUNCTIONS
+from attnsim.studies.arith import Expression, compile_arithmetic
 from attnsim.studies.errors import UsageError
-from attnsim.studies.expressions import Expression, compile_expression as compile_arithmetic
 from attnsim.studies.points import get_kind  # points owns the point types and never imports this module
 
 SECTIONS = ("base", "grid", "sweep", "derived")
@@ -84,7 +86,7 @@ def _text(value: object) -> str:
 def _kind_ref(value: object) -> str:
     """A point kind name (gemm, attention, gpu) or module:function."""
     if not isinstance(value, str) or not value.strip():
-        raise _reject("a point kind name (e.g. gemm) or module:function", value)
+        raise _reject("a point kind name (e.g. gemm)", value)
     return value.strip()
 
 
@@ -152,6 +154,18 @@ def _expressions(value: object) -> dict[str, str]:
     return out
 
 
+DEFAULT_POINT_TIMEOUT_S = 3600.0
+"""Wall-clock limit of one point when a study sets none (seconds; ``point_timeout_s: null``: none)."""
+
+
+def _timeout(value: object) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise _reject("a positive number of seconds (or null: no limit)", value)
+    return float(value)
+
+
 def _plots(value: object) -> list[dict[str, Any]]:
     """A list of plot mappings (docs/studies.md)."""
     if not isinstance(value, list):
@@ -178,31 +192,46 @@ class StudySpec(BaseModel):
     sweep: Annotated[dict[str, list[Any]], PlainValidator(_axes)] = {}
     derived: Annotated[dict[str, str], PlainValidator(_expressions)] = {}
     plots: Annotated[list[dict[str, Any]], PlainValidator(_plots)] = []
+    point_timeout_s: Annotated[float | None, PlainValidator(_timeout)] = DEFAULT_POINT_TIMEOUT_S
 
 
 # --------------------------------------------------------------------------------------------------
-# Derived expressions: arithmetic of earlier parameters (studies.expressions: ast, whitelisted).
+# Derived expressions: bounded arithmetic (studies.arith), never Python's eval.
+
+FUNCTIONS = tuple(ARITH_FUNCTIONS)
+"""Functions a derived expression may call."""
 
 
 @dataclass(frozen=True)
 class DerivedExpression:
-    """One ``derived`` entry: ``key`` = ``text``, reading the parameters ``names``."""
+    """One ``derived`` entry: ``key`` = ``text``, using the parameters ``names`` (full keys)."""
 
     key: str
     text: str
-    compiled: Expression
+    expression: Expression
 
     @property
     def names(self) -> tuple[str, ...]:
-        """The parameter keys the expression reads, in order of first use."""
-        return self.compiled.names
+        """The parameter keys the expression uses, in order of first use."""
+        return self.expression.names
 
     def evaluate(self, point: Mapping[str, Any]) -> int | float:
-        """The value at ``point``: an int when the result is an integer, else a float.
+        """The value at ``point``: an int when the result is a whole number from exact arithmetic,
+        else a float.
 
-        Raises ValueError (one line) if a parameter it uses is not a number or the result is not finite.
+        Raises ValueError (one line) if a parameter it uses is not a number, or the expression cannot be
+        evaluated within its bounds (studies.arith) or to a finite number.
         """
-        return self.compiled.evaluate(point)
+        values: dict[str, int | float] = {}
+        for name in self.names:
+            value = point[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"'{name}' is {_describe(value)}, not a number")
+            values[name] = value
+        try:
+            return self.expression.evaluate(values)
+        except ValueError as exc:
+            raise ValueError(f"'{self.text}': {exc}") from None
 
 
 def _aliases(keys: list[str]) -> dict[str, str]:
@@ -222,9 +251,10 @@ def _aliases(keys: list[str]) -> dict[str, str]:
 def compile_expression(key: str, text: str, known_keys: list[str]) -> DerivedExpression:
     """Parse ``text`` whose names are parameters in ``known_keys`` (or their last components).
 
-    Raises ValueError (one line, without the file) on a bad construct, an unknown name or bad syntax.
+    Raises ValueError (one line, without the file) on a bad character, an unknown name, bad syntax or an
+    expression over the bounds of :mod:`studies.arith`.
     """
-    return DerivedExpression(key=key, text=text, compiled=compile_arithmetic(text, _aliases(known_keys)))
+    return DerivedExpression(key=key, text=text, expression=compile_arithmetic(text, _aliases(known_keys)))
 
 
 # --------------------------------------------------------------------------------------------------

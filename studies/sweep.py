@@ -2,35 +2,50 @@
 
 Where points run:
 
-- one worker (``workers=1``) or a single point to run: in this process, one after the other;
-- otherwise on local cores: a ``concurrent.futures.ProcessPoolExecutor`` (spawned processes);
+- on local cores: a :class:`studies.executor.LocalPool` of ``workers`` spawned processes (also for
+  ``workers=1``: a point that kills its process never takes the sweep with it). A worker that dies is
+  replaced and its point evaluated once more; a point over its wall-clock limit is stored as failed;
+  workers exit when the sweep's process dies;
 - with ``scheduler="tcp://host:port"``: on an existing Dask cluster, through a
-  ``dask.distributed.Client`` (its workers need attnsim installed, and the point kind's module).
+  ``dask.distributed.Client`` (its workers need attnsim installed, and the point kind's module). The
+  sweep waits up to ``scheduler_timeout_s`` for the scheduler and for a first worker, saying so.
 
 Whatever runs them, the parent process writes every result into ``DIR/results.sqlite`` as it arrives
 (one committed transaction per point). A point is a pure function of its resolved JSON
 (:mod:`studies.points`), so results do not depend on the worker count or the scheduler. Points already
-in the store are skipped: finished ones always, failed ones unless ``retry_failed``.
+in the store are skipped: finished ones always, failed ones unless ``retry_failed``. One sweep at a
+time writes a directory: a second one on the same ``out_dir`` stops with a one-line message
+(``DIR/.sweep.lock``, an advisory ``flock`` released when its holder exits, however it exits).
 """
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
 import os
 import shutil
+import signal
 import sys
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from attnsim.studies.errors import UsageError
+from attnsim.studies.executor import LocalPool, RetriedPoint, failure_outcome
 from attnsim.studies.points import PointKind, ResolvedPoint, evaluate_point, get_kind, resolve_points
-from attnsim.studies.store import ResultStore
+from attnsim.studies.outputs import output_dir
+from attnsim.studies.store import DATABASE_NAME, ResultStore
 from attnsim.studies.study import Study, load_study
 
+__all__ = ["FailedPoint", "RetriedPoint", "SweepSummary", "connect", "run_sweep",
+           "DEFAULT_SCHEDULER_TIMEOUT_S", "LOCK_NAME"]
+
 Outcome = dict[str, Any]
+
+DEFAULT_SCHEDULER_TIMEOUT_S = 30.0
+"""How long a sweep waits for a Dask scheduler to answer, and then for its first worker (seconds)."""
+LOCK_NAME = ".sweep.lock"
 
 
 @dataclass(frozen=True)
@@ -50,6 +65,7 @@ class SweepSummary:
         study: the study's name. out_dir: its output directory. total: points in the study.
         skipped: points already in the store and not re-run. ran: points evaluated by this sweep.
         ok: points of the study whose stored status is ok. failed: points whose stored status is error.
+        retried: points evaluated a second time because their worker process died.
     """
 
     study: str
@@ -59,6 +75,7 @@ class SweepSummary:
     ran: int
     ok: int
     failed: list[FailedPoint] = field(default_factory=list)
+    retried: list[RetriedPoint] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -66,53 +83,20 @@ class SweepSummary:
         return 1 if self.failed else 0
 
 
-def _now_iso() -> str:
-    from datetime import datetime, timezone
-    return datetime.now(tz=timezone.utc).isoformat(timespec="microseconds")
-
-
-def _lost(error: BaseException) -> Outcome:
-    """The outcome of a point whose worker never reported (died, could not be reached)."""
-    stamp = _now_iso()
-    text = " ".join(str(error).split())
-    return {"status": "error", "result_json": None,
-            "error": f"{type(error).__name__}: {text}" if text else type(error).__name__,
-            "started_at": stamp, "finished_at": stamp, "wall_s": 0.0}
-
-
 # --------------------------------------------------------------------------------------------------
 # Executors: each yields (point, outcome) as points finish.
 
 
-def _run_here(kind: PointKind, points: Sequence[ResolvedPoint]) -> Iterator[tuple[ResolvedPoint, Outcome]]:
-    for point in points:
-        yield point, evaluate_point(kind, point.point_json)
+def connect(address: str, timeout_s: float = DEFAULT_SCHEDULER_TIMEOUT_S, quiet: bool = False) -> Any:
+    """A ``dask.distributed.Client`` of the scheduler at ``address`` that has at least one worker.
 
-
-def _run_local(kind: PointKind, points: Sequence[ResolvedPoint], workers: int
-               ) -> Iterator[tuple[ResolvedPoint, Outcome]]:
-    context = multiprocessing.get_context("spawn")
-    executor = ProcessPoolExecutor(max_workers=min(workers, len(points)), mp_context=context)
-    try:
-        pending = {executor.submit(evaluate_point, kind, point.point_json): point for point in points}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                point = pending.pop(future)
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # noqa: BLE001 -- e.g. a worker process died
-                    outcome = _lost(exc)
-                yield point, outcome
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
-
-
-def connect(address: str) -> Any:
-    """A ``dask.distributed.Client`` of the scheduler at ``address``; UsageError if it cannot be reached."""
+    Prints a line on stderr while it waits. Raises UsageError (one line) for an address that is not
+    ``SCHEME://host:port``, a scheduler that does not answer within ``timeout_s`` seconds (nothing
+    listening, or a server that is not a Dask scheduler), or one with no worker after ``timeout_s`` more.
+    """
     try:
         from distributed import Client
-        from distributed.comm.addressing import parse_address
+        from distributed.comm.addressing import parse_address, parse_host_port
         from distributed.comm.registry import backends
     except ImportError as exc:  # pragma: no cover -- dask[distributed] is a dependency
         raise UsageError(f"--scheduler {address}: dask.distributed is not installed ({exc})") from None
@@ -123,11 +107,86 @@ def connect(address: str) -> Any:
     if scheme not in backends or not location:
         raise UsageError(f"--scheduler {address}: expected SCHEME://host:port with SCHEME one of "
                          f"{', '.join(sorted(backends))}")
+    if scheme in ("tcp", "tls", "ws", "wss"):
+        try:
+            parse_host_port(location)
+        except ValueError:
+            raise UsageError(f"--scheduler {address}: expected {scheme}://host:port (no port given; "
+                             "a Dask scheduler listens on 8786 by default)") from None
+    if not timeout_s > 0:
+        raise UsageError(f"--scheduler-timeout: expected a positive number of seconds, got {timeout_s}")
+    _say(quiet, f"attnsim: connecting to the Dask scheduler at {address} (up to {timeout_s:g} s)")
     try:
-        return Client(address, timeout="20s", set_as_default=False)
+        client = _client(Client, address, timeout_s)
     except (OSError, TimeoutError, ValueError) as exc:
         text = " ".join(str(exc).split())
-        raise UsageError(f"--scheduler {address}: cannot connect to a Dask scheduler ({text})") from None
+        raise UsageError(f"--scheduler {address}: no Dask scheduler there ({text or type(exc).__name__}); "
+                         "is `dask scheduler` running at that address? (--scheduler-timeout "
+                         f"{timeout_s:g} s bounds the wait)") from None
+    try:
+        if not client.scheduler_info().get("workers"):
+            _say(quiet, f"attnsim: waiting for a Dask worker to join {address} (up to {timeout_s:g} s; "
+                        f"start one with `dask worker {address}`)")
+            client.wait_for_workers(1, timeout=timeout_s)
+    except (OSError, TimeoutError) as exc:
+        client.close()
+        text = " ".join(str(exc).split())
+        raise UsageError(f"--scheduler {address}: no Dask worker joined within {timeout_s:g} s "
+                         f"({text or type(exc).__name__}); start workers with `dask worker {address}` "
+                         "(--scheduler-timeout sets the wait)") from None
+    return client
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    """Ask the server at ``address`` who it is (bounded by ``timeout_s``); OSError unless a scheduler.
+
+    Done before making a ``Client``: one that fails half-way (a server that is not Dask's may send
+    anything, e.g. a frame length of exabytes) leaves tracebacks behind when it is garbage-collected.
+    """
+    import asyncio
+
+    from distributed.core import rpc
+
+    async def identity() -> Any:
+        async with rpc(address, timeout=timeout_s) as remote:
+            return await remote.identity()
+
+    answer: dict[str, Any] = {}
+
+    def ask() -> None:  # on a thread of its own: no event loop of the caller's is touched
+        try:
+            answer["info"] = asyncio.run(asyncio.wait_for(identity(), timeout_s))
+        except BaseException as exc:  # noqa: BLE001 -- re-raised in the caller's thread
+            answer["error"] = exc
+
+    thread = threading.Thread(target=ask, name="attnsim-dask-probe", daemon=True)
+    thread.start()
+    thread.join(timeout_s + 5.0)
+    try:
+        if thread.is_alive():
+            raise TimeoutError
+        if "error" in answer:
+            raise answer["error"]
+        info = answer["info"]
+    except (asyncio.TimeoutError, TimeoutError) as exc:
+        raise OSError(f"timed out after {timeout_s:g} s") from exc
+    except Exception as exc:  # noqa: BLE001 -- whatever a stranger's reply makes the protocol raise
+        text = " ".join(str(exc).split())[:200]
+        raise OSError(f"{type(exc).__name__}: {text}" if text else type(exc).__name__) from exc
+    if not isinstance(info, dict) or info.get("type") != "Scheduler":
+        shown = info.get("type") if isinstance(info, dict) else type(info).__name__
+        raise OSError(f"the server there is not a Dask scheduler (it says {shown!r})")
+
+
+def _client(client_type: Any, address: str, timeout_s: float) -> Any:
+    """``Client(address)`` of a server that :func:`_probe` found to be a scheduler."""
+    _probe(address, timeout_s)
+    return client_type(address, timeout=f"{timeout_s}s", set_as_default=False)
+
+
+def _say(quiet: bool, line: str) -> None:
+    if not quiet:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _run_dask(kind: PointKind, points: Sequence[ResolvedPoint], client: Any
@@ -145,7 +204,8 @@ def _run_dask(kind: PointKind, points: Sequence[ResolvedPoint], client: Any
             try:
                 outcome = future.result()
             except Exception as exc:  # noqa: BLE001 -- a worker died, the task could not run
-                outcome = _lost(exc)
+                text = " ".join(str(exc).split())
+                outcome = failure_outcome(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
             future.release()
             yield point, outcome
     finally:
@@ -182,9 +242,58 @@ def _progress(total: int, initial: int, quiet: bool, name: str) -> Any:
                 dynamic_ncols=True, smoothing=0.1)
 
 
+@contextlib.contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """Hold ``directory/.sweep.lock`` (``flock``, exclusive, never waits); UsageError if another holds it.
+
+    The kernel drops the lock when its holder exits, even by SIGKILL: a stale lock file is harmless.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover -- no flock (Windows): one sweep per directory is on you
+        yield
+        return
+    path = directory / LOCK_NAME
+    handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 -- held for the whole sweep
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise UsageError(f"{directory}: another sweep (pid {holder}) is writing this directory; "
+                             "wait for it to finish (re-run then to pick up what is left) or use "
+                             "another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt (in the main thread), so the sweep stops its workers first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_sweep(study: Study | str | Path, out_dir: str | Path | None = None, *, workers: int | None = None,
-              scheduler: str | None = None, quiet: bool = False, retry_failed: bool = False
-              ) -> SweepSummary:
+              scheduler: str | None = None, quiet: bool = False, retry_failed: bool = False,
+              point_timeout_s: float | None = None,
+              scheduler_timeout_s: float = DEFAULT_SCHEDULER_TIMEOUT_S) -> SweepSummary:
     """Evaluate every point of ``study`` not yet in ``out_dir/results.sqlite`` and record it there.
 
     Args:
@@ -192,55 +301,82 @@ def run_sweep(study: Study | str | Path, out_dir: str | Path | None = None, *, w
         out_dir: output directory (default ``out/<study name>``); created; the study file is copied in.
         workers: local worker processes (default ``os.cpu_count()``); ignored with ``scheduler``.
         scheduler: address of a Dask scheduler (``tcp://host:port``) to run the points on.
-        quiet: no progress bar.
+        quiet: no progress bar (nor the Dask waiting lines).
         retry_failed: evaluate again the points stored with status error.
+        point_timeout_s: wall-clock limit of one point in seconds, local workers only (default: the
+            study's ``point_timeout_s``); a point over it is stored as failed.
+        scheduler_timeout_s: how long to wait for the Dask scheduler, then for its first worker.
 
     Raises:
-        UsageError: the study is invalid, ``workers`` < 1, or the scheduler cannot be reached.
+        UsageError: the study is invalid, ``workers`` < 1, the scheduler cannot be reached or has no
+            worker, or another sweep is writing ``out_dir``.
     """
     if not isinstance(study, Study):
         study = load_study(study)
     if workers is not None and workers < 1:
         raise UsageError(f"--workers: expected a positive integer, got {workers}")
+    if point_timeout_s is None:
+        point_timeout_s = study.spec.point_timeout_s
+    if point_timeout_s is not None and not point_timeout_s > 0:
+        raise UsageError(f"--point-timeout: expected a positive number of seconds, got {point_timeout_s}")
     points = _unique(resolve_points(study))
     kind = get_kind(study.spec.kind)
-    client = connect(scheduler) if scheduler else None
+    client = connect(scheduler, scheduler_timeout_s, quiet) if scheduler else None
     try:
-        return _sweep(study, points, kind, out_dir, workers, client, quiet, retry_failed)
+        with _terminate_as_interrupt():
+            return _sweep(study, points, kind, out_dir, workers, client, quiet, retry_failed,
+                          point_timeout_s)
     finally:
         if client is not None:
             client.close()
 
 
 def _sweep(study: Study, points: list[ResolvedPoint], kind: PointKind, out_dir: str | Path | None,
-           workers: int | None, client: Any, quiet: bool, retry_failed: bool) -> SweepSummary:
-    directory = Path(out_dir) if out_dir is not None else Path("out") / study.name
-    directory.mkdir(parents=True, exist_ok=True)
-    _copy_study(study, directory)
-    with ResultStore.in_directory(directory) as store:
+           workers: int | None, client: Any, quiet: bool, retry_failed: bool,
+           point_timeout_s: float | None) -> SweepSummary:
+    if out_dir is not None and str(out_dir) == "":
+        raise UsageError("--out: expected a directory name, got an empty one")
+    directory = output_dir("--out", Path(out_dir) if out_dir is not None else Path("out") / study.name)
+    if (directory / DATABASE_NAME).exists() and not (directory / DATABASE_NAME).is_file():
+        raise UsageError(f"--out {directory}: {DATABASE_NAME} there is not a file")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {directory}: cannot create the directory ({exc.strerror or exc})") from None
+    with _directory_lock(directory), ResultStore.in_directory(directory) as store:
+        _copy_study(study, directory)
         stored = store.statuses()
         todo = [p for p in points if p.key not in stored
                 or (retry_failed and stored[p.key] == "error")]
+        pool = None
         if client is not None:
             outcomes = _run_dask(kind, todo, client)
-        elif len(todo) <= 1 or (workers or os.cpu_count() or 1) == 1:
-            outcomes = _run_here(kind, todo)
         else:
-            outcomes = _run_local(kind, todo, workers or os.cpu_count() or 1)
-        with _progress(len(points), len(points) - len(todo), quiet, study.name) as bar:
-            failed_now = 0
-            for point, outcome in outcomes:
-                store.record(key=point.key, study=study.name, kind=study.spec.kind,
-                             point_index=point.index, params=point.params, point_json=point.point_json,
-                             status=outcome["status"], result_json=outcome["result_json"],
-                             error=outcome["error"], started_at=outcome["started_at"],
-                             finished_at=outcome["finished_at"], wall_s=outcome["wall_s"])
-                failed_now += outcome["status"] == "error"
-                bar.update(1)
-                if failed_now:
-                    bar.set_postfix(failed=failed_now, refresh=False)
+            pool = LocalPool(kind, min(workers or os.cpu_count() or 1, max(1, len(todo))), point_timeout_s)
+            outcomes = pool.run(todo)
+        try:
+            with _progress(len(points), len(points) - len(todo), quiet, study.name) as bar:
+                failed_now = 0
+                for point, outcome in outcomes:
+                    store.record(key=point.key, study=study.name, kind=study.spec.kind,
+                                 point_index=point.index, params=point.params,
+                                 point_json=point.point_json, status=outcome["status"],
+                                 result_json=outcome["result_json"], error=outcome["error"],
+                                 started_at=outcome["started_at"], finished_at=outcome["finished_at"],
+                                 wall_s=outcome["wall_s"])
+                    failed_now += outcome["status"] == "error"
+                    bar.update(1)
+                    if failed_now:
+                        bar.set_postfix(failed=failed_now, refresh=False)
+        finally:
+            close = getattr(outcomes, "close", None)
+            if close is not None:
+                close()
+            if pool is not None:
+                pool.close()
         records = store.records(p.key for p in points)
     failed = [FailedPoint(r.key, r.params, r.error or "") for r in records if r.status == "error"]
     return SweepSummary(study=study.name, out_dir=directory, total=len(points),
                         skipped=len(points) - len(todo), ran=len(todo),
-                        ok=sum(r.status == "ok" for r in records), failed=failed)
+                        ok=sum(r.status == "ok" for r in records), failed=failed,
+                        retried=list(pool.retried) if pool is not None else [])

@@ -13,7 +13,7 @@ import pytest
 from attnsim.archsim.spec import load_arch
 from attnsim.studies.cli import main
 from attnsim.studies.errors import UsageError
-from attnsim.studies.points import resolve_points
+from attnsim.studies.points import PointKind, register_kind, resolve_points, unregister_kind
 from attnsim.studies.study import load_study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,8 +60,9 @@ BAD_STUDIES = [
     ("repeated-value", "name: x\nkind: gemm\ngrid: {M: [4, 4]}\n", "grid.M: value 4 appears twice"),
     ("missing-kind", "name: x\n", "kind: missing required key"),
     ("unknown-kind", "name: x\nkind: attentionn\n", "kind: unknown point kind 'attentionn'"),
-    ("kind-module-missing", "name: x\nkind: 'no_such_module_xyz:evaluate'\n",
-     "kind: 'no_such_module_xyz:evaluate': cannot import module"),
+    ("kind-import-path", "name: x\nkind: 'no_such_module_xyz:evaluate'\n",
+     "kind: unknown point kind 'no_such_module_xyz:evaluate'"),
+    ("kind-runs-no-code", "name: x\nkind: 'subprocess:run'\n", "it cannot name code to import"),
     ("bad-name", "name: 'a b'\nkind: gemm\n", "name: expected a name"),
     ("derived-syntax", "name: x\nkind: gemm\n" + GEMM_BASE + "derived: {arrays.pe2d.cols: 'M *'}\n",
      "derived.arrays.pe2d.cols: cannot read the expression 'M *'"),
@@ -89,12 +90,24 @@ BAD_STUDIES = [
      "grid: {M: [4, 0]}\n", "grid.M: expected a positive integer, got 0"),
     ("unknown-arch", "name: x\nkind: gemm\n" + GEMM_BASE.replace("fusemax-cloud", "fusemax-clod"),
      "base.arch: unknown architecture 'fusemax-clod'"),
-    ("override-without-arch", "name: x\nkind: 'json:dumps'\ngrid: {x: [1]}\nsweep: {clock_hz: [1.0e9]}\n",
+    ("override-without-arch", "name: x\nkind: test-free\ngrid: {x: [1]}\nsweep: {clock_hz: [1.0e9]}\n",
      "sweep.clock_hz: an architecture override needs an architecture"),
     ("plots-not-mappings", "name: x\nkind: gemm\nplots: [cycles]\n", "plots.0: expected a mapping"),
     ("plots-not-list", "name: x\nkind: gemm\nplots: {a: 1}\n", "plots: expected a list"),
     ("malformed-yaml", "name: x\nkind: gemm\ngrid: {M: [4]\n", "malformed YAML"),
 ]
+
+
+def _free_kind(point: dict) -> dict:
+    return {}
+
+
+@pytest.fixture(autouse=True)
+def free_kind():
+    """A kind with any parameters and no architecture of its own (registered in this process)."""
+    register_kind(PointKind(name="test-free", evaluate=_free_kind), replace=True)
+    yield
+    unregister_kind("test-free")
 
 
 @pytest.mark.parametrize("text, expected", [case[1:] for case in BAD_STUDIES],

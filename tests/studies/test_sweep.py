@@ -177,3 +177,10 @@ def test_results_identical_with_one_or_two_worker_processes(tmp_path: Path,
     assert one.keys() == two.keys()
     for key in one:
         assert [one[key][f] for f in fields] == [two[key][f] for f in fields]
+
+
+def test_the_cli_default_scheduler_timeout_is_the_sweeps() -> None:
+    from attnsim.studies import sweep
+    from attnsim.studies.cli.commands import sweep as command
+
+    assert command.DEFAULT_SCHEDULER_TIMEOUT_S == sweep.DEFAULT_SCHEDULER_TIMEOUT_S

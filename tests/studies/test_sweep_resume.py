@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-# A test-only point kind, imported by the sweep (and its worker processes) as tests_sleep_kind:evaluate.
+from kind_plugin import install_kinds
+
+# A test-only point kind, installed as a plugin (entry point test-sleep in attnsim.kinds).
 SLEEP_KIND = '''
 import time
 
@@ -47,16 +49,14 @@ def committed(db_path: Path) -> dict[int, str]:
 
 
 def test_killed_sweep_resumes_without_loss_or_recomputation(tmp_path: Path) -> None:
-    (tmp_path / "tests_sleep_kind.py").write_text(SLEEP_KIND)
+    env = install_kinds(tmp_path / "plugin", "tests_sleep_kind", SLEEP_KIND, {"test-sleep": "evaluate"})
     log = tmp_path / "evaluations.log"
     study = tmp_path / "slow.yaml"
-    study.write_text(f"name: slow\nkind: 'tests_sleep_kind:evaluate'\n"
+    study.write_text(f"name: slow\nkind: test-sleep\n"
                      f"base: {{sleep_s: 0.3, log: '{log}'}}\n"
                      f"grid: {{x: {list(range(POINTS))}}}\n")
     out_dir = tmp_path / "out"
     db_path = out_dir / "results.sqlite"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path),
-                                                                    os.environ.get("PYTHONPATH")])))
     command = [*attnsim_command(), "sweep", str(study), "--out", str(out_dir), "--workers", "2", "--quiet"]
 
     first = subprocess.Popen(command, env=env, cwd=tmp_path, start_new_session=True,

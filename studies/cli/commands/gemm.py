@@ -19,6 +19,8 @@ import json
 from typing import Any
 
 from attnsim.studies.cli.options import add_set_option, key_value_table, parse_count, parse_key_values
+from attnsim.studies.limits import MAX_GEMM_DIM, size_problem
+from attnsim.studies.outputs import output_file
 from attnsim.studies.errors import UsageError
 
 DATAFLOW_NAMES = ("os", "ws", "is")
@@ -56,6 +58,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--topology", metavar="CSV", help="with --scalesim: the SCALE-Sim topology CSV "
                         "(GEMM rows 'Layer, M, N, K' or convolution rows)")
     parser.set_defaults(func=run)
+
+
+def _dimension(name: str, text: str) -> int:
+    """A GEMM dimension (``4096``, ``4K``) within :data:`studies.limits.MAX_GEMM_DIM`."""
+    value = parse_count(text, f"gemm: {name}")
+    problem = size_problem(name, value, MAX_GEMM_DIM, "a GEMM dimension")
+    if problem is not None:
+        raise UsageError(f"gemm: {problem}")
+    return value
 
 
 REPORT_KEYS = ("m", "n", "k", "arch", "dataflow", "fill_drain", "latency_s", "cycles", "compute_cycles",
@@ -104,9 +115,11 @@ def run(args: argparse.Namespace) -> int:
         return run_scalesim(args)
     if args.m is None or args.n is None or args.k is None:
         raise UsageError("gemm: expected M N K, or --scalesim CFG --topology CSV")
-    m, n, k = (parse_count(text, f"gemm: {name}") for name, text in (("M", args.m), ("N", args.n), ("K", args.k)))
+    m, n, k = (_dimension(name, text) for name, text in (("M", args.m), ("N", args.n), ("K", args.k)))
     dataflow, fill_drain = args.dataflow or "os", args.fill_drain or "per_fold"
     overrides = parse_key_values(args.overrides)
+    if args.trace:
+        output_file("--trace", args.trace)
     report = gemm_report(m, n, k, args.arch, dataflow, fill_drain, overrides, args.trace)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -8,6 +8,7 @@ a ``--trace`` CSV (``attnsim simulate ... --trace`` / ``attnsim gemm ... --trace
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from attnsim.studies.errors import UsageError
 
@@ -58,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("plot: expected DIR (a sweep's output directory) or --gantt TRACE.csv --out FILE")
     if args.out:
         raise UsageError("--out: only with --gantt (figures of DIR go to DIR/figs/)")
+    from attnsim.studies.outputs import output_dir
     from attnsim.studies.report import render_directory
+
+    if Path(args.directory).is_dir():
+        output_dir("plot", args.directory)  # figs/ and report.md go there
 
     outcome = render_directory(args.directory, study_path=args.study, formats=_formats(args.format))
     for figure in outcome.figures:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import os
 import sys
 from pathlib import Path
@@ -88,10 +89,11 @@ def write_parquet(columns: list[str], rows: list[dict[str, Any]], target: Path) 
 
 
 def _write_csv_file(columns: list[str], rows: list[dict[str, Any]], target: Path) -> None:
-    temporary = target.with_name(f".{target.name}.partial")
-    with temporary.open("w", encoding="utf-8", newline="") as stream:
-        write_csv(columns, rows, stream)
-    os.replace(temporary, target)
+    from attnsim.studies.outputs import write_output
+
+    buffer = io.StringIO(newline="")
+    write_csv(columns, rows, buffer)
+    write_output("--csv", target, buffer.getvalue())
 
 
 def table_text(columns: list[str], rows: list[dict[str, Any]], records: list[Any]) -> str:
@@ -110,6 +112,7 @@ def table_text(columns: list[str], rows: list[dict[str, Any]], records: list[Any
 
 def run(args: argparse.Namespace) -> int:
     """Read the store, print (or write) the table."""
+    from attnsim.studies.outputs import output_file
     from attnsim.studies.store import DATABASE_NAME, ResultStore, tidy_table
 
     directory = Path(args.directory)
@@ -125,9 +128,7 @@ def run(args: argparse.Namespace) -> int:
         targets.append(("--parquet", Path(args.parquet), write_parquet))
     if args.csv not in (None, "-"):
         targets.append(("--csv", Path(args.csv), _write_csv_file))
-    for option, target, _ in targets:
-        if not target.parent.is_dir():
-            raise UsageError(f"{option} {target}: no such directory {target.parent}")
+    targets = [(option, output_file(option, target), writer) for option, target, writer in targets]
     if args.csv == "-":
         write_csv(columns, rows, sys.stdout)
     elif not targets:
