@@ -126,7 +126,7 @@ def run_paper(out_dir: str | Path = "out/paper", designs: Sequence[str] = PAPER_
     """Simulate the grid, write ``attention.csv``, ``end2end.csv`` and ``summary.md`` to ``out_dir``."""
     _check_inputs(designs, models, seqs)
     if jobs < 1:
-        raise UsageError(f"--jobs: expected a positive integer, got {jobs}")
+        raise UsageError(f"--workers: expected a positive integer, got {jobs}")
     from attnsim.studies.outputs import output_dir, output_file
 
     if str(out_dir) == "":

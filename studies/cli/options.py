@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -72,21 +71,10 @@ def parse_sizes(texts: Iterable[str] | None, option: str = "--size") -> dict[str
     return sizes
 
 
-class _DeprecatedAlias(argparse.Action):
-    """A hidden old spelling of an option: stores like the new one and says so on stderr."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        print(f"attnsim: warning: {option_string} is deprecated; use --{self.dest}", file=sys.stderr)
-        setattr(namespace, self.dest, values)
-
-
 def add_workers_option(parser: argparse.ArgumentParser, default: str | None, default_text: str) -> None:
-    """The one parallelism option of every command: ``--workers N`` (``--jobs N``: a hidden,
-    deprecated alias)."""
+    """The one parallelism option of every command: ``--workers N``."""
     parser.add_argument("--workers", dest="workers", default=default, metavar="N",
                         help=f"worker processes (default {default_text}; 1 = none)")
-    parser.add_argument("--jobs", dest="workers", action=_DeprecatedAlias, help=argparse.SUPPRESS)
 
 
 def workers_from(args: argparse.Namespace) -> int | None:

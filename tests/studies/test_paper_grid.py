@@ -94,17 +94,15 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (tmp_path / "summary.md").is_file()
 
 
-def test_jobs_is_a_hidden_deprecated_alias_of_workers(capsys: pytest.CaptureFixture[str]) -> None:
-    from attnsim.studies.cli import build_parser
+def test_one_parallelism_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    from attnsim.studies.cli import build_parser, main
 
-    parser = build_parser()
-    assert parser.parse_args(["paper", "--jobs", "3"]).workers == parser.parse_args(["paper", "--workers", "3"]).workers == "3"
-    assert capsys.readouterr().err == "attnsim: warning: --jobs is deprecated; use --workers\n"
-    paper = next(a for a in parser._subparsers._group_actions[0].choices["paper"]._actions if a.dest == "workers")
-    assert paper.option_strings == ["--workers"]
-    with pytest.raises(SystemExit):
-        parser.parse_args(["paper", "--help"])
-    assert "--jobs" not in capsys.readouterr().out
+    assert build_parser().parse_args(["paper", "--workers", "3"]).workers == "3"
+    with pytest.raises(SystemExit) as info:            # the old spelling is gone, refused in one line
+        main(["paper", "--jobs", "3"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--jobs" in err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -68,4 +68,5 @@ def test_parquet_without_pyarrow_is_refused(store: Path, tmp_path: Path, monkeyp
 def test_missing_output_folder(store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "nope" / "r.parquet"
     assert main(["results", str(store), "--parquet", str(target)]) == 2
-    assert capsys.readouterr().err == f"attnsim: error: --parquet {target}: no such directory {target.parent}\n"
+    assert capsys.readouterr().err == (f"attnsim: error: --parquet {target}: cannot write there: the directory "
+                                       f"{target.parent} does not exist\n")

@@ -69,7 +69,7 @@ BAD_STUDIES = [
     ("derived-unknown-name", "name: x\nkind: gemm\n" + GEMM_BASE + "derived: {arrays.pe2d.cols: 'rowz'}\n",
      "derived.arrays.pe2d.cols: unknown name 'rowz'"),
     ("derived-python", "name: x\nkind: gemm\n" + GEMM_BASE
-     + "derived: {arrays.pe2d.cols: \"__import__('os')\"}\n", "derived.arrays.pe2d.cols: unknown function '__import__'"),
+     + "derived: {arrays.pe2d.cols: \"__import__('os')\"}\n", "derived.arrays.pe2d.cols: unexpected \"'\" at column 12"),
     ("derived-not-number", "name: x\nkind: gemm\n" + GEMM_BASE + "derived: {arrays.pe2d.cols: 'dataflow'}\n",
      "derived.arrays.pe2d.cols: 'dataflow' is 'os', not a number"),
     ("override-bad-key", "name: x\nkind: gemm\n" + GEMM_BASE + "sweep: {arrays.pe2d.rowz: [4]}\n",

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     m, n, k = (_dimension(name, text) for name, text in (("M", args.m), ("N", args.n), ("K", args.k)))
     dataflow, fill_drain = args.dataflow or "os", args.fill_drain or "per_fold"
     overrides = parse_key_values(args.overrides)
-    if args.trace:
+    if args.trace is not None:
         output_file("--trace", args.trace)
     report = gemm_report(m, n, k, args.arch, dataflow, fill_drain, overrides, args.trace)
     if args.json:
