@@ -30,10 +30,14 @@ EXPECTED = {
         ("Q", "reused"): (E * P1, (1,), None, None),
         ("GM", "reused"): (P1, (2,), None, None),
         ("SD", "reused"): (P1, (3,), None, None),
+        # AV[f,p] = A[m,p] * V[f,m] reduces m inside the last pass: its F partial sums per query row
+        # are live for the whole pass
+        ("AV", "partial"): (F * P1, (3,), None, None),
     },
     "attention-2pass": {
         ("SLN", "reread"): (M * P1, (1, 2), M * P, M * P),
         ("Q", "reused"): (E * P1, (1,), None, None),
+        ("SNV", "partial"): (F * P1, (2,), None, None),   # SN x V summed over m in pass 2: F per query row
     },
     "attention-1pass": {
         ("RM", "state"): (P1, (1,), None, None),
