@@ -26,7 +26,16 @@ The repository's top-level folders install as sub-packages of this one package:
 from __future__ import annotations
 
 import importlib
+from pathlib import Path as _Path
 from typing import TYPE_CHECKING, Any
+
+# In a source checkout this folder sits beside the layer folders (einsum_ir/, archsim/, ...), which an
+# install maps to attnsim.<layer> (pyproject's package-dir). Map them the same way here, so that Python
+# started in the repository root (where this folder shadows an installed attnsim) still finds them; an
+# installed package holds its sub-packages itself and is left alone.
+_here = _Path(__file__).resolve().parent
+if not (_here / "einsum_ir").is_dir() and (_here.parent / "einsum_ir" / "__init__.py").is_file():
+    __path__.append(str(_here.parent))  # noqa: F821 -- the package's module search path
 
 if TYPE_CHECKING:
     __version__: str

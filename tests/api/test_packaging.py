@@ -90,3 +90,14 @@ def test_the_unpacked_wheel_imports_from_another_directory(wheel: Path, tmp_path
     cli = subprocess.run([sys.executable, "-m", "attnsim", "--version"], cwd=elsewhere, env=env,
                          capture_output=True, text=True, timeout=120)
     assert cli.stdout.strip() == f"attnsim {_pyproject_version()}"
+
+
+def test_the_source_tree_maps_the_layer_folders_like_an_install() -> None:
+    # Python started in a checkout finds ./attnsim first; its layers must resolve to the top-level
+    # folders (as pyproject's package-dir maps them), whatever is installed.
+    root = Path(__file__).resolve().parents[2]
+    code = ("import attnsim, attnsim.einsum_ir, attnsim.specs, pathlib; "
+            "print(pathlib.Path(attnsim.einsum_ir.__file__).parent.name, "
+            "pathlib.Path(attnsim.__file__).parent.parent == pathlib.Path.cwd())")
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["einsum_ir", "True"]
