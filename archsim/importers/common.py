@@ -13,6 +13,7 @@ import yaml
 
 from attnsim.archsim.errors import SpecError
 from attnsim.archsim.spec import Arch, load_arch
+from attnsim.safe_io import FileProblem, check_yaml_shape, read_text
 
 TAG_KEY = "!tag"
 """Key under which :func:`read_tagged_yaml` keeps a node's YAML tag (``!Component`` ...)."""
@@ -80,9 +81,10 @@ def read_tagged_yaml(path: str | Path, what: str) -> dict[str, Any]:
     file, line and problem) if it is missing, malformed or not a mapping."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+        text = read_text(path)   # regular files only (a FIFO never blocks), size-bounded, UTF-8
+        check_yaml_shape(text, _TaggedLoader)
+    except FileProblem as exc:
+        raise SpecError(exc.named(str(path))) from None
     try:
         data = yaml.load(text, Loader=_TaggedLoader)  # noqa: S506 -- a SafeLoader subclass
     except yaml.YAMLError as exc:

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import configparser
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from attnsim.archsim.errors import SpecError
+from attnsim.safe_io import FileProblem, read_text
 
 DATAFLOWS = ("os", "ws", "is")
 UNMODELLED = ("IfmapOffset", "FilterOffset", "OfmapOffset", "MemoryBanks", "ReadRequestBuffer",
@@ -76,10 +78,9 @@ def read_cfg(path: str | Path) -> tuple[configparser.ConfigParser, str]:
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep SCALE-Sim's CamelCase keys
     display = str(path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except OSError as exc:
-        raise SpecError(f"{display}: cannot read the SCALE-Sim config ({exc.strerror or exc})") from None
+        parser.read_string(read_text(path), source=display)
+    except FileProblem as exc:
+        raise SpecError(exc.named(display)) from None
     except configparser.Error as exc:
         line = getattr(exc, "lineno", None)
         raise SpecError(f"{display}{':' + str(line) if line else ''}: not a SCALE-Sim .cfg (INI) file: "
@@ -126,10 +127,9 @@ def read_topology(path: str | Path) -> list[GemmLayer]:
     """The GEMMs of a topology CSV (module docstring); SpecError ``file:line: ...`` on a bad row."""
     display = str(path)
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = [[cell.strip() for cell in row] for row in csv.reader(handle)]
-    except OSError as exc:
-        raise SpecError(f"{display}: cannot read the SCALE-Sim topology ({exc.strerror or exc})") from None
+        rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(read_text(path), newline=""))]
+    except FileProblem as exc:
+        raise SpecError(exc.named(display)) from None
     rows = [(n, [c for c in row if c != ""]) for n, row in enumerate(rows, start=1)]
     rows = [(n, row) for n, row in rows if row]
     if not rows:

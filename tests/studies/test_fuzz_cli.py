@@ -87,6 +87,15 @@ FILE_READERS: dict[str, Callable[[str], list[str]]] = {
     "gemm-arch": lambda f: ["gemm", "4", "4", "4", "--arch", f],
     "gpu-arch": lambda f: ["gpu", "--arch", f, "--seq", "1024", "--head-dim", "64"],
     "plot-gantt": lambda f: ["plot", "--gantt", f, "--out", "never.png"],
+    "simulate-mapping": lambda f: ["simulate", "--mapping", f, "--model", "bert-base", "--seq", "1024"],
+    "simulate-cascade": lambda f: ["simulate", "--cascade", f, "--mapping", "fusemax", "--model", "bert-base",
+                                   "--seq", "1024"],
+    "gpu-mapping": lambda f: ["gpu", "--cascade", "attention-1pass", "--mapping", f, "--seq", "1024",
+                              "--head-dim", "64"],
+    "map-cascade": lambda f: ["map", "--cascade", f],
+    "import-timeloop": lambda f: ["import", "timeloop", f, "--out", "never.yaml"],
+    "import-accelergy": lambda f: ["import", "accelergy", f, "--base", "fusemax-cloud", "--out", "never.yaml"],
+    "gemm-scalesim-cfg": lambda f: ["gemm", "--scalesim", f, "--topology", f],
 }
 
 
