@@ -787,23 +787,30 @@ def einsum_stack_figure(records: Sequence[PointRecord], plot: EinsumStackPlot,
     return figure
 
 
+def _scaled_points(records: Sequence[PointRecord], plot: ParetoPlot, series: str, label: Any,
+                   sort_key: Any) -> dict[Any, list[tuple[float, float, Any]]]:
+    """``series`` value -> [(x * x_scale, y * y_scale, label(record))] of ``records`` with both x and y,
+    sorted by ``sort_key``."""
+    out: dict[Any, list[tuple[float, float, Any]]] = {}
+    for value in ordered_values(records, series):
+        points = []
+        for record in records:
+            if record.params.get(series) != value:
+                continue
+            x, y = lookup(record, plot.x), lookup(record, plot.y)
+            if x is not None and y is not None:
+                points.append((float(x) * plot.x_scale, float(y) * plot.y_scale, label(record)))
+        out[value] = sorted(points, key=sort_key)
+    return out
+
+
 def pareto_values(records: Sequence[PointRecord], plot: ParetoPlot
                   ) -> dict[Any, list[tuple[float, float, Any]]]:
     """series value -> [(x * x_scale, y * y_scale, point label)], sorted by x."""
     records = [r for r in selected(records, plot.where) if r.status == "ok"]
-    out: dict[Any, list[tuple[float, float, Any]]] = {}
-    for value in ordered_values(records, plot.series):
-        points = []
-        for record in records:
-            if record.params.get(plot.series) != value:
-                continue
-            x, y = lookup(record, plot.x), lookup(record, plot.y)
-            if x is None or y is None:
-                continue
-            label = lookup(record, plot.point_label) if plot.point_label else None
-            points.append((float(x) * plot.x_scale, float(y) * plot.y_scale, label))
-        out[value] = sorted(points, key=lambda p: p[0])
-    return out
+    return _scaled_points(records, plot, plot.series,
+                          lambda r: lookup(r, plot.point_label) if plot.point_label else None,
+                          lambda p: p[0])
 
 
 def pareto_baselines(records: Sequence[PointRecord], plot: ParetoPlot
@@ -813,17 +820,8 @@ def pareto_baselines(records: Sequence[PointRecord], plot: ParetoPlot
     if plot.baseline_where is None:
         return {}
     chosen = [r for r in selected(records, plot.baseline_where) if r.status == "ok"]
-    out: dict[Any, list[tuple[float, float, Any]]] = {}
-    for value in ordered_values(chosen, plot.baseline_series):
-        points = []
-        for record in chosen:
-            if record.params.get(plot.baseline_series) != value:
-                continue
-            x, y = lookup(record, plot.x), lookup(record, plot.y)
-            if x is not None and y is not None:
-                points.append((float(x) * plot.x_scale, float(y) * plot.y_scale, record.params.get(plot.series)))
-        out[value] = sorted(points, key=lambda p: (p[0], p[1]))
-    return out
+    return _scaled_points(chosen, plot, plot.baseline_series, lambda r: r.params.get(plot.series),
+                          lambda p: (p[0], p[1]))
 
 
 def pareto_figure(records: Sequence[PointRecord], plot: ParetoPlot, style: FigureStyle = DEFAULT_STYLE) -> Figure:

@@ -79,13 +79,23 @@ def _target(table_name: str, components: list[str], names: Mapping[str, str]
     return (max(matches, key=len), None) if matches else (None, None)
 
 
-def _table_list(document: Mapping[str, Any], top: str, display: str) -> list[Any]:
+def _named_tables(path: Path, top: str) -> tuple[str, list[tuple[int, str, Mapping[str, Any]]]]:
+    """(the file's version, [(index, key, table)]) of an Accelergy ``top`` file (``ERT`` or ``ART``);
+    SpecError naming the key when the tables are not a list of named mappings."""
+    document = read_tagged_yaml(path, f"Accelergy {top}")
+    display = str(path)
     if top not in document or not isinstance(document[top], Mapping):
         raise SpecError(f"{display}: {top}: expected the top-level key '{top}' of an Accelergy {top} file")
     tables = document[top].get("tables")
     if not isinstance(tables, list):
         raise SpecError(f"{display}: {top}.tables: expected a list of tables")
-    return tables
+    named = []
+    for index, table in enumerate(tables):
+        key = f"{top}.tables.{index}"
+        if not isinstance(table, Mapping) or not isinstance(table.get("name"), str):
+            raise SpecError(f"{display}: {key}.name: expected the component name of the table")
+        named.append((index, key, table))
+    return str(document[top].get("version", "?")), named
 
 
 def _energy_of(actions: list[Any], action: str, key: str, display: str) -> tuple[float, int]:
@@ -115,16 +125,11 @@ def _compute_action(actions: list[Any], component: str, key: str, display: str, 
 
 
 def _import_energy(path: Path, data: dict[str, Any], names: Mapping[str, str], outcome: ImportOutcome) -> int:
-    document = read_tagged_yaml(path, "Accelergy ERT")
     display = str(path)
-    tables = _table_list(document, "ERT", display)
-    version = document["ERT"].get("version", "?")
+    version, tables = _named_tables(path, "ERT")
     components = _components(data)
     imported = 0
-    for index, table in enumerate(tables):
-        key = f"ERT.tables.{index}"
-        if not isinstance(table, Mapping) or not isinstance(table.get("name"), str):
-            raise SpecError(f"{display}: {key}.name: expected the component name of the table")
+    for index, key, table in tables:
         actions = table.get("actions")
         if not isinstance(actions, list):
             raise SpecError(f"{display}: {key}.actions: expected a list of actions")
@@ -165,16 +170,11 @@ def _area_key(component: str, area: Mapping[str, Any]) -> str | None:
 
 
 def _import_area(path: Path, data: dict[str, Any], names: Mapping[str, str], outcome: ImportOutcome) -> int:
-    document = read_tagged_yaml(path, "Accelergy ART")
     display = str(path)
-    tables = _table_list(document, "ART", display)
-    version = document["ART"].get("version", "?")
+    version, tables = _named_tables(path, "ART")
     components = _components(data)
     imported = 0
-    for index, table in enumerate(tables):
-        key = f"ART.tables.{index}"
-        if not isinstance(table, Mapping) or not isinstance(table.get("name"), str):
-            raise SpecError(f"{display}: {key}.name: expected the component name of the table")
+    for index, key, table in tables:
         component, _ = _target(table["name"], components, names)
         area_key = _area_key(component, data["area"]) if component else None
         if area_key is None:
