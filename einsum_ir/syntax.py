@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import sympy
 
 from attnsim.einsum_ir import functions
+from attnsim.einsum_ir.arith import compile_arithmetic
 from attnsim.einsum_ir.errors import CascadeError, cascade_error
 from attnsim.einsum_ir.model import (BinOp, Call, Compare, Const, Einsum, Expr, Filter, IndexExpr, Neg, RankValue,
                                      Size, TensorRef, ValueFilter, expr_tensor_refs, rank_symbol, shape_symbol)
@@ -536,14 +537,24 @@ def function_body_names(text: str) -> tuple[str, ...]:
 
 def parse_shape_expr(text: str, shapes: set[str], *, line: int, source: str,
                      ranks: set[str] | None = None) -> sympy.Expr:
-    """Parse an arithmetic expression of shape symbols and integers (``M / M0``)."""
+    """Parse a derived shape: arithmetic of shape symbols and integers (``M / M0``, ``ceiling(M / 7)``).
+
+    Read by the one arithmetic evaluator of attnsim (:mod:`einsum_ir.arith`, the grammar of mapping tiles
+    and study ``derived:`` entries too) and returned as a sympy expression of the shape symbols.
+    ``ranks`` is accepted for the callers that pass it; a rank variable is not a shape and is refused.
+    """
     ctx = _Context(source, line, ranks or set(), shapes)
-    parser = _Parser(tokenize(str(text).strip(), ctx), ctx)
-    if parser.current.kind == "end":
+    body = str(text).strip()
+    if not body:
         raise ctx.error("empty shape expression", str(text), "an expression of shape symbols like M / M0")
-    value = parser.index_sum()
-    if parser.current.kind != "end":
-        raise ctx.error("malformed shape expression", parser.current.text, "+ - * / of shape symbols and integers")
+    try:
+        expression = compile_arithmetic(body, {name: name for name in shapes})
+    except ValueError as exc:
+        raise ctx.error("malformed shape expression", body, f"arithmetic of shape symbols and integers: {exc}") \
+            from None
+    value = sympy.sympify(expression.to_sympy({name: shape_symbol(name) for name in expression.names}))
+    if value.atoms(sympy.Float):
+        raise ctx.error("non-integer number in a shape expression", body, "integers and shape symbols")
     return value
 
 

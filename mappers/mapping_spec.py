@@ -47,13 +47,14 @@ energy model counts (default: every one the architecture prices).
 
 Expressions (``factor``, ``sizes``, ``drain``): numbers, the cascade's shape symbols (``M``, ``P``,
 ``E`` ...) and architecture values (``pe2d.rows``, ``pe2d.cols``, ``pe1d.size``, ``word_bytes``,
-``global_buffer.capacity_bytes``) joined by ``+ - * / // ( )``; they must come out as whole numbers.
+``global_buffer.capacity_bytes``) read by attnsim's one arithmetic evaluator (:mod:`einsum_ir.arith`:
+``+ - * / // % **``, parentheses, ``min max floor ceiling sqrt log exp abs``); they must come out as
+positive whole numbers.
 
 Every error is a :class:`mappers.errors.MappingError`, one line naming the file and the key.
 """
 from __future__ import annotations
 
-import ast
 import functools
 from importlib import resources
 from pathlib import Path
@@ -61,6 +62,8 @@ from typing import Any, Literal, Mapping
 
 from pydantic import Field, ValidationError, field_validator
 
+from attnsim.einsum_ir.arith import Expression as ArithmeticExpression
+from attnsim.einsum_ir.arith import compile_arithmetic
 from attnsim.archsim.spec import NonEmptyText, SpecDocument, Text, resolve_named_file
 from attnsim.archsim.spec import _Section as Section
 from attnsim.mappers.errors import MappingError
@@ -95,47 +98,20 @@ def _check_expression(value: object) -> Expression:
         if value < 1:
             raise ValueError(f"expected a positive whole number, got {value}")
         return value
-    try:
-        _names_in(ast.parse(value, mode="eval"))
-    except (SyntaxError, ValueError) as exc:
-        reason = exc.msg if isinstance(exc, SyntaxError) else str(exc)
-        raise ValueError(f"cannot read expression {value!r} ({reason})") from None
+    _compiled(value)  # ValueError (one line) for anything but the arithmetic of einsum_ir.arith
     return value
 
 
-_ALLOWED_OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv)
-
-
-def _dotted(node: ast.AST) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        head = _dotted(node.value)
-        return f"{head}.{node.attr}" if head else None
-    return None
-
-
-def _names_in(node: ast.AST) -> set[str]:
-    """The names an expression uses; ValueError for anything but arithmetic."""
-    if isinstance(node, ast.Expression):
-        return _names_in(node.body)
-    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
-        return set()
-    if isinstance(node, (ast.Name, ast.Attribute)):
-        name = _dotted(node)
-        if name is None:
-            raise ValueError("expected a name such as M or pe2d.rows")
-        return {name}
-    if isinstance(node, ast.BinOp) and isinstance(node.op, _ALLOWED_OPS):
-        return _names_in(node.left) | _names_in(node.right)
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return _names_in(node.operand)
-    raise ValueError("only whole numbers, names and + - * / // ( ) are allowed")
+@functools.lru_cache(maxsize=4096)
+def _compiled(text: str) -> ArithmeticExpression:
+    """``text`` read by attnsim's one arithmetic evaluator (:mod:`einsum_ir.arith`), any name admitted:
+    which names exist is known only once the cascade and the architecture are."""
+    return compile_arithmetic(text)
 
 
 def expression_names(expression: Expression) -> set[str]:
     """The shape symbols and architecture values an expression uses."""
-    return set() if isinstance(expression, int) else _names_in(ast.parse(expression, mode="eval"))
+    return set() if isinstance(expression, int) else set(_compiled(expression).names)
 
 
 def evaluate_expression(expression: Expression, values: Mapping[str, int], where: str) -> int:
@@ -143,37 +119,18 @@ def evaluate_expression(expression: Expression, values: Mapping[str, int], where
     ``where`` (file and key) for an unknown name or a result that is not a positive whole number."""
     if isinstance(expression, int):
         return expression
-    from fractions import Fraction
-
-    def walk(node: ast.AST) -> Fraction:
-        if isinstance(node, ast.Expression):
-            return walk(node.body)
-        if isinstance(node, ast.Constant):
-            return Fraction(node.value)
-        if isinstance(node, (ast.Name, ast.Attribute)):
-            name = _dotted(node)
-            if name not in values:
-                known = ", ".join(sorted(values))
-                raise MappingError(f"{where}: unknown name '{name}' in '{expression}' (known: {known})")
-            return Fraction(values[name])
-        if isinstance(node, ast.UnaryOp):
-            return -walk(node.operand)
-        assert isinstance(node, ast.BinOp)
-        left, right = walk(node.left), walk(node.right)
-        if isinstance(node.op, ast.Add):
-            return left + right
-        if isinstance(node.op, ast.Sub):
-            return left - right
-        if isinstance(node.op, ast.Mult):
-            return left * right
-        if right == 0:
-            raise MappingError(f"{where}: division by zero in '{expression}'")
-        return left / right if isinstance(node.op, ast.Div) else Fraction(left // right)
-
-    value = walk(ast.parse(expression, mode="eval"))
-    if value.denominator != 1 or value < 1:
+    compiled = _compiled(expression)
+    unknown = [name for name in compiled.names if name not in values]
+    if unknown:
+        known = ", ".join(sorted(values))
+        raise MappingError(f"{where}: unknown name '{unknown[0]}' in '{expression}' (known: {known})")
+    try:
+        value = compiled.evaluate(values)
+    except ValueError as exc:
+        raise MappingError(f"{where}: {exc} in '{expression}'") from None
+    if not isinstance(value, int) or value < 1:
         raise MappingError(f"{where}: '{expression}' = {value}; expected a positive whole number")
-    return int(value)
+    return value
 
 
 # --------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ A study (see ``docs/studies.md`` and ``specs/studies/gemm-example.yaml``)::
     #  the other -- e.g. a design grid plus a differently shaped sizing sweep in one study)
     sweep:                         # architecture overrides (--set style), crossed after the grid
       arrays.pe2d.rows: [16, 32]
-    derived:                       # computed from each point: arithmetic of earlier keys (studies.arith)
+    derived:                       # computed from each point: arithmetic of earlier keys (einsum_ir.arith)
       arrays.pe2d.cols: "rows"     # a dotted key may be named by its last component
       global_buffer.capacity_bytes: "rows * 4096"
     plots: []                      # free-form mappings for the plotting commands
@@ -42,8 +42,8 @@ from pydantic_core import PydanticCustomError
 
 from attnsim.archsim.errors import SpecError, describe_value as _describe, format_validation_error
 from attnsim.archsim.spec import Arch, is_arch_key, read_yaml_mapping, resolve_named_file
-from attnsim.studies.arith import FUNCTIONS as ARITH_FUNCTIONS
-from attnsim.studies.arith import Expression, compile_arithmetic
+from attnsim.einsum_ir.arith import FUNCTIONS as ARITH_FUNCTIONS
+from attnsim.einsum_ir.arith import Expression, compile_arithmetic
 from attnsim.studies.errors import UsageError
 from attnsim.studies.points import get_kind  # points owns the point types and never imports this module
 
@@ -196,7 +196,7 @@ class StudySpec(BaseModel):
 
 
 # --------------------------------------------------------------------------------------------------
-# Derived expressions: bounded arithmetic (studies.arith), never Python's eval.
+# Derived expressions: bounded arithmetic (einsum_ir.arith), never Python's eval.
 
 FUNCTIONS = tuple(ARITH_FUNCTIONS)
 """Functions a derived expression may call."""
@@ -220,7 +220,7 @@ class DerivedExpression:
         else a float.
 
         Raises ValueError (one line) if a parameter it uses is not a number, or the expression cannot be
-        evaluated within its bounds (studies.arith) or to a finite number.
+        evaluated within its bounds (einsum_ir.arith) or to a finite number.
         """
         values: dict[str, int | float] = {}
         for name in self.names:
@@ -252,7 +252,7 @@ def compile_expression(key: str, text: str, known_keys: list[str]) -> DerivedExp
     """Parse ``text`` whose names are parameters in ``known_keys`` (or their last components).
 
     Raises ValueError (one line, without the file) on a bad character, an unknown name, bad syntax or an
-    expression over the bounds of :mod:`studies.arith`.
+    expression over the bounds of :mod:`einsum_ir.arith`.
     """
     return DerivedExpression(key=key, text=text, expression=compile_arithmetic(text, _aliases(known_keys)))
 

@@ -1,4 +1,4 @@
-"""studies.arith: the bounded, whitelisted evaluator of derived entries (never eval)."""
+"""einsum_ir.arith: the bounded, whitelisted evaluator of derived entries (never eval)."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attnsim.studies.arith import MAX_TEXT_CHARS as MAX_CHARS, compile_arithmetic as compile_expression
+from attnsim.einsum_ir.arith import MAX_TEXT_CHARS as MAX_CHARS, compile_arithmetic as compile_expression
 
 ALIASES = {"rows": "arrays.pe2d.rows", "arrays.pe2d.rows": "arrays.pe2d.rows", "M": "M", "clock_hz": "clock_hz"}
 

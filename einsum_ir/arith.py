@@ -1,4 +1,10 @@
-"""A bounded arithmetic evaluator for the ``derived:`` expressions of a study (no ``eval``, no sympy).
+"""The one bounded arithmetic evaluator of attnsim (no ``eval``): every number a spec writes as arithmetic.
+
+It reads the derived shapes of a cascade (``M1: M / M0``, turned into sympy by :meth:`Expression.to_sympy`
+for the symbolic bounds), the tile sizes and cycle expressions of a mapping file (``P / pe2d.cols``), and
+the ``derived:`` entries of a study (``rows * 4096``). The Einsum parser (:mod:`einsum_ir.syntax`) hands
+shape expressions to it; only the affine index expressions inside a tensor's brackets (``m1*M0 + m0``)
+are read by the Einsum grammar itself, because they mix rank variables into the tensor syntax.
 
 An expression is arithmetic (``+ - * / // % **``, unary ``-``, parentheses) of numbers, parameter names
 (dotted keys such as ``arrays.pe2d.rows`` allowed) and calls of :data:`FUNCTIONS`. It is tokenised with
@@ -167,6 +173,44 @@ class Expression:
             return value
         return float(result)
 
+    def to_sympy(self, symbols: Mapping[str, object]) -> object:
+        """The expression as a sympy expression, each name replaced by ``symbols[name]`` (a sympy
+        symbol or number): ``/`` exact, ``//`` floor, ``%`` Mod, calls as sympy's Min, Max, floor,
+        ceiling, sqrt, log, exp, Abs. For symbolic sizes (the cascade's derived shapes)."""
+        import sympy
+
+        calls = {"min": sympy.Min, "max": sympy.Max, "floor": sympy.floor, "ceiling": sympy.ceiling,
+                 "ceil": sympy.ceiling, "sqrt": sympy.sqrt, "log": sympy.log, "exp": sympy.exp, "abs": sympy.Abs}
+
+        def walk(node: ast.expr) -> object:
+            if isinstance(node, ast.Constant):
+                return sympy.Integer(node.value) if isinstance(node.value, int) else sympy.Float(node.value)
+            if isinstance(node, ast.Name):
+                return symbols[self._slots[node.id]]
+            if isinstance(node, ast.UnaryOp):
+                operand = walk(node.operand)
+                return -operand if isinstance(node.op, ast.USub) else operand
+            if isinstance(node, ast.BinOp):
+                left, right = walk(node.left), walk(node.right)
+                op = node.op
+                if isinstance(op, ast.Add):
+                    return left + right
+                if isinstance(op, ast.Sub):
+                    return left - right
+                if isinstance(op, ast.Mult):
+                    return left * right
+                if isinstance(op, ast.Div):
+                    return left / right
+                if isinstance(op, ast.FloorDiv):
+                    return sympy.floor(left / right)
+                if isinstance(op, ast.Mod):
+                    return sympy.Mod(left, right)
+                return left ** right
+            assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            return calls[node.func.id](*(walk(arg) for arg in node.args))
+
+        return walk(self.tree)
+
     def _eval(self, node: ast.expr, values: Mapping[str, int | float]) -> Number:
         if isinstance(node, ast.Constant):
             return Fraction(node.value) if isinstance(node.value, int) else float(node.value)
@@ -223,10 +267,11 @@ def _check_tree(tree: ast.expr, text: str, slots: Mapping[str, str]) -> None:
         raise _refuse(text)
 
 
-def compile_arithmetic(text: str, aliases: Mapping[str, str]) -> Expression:
+def compile_arithmetic(text: str, aliases: Mapping[str, str] | None = None) -> Expression:
     """Check ``text`` whose names are keys of ``aliases`` (name -> parameter key).
 
-    Raises ValueError (one line) on a bad character, an unknown name, bad syntax, a call of anything
+    ``aliases=None`` admits any name, each standing for itself (the caller checks :attr:`Expression.names`
+    once it knows which names exist, e.g. a mapping file read before its cascade). Raises ValueError (one line) on a bad character, an unknown name, bad syntax, a call of anything
     but :data:`FUNCTIONS`, or an expression over the size bounds.
     """
     if len(text) > MAX_TEXT_CHARS:
@@ -252,12 +297,12 @@ def compile_arithmetic(text: str, aliases: Mapping[str, str]) -> Expression:
         if is_call and token in FUNCTIONS:
             pieces.append(token)
             continue
-        if token not in aliases:
+        if aliases is not None and token not in aliases:
             known = ", ".join(sorted(aliases)) or "none"
             what = "function" if is_call else "name"
             raise ValueError(f"unknown {what} '{token}' in '{text}' (known names: {known}; "
                              f"functions: {', '.join(FUNCTIONS)})")
-        key = aliases[token]
+        key = token if aliases is None else aliases[token]
         if key not in by_key:
             by_key[key] = f"attnsim_p{len(by_key)}"
             slots[by_key[key]] = key
