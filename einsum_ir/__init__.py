@@ -13,18 +13,42 @@ Main entry points::
 Built-in functions (sigmoid, softplus, tanh, log, sqrt, rsqrt, relu, elu, gelu, silu, abs, clip,
 logaddexp, exp, max, min) and their costs in primitive operations: einsum_ir.functions.
 """
-from attnsim.einsum_ir.errors import CascadeError
-from attnsim.einsum_ir.functions import (PRIMITIVES, EinsumCost, MapFunction, ReduceOp, einsum_cost, expression_cost,
-                                         function_names, get_function, get_reduce_op, primitive_cost, reduce_cost,
-                                         reduce_op_names, register_function, register_reduce_op,
-                                         unregister_function)
-from attnsim.einsum_ir.interpret import evaluate
-from attnsim.einsum_ir.library import builtin_names, builtin_path, load_builtin, resolve_cascade
-from attnsim.einsum_ir.loader import load_cascade, load_cascade_text
-from attnsim.einsum_ir.model import (BinOp, Call, Cascade, Const, Einsum, Expr, Filter, IndexExpr, Neg, Size,
-                                     TensorRef, rank_symbol, shape_symbol)
-from attnsim.einsum_ir.schedule import Step, dependency_graph, schedule
-from attnsim.einsum_ir.syntax import parse_einsum
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Public name -> the module that defines it. Imported on first use (PEP 562), so that a light user of
+# one submodule (the command line's parser, a study reading einsum_ir.arith) does not pay for sympy,
+# networkx and numpy.
+_EXPORTS: dict[str, str] = {
+    "CascadeError": "errors",
+    **dict.fromkeys(("PRIMITIVES", "EinsumCost", "MapFunction", "ReduceOp", "einsum_cost", "expression_cost",
+                     "function_names", "get_function", "get_reduce_op", "primitive_cost", "reduce_cost",
+                     "reduce_op_names", "register_function", "register_reduce_op", "unregister_function"),
+                    "functions"),
+    "evaluate": "interpret",
+    **dict.fromkeys(("builtin_names", "builtin_path", "load_builtin", "resolve_cascade"), "library"),
+    **dict.fromkeys(("load_cascade", "load_cascade_text"), "loader"),
+    **dict.fromkeys(("BinOp", "Call", "Cascade", "Const", "Einsum", "Expr", "Filter", "IndexExpr", "Neg", "Size",
+                     "TensorRef", "rank_symbol", "shape_symbol"), "model"),
+    **dict.fromkeys(("Step", "dependency_graph", "schedule"), "scheduling"),
+    "parse_einsum": "syntax",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'attnsim.einsum_ir' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"attnsim.einsum_ir.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "BinOp", "Call", "Cascade", "CascadeError", "Const", "Einsum", "EinsumCost", "Expr", "Filter", "IndexExpr",

@@ -4,7 +4,7 @@ Arrays are indexed in the order of the tensor's indices in the cascade (``Q[e,p]
 array). Presence (fibertree "empty" points, docs/einsum-syntax.md) is tracked with a boolean mask per
 tensor (``None`` means every point is present); absent points are stored as 0.
 
-Evaluation order comes from :mod:`einsum_ir.schedule`: Einsums outside any iterative loop run once over
+Evaluation order comes from :mod:`einsum_ir.scheduling`: Einsums outside any iterative loop run once over
 their whole iteration space; the body of a loop over iterative rank ``r`` runs once per iterate with
 ``r`` fixed. A sum of products of tensor references goes to ``np.einsum(optimize=True)``; any other
 Einsum is evaluated by broadcasting over its iteration space, chunked along one rank when that space
@@ -23,7 +23,7 @@ from attnsim.einsum_ir import functions
 from attnsim.einsum_ir.errors import cascade_error
 from attnsim.einsum_ir.model import (BinOp, Call, Cascade, Compare, Const, Einsum, Expr, Filter, IndexExpr, Neg,
                                      RankValue, Size, TensorRef, ValueFilter, _affine_parts)
-from attnsim.einsum_ir.schedule import schedule
+from attnsim.einsum_ir.scheduling import schedule
 
 CHUNK_ELEMENTS = 1 << 22
 """Largest iteration space (points) evaluated in one broadcast before chunking along a rank."""

@@ -13,7 +13,7 @@ import yaml
 
 from attnsim.safe_io import FileProblem, check_yaml_shape, read_text
 
-from attnsim.einsum_ir import schedule as scheduling
+from attnsim.einsum_ir import scheduling
 from attnsim.einsum_ir.declarations import FunctionSpec, ReduceSpec, declare_functions, declare_reduce_ops
 from attnsim.einsum_ir.errors import CascadeError, cascade_error
 from attnsim.einsum_ir.functions import RESERVED_WORDS
