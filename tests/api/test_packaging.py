@@ -59,13 +59,14 @@ def test_site_packages_would_hold_attnsim_and_nothing_else_of_ours(wheel: Path) 
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
 
 
-def test_metadata_has_classifiers_urls_and_bounded_dependencies(wheel: Path) -> None:
+def test_metadata_has_classifiers_a_readme_no_made_up_urls_and_bounded_dependencies(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         metadata_name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
         metadata = email.message_from_bytes(archive.read(metadata_name))
     assert metadata["License-Expression"] == "MIT"
     assert "Typing :: Typed" in metadata.get_all("Classifier")
-    assert {url.split(",")[0] for url in metadata.get_all("Project-URL")} >= {"Homepage", "Source", "Issues"}
+    assert metadata.get_payload().lstrip().startswith("# attnsim")   # the README is the long description
+    assert metadata.get_all("Project-URL") is None   # unpublished: no address until there is a real one
     requires = [r for r in metadata.get_all("Requires-Dist") if "extra ==" not in r]
     for requirement in requires:                      # every dependency has an upper bound
         assert "<" in requirement, requirement
