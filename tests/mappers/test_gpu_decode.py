@@ -52,8 +52,6 @@ DECODE_SHAPES = [  # (batch, heads, kv_heads, kv_len, head_dim)
 def test_decode_is_never_faster_than_the_kv_cache_over_peak_hbm(arch, design, shape):
     batch, heads, kv_heads, kv_len, head_dim = shape
     spec = load_gpu(arch)
-    if heads == 71:   # 71 heads: the first shape with an odd head count; one K/V head shared by all
-        heads = 72
     workload = make_workload(kv_len, head_dim, batch=batch, heads=heads, kv_heads=kv_heads, phase="decode")
     run = predict(spec, design, workload)
     floor_s = kv_cache_bytes(batch, kv_heads, kv_len, head_dim) / spec.memory.hbm_bandwidth_bytes_per_s.value
