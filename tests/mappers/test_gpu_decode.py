@@ -197,3 +197,28 @@ def test_decode_flags_and_bad_input():
         bad = _cli(*args)
         assert bad.returncode == 2 and bad.stdout == "", bad.stderr
         assert bad.stderr.startswith(f"attnsim: error: {message}") and bad.stderr.count("\n") == 1
+
+
+def test_the_merge_einsums_are_those_over_the_split_rank_after_the_loop():
+    from attnsim.einsum_ir import load_builtin
+    from attnsim.mappers.gpu_cascade_work import gpu_cascade_work
+
+    work = gpu_cascade_work(load_builtin("split-k-attention"), frozenset({"m1", "m0"}), frozenset({"s"}))
+    places = {name: e.place for name, e in work.einsums.items()}
+    # split-k-attention.yaml: GM, W, GD, GNV iterate over s after the loop; AV reads GNV and GD
+    assert sorted(n for n, p in places.items() if p == "merge") == ["AV", "GD", "GM", "GNV", "W"]
+    assert {places[n] for n in ("BQK", "LM", "RM", "SLN", "SLNV", "RD", "RNV")} == {"tile"}   # per K/V tile
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"split_rank": None}, r"gpu\.partition: 'stream_k' merges partial results over a split rank; missing "
+                           r"gpu\.split_rank"),
+    ({"split_rank": "q"}, r"gpu\.split_rank: the cascade has no rank 'q'"),
+    ({"style": "warp_specialized", "tensor_instruction": "wgmma", "threads_per_consumer": 128, "cp_async": False,
+      "ldmatrix_k_step": None},
+     r"gpu\.split_rank: split-K partials are written by the in_phase template only, got style 'warp_specialized'"),
+])
+def test_bad_split_keys_are_one_line_errors_naming_the_key(changes, message):
+    workload = make_workload(8192, 128, batch=1, heads=8, phase="decode")
+    with pytest.raises(MappingError, match=r"^specs/mappings/gpu-leanattention\.yaml: " + message):
+        predict_cascade(load_gpu("h100-sxm"), "split-k-attention", with_gpu("gpu-leanattention", **changes), workload)
