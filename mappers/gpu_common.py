@@ -322,17 +322,15 @@ def stream_k_order(workload: GpuAttention, tile: CtaTile, ctas: int) -> list[Cta
             stop = min(end, block_end)
             segments.append(CtaWork(stop - position, 0, stop - position < per_block))
             position = stop
-        order.append(CtaWork(end - start, 0, any(s.partial for s in segments),
-                             tuple(segments) if len(segments) > 1 else ()))
-        if len(segments) == 1:
-            order[-1] = segments[0]
+        order.append(segments[0] if len(segments) == 1 else
+                     CtaWork(end - start, 0, any(s.partial for s in segments), tuple(segments)))
         start = end
     return order
 
 
 def merge_parts(order: Sequence[CtaWork], per_block: int) -> list[int]:
-    """Partials per query block that a merge combines, from a dispatch order whose partial segments
-    each lie in one block and follow each other block by block (splits or stream-K ranges)."""
+    """Partials per query block that a merge combines, from a stream-K order (:func:`stream_k_order`):
+    the partial segments of a block follow each other and together cover its ``per_block`` tiles."""
     parts: list[int] = []
     covered = 0
     for work in order:
