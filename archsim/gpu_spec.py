@@ -120,7 +120,7 @@ class TensorFlops(_Section):
 
     fp16: SourcedInt
     bf16: SourcedInt
-    fp8: SourcedInt
+    fp8: SourcedInt | None = None   # absent: no FP8 tensor cores (A100)
 
 
 class PerSmPerClock(_Section):
@@ -188,6 +188,19 @@ ENERGY_ACTIONS: dict[str, str] = {
 """Every action a GPU schedule counts, and the unit one count is in."""
 
 
+GPU_FEATURES: tuple[str, ...] = ("mma_sync", "cp_async", "wgmma", "tma", "warp_specialization", "clusters")
+"""Instruction-set features a GPU mapping may need: ``mma.sync`` tensor instructions, ``cp.async`` copies
+(Ampere+), and Hopper's ``wgmma``, TMA, warp specialisation with register reallocation (``setmaxnreg``)
+and thread-block clusters (TMA multicast)."""
+
+
+class Features(_Section):
+    """The features of :data:`GPU_FEATURES` the GPU has, with where that is stated."""
+
+    value: list[Literal["mma_sync", "cp_async", "wgmma", "tma", "warp_specialization", "clusters"]]
+    source: NonEmptyText
+
+
 class GpuSpec(SpecDocument):
     """A validated, immutable GPU spec. Build it with :func:`load_gpu` or :meth:`from_mapping`."""
 
@@ -202,6 +215,7 @@ class GpuSpec(SpecDocument):
     calibration: CalibrationTable
     power: Power
     energy: dict[str, EnergyEntry]
+    features: Features | None = None   # absent: every feature of GPU_FEATURES (Hopper)
 
     # -- derived quantities -----------------------------------------------------------------------
 
@@ -219,7 +233,20 @@ class GpuSpec(SpecDocument):
         """Dense tensor-core FLOPs per SM per clock for ``dtype`` (fp16, bf16, fp8)."""
         if dtype not in DTYPES:
             raise SpecError(f"{self._origin}: dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
-        return getattr(self.per_sm_per_clock.tensor_flops, dtype).value
+        entry = getattr(self.per_sm_per_clock.tensor_flops, dtype)
+        if entry is None:
+            raise SpecError(f"{self._origin}: per_sm_per_clock.tensor_flops.{dtype}: missing ({self.name} has "
+                            f"no {dtype} tensor cores)")
+        return entry.value
+
+    def has_feature(self, feature: str) -> bool:
+        """True when the GPU has ``feature`` (one of :data:`GPU_FEATURES`)."""
+        return self.features is None or feature in self.features.value
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The GPU's features (:data:`GPU_FEATURES` when the spec lists none)."""
+        return GPU_FEATURES if self.features is None else tuple(self.features.value)
 
     def peak_tensor_flops_per_s(self, dtype: str) -> float:
         """Dense tensor peak of the whole GPU in FLOP/s at the tensor clock."""

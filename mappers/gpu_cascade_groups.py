@@ -54,6 +54,20 @@ class GroupPlan:
     def of_place(self, place: str) -> list[Group]:
         return [g for g in self.groups.values() if g.place == place]
 
+    def merge_reads(self) -> list[str]:
+        """Tensors the merge groups read that Einsums before the merge write (the partials a split CTA
+        stores), in cascade order."""
+        merge = {p.einsum for g in self.of_place("merge") for p in g.pieces}
+        out: list[str] = []
+        for einsum in merge:
+            for piece in self.work.einsums[einsum].pieces:
+                for read in piece.reads:
+                    producer = self.work.producer(read.tensor)
+                    if producer is not None and producer not in merge and read.tensor not in out:
+                        out.append(read.tensor)
+        order = [e.output.tensor for e in self.work.cascade.einsums]
+        return sorted(out, key=order.index)
+
     def tile_tensor(self, stage: int) -> list[Group]:
         return [g for g in self.of_place("tile") if g.unit == UNIT_TENSOR and g.stage == stage]
 
@@ -176,7 +190,7 @@ def plan_groups(work: GpuCascadeWork, section: GpuSection, where: str) -> GroupP
                             group.deps[name] = 0
                 else:
                     resolve(read.tensor, distance_of.get(read.relation, 0), group, frozenset(),
-                            read.relation == "final" or (group.place == "post"
+                            read.relation == "final" or (group.place in ("post", "merge")
                                                          and groups_place(work, read.tensor) == "tile"))
     plan = GroupPlan(groups, work)
     # stages: a tensor op that waits for off-tensor work of its own tile runs one tile behind

@@ -19,7 +19,7 @@ Nothing here names an Einsum. The mapper builds schedules and never runs the eng
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from attnsim.archsim.gpu_spec import GpuSpec
@@ -35,8 +35,12 @@ from attnsim.mappers.gpu_common import (
     GpuMapping,
     OpList,
     Rates,
+    grid_heads,
     launch_order,
+    m_blocks,
+    merge_parts,
     occupancy,
+    stream_k_order,
 )
 from attnsim.mappers.gpu_mapping import GpuSection, gpu_section, matches
 from attnsim.mappers.mapping_spec import MappingSpec
@@ -58,14 +62,18 @@ class Layout:
     shape_of: dict[str, str]           # rank variable -> shape symbol
     tile_shape: str                    # shape symbol of the keys rank's tile (M0, or M unpartitioned)
     iterative: frozenset[str]
+    split_rank: str | None = None      # the split-K rank (one split per CTA)
 
-    def extents(self, rows: int, block_n: int) -> dict[str, int]:
+    def extents(self, rows: int, block_n: int, splits: int = 1) -> dict[str, int]:
         """Per-tile extent of each rank variable: ``rows`` for the rows rank, ``block_n`` for the keys
-        tile, 1 for the tile index, the workload's size otherwise."""
+        tile, 1 for the tile index, ``splits`` for the split rank (1 in a CTA, the partials in the
+        merge), the workload's size otherwise."""
         out: dict[str, int] = {}
         for rank, shape in self.shape_of.items():
             if rank == self.rows_rank:
                 out[rank] = rows
+            elif rank == self.split_rank:
+                out[rank] = splits
             elif shape == self.tile_shape:
                 out[rank] = block_n
             elif rank in self.keys_ranks:
@@ -92,21 +100,28 @@ class Layout:
 def layout_of(cascade: Cascade, section: GpuSection, workload: GpuAttention, where: str) -> Layout:
     """Check the section's ranks against the cascade and bind its shape symbols to the workload."""
     shape_of = {rank: str(symbol) for rank, symbol in cascade.ranks.items()}
-    for key, rank in (("rows_rank", section.rows_rank), ("keys_rank", section.keys_rank)):
+    named = [("rows_rank", section.rows_rank), ("keys_rank", section.keys_rank)]
+    if section.split_rank is not None:
+        named.append(("split_rank", section.split_rank))
+    elif section.partition == "stream_k":
+        raise MappingError(f"{where}: gpu.partition: 'stream_k' merges partial results over a split rank; "
+                           f"missing gpu.split_rank")
+    for key, rank in named:
         if rank not in shape_of:
             raise MappingError(f"{where}: gpu.{key}: the cascade has no rank '{rank}' "
                                f"(its ranks: {', '.join(shape_of)})")
     keys_shape = shape_of[section.keys_rank]
+    split_shape = shape_of[section.split_rank] if section.split_rank is not None else None
     keys_ranks = {section.keys_rank}
     tile_shape = keys_shape
     for symbol, expr in cascade.derived_shapes.items():   # M1 = M / M0: m1 and m0 walk the keys too
         names = {str(s) for s in expr.free_symbols}
         if keys_shape in names:
             keys_ranks |= {r for r, s in shape_of.items() if s == str(symbol)}
-            for other in sorted(names - {keys_shape}):
+            for other in sorted(names - {keys_shape, split_shape}):
                 tile_shape = other
                 keys_ranks |= {r for r, s in shape_of.items() if s == other}
-    values = {"seq": workload.seq, "head_dim": workload.head_dim}
+    values = {"seq": workload.seq, "head_dim": workload.head_dim, "splits": 1}
     sizes: dict[str, int] = {}
     for symbol in cascade.free_symbols():
         name = str(symbol)
@@ -114,10 +129,10 @@ def layout_of(cascade: Cascade, section: GpuSection, workload: GpuAttention, whe
             continue
         if name not in section.shapes:
             raise MappingError(f"{where}: gpu.shapes: no value for the cascade's shape symbol {name} "
-                               f"(expected seq or head_dim)")
+                               f"(expected seq, head_dim or splits)")
         sizes[name] = values[section.shapes[name]]
     return Layout(section.rows_rank, frozenset(keys_ranks), sizes, shape_of, tile_shape,
-                  frozenset(cascade.iterative))
+                  frozenset(cascade.iterative), section.split_rank)
 
 
 def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: GpuCascadeWork,
@@ -151,12 +166,20 @@ def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: G
         from attnsim.mappers.gpu_template_multi_pass import spill_placement
 
         smem = spill_placement(section, spec, workload, case.block_m, smem)[1]
+    pack = workload.group if section.pack_gqa == "always" or (
+        section.pack_gqa == "decode" and workload.q_len == 1) else 1
     cluster = 1
     if section.cluster is not None and matches(section.cluster.when, facts):
-        blocks = -(-workload.seq // case.block_m)
+        blocks = -(-workload.q_len * pack // case.block_m)
         cluster = section.cluster.size if blocks % section.cluster.size == 0 else 1
-    return CtaTile(block_m=case.block_m, block_n=case.block_n, consumers=case.consumers, threads=threads,
-                   registers_per_thread=registers, smem_bytes=smem, stages=section.stages, cluster=cluster)
+    tile = CtaTile(block_m=case.block_m, block_n=case.block_n, consumers=case.consumers, threads=threads,
+                   registers_per_thread=registers, smem_bytes=smem, stages=section.stages, cluster=cluster,
+                   pack=pack)
+    if section.split_rank is not None and section.partition == "grid":
+        ctas = grid_heads(workload, tile) * m_blocks(workload, tile)
+        splits = section.splits.choose(ctas, spec.sms, -(-workload.seq // case.block_n))
+        tile = replace(tile, splits=splits)
+    return tile
 
 
 # --------------------------------------------------------------------------------------------------
@@ -263,6 +286,7 @@ class CascadeMapping:
     workload: GpuAttention
     poly: dict[str, Any] | None
     where: str
+    partials_in_l2: bool = True     # split-K partials stay in L2 (they fit) rather than go to HBM
 
 
 def _poly(section: GpuSection, plan: GroupPlan, layout: Layout, tile: CtaTile, spec: GpuSpec,
@@ -305,19 +329,39 @@ def resolve(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, spec
     """Validate and resolve a (cascade, mapping) pair for ``workload`` on ``spec``."""
     where = mapping.origin
     section = section or gpu_section(mapping)
+    _check_features(section, spec, workload, where)
     layout0 = layout_of(cascade, section, workload, where)
     if section.style != "multi_pass":
         _check_one_pass(cascade, section, where)
-    work = gpu_cascade_work(cascade, layout0.keys_ranks)
+    if section.split_rank is not None and section.style != "in_phase":
+        raise MappingError(f"{where}: gpu.split_rank: split-K partials are written by the in_phase template "
+                           f"only, got style '{section.style}'")
+    split_ranks = frozenset({section.split_rank}) if section.split_rank is not None else frozenset()
+    work = gpu_cascade_work(cascade, layout0.keys_ranks, split_ranks)
     plan = plan_groups(work, section, where)
     tile = cta_tile(section, spec, workload, work, layout0, where)
     layout = Layout(layout0.rows_rank, layout0.keys_ranks, {**layout0.sizes, layout0.tile_shape: tile.block_n},
-                    layout0.shape_of, layout0.tile_shape, layout0.iterative)
+                    layout0.shape_of, layout0.tile_shape, layout0.iterative, layout0.split_rank)
     poly = _poly(section, plan, layout, tile, spec, workload)
     return CascadeMapping(mapping.name, section, plan, layout, tile, spec, workload, poly, where)
 
 
 _PASSES: dict[tuple, int] = {}
+
+HOPPER_FEATURES = frozenset({"wgmma", "tma", "warp_specialization", "clusters"})
+"""Features new in Hopper (archsim.gpu_spec.GPU_FEATURES): what FA3 needs and an A100 lacks."""
+
+
+def _check_features(section: GpuSection, spec: GpuSpec, workload: GpuAttention, where: str) -> None:
+    """MappingError naming the key when the mapping needs a GPU feature ``spec`` lacks (FA3's wgmma,
+    TMA and warp specialisation are Hopper-only: compute capability 9.0)."""
+    facts = {"head_dim": workload.head_dim, "causal": workload.causal, "dtype": workload.dtype}
+    for feature, key in section.gpu_features(facts).items():
+        if not spec.has_feature(feature):
+            hopper = " (a Hopper feature, compute capability 9.0, that FA3-style mappings use)" if feature in \
+                HOPPER_FEATURES else ""
+            raise MappingError(f"{where}: gpu.{key}: needs the GPU feature '{feature}'{hopper}, which {spec.name} "
+                               f"does not have (its features: {', '.join(spec.feature_names)})")
 
 
 def _check_one_pass(cascade: Cascade, section: GpuSection, where: str) -> None:
@@ -356,8 +400,24 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, 
     else:
         from attnsim.mappers.gpu_template_multi_pass import multi_pass_schedule as build
 
-    def schedule(work: CtaWork) -> Schedule:
-        return build(resolved, work, occ.resident_ctas)
+    n_tiles = -(-workload.seq // tile.block_n)
+    if section.partition == "stream_k":
+        order = stream_k_order(workload, tile, spec.sms * occ.resident_ctas)
+        merges = merge_parts(order, n_tiles)
+    else:
+        order = launch_order(workload, tile, longest_first=longest)
+        merges = [tile.splits] * (grid_heads(workload, tile) * m_blocks(workload, tile)) if tile.splits > 1 else []
+    if merges:
+        from attnsim.mappers.gpu_template_merge import merge_schedule, partial_bytes
+
+        stored = sum(partial_bytes(resolved, tile.block_m) for w in order for p in w.parts() if p.partial)
+        resolved = replace(resolved, partials_in_l2=stored <= spec.storage.l2_bytes.value / 2)
+
+    def schedule(work: CtaWork, copies: int | None = None) -> Schedule:
+        return build(resolved, work, occ.resident_ctas if copies is None else copies)
+
+    def merge(parts: int) -> Schedule:
+        return merge_schedule(resolved, parts)
 
     choices: dict[str, Any] = {"block_m": tile.block_m, "block_n": tile.block_n, "consumers": tile.consumers,
                                "stages": tile.stages, "cluster": tile.cluster, "style": section.style,
@@ -371,9 +431,13 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, 
         from attnsim.mappers.gpu_template_multi_pass import spill_level
 
         choices["score_rows_in"] = spill_level(resolved)
+    choices.update(pack_gqa=tile.pack, partition=section.partition)
+    if section.split_rank is not None:
+        choices.update(splits=tile.splits, merge_ctas=len(merges), partials_in=("l2" if resolved.partials_in_l2
+                                                                                else "hbm") if merges else None)
     return GpuMapping(design=design or mapping.name, workload=workload, tile=tile, occupancy=occ,
-                      order=tuple(launch_order(workload, tile, longest_first=longest)),
-                      cta_schedule=schedule, tensor_instruction=section.tensor_instruction, choices=choices)
+                      order=tuple(order), cta_schedule=schedule, tensor_instruction=section.tensor_instruction,
+                      choices=choices, merges=tuple(merges), merge_schedule=merge if merges else None)
 
 
 __all__ = ["CascadeMapping", "Layout", "cta_tile", "dep_ids", "emit_group", "fraction_name", "gemm_smem_bytes",

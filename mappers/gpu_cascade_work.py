@@ -89,7 +89,9 @@ class Piece:
 @dataclass(frozen=True)
 class GpuEinsum:
     """An Einsum as the GPU mappers see it. ``place``: ``tile`` (runs once per K/V tile: it iterates
-    over the keys rank), ``post`` (after the loop: reads final iterates), ``pre`` (before the loop)."""
+    over the keys rank), ``post`` (after the loop: reads final iterates), ``pre`` (before the loop),
+    ``merge`` (after the loop, over the split rank, or reading such an Einsum: the merge of split-K
+    partials, run by the CTA itself when it holds every split, else by the merge phase)."""
 
     name: str
     tensor: str
@@ -225,9 +227,10 @@ def _expr_ops(expr: object, output_ranks: frozenset[str], where: str,
     raise MappingError(f"{where}: cannot cost expression {expr!r}")
 
 
-def gpu_cascade_work(cascade: Cascade, keys_ranks: frozenset[str]) -> GpuCascadeWork:
+def gpu_cascade_work(cascade: Cascade, keys_ranks: frozenset[str],
+                     split_ranks: frozenset[str] = frozenset()) -> GpuCascadeWork:
     """Analyse ``cascade`` for a GPU: ``keys_ranks`` are the rank variables of the rank the CTA walks
-    in K/V tiles (e.g. ``{m, m1, m0}``)."""
+    in K/V tiles (e.g. ``{m, m1, m0}``), ``split_ranks`` those of the split rank (split-K)."""
     inputs = set(cascade.inputs)
     views: dict[str, str] = {}
     for einsum in cascade.einsums:
@@ -259,9 +262,11 @@ def gpu_cascade_work(cascade: Cascade, keys_ranks: frozenset[str]) -> GpuCascade
         refs = _refs(einsum.expr)
         reads = tuple(read(r) for r in refs)
         uses_keys = bool(set(ranks) & keys_ranks)
-        after_loop = any(r.relation == "final" or places.get(writer_einsum[r.tensor].name) in ("tile", "post")
+        after_loop = any(r.relation == "final" or places.get(writer_einsum[r.tensor].name) in ("tile", "post", "merge")
                          for r in reads if r.tensor in writer_einsum)
-        place = "tile" if uses_keys else ("post" if after_loop else "pre")
+        merging = bool(set(ranks) & split_ranks) or any(
+            places.get(writer_einsum[r.tensor].name) == "merge" for r in reads if r.tensor in writer_einsum)
+        place = "tile" if uses_keys else ("merge" if after_loop and merging else "post" if after_loop else "pre")
         places[name] = place
         pieces: list[Piece] = []
         accumulates_into = None

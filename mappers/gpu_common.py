@@ -61,10 +61,13 @@ TENSOR_MUFU = "tensor_mufu"
 
 @dataclass(frozen=True)
 class GpuAttention:
-    """A forward attention call: ``batch`` x ``heads`` independent (seq x head_dim) problems.
+    """A forward attention call: ``batch`` x ``heads`` independent (q_len x seq, head_dim) problems.
 
-    Units: ``seq`` in tokens (query and key length), ``head_dim`` in elements. ``dtype`` is the element
-    type of Q, K, V (fp16, bf16, fp8); O is written in 16 bits.
+    Units: ``seq`` in tokens (the key/value length; the query length too unless ``q_len`` is given),
+    ``q_len`` in tokens (the queries are the last ``q_len`` positions of the ``seq``-token context:
+    1 in decode, a chunk in chunked prefill), ``head_dim`` in elements. ``kv_heads`` K/V heads
+    (grouped-query attention: ``heads / kv_heads`` query heads share one; default ``heads``).
+    ``dtype`` is the element type of Q, K, V (fp16, bf16, fp8); O is written in 16 bits.
     """
 
     batch: int
@@ -73,12 +76,24 @@ class GpuAttention:
     head_dim: int
     causal: bool = False
     dtype: str = "fp16"
+    q_len: int | None = None
+    kv_heads: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("batch", "heads", "seq", "head_dim"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise MappingError(f"gpu attention: {name}: expected a positive integer, got {value!r}")
+        for name, default in (("q_len", self.seq), ("kv_heads", self.heads)):
+            value = getattr(self, name)
+            if value is None:
+                object.__setattr__(self, name, default)
+            elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= default:
+                raise MappingError(f"gpu attention: {name}: expected a positive integer of at most "
+                                   f"{default}, got {value!r}")
+        if self.heads % self.kv_heads:
+            raise MappingError(f"gpu attention: kv_heads: expected a divisor of heads = {self.heads}, "
+                               f"got {self.kv_heads}")
         if self.head_dim not in HEAD_DIMS:
             raise MappingError(f"gpu attention: head_dim: expected one of "
                                f"{', '.join(map(str, HEAD_DIMS))}, got {self.head_dim}")
@@ -92,10 +107,32 @@ class GpuAttention:
         return DTYPE_BYTES[self.dtype]
 
     @property
+    def group(self) -> int:
+        """Query heads sharing one K/V head (1: multi-head attention)."""
+        return self.heads // self.kv_heads
+
+    @property
+    def attended_pairs(self) -> float:
+        """(query, key) pairs of one head: ``q_len x seq``; causal with ``q_len == seq`` half of it (FA3's
+        convention), causal with fewer queries the keys up to each query's position (the queries are the
+        last ``q_len`` positions: ``q_len (seq - q_len) + q_len (q_len + 1) / 2``)."""
+        q, m = self.q_len, self.seq
+        if not self.causal:
+            return float(q * m)
+        if q == m:
+            return q * m / 2
+        return q * (m - q) + q * (q + 1) / 2
+
+    @property
     def flops(self) -> float:
-        """FA3's FLOP count: 4 * seq^2 * head_dim * heads * batch, halved when causal."""
-        full = 4.0 * self.seq * self.seq * self.head_dim * self.heads * self.batch
-        return full / 2 if self.causal else full
+        """FA3's FLOP count: 4 * attended pairs * head_dim * heads * batch (4 * seq^2 * ... for
+        prefill, halved when causal)."""
+        return 4.0 * self.attended_pairs * self.head_dim * self.heads * self.batch
+
+    @property
+    def kv_cache_bytes(self) -> int:
+        """Bytes of K and V of every (batch, K/V head), each read once: ``batch kv_heads seq 2 head_dim``."""
+        return self.batch * self.kv_heads * self.seq * 2 * self.head_dim * self.element_bytes
 
 
 def fa3_protocol_workload(seq: int, head_dim: int, *, causal: bool = False, dtype: str = "fp16",
@@ -122,7 +159,9 @@ class CtaTile:
     ``block_m`` query rows per CTA, ``block_n`` keys per K/V tile, ``consumers`` independent compute
     streams (warpgroups for wgmma kernels, warps for mma.sync kernels), ``threads`` per CTA,
     ``registers_per_thread`` (32-bit), ``smem_bytes`` per CTA, ``stages`` K/V buffers in SMEM,
-    ``cluster`` CTAs (on as many SMs) that share each K/V tile load by TMA multicast.
+    ``cluster`` CTAs (on as many SMs) that share each K/V tile load by TMA multicast; ``pack`` query
+    heads of a GQA group packed into the CTA's rows (one K/V tile load serves them all; 1: one head per
+    CTA); ``splits`` parts the keys of a (batch, head) are split into, one CTA each (split-K).
     """
 
     block_m: int
@@ -133,6 +172,8 @@ class CtaTile:
     smem_bytes: int
     stages: int = 2
     cluster: int = 1
+    pack: int = 1
+    splits: int = 1
 
     @property
     def rows_per_consumer(self) -> int:
@@ -179,32 +220,73 @@ def waves(ctas: int, sms: int, resident: int) -> int:
     return -(-ctas // (sms * resident))
 
 
+def copies_per_sm(ctas: int, sms: int, resident: int) -> int:
+    """CTAs each SM runs at once: the resident limit, or fewer when the CTAs do not fill the SMs
+    (the block scheduler spreads a grid over the SMs first: ``ceil(ctas / sms)``)."""
+    return max(1, min(resident, -(-ctas // sms)))
+
+
 @dataclass(frozen=True)
 class CtaWork:
-    """The K/V tiles one CTA processes: ``tiles`` in all, ``masked`` of them on the causal diagonal."""
+    """The K/V tiles one CTA processes: ``tiles`` in all, ``masked`` of them on the causal diagonal.
+
+    ``partial``: the CTA covers only part of its query block's keys (a split, a stream-K chunk) and
+    stores the partial results the merge reads instead of the outputs. ``segments``: a stream-K CTA
+    that walks the tiles of several query blocks one after the other, one :class:`CtaWork` each
+    (empty: the CTA is one segment, itself).
+    """
 
     tiles: int
     masked: int
+    partial: bool = False
+    segments: tuple[CtaWork, ...] = ()
+
+    def parts(self) -> tuple[CtaWork, ...]:
+        """The segments the CTA runs one after the other (itself when it has none)."""
+        return self.segments or (self,)
 
 
-def cta_work(workload: GpuAttention, tile: CtaTile, m_block: int) -> CtaWork:
-    """K/V tiles of query block ``m_block`` (rows m_block*Br ... +Br-1; a ragged last block is padded).
+def cta_work(workload: GpuAttention, tile: CtaTile, m_block: int, split: int = 0) -> CtaWork:
+    """K/V tiles of query block ``m_block`` (rows m_block*Br ... +Br-1; a ragged last block is padded)
+    in split ``split`` of ``tile.splits`` (each split ceil(tiles / splits) consecutive tiles, FA2's
+    split-KV kernel; the last may have fewer).
 
-    Non-causal: ceil(seq / Bc) tiles, none masked. Causal: the tiles holding keys 0 ... last row of the
-    block; those reaching beyond the block's first row are masked (partly above the diagonal).
+    Non-causal: ceil(seq / Bc) tiles, none masked. Causal: the tiles holding keys 0 ... the position
+    of the block's last row; those reaching beyond the block's first row's position are masked
+    (partly above the diagonal). Row r of a block sits at position ``seq - q_len + r // pack``.
     """
     n_tiles = -(-workload.seq // tile.block_n)
+    per_split = -(-n_tiles // tile.splits)
+    low, high = split * per_split, min(n_tiles, (split + 1) * per_split)
+    partial = tile.splits > 1
     if not workload.causal:
-        return CtaWork(n_tiles, 0)
-    last_row = min((m_block + 1) * tile.block_m, workload.seq) - 1
-    tiles = last_row // tile.block_n + 1
-    first_masked = (m_block * tile.block_m) // tile.block_n
-    return CtaWork(tiles, tiles - first_masked)
+        return CtaWork(high - low, 0, partial)
+    offset = workload.seq - workload.q_len
+    last_row = min((m_block + 1) * tile.block_m, query_rows(workload, tile)) - 1
+    tiles = (offset + last_row // tile.pack) // tile.block_n + 1
+    first_masked = (offset + (m_block * tile.block_m) // tile.pack) // tile.block_n
+    high = min(high, tiles)
+    return CtaWork(high - low, high - max(low, first_masked), partial)
+
+
+def query_rows(workload: GpuAttention, tile: CtaTile) -> int:
+    """Query rows per CTA-grid head: ``q_len``, times the heads of a GQA group packed together."""
+    return workload.q_len * tile.pack
+
+
+def grid_heads(workload: GpuAttention, tile: CtaTile) -> int:
+    """(batch, head) pairs of the CTA grid: every query head, or every K/V head when groups are packed."""
+    return workload.batch * workload.heads // tile.pack
 
 
 def m_blocks(workload: GpuAttention, tile: CtaTile) -> int:
-    """Query blocks per (batch, head): ceil(seq / block_m)."""
-    return -(-workload.seq // tile.block_m)
+    """Query blocks per grid head: ceil(query rows / block_m)."""
+    return -(-query_rows(workload, tile) // tile.block_m)
+
+
+def head_ctas(workload: GpuAttention, tile: CtaTile) -> list[CtaWork]:
+    """The CTAs of one grid head in FA2's block order: per split, the m-blocks ascending."""
+    return [cta_work(workload, tile, m, s) for s in range(tile.splits) for m in range(m_blocks(workload, tile))]
 
 
 def launch_order(workload: GpuAttention, tile: CtaTile, *, longest_first: bool) -> list[CtaWork]:
@@ -215,22 +297,66 @@ def launch_order(workload: GpuAttention, tile: CtaTile, *, longest_first: bool) 
     for causal masks hands the longest remaining tile to the first free SM); equal CTAs keep their
     block order.
     """
-    per_head = [cta_work(workload, tile, m) for m in range(m_blocks(workload, tile))]
-    order = per_head * (workload.batch * workload.heads)
+    order = head_ctas(workload, tile) * grid_heads(workload, tile)
     if longest_first:
         order.sort(key=lambda work: -work.tiles)
     return order
 
 
+def stream_k_order(workload: GpuAttention, tile: CtaTile, ctas: int) -> list[CtaWork]:
+    """LeanAttention's stream-K partition: the K/V tiles of every (grid head, query block), laid end to
+    end, cut into ``ctas`` equal ranges (the first ``total % ctas`` one tile longer), one per CTA; a
+    range that crosses a block boundary is several segments, and a segment that does not cover its
+    block's tiles is partial (merged afterwards). Non-causal only (equal blocks)."""
+    per_block = -(-workload.seq // tile.block_n)
+    blocks = grid_heads(workload, tile) * m_blocks(workload, tile)
+    total = blocks * per_block
+    ctas = max(1, min(ctas, total))
+    order: list[CtaWork] = []
+    start = 0
+    for c in range(ctas):
+        end = start + total // ctas + (1 if c < total % ctas else 0)
+        segments, position = [], start
+        while position < end:
+            block_end = (position // per_block + 1) * per_block
+            stop = min(end, block_end)
+            segments.append(CtaWork(stop - position, 0, stop - position < per_block))
+            position = stop
+        order.append(segments[0] if len(segments) == 1 else
+                     CtaWork(end - start, 0, any(s.partial for s in segments), tuple(segments)))
+        start = end
+    return order
+
+
+def merge_parts(order: Sequence[CtaWork], per_block: int) -> list[int]:
+    """Partials per query block that a merge combines, from a stream-K order (:func:`stream_k_order`):
+    the partial segments of a block follow each other and together cover its ``per_block`` tiles."""
+    parts: list[int] = []
+    covered = 0
+    for work in order:
+        for segment in work.parts():
+            if not segment.partial:
+                continue
+            if covered == 0:
+                parts.append(0)
+            parts[-1] += 1
+            covered += segment.tiles
+            if covered >= per_block:
+                covered = 0
+    return parts
+
+
 def hbm_fraction_of_kv(workload: GpuAttention, tile: CtaTile) -> float:
     """Fraction of the K/V tile bytes the CTAs load that must come from HBM (the rest hits in L2).
 
-    Each (batch, head)'s K and V are read from HBM once and reused from L2 by its other CTAs (they run
+    Each grid head's K and V are read from HBM once and reused from L2 by its other CTAs (they run
     at about the same time and one head's K/V, 4 * seq * head_dim bytes at 16 bits, fits in L2 next to
-    the heads in flight). = 1 / (average number of CTAs that read each K/V tile).
+    the heads in flight). = 1 / (average number of CTAs that read each K/V tile). A grid head is a
+    query head unless a GQA group is packed into the CTAs' rows: query heads of one group in
+    different CTAs each read the group's K/V from HBM (their reuse through L2 is not modelled).
     """
     n_tiles = -(-workload.seq // tile.block_n)
-    reads = sum(cta_work(workload, tile, m).tiles for m in range(m_blocks(workload, tile)))
+    reads = sum(work.tiles for work in head_ctas(workload, tile))
     return n_tiles / reads
 
 
@@ -387,8 +513,12 @@ def sm_schedule(prologue: Sequence[Operation], body: Sequence[Operation], repeat
 class GpuMapping:
     """A GPU mapper's output: the tiling it chose and how to build each CTA group's schedule.
 
-    ``cta_schedule(work)`` returns the schedule of ``occupancy.resident_ctas`` CTAs that each do
-    ``work`` (run together on one SM); ``order`` is every CTA's work in dispatch order.
+    ``cta_schedule(work[, copies])`` returns the schedule of ``copies`` (default
+    ``occupancy.resident_ctas``) CTAs that each do ``work`` (run together on one SM; a stream-K CTA
+    runs its segments one after the other);
+    ``order`` is every CTA's work in dispatch order. ``merges``: the partials of each query block that
+    the merge phase combines after the CTAs (split-K, stream-K; empty: no merge), one merge CTA each,
+    whose schedule ``merge_schedule(parts)`` gives.
     """
 
     design: str
@@ -396,9 +526,11 @@ class GpuMapping:
     tile: CtaTile
     occupancy: Occupancy
     order: tuple[CtaWork, ...]
-    cta_schedule: Callable[[CtaWork], Schedule]
+    cta_schedule: Callable[..., Schedule]
     tensor_instruction: str
     choices: dict[str, Any] = field(default_factory=dict)
+    merges: tuple[int, ...] = ()
+    merge_schedule: Callable[[int], Schedule] | None = None
 
     @property
     def ctas(self) -> int:
@@ -419,6 +551,6 @@ def dispatch_schedule(cta_cycles: Sequence[int], slots: int) -> Schedule:
 
 
 __all__ = ["FA3_HIDDEN", "FA3_TOKENS", "HEAD_DIMS", "LATENCY_LANES", "TENSOR_MUFU", "UNITS", "CtaTile", "CtaWork",
-           "GpuAttention", "GpuMapping", "Occupancy", "OpList", "Rates", "cta_work", "cycles", "dispatch_schedule",
-           "fa3_protocol_workload", "hbm_fraction_of_kv", "launch_order", "m_blocks", "occupancy", "sm_schedule",
-           "waves"]
+           "GpuAttention", "GpuMapping", "Occupancy", "OpList", "Rates", "copies_per_sm", "cta_work", "cycles", "dispatch_schedule",
+           "fa3_protocol_workload", "grid_heads", "hbm_fraction_of_kv", "head_ctas", "launch_order", "m_blocks",
+           "merge_parts", "occupancy", "query_rows", "sm_schedule", "stream_k_order", "waves"]

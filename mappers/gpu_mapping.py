@@ -27,6 +27,13 @@ and reads it for :mod:`mappers.gpu_cascade_mapper`. Keys (docs/mapping-gpu.md ha
       fold: [RM, PRM]             # per-row Einsums whose latency is not modelled: their readers wait
                                   # for what they read instead
       poly_exp: {einsums: [SLN], fraction: balanced, fp32_ops: 7}   # exp on the FP32 lanes (FuseMax)
+      pack_gqa: never | decode | always   # the query heads of a GQA group packed into one CTA's rows
+                                  # (one K/V tile load serves the group; 'decode': when q_len = 1)
+      split_rank: s               # the cascade's split rank: one CTA per split (or stream-K chunk),
+                                  # the Einsums over it after the loop are the merge phase
+      splits: {policy: fill_waves, max_splits: 128, slots_per_sm: 2}   # or {policy: fixed, count: 4}
+      partition: grid | stream_k  # CTAs per (head, block, split), or the tiles of all heads cut into
+                                  # one equal range per resident CTA slot (LeanAttention)
       passes: [[qk, max], [exp, fma, sum], [pv]]          # multi_pass: op groups of each pass
       spill: {QK: 4, SN: 2}       # multi_pass: bytes per element of tensors crossing passes
       spill_level: auto           # where they live: auto (FLAT's rule: SMEM if the block's rows fit,
@@ -96,6 +103,45 @@ class PolyExp(_Section):
     fp32_ops: float = Field(gt=0)
 
 
+class SplitPolicy(_Section):
+    """How many splits the keys of a (batch, head) get (``split_rank`` mappings).
+
+    ``fixed``: ``count``. ``fill_waves``: FlashAttention-2's split-KV heuristic
+    (``csrc/flash_attn/flash_api.cpp``, ``num_splits_heuristic``): one split when the CTAs already
+    fill ``fill_fraction`` of the CTA slots (SMs x ``slots_per_sm``); otherwise, over the split counts
+    up to ``max_splits`` (and the SM count and the tile count) that change the tiles per split, the
+    wave efficiency ``waves / ceil(waves)`` of each, and the smallest count reaching
+    ``efficiency_fraction`` of the best.
+    """
+
+    policy: Literal["fixed", "fill_waves"]
+    count: int = Field(default=1, ge=1)
+    max_splits: int = Field(default=128, ge=1)
+    slots_per_sm: int = Field(default=2, ge=1)
+    fill_fraction: float = Field(default=0.8, gt=0)
+    efficiency_fraction: float = Field(default=0.85, gt=0, le=1)
+
+    def choose(self, ctas: int, sms: int, n_tiles: int) -> int:
+        """The split count for ``ctas`` CTAs without splitting, ``sms`` SMs and ``n_tiles`` K/V tiles."""
+        if self.policy == "fixed":
+            return min(self.count, n_tiles)
+        slots = sms * self.slots_per_sm
+        if ctas >= self.fill_fraction * slots:
+            return 1
+        top = min(self.max_splits, slots, n_tiles)
+
+        def per_split(count: int) -> int:
+            return -(-n_tiles // count)
+
+        eligible = [c for c in range(1, top + 1) if c == 1 or per_split(c) != per_split(c - 1)]
+        efficiency = {}
+        for count in eligible:
+            waves = ctas * count / slots
+            efficiency[count] = waves / -(-waves // 1)
+        best = max(efficiency.values())
+        return next(c for c in eligible if efficiency[c] >= self.efficiency_fraction * best)
+
+
 class GpuSection(_Section):
     """The validated ``gpu:`` section (module docstring)."""
 
@@ -103,7 +149,7 @@ class GpuSection(_Section):
     tensor_instruction: Literal["mma.sync", "wgmma"]
     rows_rank: str = Field(min_length=1)
     keys_rank: str = Field(min_length=1)
-    shapes: dict[str, Literal["seq", "head_dim"]]
+    shapes: dict[str, Literal["seq", "head_dim", "splits"]]
     tiles: list[TileCase] = Field(min_length=1)
     threads_per_consumer: int = Field(ge=1)
     producer_warpgroups: int = Field(default=0, ge=0)
@@ -122,6 +168,21 @@ class GpuSection(_Section):
     passes: list[list[str]] | None = None
     spill: dict[str, int] = {}
     spill_level: Literal["auto", "smem", "l2", "hbm"] = "auto"
+    pack_gqa: Literal["never", "decode", "always"] = "never"
+    split_rank: str | None = None
+    splits: SplitPolicy = SplitPolicy(policy="fixed")
+    partition: Literal["grid", "stream_k"] = "grid"
+
+    def gpu_features(self, facts: Mapping[str, Any]) -> dict[str, str]:
+        """The GPU features the mapping needs for the workload ``facts`` -> the key that needs it."""
+        needs: dict[str, str] = {self.tensor_instruction.replace(".", "_"): "tensor_instruction"}
+        if self.style == "warp_specialized" and self.warp_specialized:
+            needs.update({"warp_specialization": "style", "tma": "style"})
+        if self.cp_async:
+            needs["cp_async"] = "cp_async"
+        if self.cluster is not None and self.cluster.size > 1 and matches(self.cluster.when, facts):
+            needs["clusters"] = "cluster"
+        return needs
 
     def tile_case(self, facts: Mapping[str, Any], where: str) -> TileCase:
         """The first tile case matching ``facts``; MappingError when none does."""
@@ -147,5 +208,5 @@ def with_switches(section: GpuSection, **switches: bool) -> GpuSection:
     return section.model_copy(update=switches)
 
 
-__all__ = ["Cluster", "GpuSection", "OpGroup", "PolyExp", "TileCase", "gpu_section", "matches",
+__all__ = ["Cluster", "GpuSection", "OpGroup", "PolyExp", "SplitPolicy", "TileCase", "gpu_section", "matches",
            "with_switches"]

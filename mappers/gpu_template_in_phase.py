@@ -18,7 +18,8 @@ from attnsim.archsim.schedule import Schedule
 from attnsim.mappers.gpu_cascade_groups import Group
 from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, dep_ids, emit_group, fraction_name, gemm_smem_bytes
 from attnsim.mappers.gpu_common import CtaWork, OpList, Rates, hbm_fraction_of_kv, sm_schedule
-from attnsim.mappers.gpu_template_loads import input_deps, keys_fill, reader_stage, rows_fill, store_outputs
+from attnsim.mappers.gpu_template_loads import (input_deps, keys_fill, reader_stage, rows_fill, store_outputs,
+                                                store_partials)
 
 
 def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedule:
@@ -34,7 +35,8 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
     kfill, rfill = keys_fill(workload, bn), rows_fill(workload, tile)
     copies = [f"c{c}" for c in range(resident)]
     stage0, stage1 = plan.tile_tensor(0), plan.tile_tensor(1)
-    softmax, late, post = plan.softmax(), plan.late_groups(), plan.of_place("post")
+    softmax, late = plan.softmax(), plan.late_groups()
+    post = plan.of_place("post") + ([] if work.partial else plan.of_place("merge"))
     early = [t for t in plan.work.tile_inputs if reader_stage(plan, t) == 0]
     lagging = [t for t in plan.work.tile_inputs if reader_stage(plan, t) > 0]
     mask_groups = [g for g in plan.of_place("tile") if any(p.kind == "mask" for p in g.pieces)]
@@ -148,7 +150,10 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
             emit_group(epi, g, f"{g.name}_{c}", extents,
                   dep_ids(plan, g, c, emitted(epi, before_epilogue), set(), iteration_block=False) + drain)
     for c in copies:
-        store_outputs(epi, plan, [c], c, rows, layout, bn, rfill)
+        if work.partial:   # a split's partial results, for the merge phase
+            store_partials(epi, plan, c, rows, layout, rfill, to_hbm=not m.partials_in_l2)
+        else:
+            store_outputs(epi, plan, [c], c, rows, layout, bn, rfill)
     return sm_schedule(pro.ops, body.ops, n - 1, epi.ops, {}, name=f"{m.name} CTA x{n} (x{resident})")
 
 

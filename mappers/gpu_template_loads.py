@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from attnsim.mappers.gpu_cascade_groups import Group, GroupPlan
-from attnsim.mappers.gpu_common import GpuAttention, OpList, m_blocks
+from attnsim.mappers.gpu_common import GpuAttention, OpList, m_blocks, query_rows
 
 OUTPUT_BYTES = 2
 """The cascade's outputs are written in 16 bits."""
@@ -25,8 +25,9 @@ def keys_fill(workload: GpuAttention, block_n: int) -> float:
 
 
 def rows_fill(workload: GpuAttention, tile: Any) -> float:
-    """Real query rows over the rows the CTAs' blocks cover: ``seq / (blocks x block_m)``."""
-    return workload.seq / (m_blocks(workload, tile) * tile.block_m)
+    """Real query rows over the rows the CTAs' blocks cover: ``rows / (blocks x block_m)`` (rows: the
+    query length, times the packed heads of a GQA group)."""
+    return query_rows(workload, tile) / (m_blocks(workload, tile) * tile.block_m)
 
 
 def reader_stage(plan: GroupPlan, tensor: str) -> int:
@@ -61,4 +62,34 @@ def store_outputs(ops: OpList, plan: GroupPlan, suffixes: list[str], op_suffix: 
         ops.store(f"st{tensor}_{op_suffix}", elements * OUTPUT_BYTES * fill, deps, einsum=producer or tensor)
 
 
-__all__ = ["OUTPUT_BYTES", "input_deps", "keys_fill", "reader_stage", "rows_fill", "store_outputs"]
+PARTIAL_BYTES = 4
+"""Split-K partials (running max, denominator, numerator) are stored in FP32 (FA2's split-KV kernel
+writes its O accumulator and log-sum-exp in FP32)."""
+
+
+def partial_elements(plan: GroupPlan, layout: Any, tensor: str, rows: int) -> int:
+    """Elements of partial ``tensor`` one split of a query block holds: its Einsum's output ranks at
+    the CTA's extents (rows for the rows rank; 1 for the keys, tile and split ranks)."""
+    einsum = plan.work.cascade.einsum(plan.work.producer(tensor))
+    extents = layout.extents(rows, 1)
+    count = 1
+    for rank in einsum.output_ranks:
+        count *= 1 if rank in layout.keys_ranks else extents.get(rank, 1)
+    return count
+
+
+def store_partials(ops: OpList, plan: GroupPlan, op_suffix: str, rows: int, layout: Any, fill: float, *,
+                   to_hbm: bool) -> None:
+    """Write the partials the merge reads (:meth:`GroupPlan.merge_reads`) in FP32 through L2 (and on to
+    HBM unless they stay in L2), after the ops holding their Einsums' pieces."""
+    for tensor in plan.merge_reads():
+        producer = plan.work.producer(tensor)
+        holders = [g.name for g in plan.groups.values() if any(p.einsum == producer for p in g.pieces)
+                   and g.place != "merge"]
+        nbytes = partial_elements(plan, layout, tensor, rows) * PARTIAL_BYTES * fill
+        ops.store(f"st{tensor}_{op_suffix}", nbytes, [f"{h}_{op_suffix}" for h in holders], einsum=producer,
+                  to_hbm=to_hbm)
+
+
+__all__ = ["OUTPUT_BYTES", "PARTIAL_BYTES", "input_deps", "keys_fill", "partial_elements", "reader_stage",
+           "rows_fill", "store_outputs", "store_partials"]

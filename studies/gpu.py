@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from attnsim.mappers.gpu_common import (
     UNITS,
     GpuAttention,
     GpuMapping,
+    copies_per_sm,
     dispatch_schedule,
     fa3_protocol_workload,
     waves,
@@ -40,6 +41,8 @@ GPU_DESIGNS: dict[str, tuple[str, str]] = {
     "flash3": ("attention-1pass", "gpu-flash3"),
     "flat": ("attention-3pass-deferred", "gpu-flat"),
     "fusemax": ("attention-1pass", "gpu-fusemax"),
+    "flashdecoding": ("split-k-attention", "gpu-flashdecoding"),
+    "leanattention": ("split-k-attention", "gpu-leanattention"),
 }
 """Design name -> (built-in cascade, mapping in specs/mappings/); causal calls use the cascade's
 ``-causal`` twin."""
@@ -50,9 +53,10 @@ SWITCHES: tuple[str, ...] = ("warp_specialized", "pingpong", "intra_pipeline")
 DEFAULT_GPU = "h100-sxm"
 
 REPORT_KEYS: tuple[str, ...] = (
-    "design", "cascade", "mapping", "arch", "batch", "heads", "seq", "head_dim", "causal", "dtype", "flops", "latency_s",
-    "cycles", "traffic_bytes", "tflops", "util_tensor", "util_mufu", "util_fp32", "util_smem", "util_l2", "util_hbm", "bound",
-    "ctas", "resident_ctas", "waves", "block_m", "block_n", "energy_pj", "choices")
+    "design", "cascade", "mapping", "arch", "batch", "heads", "kv_heads", "seq", "q_len", "kv_len", "head_dim", "causal",
+    "dtype", "flops", "latency_s", "cycles", "traffic_bytes", "kv_cache_bytes", "hbm_bytes_per_s", "hbm_bandwidth_fraction",
+    "tflops", "util_tensor", "util_mufu", "util_fp32", "util_smem", "util_l2", "util_hbm", "bound", "ctas",
+    "resident_ctas", "waves", "block_m", "block_n", "energy_pj", "choices")
 """Keys of :func:`gpu_report` (and of ``attnsim gpu --json``)."""
 
 def design_pair(design: str) -> tuple[str, str]:
@@ -118,10 +122,19 @@ def _cached_mapping(name_or_path: str, stamp: tuple[str, int, int]) -> MappingSp
     return mapping
 
 
+PHASES: tuple[str, ...] = ("prefill", "decode", "chunked-prefill")
+"""``--phase``: queries = keys; one query per sequence over a KV cache; a chunk of queries (``--q-len``)."""
+
+
 def make_workload(seq: int, head_dim: int, *, causal: bool = False, dtype: str = "fp16",
-                  batch: int | None = None, heads: int | None = None) -> GpuAttention:
-    """FA3's protocol shape unless batch/heads are given; UsageError (one line) on bad values."""
-    for name, value in (("--seq", seq), ("--batch", batch), ("--heads", heads)):
+                  batch: int | None = None, heads: int | None = None, q_len: int | None = None,
+                  kv_heads: int | None = None, phase: str = "prefill") -> GpuAttention:
+    """FA3's protocol shape unless batch/heads are given; ``seq`` is the key/value length, ``q_len`` the
+    query length (default by ``phase``: ``seq`` in prefill, 1 in decode; chunked prefill needs it).
+    A causal mask over a single query (at the last position) masks nothing and is dropped, as FA2's
+    ``mha_fwd`` does. UsageError (one line) on bad values."""
+    for name, value in (("--seq", seq), ("--batch", batch), ("--heads", heads), ("--q-len", q_len),
+                        ("--kv-heads", kv_heads)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise UsageError(f"gpu: {name}: expected a positive integer, got {value!r}")
     if head_dim not in HEAD_DIMS:
@@ -129,12 +142,26 @@ def make_workload(seq: int, head_dim: int, *, causal: bool = False, dtype: str =
                          f"got {head_dim!r}")
     if dtype not in DTYPES:
         raise UsageError(f"gpu: --dtype: expected one of {', '.join(DTYPES)}, got '{dtype}'")
+    if phase not in PHASES:
+        raise UsageError(f"gpu: --phase: expected one of {', '.join(PHASES)}, got '{phase}'")
     problem = size_problem("--seq", seq, MAX_GPU_SEQ, "GPU attention")
     if problem is not None:
         raise UsageError(f"gpu: {problem}")
-    workload = fa3_protocol_workload(seq, head_dim, causal=causal, dtype=dtype, batch=batch, heads=heads)
-    rows = workload.batch * workload.heads * workload.seq
-    problem = size_problem("--batch x --heads x --seq", rows, MAX_GPU_ROWS, "GPU attention")
+    if q_len is None:
+        if phase == "chunked-prefill":
+            raise UsageError("gpu: --q-len: missing (--phase chunked-prefill needs the chunk's query length)")
+        q_len = 1 if phase == "decode" else seq
+    elif phase == "decode" and q_len != 1:
+        raise UsageError(f"gpu: --q-len: expected 1 with --phase decode (one new token per sequence), got {q_len}")
+    if q_len > seq:
+        raise UsageError(f"gpu: --q-len: expected at most the KV length {seq}, got {q_len}")
+    workload = fa3_protocol_workload(seq, head_dim, causal=causal and q_len > 1, dtype=dtype, batch=batch,
+                                     heads=heads)
+    if kv_heads is not None and workload.heads % kv_heads:
+        raise UsageError(f"gpu: --kv-heads: expected a divisor of the {workload.heads} query heads, got {kv_heads}")
+    workload = replace(workload, q_len=q_len, kv_heads=kv_heads or workload.heads)
+    rows = workload.batch * workload.heads * workload.q_len
+    problem = size_problem("--batch x --heads x --q-len", rows, MAX_GPU_ROWS, "GPU attention")
     if problem is not None:
         raise UsageError(f"gpu: {problem}")
     return workload
@@ -166,8 +193,7 @@ def build_gpu_mapping(spec: GpuSpec, cascade: str | Cascade, mapping: str | Mapp
                              f"warp_specialized mappings, got '{design or mapping_obj.name}'")
         section = with_switches(section, **{k: bool(v) for k, v in switches.items() if k in SWITCHES})
     if is_causal(cascade_obj) and not workload.causal:
-        workload = GpuAttention(workload.batch, workload.heads, workload.seq, workload.head_dim, True,
-                                workload.dtype)
+        workload = replace(workload, causal=True)
     return map_cascade(cascade_obj, mapping_obj, workload, spec, section=section, design=design)
 
 
@@ -215,23 +241,41 @@ def bounding_unit(utilisation: Mapping[str, float], tensor_mufu_serial: float) -
 
 
 def run_gpu_mapping(mapping: GpuMapping, spec: GpuSpec) -> GpuRun:
-    """Run every distinct CTA group's schedule on the engine, then the CTA dispatch; aggregate."""
+    """Run every distinct CTA group's schedule on the engine, then the CTA dispatch, then (split-K,
+    stream-K) the merge CTAs' schedules and their dispatch; aggregate. A stream-K CTA's segments run
+    one after the other: its cycles, busy cycles and actions are the sums of its segments'."""
     resident = mapping.occupancy.resident_ctas
-    results = {work: run_schedule(mapping.cta_schedule(work)) for work in dict.fromkeys(mapping.order)}
-    dispatch = run_schedule(dispatch_schedule([results[w].cycles for w in mapping.order], spec.sms * resident))
+    copies = copies_per_sm(mapping.ctas, spec.sms, resident)
+    segments = dict.fromkeys(part for work in mapping.order for part in work.parts())
+    results = {work: run_schedule(mapping.cta_schedule(work) if copies == resident else
+                                  mapping.cta_schedule(work, copies)) for work in segments}
+    cta_cycles = {work: sum(results[p].cycles for p in work.parts()) for work in dict.fromkeys(mapping.order)}
+    dispatch = run_schedule(dispatch_schedule([cta_cycles[w] for w in mapping.order], spec.sms * copies))
     total_cycles = dispatch.cycles
     busy = {unit: 0.0 for unit in UNITS}
     serial_busy = 0.0
     actions: dict[str, float] = {}
     overlap = spec.calibration_value("mufu_tensor_overlap")
-    for work in mapping.order:   # each result covers `resident` CTAs
-        result = results[work]
+
+    def add(result: Any, copies: int) -> None:
+        nonlocal serial_busy
         for unit in UNITS:
-            busy[unit] += result.busy_cycles.get(unit, 0.0) / resident
+            busy[unit] += result.busy_cycles.get(unit, 0.0) / copies
         serial_busy += (result.busy_cycles.get("tensor", 0.0)
-                        + (1 - overlap) * result.busy_cycles.get("mufu", 0.0)) / resident
+                        + (1 - overlap) * result.busy_cycles.get("mufu", 0.0)) / copies
         for action, count in result.actions.items():
-            actions[action] = actions.get(action, 0.0) + count / resident
+            actions[action] = actions.get(action, 0.0) + count / copies
+
+    for work in mapping.order:   # each result covers `copies` CTAs
+        for part in work.parts():
+            add(results[part], copies)
+    merge_cycles = 0
+    if mapping.merges and mapping.merge_schedule is not None:
+        merged = {parts: run_schedule(mapping.merge_schedule(parts)) for parts in dict.fromkeys(mapping.merges)}
+        merge_cycles = run_schedule(dispatch_schedule([merged[p].cycles for p in mapping.merges], spec.sms)).cycles
+        for parts in mapping.merges:
+            add(merged[parts], 1)
+        total_cycles += merge_cycles
     sm_cycles = total_cycles * spec.sms
     utilisation = {unit: busy[unit] / sm_cycles for unit in UNITS}
     latency_s = total_cycles / spec.clock_hz
@@ -242,7 +286,8 @@ def run_gpu_mapping(mapping: GpuMapping, spec: GpuSpec) -> GpuRun:
                   resident_ctas=resident, waves=waves(mapping.ctas, spec.sms, resident), actions=actions,
                   energy_pj=math.fsum(breakdown.values()), energy_breakdown_pj=breakdown,
                   choices={**mapping.choices, "equal_ctas": len(set(mapping.order)) == 1,
-                           "cta_cycles_max": max(r.cycles for r in results.values())})
+                           "cta_cycles_max": max(cta_cycles.values()), "merge_cycles": merge_cycles,
+                           "ctas_per_sm": copies})
 
 
 def run_report(spec: GpuSpec, design: str, workload: GpuAttention, run: GpuRun) -> dict[str, Any]:
@@ -251,10 +296,12 @@ def run_report(spec: GpuSpec, design: str, workload: GpuAttention, run: GpuRun) 
     workload = run.workload
     return {
         "design": design, "cascade": run.choices.get("cascade"), "mapping": run.choices.get("mapping"),
-        "arch": spec.name, "batch": workload.batch, "heads": workload.heads,
-        "seq": workload.seq, "head_dim": workload.head_dim, "causal": workload.causal,
-        "dtype": workload.dtype, "flops": workload.flops, "latency_s": run.latency_s,
-        "cycles": run.cycles, "traffic_bytes": run.hbm_bytes,
+        "arch": spec.name, "batch": workload.batch, "heads": workload.heads, "kv_heads": workload.kv_heads,
+        "seq": workload.seq, "q_len": workload.q_len, "kv_len": workload.seq, "head_dim": workload.head_dim,
+        "causal": workload.causal, "dtype": workload.dtype, "flops": workload.flops, "latency_s": run.latency_s,
+        "cycles": run.cycles, "traffic_bytes": run.hbm_bytes, "kv_cache_bytes": workload.kv_cache_bytes,
+        "hbm_bytes_per_s": run.hbm_bytes / run.latency_s,
+        "hbm_bandwidth_fraction": run.hbm_bytes / run.latency_s / spec.memory.hbm_bandwidth_bytes_per_s.value,
         "tflops": run.tflops, "util_tensor": util["tensor"], "util_mufu": util["mufu"],
         "util_fp32": util["fp32"], "util_smem": util["smem"], "util_l2": util["l2"],
         "util_hbm": util["hbm"], "bound": run.bound, "ctas": run.ctas,
@@ -268,10 +315,13 @@ def run_report(spec: GpuSpec, design: str, workload: GpuAttention, run: GpuRun) 
 def gpu_report(arch: str, design: str | None, seq: int, head_dim: int, *, causal: bool = False,
                dtype: str = "fp16", batch: int | None = None, heads: int | None = None,
                switches: Mapping[str, bool] | None = None, cascade: str | None = None,
-               mapping: str | None = None, overrides: dict[str, object] | None = None) -> dict[str, Any]:
+               mapping: str | None = None, overrides: dict[str, object] | None = None,
+               q_len: int | None = None, kv_heads: int | None = None, phase: str = "prefill") -> dict[str, Any]:
     """Everything ``attnsim gpu --json`` prints (:data:`REPORT_KEYS`) for one call: ``design`` or an
     explicit ``cascade`` and ``mapping`` (names or paths); ``overrides``: ``{"dotted.key": value}``
-    GPU-spec overrides (``--set``). ``traffic_bytes``: HBM reads + writes."""
+    GPU-spec overrides (``--set``). ``seq``: the key/value length; ``q_len``, ``kv_heads``, ``phase``:
+    :func:`make_workload`. ``traffic_bytes``: HBM reads + writes; ``hbm_bytes_per_s``: those over the
+    latency, ``hbm_bandwidth_fraction`` of the spec's peak."""
     if design is not None and (cascade is not None or mapping is not None):
         raise UsageError("gpu: --design: give either --design or --cascade and --mapping, not both")
     if design is None:
@@ -280,7 +330,8 @@ def gpu_report(arch: str, design: str | None, seq: int, head_dim: int, *, causal
                              f"--{'cascade' if cascade is not None else 'mapping'}, give both, or --design)")
     else:
         cascade, mapping = design_pair(design)
-    workload = make_workload(seq, head_dim, causal=causal, dtype=dtype, batch=batch, heads=heads)
+    workload = make_workload(seq, head_dim, causal=causal, dtype=dtype, batch=batch, heads=heads, q_len=q_len,
+                             kv_heads=kv_heads, phase=phase)
     spec = load_gpu(arch, overrides)
     run = predict_cascade(spec, cascade, mapping, workload, switches=switches, design=design)
     return run_report(spec, design or run.design, workload, run)
@@ -293,7 +344,7 @@ def mape_percent(predicted: list[float], published: list[float]) -> float:
     return 100.0 * sum(abs(p - q) / q for p, q in zip(predicted, published)) / len(published)
 
 
-__all__ = ["DEFAULT_GPU", "GPU_DESIGNS",
+__all__ = ["DEFAULT_GPU", "GPU_DESIGNS", "PHASES",
            "GpuRun", "REPORT_KEYS", "SWITCHES", "bounding_unit", "build_gpu_mapping", "design_pair", "gpu_cascade",
            "gpu_mapping_spec", "gpu_report", "is_causal", "make_workload", "mape_percent", "predict",
            "predict_cascade", "run_gpu_mapping", "run_report"]

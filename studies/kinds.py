@@ -29,10 +29,12 @@ Results: everything :func:`studies.simulate.simulate` reports (``latency_s``, ``
 ``sizing: pareto`` a ``sizing`` mapping (:class:`studies.sizing.ParetoSizing`).
 
 ``gpu``: one forward attention call on a GPU spec (:mod:`studies.gpu`). Parameters ``design``
-(flash2, flash3, flat, fusemax: a shorthand for a built-in cascade and mapping) or ``cascade`` and
-``mapping`` (any cascade and ``target: gpu`` mapping, names or paths; sweepable axes), ``seq``, ``head_dim`` (64, 128, 256), ``causal`` (false), ``dtype``
+(flash2, flash3, flat, fusemax, flashdecoding, leanattention: a shorthand for a built-in cascade and
+mapping) or ``cascade`` and ``mapping`` (any cascade and ``target: gpu`` mapping, names or paths;
+sweepable axes), ``seq`` (the key/value length), ``head_dim`` (64, 128, 256), ``causal`` (false), ``dtype``
 (fp16), ``batch`` / ``heads`` (null: FlashAttention-3's protocol, batch x seq = 16K tokens and
-heads x head_dim = 2048), ``arch`` (a GPU spec, default ``h100-sxm``). Results: the keys of
+heads x head_dim = 2048), ``q_len`` / ``kv_heads`` (null: ``seq`` in prefill, 1 in decode / ``heads``),
+``phase`` (prefill, decode, chunked-prefill), ``arch`` (a GPU spec, default ``h100-sxm``). Results: the keys of
 :data:`studies.gpu.REPORT_KEYS` (``traffic_bytes``: HBM reads + writes) plus ``peak_flops_per_s`` and
 ``dram_bandwidth_bytes_per_s`` (HBM) for the roofline.
 """
@@ -217,9 +219,12 @@ def _check_gpu(params: Mapping[str, Any]) -> None:
     _boolean(params, "causal")
     if params["dtype"] not in DTYPES:
         raise ParamProblem("dtype", f"expected one of {', '.join(DTYPES)}, got {params['dtype']!r}")
-    for key in ("batch", "heads"):
+    for key in ("batch", "heads", "q_len", "kv_heads"):
         if params[key] is not None:
             _positive_int(params, key)
+    from attnsim.studies.gpu import PHASES
+    if params["phase"] not in PHASES:
+        raise ParamProblem("phase", f"expected one of {', '.join(PHASES)}, got {params['phase']!r}")
 
 
 def gpu_default_arch(params: Mapping[str, Any]) -> str:
@@ -242,7 +247,8 @@ def evaluate_gpu(point: Mapping[str, Any]) -> dict[str, Any]:
     params = point["params"]
     spec = GpuSpec.from_mapping(point["arch"], origin=f"<{point['arch'].get('name', 'gpu')}>")
     workload = make_workload(params["seq"], params["head_dim"], causal=params["causal"],
-                             dtype=params["dtype"], batch=params["batch"], heads=params["heads"])
+                             dtype=params["dtype"], batch=params["batch"], heads=params["heads"],
+                             q_len=params["q_len"], kv_heads=params["kv_heads"], phase=params["phase"])
     design = params["design"]
     cascade, mapping = design_pair(design) if design is not None else (params["cascade"], params["mapping"])
     run = predict_cascade(spec, cascade, mapping, workload, design=design)
@@ -255,10 +261,10 @@ def evaluate_gpu(point: Mapping[str, Any]) -> dict[str, Any]:
 GPU_KIND = PointKind(
     name="gpu", evaluate=evaluate_gpu, required=("seq", "head_dim"),
     defaults={"design": None, "cascade": None, "mapping": None, "causal": False, "dtype": "fp16",
-              "batch": None, "heads": None, "arch": None},
+              "batch": None, "heads": None, "arch": None, "q_len": None, "kv_heads": None, "phase": "prefill"},
     check=_check_gpu, default_arch=gpu_default_arch, arch_loader=load_gpu_spec,
     description="one forward attention call on a GPU spec (studies.gpu): design (or cascade and mapping), "
-                "seq, head_dim, arch")
+                "seq (the KV length), head_dim, arch; q_len, kv_heads, phase for decode and GQA")
 
 
 __all__ = ["ATTENTION_KIND", "DEFAULT_GPU", "GPU_KIND", "SIZINGS", "attention_default_arch",

@@ -39,6 +39,8 @@ EXPECTED["sigmoid-attention"] = {"E": 1, "F": 1, "P": 1, "M": 1}
 EXPECTED["softplus-attention"] = {"E": 1, "F": 1, "P": 1, "M": 1}
 EXPECTED["linear-attention"] = {"E": 1, "F": 1, "P": 1, "M": 1}
 EXPECTED["split-k-decode"] = {"E": 1, "F": 1, "P": 1, "M": 1}
+# split-K with the running softmax inside each split: attention-1pass per split, the merge over S after
+EXPECTED["split-k-attention"] = {"E": 1, "F": 1, "P": 1, "M": 1}
 EXPECTED["linear-attention-causal"] = {"E": 1, "F": 1, "N": 1}
 # clipped softmax: GM needs all of QK, SD all of SN, and the clip acts on SN/SD, so the division
 # cannot be deferred past it: 3 over M. Per-query temperature scales the logits only: the deferred
@@ -47,6 +49,7 @@ EXPECTED["clipped-softmax-attention"] = {"E": 1, "F": 1, "P": 1, "M": 3}
 EXPECTED["selective-temperature-attention"] = {"E": 1, "F": 1, "P": 1, "M": 2}
 PARTITION_PARTS = {name: {"M1", "M0"} for name in EXPECTED if name.startswith(("attention-1pass", "attention-2pass"))}
 PARTITION_PARTS["split-k-decode"] = {"S", "KS"}
+PARTITION_PARTS["split-k-attention"] = {"S", "M1", "M0"}
 PARTITION_PARTS["linear-attention-causal"] = {"T", "B"}
 
 

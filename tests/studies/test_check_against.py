@@ -21,7 +21,7 @@ def test_sigmoid_attention_passes_its_reference_and_is_one_pass():
     assert passes.returncode == 0 and passes.stdout.startswith("sigmoid-attention: 1 pass over rank M")
 
 
-@pytest.mark.parametrize("name", ["softplus-attention", "linear-attention", "split-k-decode",
+@pytest.mark.parametrize("name", ["softplus-attention", "linear-attention", "split-k-decode", "split-k-attention",
                                   "clipped-softmax-attention", "selective-temperature-attention"])
 def test_variant_cascades_pass_their_kernel_references(name):
     result = attnsim("check", name, *SMALL, "--size", "S=4")

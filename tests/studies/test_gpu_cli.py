@@ -58,7 +58,7 @@ def test_text_output_names_the_bound(capsys: pytest.CaptureFixture[str]) -> None
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--design", "flash4", "--seq", "512", "--head-dim", "64"],
-     "gpu: --design: expected one of flash2, flash3, flat, fusemax, got 'flash4'"),
+     "gpu: --design: expected one of flash2, flash3, flat, fusemax, flashdecoding, leanattention, got 'flash4'"),
     (["--seq", "0", "--head-dim", "64"], "gpu: --seq: expected a positive integer, got 0"),
     (["--seq", "-5", "--head-dim", "64"], "gpu: --seq: expected a positive integer, got -5"),
     (["--seq", "1x", "--head-dim", "64"],
@@ -71,7 +71,7 @@ def test_text_output_names_the_bound(capsys: pytest.CaptureFixture[str]) -> None
     (["--seq", "512", "--head-dim", "64", "--arch", "fusemax-cloud"],
      "specs/arch/fusemax-cloud.yaml: kind: expected 'gpu' (a GPU spec starts with 'kind: gpu'), got no kind key"),
     (["--seq", "512", "--head-dim", "64", "--arch", "b200"],
-     "unknown GPU spec 'b200' (known: h100-pcie, h100-sxm, h200; or give a path to a .yaml file)"),
+     "unknown GPU spec 'b200' (known: a100-sxm-80gb, h100-pcie, h100-sxm, h200; or give a path to a .yaml file)"),
     (["--seq", "512", "--head-dim", "64", "--design", "flash2", "--no-pingpong"],
      "gpu: --no-warp-specialization/--no-pingpong/--no-intra-pipeline: only for --design flash3, got 'flash2'"),
 ])

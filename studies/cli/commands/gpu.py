@@ -1,12 +1,14 @@
-"""``attnsim gpu --arch SPEC (--design flash2|flash3|flat|fusemax | --cascade NAME|FILE --mapping NAME|FILE)
---seq N --head-dim D [--causal] [--dtype fp16|bf16|fp8] [--batch B] [--heads H] [--set KEY=VALUE ...] [--json]``.
+"""``attnsim gpu --arch SPEC (--design NAME | --cascade NAME|FILE --mapping NAME|FILE) (--seq N | --kv-len N)
+--head-dim D [--phase prefill|decode|chunked-prefill] [--q-len Q] [--causal] [--dtype fp16|bf16|fp8] [--batch B]
+[--heads H] [--kv-heads HKV] [--workload NAME|FILE] [--set KEY=VALUE ...] [--json]``.
 
 Maps one forward attention call onto a GPU spec (``kind: gpu`` YAML, e.g. specs/arch/h100-sxm.yaml)
 with any cascade and a ``target: gpu`` mapping (``--design`` is a shorthand for a built-in pair),
 simulates it on the engine and prints latency_s, tflops (FA3's convention:
 4 * seq^2 * head_dim * heads per batch element, halved when causal), the per-unit utilisations, the HBM
 bytes (``traffic_bytes``) and the bounding unit. Defaults follow FA3's protocol: batch x seq = 16k tokens,
-heads = 2048 / head_dim.
+heads = 2048 / head_dim. ``--workload`` takes batch, heads, K/V heads, head dim, causal mask and phase from a
+workload file (specs/workloads/); flags given as well override it.
 """
 from __future__ import annotations
 
@@ -18,9 +20,10 @@ from attnsim.studies.cli.options import (add_set_option, key_value_table, parse_
 from attnsim.studies.errors import UsageError
 
 DEFAULT_GPU = "h100-sxm"      # studies.gpu.DEFAULT_GPU (not imported: building the parser stays cheap)
-DESIGNS_TEXT = "flash2, flash3, flat or fusemax"
+DESIGNS_TEXT = "flash2, flash3, flat, fusemax, flashdecoding or leanattention"
 
-TEXT_KEYS = ("cascade", "mapping", "latency_s", "cycles", "traffic_bytes", "tflops", "util_tensor", "util_mufu",
+TEXT_KEYS = ("cascade", "mapping", "latency_s", "cycles", "traffic_bytes", "kv_cache_bytes", "hbm_bytes_per_s",
+             "hbm_bandwidth_fraction", "tflops", "util_tensor", "util_mufu",
              "util_fp32", "util_smem", "util_l2", "util_hbm", "bound", "ctas", "resident_ctas", "waves", "block_m",
              "block_n", "energy_pj")
 
@@ -37,7 +40,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--cascade", help="a cascade: a built-in name (attnsim cascades) or a YAML file")
     parser.add_argument("--mapping", help="a target: gpu mapping: a name in specs/mappings/ (gpu-flash2, "
                                           "gpu-flash3, gpu-flat, gpu-fusemax, gpu-fa2-style ...) or a YAML file")
-    parser.add_argument("--seq", help="sequence length (queries = keys), e.g. 4096, 4K or 1M")
+    parser.add_argument("--seq", help="sequence length (queries = keys in prefill), e.g. 4096, 4K or 1M")
+    parser.add_argument("--kv-len", help="key/value (KV cache) length; instead of --seq")
+    parser.add_argument("--q-len", help="query length (default: the KV length in prefill, 1 in decode; "
+                                        "needed for chunked-prefill)")
+    parser.add_argument("--phase", help="prefill, decode or chunked-prefill (default: the workload's, else prefill)")
+    parser.add_argument("--kv-heads", help="key/value heads (GQA/MQA; default: --heads)")
+    parser.add_argument("--workload", help="a workload (name in specs/workloads/ or YAML file): batch, heads, "
+                                           "kv_heads, head dim, causal and phase")
     parser.add_argument("--head-dim", help="head dimension: 64, 128 or 256")
     parser.add_argument("--causal", action="store_true", help="apply the causal mask")
     parser.add_argument("--dtype", default="fp16", help="fp16, bf16 or fp8 (default fp16)")
@@ -63,11 +73,7 @@ def run(args: argparse.Namespace) -> int:
         design = "flash3"
     if design is not None and design not in GPU_DESIGNS:
         raise UsageError(f"gpu: --design: expected one of {', '.join(GPU_DESIGNS)}, got '{design}'")
-    for option, value in (("--seq", args.seq), ("--head-dim", args.head_dim)):
-        if value is None:
-            raise UsageError(f"gpu: {option}: missing (expected a positive integer)")
-    seq = parse_count(args.seq, "gpu: --seq")
-    head_dim = parse_count(args.head_dim, "gpu: --head-dim")
+    shape = _shape(args)
     switches = (args.no_warp_specialization, args.no_pingpong, args.no_intra_pipeline)
     options = None
     if any(switches):
@@ -76,16 +82,63 @@ def run(args: argparse.Namespace) -> int:
                              f"for --design flash3, got '{design}'")
         options = {"warp_specialized": not switches[0], "pingpong": not switches[1],
                    "intra_pipeline": not switches[2]}
-    report = gpu_report(args.arch, design, seq, head_dim, causal=args.causal, dtype=args.dtype,
-                        batch=parse_optional_count(args.batch, "gpu: --batch"),
-                        heads=parse_optional_count(args.heads, "gpu: --heads"),
-                        switches=options, cascade=args.cascade, mapping=args.mapping,
-                        overrides=parse_key_values(args.overrides))
+    report = gpu_report(args.arch, design, switches=options, cascade=args.cascade, mapping=args.mapping,
+                        overrides=parse_key_values(args.overrides), dtype=args.dtype, **shape)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"gpu {report['design']} on {report['arch']}: batch {report['batch']} x heads "
-          f"{report['heads']} x seq {report['seq']} x head_dim {report['head_dim']}, "
+    if report["q_len"] == report["kv_len"] and report["kv_heads"] == report["heads"]:
+        shape = f"heads {report['heads']} x seq {report['seq']}"
+    else:
+        shape = (f"heads {report['heads']} (kv heads {report['kv_heads']}) x q_len {report['q_len']} x "
+                 f"kv_len {report['kv_len']}")
+    print(f"gpu {report['design']} on {report['arch']}: batch {report['batch']} x {shape} x "
+          f"head_dim {report['head_dim']}, "
           f"{'causal' if report['causal'] else 'non-causal'}, {report['dtype']}")
     print(key_value_table(report, TEXT_KEYS))
     return 0
+
+
+def _shape(args: argparse.Namespace) -> dict[str, object]:
+    """The call's shape from the flags and ``--workload`` (flags win); UsageError on a missing or bad one."""
+    workload = None
+    if args.workload is not None:
+        from attnsim.mappers.workloads import load_workload
+
+        workload = load_workload(args.workload)
+    if args.seq is not None and args.kv_len is not None:
+        raise UsageError("gpu: --kv-len: give either --seq or --kv-len, not both")
+    length = args.kv_len if args.kv_len is not None else args.seq
+    if length is None:
+        raise UsageError("gpu: --seq: missing (expected a positive integer)")
+    seq = parse_count(length, f"gpu: {'--kv-len' if args.kv_len is not None else '--seq'}")
+    phase = args.phase or (workload.phase if workload is not None else "prefill")
+    q_len = parse_optional_count(args.q_len, "gpu: --q-len")
+    if args.head_dim is not None:
+        head_dim = parse_count(args.head_dim, "gpu: --head-dim")
+    elif workload is not None:
+        if workload.head_dim_e != workload.head_dim_f:
+            raise UsageError(f"gpu: --workload: {workload.origin} has head_dim_e {workload.head_dim_e} != head_dim_f "
+                             f"{workload.head_dim_f}; the GPU mappings need equal widths")
+        head_dim = workload.head_dim_e
+    else:
+        raise UsageError("gpu: --head-dim: missing (expected a positive integer)")
+    batch = parse_optional_count(args.batch, "gpu: --batch")
+    heads = parse_optional_count(args.heads, "gpu: --heads")
+    kv_heads = parse_optional_count(args.kv_heads, "gpu: --kv-heads")
+    causal = bool(args.causal)
+    if workload is not None:
+        if q_len is None and phase == "chunked-prefill":
+            q_len = workload.chunk_size
+        batch = workload.batch if batch is None else batch
+        heads = workload.heads if heads is None else heads
+        kv_heads = workload.key_value_heads if kv_heads is None else kv_heads
+        causal = causal or workload.causal
+        window = workload.sliding_window
+        if window is not None and seq > window:
+            if phase != "decode":
+                raise UsageError(f"gpu: --workload: {workload.origin} has sliding_window {window} < the KV length "
+                                 f"{seq}; GPU mappings model a window in decode only")
+            seq = window   # one query attends over the last `window` keys only
+    return {"seq": seq, "head_dim": head_dim, "causal": causal, "batch": batch, "heads": heads,
+            "q_len": q_len, "kv_heads": kv_heads, "phase": phase}
