@@ -39,6 +39,7 @@ from attnsim.mappers.gpu_common import (
     occupancy,
 )
 from attnsim.mappers.gpu_mapping import GpuSection, gpu_section, matches
+from attnsim.mappers.gpu_mechanisms import MECHANISMS, launch_cycles, permute_ops, transposed_inputs
 from attnsim.mappers.mapping_spec import MappingSpec
 
 WARPGROUP_THREADS = 128
@@ -135,8 +136,10 @@ def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: G
     b = workload.element_bytes
     cascade = work.cascade
     smem = sum(layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b for t in work.cta_inputs)
-    smem += section.stages * sum(layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b
-                                 for t in work.tile_inputs)
+    stages = case.stages or section.stages
+    smem += stages * sum(layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b
+                         for t in work.tile_inputs)
+    smem += fp8_transpose_smem(section, workload, work, layout, case, stages)
     capacity = spec.storage.smem_bytes_per_cta.value
     if smem > capacity:
         parts = [f"{t} {layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b}"
@@ -144,7 +147,7 @@ def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: G
         per_stage = " + ".join(f"{t} {layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b}"
                                for t in work.tile_inputs)
         raise MappingError(f"{where}: gpu.tiles: the CTA's SMEM tiles need {smem} bytes ("
-                           f"{' + '.join(parts) or 'no CTA inputs'} + {section.stages} x ({per_stage})) for "
+                           f"{' + '.join(parts) or 'no CTA inputs'} + {stages} x ({per_stage})) for "
                            f"block_m {case.block_m}, block_n {case.block_n}, head_dim {workload.head_dim}; "
                            f"{spec.name} allows {capacity} per CTA")
     if section.style == "multi_pass":   # the spilled rows in SMEM when they fit, else staging slots
@@ -152,11 +155,24 @@ def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: G
 
         smem = spill_placement(section, spec, workload, case.block_m, smem)[1]
     cluster = 1
-    if section.cluster is not None and matches(section.cluster.when, facts):
+    size = case.cluster if case.cluster is not None else (
+        section.cluster.size if section.cluster is not None and matches(section.cluster.when, facts) else 1)
+    if size > 1:
         blocks = -(-workload.seq // case.block_m)
-        cluster = section.cluster.size if blocks % section.cluster.size == 0 else 1
+        cluster = size if blocks % size == 0 else 1
     return CtaTile(block_m=case.block_m, block_n=case.block_n, consumers=case.consumers, threads=threads,
-                   registers_per_thread=registers, smem_bytes=smem, stages=section.stages, cluster=cluster)
+                   registers_per_thread=registers, smem_bytes=smem, stages=stages, cluster=cluster)
+
+
+def fp8_transpose_smem(section: GpuSection, workload: GpuAttention, work: GpuCascadeWork, layout: Layout,
+                       case: Any, stages: int) -> int:
+    """SMEM of the transposed copies (mechanism ``fp8_v_transpose``): one per stage of each per-tile
+    input a contraction reduces over the keys rank (``SharedStorageQKVOVt``'s ``smem_v_out``)."""
+    if not (section.mechanisms.fp8_v_transpose and workload.dtype == "fp8"):
+        return 0
+    plan = plan_groups(work, section, "")
+    return stages * sum(layout.tensor_elements(work.cascade, t, case.block_m, case.block_n) * workload.element_bytes
+                        for t in transposed_inputs(plan, layout.keys_ranks))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -186,10 +202,14 @@ def dep_ids(plan: GroupPlan, group: Group, suffix: str, emitted: set[str], block
 
 def emit_group(ops: OpList, group: Group, op_id: str, extents: Mapping[str, int], deps: list[Any], *,
           masked: bool = False, smem_bytes: float = 0.0, k_steps: int = 1,
-          releases: Mapping[str, int] | None = None, poly: Mapping[str, float] | None = None) -> None:
-    """One op of ``group`` (its unit's helper on :class:`OpList`)."""
+          releases: Mapping[str, int] | None = None, poly: Mapping[str, float] | None = None,
+          permute: bool = False) -> None:
+    """One op of ``group`` (its unit's helper on :class:`OpList`); ``permute``: add the FP8
+    accumulator permutes of its converts (mechanism ``fp8_accumulator_permute``)."""
     kinds = None if masked else ("main", "convert", "rcp", "output")
     amount = group.work(extents, kinds=kinds)
+    if permute and group.unit == UNIT_FP32:
+        amount += permute_ops(group, extents)
     einsum = group.einsums[0]
     if poly:
         amount = _poly_adjusted(group, extents, amount, poly, masked)
@@ -371,9 +391,13 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, 
         from attnsim.mappers.gpu_template_multi_pass import spill_level
 
         choices["score_rows_in"] = spill_level(resolved)
+    enabled = [name for name in MECHANISMS if getattr(section.mechanisms, name)]
+    if enabled:
+        choices["mechanisms"] = enabled
     return GpuMapping(design=design or mapping.name, workload=workload, tile=tile, occupancy=occ,
                       order=tuple(launch_order(workload, tile, longest_first=longest)),
-                      cta_schedule=schedule, tensor_instruction=section.tensor_instruction, choices=choices)
+                      cta_schedule=schedule, tensor_instruction=section.tensor_instruction, choices=choices,
+                      launch_cycles=launch_cycles(section.mechanisms, spec.clock_hz))
 
 
 __all__ = ["CascadeMapping", "Layout", "cta_tile", "dep_ids", "emit_group", "fraction_name", "gemm_smem_bytes",

@@ -218,7 +218,8 @@ def run_gpu_mapping(mapping: GpuMapping, spec: GpuSpec) -> GpuRun:
     """Run every distinct CTA group's schedule on the engine, then the CTA dispatch; aggregate."""
     resident = mapping.occupancy.resident_ctas
     results = {work: run_schedule(mapping.cta_schedule(work)) for work in dict.fromkeys(mapping.order)}
-    dispatch = run_schedule(dispatch_schedule([results[w].cycles for w in mapping.order], spec.sms * resident))
+    dispatch = run_schedule(dispatch_schedule([results[w].cycles for w in mapping.order], spec.sms * resident,
+                                              mapping.launch_cycles))
     total_cycles = dispatch.cycles
     busy = {unit: 0.0 for unit in UNITS}
     serial_busy = 0.0
