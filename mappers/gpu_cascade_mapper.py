@@ -164,6 +164,13 @@ def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: G
                    registers_per_thread=registers, smem_bytes=smem, stages=stages, cluster=cluster)
 
 
+def persistent_kernel(section: GpuSection, workload: GpuAttention, where: str) -> bool:
+    """False when the workload's tile case says the kernel has no persistent tile scheduler (then
+    the hardware launches CTAs in block order and no CTA's prologue overlaps another's epilogue)."""
+    facts = {"head_dim": workload.head_dim, "causal": workload.causal, "dtype": workload.dtype}
+    return section.tile_case(facts, where).persistent
+
+
 def fp8_transpose_smem(section: GpuSection, workload: GpuAttention, work: GpuCascadeWork, layout: Layout,
                        case: Any, stages: int) -> int:
     """SMEM of the transposed copies (mechanism ``fp8_v_transpose``): one per stage of each per-tile
@@ -367,8 +374,8 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, 
         occ = occupancy(spec, tile)
     except MappingError as exc:
         raise MappingError(f"{resolved.where}: gpu.tiles: {exc}") from None
-    longest = section.launch_order == "longest_first" or (
-        section.launch_order == "longest_first_if_causal" and workload.causal)
+    longest = persistent_kernel(section, workload, resolved.where) and (section.launch_order == "longest_first" or (
+        section.launch_order == "longest_first_if_causal" and workload.causal))
     if section.style == "in_phase":
         from attnsim.mappers.gpu_template_in_phase import in_phase_schedule as build
     elif section.style == "warp_specialized":

@@ -12,7 +12,8 @@ and reads it for :mod:`mappers.gpu_cascade_mapper`. Keys (docs/mapping-gpu.md ha
       shapes: {M: seq, P: seq, E: head_dim, F: head_dim}   # workload value of each shape symbol
       tiles:                      # first case whose `when` matches the workload (head_dim, causal, dtype)
         - {when: {head_dim: 64}, block_m: 128, block_n: 128, consumers: 4}
-        # a case may set its own `stages` and `cluster` (size) instead of the section's
+        # a case may set its own `stages` and `cluster` (size) instead of the section's, and
+        # `persistent: false` for a kernel without a persistent tile scheduler
       threads_per_consumer: 32    # 32: warps (mma.sync), 128: warpgroups (wgmma)
       producer_warpgroups: 0      # extra warpgroups that only load (warp specialisation)
       registers_per_thread: 255   # or 'split': the register file divided evenly over the CTA's threads
@@ -75,6 +76,8 @@ class TileCase(_Section):
     consumers: int = Field(ge=1)
     stages: int | None = Field(default=None, ge=1)
     cluster: int | None = Field(default=None, ge=1)
+    persistent: bool = True   # false: one CTA per work tile (no persistent scheduler: block order,
+                              # no prologue/epilogue overlap)
 
 
 class Cluster(_Section):

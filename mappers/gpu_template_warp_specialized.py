@@ -19,7 +19,7 @@ from typing import Any
 
 from attnsim.archsim.schedule import Schedule
 from attnsim.mappers.gpu_cascade_groups import Group
-from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, dep_ids, emit_group, fraction_name
+from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, dep_ids, emit_group, fraction_name, persistent_kernel
 from attnsim.mappers.gpu_common import CtaWork, OpList, Rates, cycles, hbm_fraction_of_kv, sm_schedule
 from attnsim.mappers.gpu_mechanisms import (
     LANES_PER_WARP_INSTRUCTION,
@@ -62,9 +62,10 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
     fp8 = workload.dtype == "fp8"
     transposed = set(transposed_inputs(plan, layout.keys_ranks)) if mech.fp8_v_transpose and fp8 else set()
     permute = mech.fp8_accumulator_permute and fp8
-    dynamic_scheduler = section.launch_order == "longest_first" or (
-        section.launch_order == "longest_first_if_causal" and workload.causal)
-    overlap = mech.persistent_overlap and section.warp_specialized
+    persistent = persistent_kernel(section, workload, m.where)
+    dynamic_scheduler = persistent and (section.launch_order == "longest_first" or (
+        section.launch_order == "longest_first_if_causal" and workload.causal))
+    overlap = mech.persistent_overlap and section.warp_specialized and persistent
     transpose_after: list[Any] = []   # the previous CTA's O store (O's staging buffer is V^T's)
 
     def releases(g: Group, w: str) -> dict[str, int] | None:
@@ -162,7 +163,8 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
     pro = OpList(rates, workload.dtype)
     ends: dict[str, tuple[str, ...]] = {}
     setup: list[Any] = []
-    if mech.cta_setup and dynamic_scheduler:   # atomicAdd on the tile counter: one L2 round trip
+    if mech.cta_setup and (dynamic_scheduler or not persistent):   # one L2 round trip: the atomicAdd
+        # on the tile counter, or a fresh CTA's barrier initialisation and cluster synchronisation
         setup = [pro.add("setup", "latency", rates.l2_latency, ())]
     previous: list[Any] = []   # with persistent_overlap: the previous CTA's epilogue, replayed here
     if overlap:
