@@ -1,12 +1,14 @@
 """``attnsim gpu --arch SPEC (--design flash2|flash3|flat|fusemax | --cascade NAME|FILE --mapping NAME|FILE)
---seq N --head-dim D [--causal] [--dtype fp16|bf16|fp8] [--batch B] [--heads H] [--set KEY=VALUE ...] [--json]``.
+--seq N --head-dim D [--causal] [--dtype fp16|bf16|fp8] [--batch B] [--heads H] [--set KEY=VALUE ...] [--json]
+[--pass forward|backward|forward+backward]``.
 
 Maps one forward attention call onto a GPU spec (``kind: gpu`` YAML, e.g. specs/arch/h100-sxm.yaml)
 with any cascade and a ``target: gpu`` mapping (``--design`` is a shorthand for a built-in pair),
 simulates it on the engine and prints latency_s, tflops (FA3's convention:
 4 * seq^2 * head_dim * heads per batch element, halved when causal), the per-unit utilisations, the HBM
 bytes (``traffic_bytes``) and the bounding unit. Defaults follow FA3's protocol: batch x seq = 16k tokens,
-heads = 2048 / head_dim.
+heads = 2048 / head_dim. ``--pass backward`` (or ``forward+backward``) runs FA2's or FA3's backward
+kernels (studies/gpu_backward.py; FLOPs 2.5x, or 3.5x, the forward's).
 """
 from __future__ import annotations
 
@@ -50,6 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--no-intra-pipeline", action="store_true",
                         help="warp_specialized mappings: no 2-stage GEMM-softmax pipelining (FA3 ablation)")
     add_set_option(parser, "memory.hbm_bandwidth_bytes_per_s.value=4.0e12")
+    parser.add_argument("--pass", dest="pass_", default="forward",
+                        help="forward (default), backward or forward+backward (--design flash2 or flash3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -68,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"gpu: {option}: missing (expected a positive integer)")
     seq = parse_count(args.seq, "gpu: --seq")
     head_dim = parse_count(args.head_dim, "gpu: --head-dim")
+    if args.pass_ != "forward":
+        return _run_pass(args, design, seq, head_dim)
     switches = (args.no_warp_specialization, args.no_pingpong, args.no_intra_pipeline)
     options = None
     if any(switches):
@@ -88,4 +94,30 @@ def run(args: argparse.Namespace) -> int:
           f"{report['heads']} x seq {report['seq']} x head_dim {report['head_dim']}, "
           f"{'causal' if report['causal'] else 'non-causal'}, {report['dtype']}")
     print(key_value_table(report, TEXT_KEYS))
+    return 0
+
+
+def _run_pass(args: argparse.Namespace, design: str | None, seq: int, head_dim: int) -> int:
+    """``--pass backward|forward+backward``: FA2's or FA3's backward (studies.gpu_backward)."""
+    from attnsim.studies.gpu_backward import BACKWARD_DESIGNS, PASSES, pass_report
+
+    if args.pass_ not in PASSES:
+        raise UsageError(f"gpu: --pass: expected one of {', '.join(PASSES)}, got '{args.pass_}'")
+    if args.cascade is not None or args.mapping is not None or design not in BACKWARD_DESIGNS:
+        raise UsageError(f"gpu: --pass {args.pass_}: expected --design {' or '.join(BACKWARD_DESIGNS)} (no "
+                         f"--cascade/--mapping), got '{design or args.cascade or args.mapping}'")
+    if args.no_warp_specialization or args.no_pingpong or args.no_intra_pipeline:
+        raise UsageError(f"gpu: --pass {args.pass_}: the --no-* schedule switches are for the forward pass")
+    report = pass_report(args.arch, design, seq, head_dim, args.pass_, causal=args.causal, dtype=args.dtype,
+                         batch=parse_optional_count(args.batch, "gpu: --batch"),
+                         heads=parse_optional_count(args.heads, "gpu: --heads"),
+                         overrides=parse_key_values(args.overrides))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"gpu {report['design']} {report['pass']} on {report['arch']}: batch {report['batch']} x heads "
+          f"{report['heads']} x seq {report['seq']} x head_dim {report['head_dim']}, "
+          f"{'causal' if report['causal'] else 'non-causal'}, {report['dtype']}")
+    print(key_value_table(report, ("latency_s", "cycles", "tflops", "forward_latency_s", "backward_latency_s",
+                                   "block_m", "block_n")))
     return 0
