@@ -30,6 +30,10 @@ from attnsim.archsim.gpu_spec import GpuSpec, load_gpu  # noqa: E402
 from attnsim.mappers.gpu_common import GpuAttention  # noqa: E402
 from attnsim.studies.gpu import make_workload, mape_percent, predict  # noqa: E402
 from fa3_published import ABLATION_SHAPE, FA3_ABLATION, FA3_FIG5_TFLOPS, FA3_SEQLENS  # noqa: E402  (beside this file)
+from gpu_backward_validation import backward_lines, backward_report  # noqa: E402
+from gpu_fp8_validation import ablation_lines, comparison_lines, flash3_tflops, fp8_report  # noqa: E402
+
+from attnsim.mappers.gpu_mechanisms import MECHANISMS, with_mechanisms  # noqa: E402
 
 SECTION = "## GPU model vs published H100 FlashAttention throughput"
 DOC = ROOT / "docs" / "validation.md"
@@ -129,9 +133,115 @@ def draw(preds: dict[str, dict], mapes: dict[str, float], path: Path) -> None:
     plt.close(fig)
 
 
+def fp16_mape_without_mechanisms(spec: GpuSpec) -> float:
+    """FA3's FP16 MAPE with every named mechanism of mappers/gpu_mechanisms.py off."""
+    predicted, published = [], []
+    for d, causal in SHAPES:
+        for i, seq in enumerate(FA3_SEQLENS):
+            predicted.append(flash3_tflops(spec, (d, causal, seq), "fp16",
+                                           lambda s: with_mechanisms(s, **{n: False for n in MECHANISMS})))
+            published.append(FA3_FIG5_TFLOPS["flash3"][(d, causal)][i])
+    return mape_percent(predicted, published)
+
+
+def mape_lines(mapes: dict[str, float], fp8: dict[str, float], backward: dict[str, float]) -> list[str]:
+    """One line per (GPU, kernel, dtype, pass) with published data."""
+    return [f"MAPE h100-sxm flash2 fp16 forward: {mapes['flash2']:.2f}% (36 points)",
+            f"MAPE h100-sxm flash3 fp16 forward: {mapes['flash3']:.2f}% (36 points)",
+            f"MAPE h100-sxm flash3 fp8 forward: {fp8['model']:.2f}% (26 points; blind prediction "
+            f"{fp8['blind']:.2f}%)",
+            f"MAPE h100-sxm flash2 fp16 backward: {backward['flash2']:.2f}% (10 points)",
+            f"MAPE h100-sxm flash3 fp16 backward: {backward['flash3']:.2f}% (10 points)"]
+
+
+def backward_text(model: dict, mapes: dict[str, float]) -> list[str]:
+    """The backward part of the section."""
+    return [
+        "**Backward pass** (issue #17; `attnsim gpu --pass backward|forward+backward --design "
+        "flash2|flash3`; `mappers/gpu_template_backward.py`, `specs/mappings/gpu-flash2-backward.yaml`, "
+        "`gpu-flash3-backward.yaml`). One CTA per K/V block walks the query blocks: it recomputes S and "
+        "P = exp(S - LSE), computes dP, dS, and dV, dK, dQ (5 GEMMs: 2.5x the forward FLOPs); FA2 adds "
+        "each dQ tile into an FP32 buffer with atomicAdd from the compute warps (one issue slot and 4 B "
+        "of L2 traffic per element), FA3 stages it in SMEM and adds it with a TMA bulk reduce-add; a "
+        "pre-processing kernel (D = rowsum(dO * O), zeroing dQ's buffer) and a post-processing kernel "
+        "(dQ to 16 bits) stream through HBM. Tiles: FA2 v2.5.8's and FA3 bafe2530's backward launch "
+        "templates. Published: FA3 Fig. 6 (FP16, non-causal; `benchmarks/data/fa3_fig6_backward_tflops.csv`; "
+        "the head-dim-64 transcription lacks 4k and 8k). The schedule was written from the algorithm "
+        "before the comparison except one correction made after it: the next query block's loads were "
+        "first issued after the current block's dQ store on the in-order L2 unit (no prefetch, "
+        "contrary to the double buffering both kernels have); they now come first in each iteration. "
+        f"MAPE: FA2 **{mapes['flash2']:.1f}%**, FA3 **{mapes['flash3']:.1f}%** (target 10%: "
+        f"{'met' if max(mapes.values()) <= MAPE_TARGET else 'NOT met'}). The model over-predicts both; not "
+        "modelled: the L2 atomics' own throughput (FA2), the syncs between the phases of an iteration, "
+        "register spills, causal masking's diagonal work in the backward (causal runs only balance the "
+        "tiles).",
+        "",
+        *backward_lines(model),
+        "",
+    ]
+
+
+def fp8_text(fp8_model: dict, fp8_rows: list, fp8_mapes: dict[str, float], fp16_off: float,
+             fp16_on: float) -> list[str]:
+    """The FP8 and mechanisms part of the section."""
+    return [
+        "**FP8 forward and the mechanisms behind FP8 and short sequences** (issue #17). FA3's FP8 kernel "
+        "runs the same cascade; what differs is named in `mappers/gpu_mechanisms.py`, each a switch in the "
+        "mapping's `gpu.mechanisms` and priced from instruction counts in the flash-attention sources "
+        "(commit 5018ac6a) at the spec's rates: `cta_setup` (one L2 round trip per CTA: barrier "
+        "initialisation and cluster synchronisation of a fresh CTA, or the dynamic tile scheduler's "
+        "atomicAdd), `epilogue_smem` (O written to SMEM before the TMA store; in FP8 in 16-bit scalar "
+        "stores that undo the column permutation, 64 B per warp instruction), `kernel_launch` (a 2 us "
+        "launch gap, an estimate), `persistent_overlap` (a persistent kernel's next-tile loads during "
+        "the epilogue), `fp8_v_transpose` (V transposed in SMEM per K/V tile by the producer: per 512 B "
+        "one ldmatrix.trans, 4 prmt and one stmatrix, 2 bytes of SMEM traffic per byte, before the PV "
+        "GEMM may read it; V^T's buffer also stages O) and `fp8_accumulator_permute` (2 byte permutes "
+        "per 8 elements of P). Issue slots are charged on the FP32 lanes (a warp instruction = 32 lane "
+        "slots), so they compete with the softmax. Unchanged by FP8: the MUFU rate (16/clock/SM, while "
+        "the tensor rate doubles), the causal diagonal-tile mask work, waves and tails (the dispatch "
+        "schedule). FP8 tiles: FA3's FP8 launch template (5018ac6a: 192x128 with 3 consumer "
+        "warpgroups and 4 stages at head dim 64, 128x256 at 128, 128x128 at 256; clusters of 2 when "
+        "not causal); today's `hopper/tile_size.h` (0251105a) picks 192x160 / 128x224 / 128x128.",
+        "",
+        f"FA3's FP16 MAPE with every mechanism off: {fp16_off:.2f}%; with them: {fp16_on:.2f}% (the "
+        "persistent overlap raises the short sequences, the fixed costs lower them).",
+        "",
+        "*Order of work (the issue's rule).* The FP8 predictions were made first, with the FP8 tiles and "
+        "mechanisms above and a **persistent** FP8 kernel (as in the 5018ac6a sources), committed in "
+        "`benchmarks/data/fa3_fp8_predictions_before_comparison.csv` (commit 565dbdc) before any "
+        "published FP8 value was read. Then the FA3 paper's FP8 bars (Fig. 7, "
+        "`benchmarks/data/fa3_fig7_fp8_tflops.csv`, 26 points: the head-dim-64 causal panel's "
+        "transcription stops at 1k and no head-dim-128 causal transcription was found) were compared: "
+        f"blind MAPE **{fp8_mapes['blind']:.1f}%**. One structural change followed, taken from the "
+        "paper's text, not its numbers: the paper's FP8 kernel 'lacks persistent design and load "
+        "balancing' (FA3 §4.1 and the limitations), so the FP8 tile cases say `persistent: false` "
+        f"(block order, no prologue/epilogue overlap, a set-up per CTA): MAPE **{fp8_mapes['model']:.1f}%**. "
+        "Nothing was fitted. The target (10%) is **not met**: the model over-predicts 512-2k by 10-60% "
+        "(FA3's FP8 at 512 is slower than its FP16: 348 vs 467 TFLOPS at head dim 128), so some "
+        "per-CTA cost of the paper's FP8 kernel is still missing (candidates not modelled: SMEM bank "
+        "conflicts of the 16-bit O stores, cluster launch of a non-persistent grid, the register "
+        "pressure of the 128x256 tile); at 4k-16k it is within about 10% except head dim 256 non-causal.",
+        "",
+        *comparison_lines(fp8_model),
+        "",
+        "**Ablation** (each row switches one mechanism or effect off, everything else as the model; MAPE "
+        "over the 26 FP8 points; mean change of the predicted TFLOPS against the model's):",
+        "",
+        *ablation_lines(fp8_rows),
+        "",
+        "Why FP8 differs: with the matmuls twice as fast the exponentials (MUFU rate unchanged) are the "
+        "largest term -- doubling the MUFU rate would raise FP8 by 20-26% -- while the layout work (V "
+        "transpose, permutes) and the fixed per-CTA costs weigh twice as much against the shorter main "
+        "loop; the per-dtype tiles (128x256 at head dim 128) halve the K/V tiles per CTA at short "
+        "sequences.",
+        "",
+    ]
+
+
 def section_text(h100: GpuSpec, preds: dict[str, dict], h200_preds: dict[str, dict],
                  table: list[str], mapes: dict[str, float], ablation_rows: list[tuple[str, float, int]],
-                 fp8: tuple[float, float], sensitivity: dict[str, float], seconds: float) -> str:
+                 fp8: tuple[float, float], sensitivity: dict[str, float], seconds: float,
+                 fp8_parts: list[str] | None = None) -> str:
     """The markdown of this section."""
     cal = h100.calibration
     ablation_lines = ["| configuration | published TFLOPS | model TFLOPS | error |", "|---|---|---|---|"]
@@ -225,10 +335,7 @@ def section_text(h100: GpuSpec, preds: dict[str, dict], h200_preds: dict[str, di
         f"Order reproduced: {'yes' if order_ok else 'NO'}; every row within "
         f"{ABLATION_TOLERANCE * 100:.0f}%: {'yes' if within else 'NO'}.",
         "",
-        f"**FP8 (held out, prediction only).** FA3 at head dim 128, seqlen 16k, non-causal: "
-        f"{fp8[1]:.0f} TFLOPS in FP8 vs {fp8[0]:.0f} in FP16, from the FP8 tensor rate alone (8192 "
-        "FLOP/clock/SM); the published FP8 values were not consulted.",
-        "",
+        *(fp8_parts or []),
         "**Predictions: FuseMax and FLAT on the H100** (TFLOPS, bounding unit; same shapes):",
         "",
         *prediction_table(preds, ["flash2", "flash3", "fusemax", "flat"]),
@@ -285,10 +392,20 @@ def main(argv: list[str] | None = None) -> int:
     _, sensitivity = comparison_table({design: grid(faster_l2, design) for design in ("flash2", "flash3")})
     fp16 = predict(h100, "flash3", make_workload(16384, 128)).tflops
     fp8 = predict(h100, "flash3", make_workload(16384, 128, dtype="fp8")).tflops
+    fp8_model, fp8_rows, fp8_mapes = fp8_report(h100)
+    fp16_off = fp16_mape_without_mechanisms(h100)
+    backward_model, backward_mapes = backward_report(h100)
+    fp8_parts = fp8_text(fp8_model, fp8_rows, fp8_mapes, fp16_off, mapes["flash3"]) + backward_text(
+        backward_model, backward_mapes)
     seconds = time.perf_counter() - start
     print("\n".join(table))
     for design, value in mapes.items():
         print(f"MAPE {design}: {value:.2f}%  (target <= {MAPE_TARGET:.0f}%)")
+    print("\n".join(comparison_lines(fp8_model)))
+    print("\n".join(ablation_lines(fp8_rows)))
+    print(f"FA3 FP16 MAPE with every mechanism off: {fp16_off:.2f}%")
+    print("\n".join(backward_lines(backward_model)))
+    print("\n".join(mape_lines(mapes, fp8_mapes, backward_mapes)))
     for name, tflops, published in ablation_rows:
         print(f"ablation: {name}: model {tflops:.1f} vs published {published} "
               f"({100 * (tflops - published) / published:+.1f}%)")
@@ -297,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"elapsed {seconds:.1f} s")
     if not args.no_write:
         write_section(section_text(h100, preds, h200_preds, table, mapes, ablation_rows, (fp16, fp8),
-                                   sensitivity, seconds))
+                                   sensitivity, seconds, fp8_parts))
         draw(preds, mapes, FIGURE)
         print(f"wrote {DOC.relative_to(ROOT)} ({SECTION[3:]}) and {FIGURE.relative_to(ROOT)}")
     return 0

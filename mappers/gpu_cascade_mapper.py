@@ -43,6 +43,7 @@ from attnsim.mappers.gpu_common import (
     stream_k_order,
 )
 from attnsim.mappers.gpu_mapping import GpuSection, gpu_section, matches
+from attnsim.mappers.gpu_mechanisms import MECHANISMS, launch_cycles, permute_ops, transposed_inputs
 from attnsim.mappers.mapping_spec import MappingSpec
 
 WARPGROUP_THREADS = 128
@@ -150,8 +151,10 @@ def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: G
     b = workload.element_bytes
     cascade = work.cascade
     smem = sum(layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b for t in work.cta_inputs)
-    smem += section.stages * sum(layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b
-                                 for t in work.tile_inputs)
+    stages = case.stages or section.stages
+    smem += stages * sum(layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b
+                         for t in work.tile_inputs)
+    smem += fp8_transpose_smem(section, workload, work, layout, case, stages)
     capacity = spec.storage.smem_bytes_per_cta.value
     if smem > capacity:
         parts = [f"{t} {layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b}"
@@ -159,7 +162,7 @@ def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: G
         per_stage = " + ".join(f"{t} {layout.tensor_elements(cascade, t, case.block_m, case.block_n) * b}"
                                for t in work.tile_inputs)
         raise MappingError(f"{where}: gpu.tiles: the CTA's SMEM tiles need {smem} bytes ("
-                           f"{' + '.join(parts) or 'no CTA inputs'} + {section.stages} x ({per_stage})) for "
+                           f"{' + '.join(parts) or 'no CTA inputs'} + {stages} x ({per_stage})) for "
                            f"block_m {case.block_m}, block_n {case.block_n}, head_dim {workload.head_dim}; "
                            f"{spec.name} allows {capacity} per CTA")
     if section.style == "multi_pass":   # the spilled rows in SMEM when they fit, else staging slots
@@ -169,17 +172,36 @@ def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: G
     pack = workload.group if section.pack_gqa == "always" or (
         section.pack_gqa == "decode" and workload.q_len == 1) else 1
     cluster = 1
-    if section.cluster is not None and matches(section.cluster.when, facts):
+    size = case.cluster if case.cluster is not None else (
+        section.cluster.size if section.cluster is not None and matches(section.cluster.when, facts) else 1)
+    if size > 1:
         blocks = -(-workload.q_len * pack // case.block_m)
-        cluster = section.cluster.size if blocks % section.cluster.size == 0 else 1
+        cluster = size if blocks % size == 0 else 1
     tile = CtaTile(block_m=case.block_m, block_n=case.block_n, consumers=case.consumers, threads=threads,
-                   registers_per_thread=registers, smem_bytes=smem, stages=section.stages, cluster=cluster,
-                   pack=pack)
+                   registers_per_thread=registers, smem_bytes=smem, stages=stages, cluster=cluster, pack=pack)
     if section.split_rank is not None and section.partition == "grid":
         ctas = grid_heads(workload, tile) * m_blocks(workload, tile)
         splits = section.splits.choose(ctas, spec.sms, -(-workload.seq // case.block_n))
         tile = replace(tile, splits=splits)
     return tile
+
+
+def persistent_kernel(section: GpuSection, workload: GpuAttention, where: str) -> bool:
+    """False when the workload's tile case says the kernel has no persistent tile scheduler (then
+    the hardware launches CTAs in block order and no CTA's prologue overlaps another's epilogue)."""
+    facts = {"head_dim": workload.head_dim, "causal": workload.causal, "dtype": workload.dtype}
+    return section.tile_case(facts, where).persistent
+
+
+def fp8_transpose_smem(section: GpuSection, workload: GpuAttention, work: GpuCascadeWork, layout: Layout,
+                       case: Any, stages: int) -> int:
+    """SMEM of the transposed copies (mechanism ``fp8_v_transpose``): one per stage of each per-tile
+    input a contraction reduces over the keys rank (``SharedStorageQKVOVt``'s ``smem_v_out``)."""
+    if not (section.mechanisms.fp8_v_transpose and workload.dtype == "fp8"):
+        return 0
+    plan = plan_groups(work, section, "")
+    return stages * sum(layout.tensor_elements(work.cascade, t, case.block_m, case.block_n) * workload.element_bytes
+                        for t in transposed_inputs(plan, layout.keys_ranks))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,10 +231,14 @@ def dep_ids(plan: GroupPlan, group: Group, suffix: str, emitted: set[str], block
 
 def emit_group(ops: OpList, group: Group, op_id: str, extents: Mapping[str, int], deps: list[Any], *,
           masked: bool = False, smem_bytes: float = 0.0, k_steps: int = 1,
-          releases: Mapping[str, int] | None = None, poly: Mapping[str, float] | None = None) -> None:
-    """One op of ``group`` (its unit's helper on :class:`OpList`)."""
+          releases: Mapping[str, int] | None = None, poly: Mapping[str, float] | None = None,
+          permute: bool = False) -> None:
+    """One op of ``group`` (its unit's helper on :class:`OpList`); ``permute``: add the FP8
+    accumulator permutes of its converts (mechanism ``fp8_accumulator_permute``)."""
     kinds = None if masked else ("main", "convert", "rcp", "output")
     amount = group.work(extents, kinds=kinds)
+    if permute and group.unit == UNIT_FP32:
+        amount += permute_ops(group, extents)
     einsum = group.einsums[0]
     if poly:
         amount = _poly_adjusted(group, extents, amount, poly, masked)
@@ -391,8 +417,8 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, 
         occ = occupancy(spec, tile)
     except MappingError as exc:
         raise MappingError(f"{resolved.where}: gpu.tiles: {exc}") from None
-    longest = section.launch_order == "longest_first" or (
-        section.launch_order == "longest_first_if_causal" and workload.causal)
+    longest = persistent_kernel(section, workload, resolved.where) and (section.launch_order == "longest_first" or (
+        section.launch_order == "longest_first_if_causal" and workload.causal))
     if section.style == "in_phase":
         from attnsim.mappers.gpu_template_in_phase import in_phase_schedule as build
     elif section.style == "warp_specialized":
@@ -435,9 +461,13 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, 
     if section.split_rank is not None:
         choices.update(splits=tile.splits, merge_ctas=len(merges), partials_in=("l2" if resolved.partials_in_l2
                                                                                 else "hbm") if merges else None)
+    enabled = [name for name in MECHANISMS if getattr(section.mechanisms, name)]
+    if enabled:
+        choices["mechanisms"] = enabled
     return GpuMapping(design=design or mapping.name, workload=workload, tile=tile, occupancy=occ,
                       order=tuple(order), cta_schedule=schedule, tensor_instruction=section.tensor_instruction,
-                      choices=choices, merges=tuple(merges), merge_schedule=merge if merges else None)
+                      choices=choices, merges=tuple(merges), merge_schedule=merge if merges else None,
+                      launch_cycles=launch_cycles(section.mechanisms, spec.clock_hz))
 
 
 __all__ = ["CascadeMapping", "Layout", "cta_tile", "dep_ids", "emit_group", "fraction_name", "gemm_smem_bytes",

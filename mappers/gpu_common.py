@@ -531,6 +531,8 @@ class GpuMapping:
     choices: dict[str, Any] = field(default_factory=dict)
     merges: tuple[int, ...] = ()
     merge_schedule: Callable[[int], Schedule] | None = None
+    launch_cycles: int = 0
+    """Cycles before the first CTA starts (the kernel launch gap; mechanism ``kernel_launch``)."""
 
     @property
     def ctas(self) -> int:
@@ -538,13 +540,17 @@ class GpuMapping:
         return len(self.order)
 
 
-def dispatch_schedule(cta_cycles: Sequence[int], slots: int) -> Schedule:
-    """CTAs (cycles each, in dispatch order) onto ``slots`` SM slots: each starts when a slot frees."""
+def dispatch_schedule(cta_cycles: Sequence[int], slots: int, launch_cycles: int = 0) -> Schedule:
+    """CTAs (cycles each, in dispatch order) onto ``slots`` SM slots: each starts when a slot frees,
+    the first after ``launch_cycles`` (the kernel launch gap, on a ``launch`` unit)."""
     ops: list[Block] = []
+    if launch_cycles > 0:
+        ops.append(Block((Operation("launch", "launch", int(launch_cycles)),), 1, "launch"))
     run_start = 0
     for index in range(1, len(cta_cycles) + 1):   # consecutive equal CTAs become one repeated block
         if index == len(cta_cycles) or cta_cycles[index] != cta_cycles[run_start]:
-            ops.append(Block((Operation("cta", "sm_slot", int(cta_cycles[run_start])),),
+            deps = ("launch",) if launch_cycles > 0 and run_start == 0 else ()
+            ops.append(Block((Operation("cta", "sm_slot", int(cta_cycles[run_start]), deps),),
                              index - run_start, f"ctas{len(ops)}"))
             run_start = index
     return Schedule(blocks=tuple(ops), lanes={"sm_slot": slots}, name="dispatch")

@@ -12,6 +12,8 @@ and reads it for :mod:`mappers.gpu_cascade_mapper`. Keys (docs/mapping-gpu.md ha
       shapes: {M: seq, P: seq, E: head_dim, F: head_dim}   # workload value of each shape symbol
       tiles:                      # first case whose `when` matches the workload (head_dim, causal, dtype)
         - {when: {head_dim: 64}, block_m: 128, block_n: 128, consumers: 4}
+        # a case may set its own `stages` and `cluster` (size) instead of the section's, and
+        # `persistent: false` for a kernel without a persistent tile scheduler
       threads_per_consumer: 32    # 32: warps (mma.sync), 128: warpgroups (wgmma)
       producer_warpgroups: 0      # extra warpgroups that only load (warp specialisation)
       registers_per_thread: 255   # or 'split': the register file divided evenly over the CTA's threads
@@ -21,6 +23,8 @@ and reads it for :mod:`mappers.gpu_cascade_mapper`. Keys (docs/mapping-gpu.md ha
       ldmatrix_k_step: 16         # in_phase: operands read from SMEM with ldmatrix in k-steps of 16
       cp_async: true              # in_phase: tile loads write SMEM through the SM's SMEM port
       pingpong / intra_pipeline / warp_specialized: true   # warp_specialized style switches (FA3)
+      mechanisms: {cta_setup: true, fp8_v_transpose: true}  # named schedule mechanisms
+                                  # (mappers.gpu_mechanisms; all off unless named)
       ops:                        # schedule operations: the Einsums whose work on `unit` each carries,
         - {name: max, unit: fp32, einsums: [LM, BQK]}      # in issue order (default: one per Einsum
                                                            # and unit, in cascade order)
@@ -47,6 +51,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from attnsim.mappers.errors import MappingError
+from attnsim.mappers.gpu_mechanisms import Mechanisms
 from attnsim.mappers.mapping_spec import MappingSpec
 from attnsim.mappers.workloads import format_validation_error
 
@@ -76,6 +81,10 @@ class TileCase(_Section):
     block_m: int = Field(ge=1)
     block_n: int = Field(ge=1)
     consumers: int = Field(ge=1)
+    stages: int | None = Field(default=None, ge=1)
+    cluster: int | None = Field(default=None, ge=1)
+    persistent: bool = True   # false: one CTA per work tile (no persistent scheduler: block order,
+                              # no prologue/epilogue overlap)
 
 
 class Cluster(_Section):
@@ -172,6 +181,7 @@ class GpuSection(_Section):
     split_rank: str | None = None
     splits: SplitPolicy = SplitPolicy(policy="fixed")
     partition: Literal["grid", "stream_k"] = "grid"
+    mechanisms: Mechanisms = Mechanisms()
 
     def gpu_features(self, facts: Mapping[str, Any]) -> dict[str, str]:
         """The GPU features the mapping needs for the workload ``facts`` -> the key that needs it."""

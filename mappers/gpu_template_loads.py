@@ -50,14 +50,14 @@ def input_deps(plan: GroupPlan, group: Group, ends: dict[str, tuple[str, ...]], 
 
 
 def store_outputs(ops: OpList, plan: GroupPlan, suffixes: list[str], op_suffix: str, rows: int,
-                  layout: Any, block_n: int, fill: float) -> None:
+                  layout: Any, block_n: int, fill: float, after: tuple[Any, ...] = ()) -> None:
     """Write every cascade output of the CTA (or copy) ``op_suffix`` through L2 to HBM in 16 bits,
-    after the ops holding the output's pieces of each consumer in ``suffixes``."""
+    after the ops holding the output's pieces of each consumer in ``suffixes`` (and ``after``)."""
     cascade = plan.work.cascade
     for tensor in cascade.outputs:
         producer = plan.work.producer(tensor)
         holders = [g.name for g in plan.groups.values() if any(p.einsum == producer for p in g.pieces)]
-        deps = [f"{h}_{s}" for s in suffixes for h in holders]
+        deps = [f"{h}_{s}" for s in suffixes for h in holders] + list(after)
         elements = layout.tensor_elements(cascade, tensor, rows, block_n)
         ops.store(f"st{tensor}_{op_suffix}", elements * OUTPUT_BYTES * fill, deps, einsum=producer or tensor)
 

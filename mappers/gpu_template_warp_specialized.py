@@ -9,6 +9,9 @@ stage-1 ops. ``pingpong``: each warpgroup's GEMMs then its softmax, so one's sof
 other's GEMMs do; off: every warpgroup's GEMMs in step, then every softmax. ``warp_specialized`` off:
 the consumers issue the loads after they are done with the previous tile's buffer and meet at a
 CTA-wide barrier per tile (no ping-pong). The last consumer's reading op frees a stage buffer.
+The mapping's ``mechanisms`` (:mod:`mappers.gpu_mechanisms`) add the tile scheduler's fetch, the O
+write through SMEM, the FP8 V transpose and accumulator permutes, and the persistent overlap of a
+CTA's prologue with the previous CTA's epilogue.
 """
 from __future__ import annotations
 
@@ -16,9 +19,20 @@ from typing import Any
 
 from attnsim.archsim.schedule import Schedule
 from attnsim.mappers.gpu_cascade_groups import Group
-from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, dep_ids, emit_group, fraction_name
-from attnsim.mappers.gpu_common import CtaWork, OpList, Rates, hbm_fraction_of_kv, sm_schedule
-from attnsim.mappers.gpu_template_loads import input_deps, keys_fill, rows_fill, store_outputs
+from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, dep_ids, emit_group, fraction_name, persistent_kernel
+from attnsim.mappers.gpu_common import CtaWork, OpList, Rates, cycles, hbm_fraction_of_kv, sm_schedule
+from attnsim.mappers.gpu_mechanisms import (
+    LANES_PER_WARP_INSTRUCTION,
+    SCALAR_STORE_BYTES,
+    TRANSPOSE_ISSUE_PER_BYTE,
+    TRANSPOSE_SMEM_BYTES_PER_BYTE,
+    renamed_copy,
+    transposed_inputs,
+)
+from attnsim.mappers.gpu_template_loads import OUTPUT_BYTES, input_deps, keys_fill, rows_fill, store_outputs
+
+STMATRIX_BYTES = 512
+"""``stmatrix.x4``: four 8x8 16-bit matrices = 512 B per warp instruction (the FP16 O write)."""
 
 
 def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedule:
@@ -44,6 +58,15 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
     mask_groups = [g for g in plan.of_place("tile") if any(p.kind == "mask" for p in g.pieces)]
     poly = m.poly
     n = work.tiles
+    mech = section.mechanisms
+    fp8 = workload.dtype == "fp8"
+    transposed = set(transposed_inputs(plan, layout.keys_ranks)) if mech.fp8_v_transpose and fp8 else set()
+    permute = mech.fp8_accumulator_permute and fp8
+    persistent = persistent_kernel(section, workload, m.where)
+    dynamic_scheduler = persistent and (section.launch_order == "longest_first" or (
+        section.launch_order == "longest_first_if_causal" and workload.causal))
+    overlap = mech.persistent_overlap and section.warp_specialized and persistent
+    transpose_after: list[Any] = []   # the previous CTA's O store (O's staging buffer is V^T's)
 
     def releases(g: Group, w: str) -> dict[str, int] | None:
         if w != last:
@@ -51,10 +74,19 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
         freed = {f"{t}_stages": tile_bytes[t] for t in g.inputs if t in tile_bytes}
         return freed or None
 
-    def loads(ops: OpList, deps: dict[str, list[Any]]) -> dict[str, tuple[str, ...]]:
-        return {t: ops.load(f"ld{t}", tile_bytes[t] * kfill, hbm_kv, deps.get(t, []),
-                            claims={f"{t}_stages": tile_bytes[t]}, einsum=t, l2_share=1 / tile.cluster)
-                for t in tile_inputs}
+    def loads(ops: OpList, deps: dict[str, list[Any]], first: bool = False) -> dict[str, tuple[str, ...]]:
+        out = {t: ops.load(f"ld{t}", tile_bytes[t] * kfill, hbm_kv, deps.get(t, []),
+                           claims={f"{t}_stages": tile_bytes[t]}, einsum=t, l2_share=1 / tile.cluster)
+               for t in tile_inputs}
+        for t in sorted(transposed):   # the producer transposes V in SMEM (ldmatrix.trans, prmt, stmatrix)
+            nbytes = tile_bytes[t] * kfill
+            after = list(out[t]) + (transpose_after if first else [])
+            port = ops.add(f"tr{t}", "smem", cycles(TRANSPOSE_SMEM_BYTES_PER_BYTE * nbytes, rates.smem_bytes),
+                           after, einsum=t, actions={"smem.byte": TRANSPOSE_SMEM_BYTES_PER_BYTE * nbytes})
+            issue = ops.add(f"tr{t}_issue", "fp32", cycles(TRANSPOSE_ISSUE_PER_BYTE * nbytes, rates.fp32_ops),
+                            after, einsum=t)
+            out[t] = (port, issue)
+        return out
 
     def deps_of(ops: OpList, g: Group, w: str, before: set[str], block_ids: set[str], body: bool) -> list[Any]:
         return dep_ids(plan, g, w, before | {op.id for op in ops.ops}, block_ids, iteration_block=body)
@@ -82,7 +114,7 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
             return
         for g in (*softmax, *late):
             emit_group(ops, g, f"{g.name}_{w}", extents, deps_of(ops, g, w, before, block_ids, body),
-                  masked=masked and g in softmax, poly=poly)
+                  masked=masked and g in softmax, poly=poly, permute=permute)
 
     def consumers_work(ops: OpList, ends: dict[str, tuple[str, ...]], before: set[str], block_ids: set[str],
                        *, body: bool, masked: bool, emit_pv: bool, barrier: tuple[Any, ...] = ()) -> None:
@@ -101,18 +133,56 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
         for w in consumers:
             iteration(ops, w, ends, before, block_ids, emit_qk=False, emit_pv=False, **common)
 
+    def epilogue(before_epilogue: set[str], body_ends: dict[str, tuple[str, ...]]) -> OpList:
+        """The last tile's stage-1 work, the work after the loop, the O write and the stores."""
+        epi = OpList(rates, workload.dtype)
+        for w in consumers:
+            for g in stage1:
+                emit_group(epi, g, f"{g.name}_{w}", extents, deps_of(epi, g, w, before_epilogue, set(), False)
+                      + input_deps(plan, g, body_ends, body=False), releases=releases(g, w))
+            for g in post:
+                drain = [f"{s.name}_{w}" for s in stage1]
+                emit_group(epi, g, f"{g.name}_{w}", extents,
+                           deps_of(epi, g, w, before_epilogue, set(), False) + drain)
+        after: tuple[Any, ...] = ()
+        if mech.epilogue_smem:   # registers -> SMEM (stmatrix; FP8: 16-bit scalar stores), then TMA
+            nbytes = sum(layout.tensor_elements(cascade, t, tile.block_m, bn) for t in cascade.outputs) \
+                * OUTPUT_BYTES * rfill
+            per_instruction = SCALAR_STORE_BYTES if fp8 else STMATRIX_BYTES
+            math_done = [f"{g.name}_{w}" for w in consumers for g in (*stage1, *post)]
+            port = epi.add("sto", "smem", cycles(nbytes, min(rates.smem_bytes, per_instruction)), math_done,
+                           einsum=cascade.outputs[0], actions={"smem.byte": nbytes})
+            issue = epi.add("sto_issue", "fp32",
+                            cycles(nbytes / per_instruction * LANES_PER_WARP_INSTRUCTION, rates.fp32_ops),
+                            math_done, einsum=cascade.outputs[0])
+            after = (port, issue)
+        store_outputs(epi, plan, consumers, "cta", tile.block_m, layout, bn, rfill, after=after)
+        return epi
+
     # ---- prologue: CTA inputs, tile 0's loads and stage-0 work (the diagonal tiles come first)
     pro = OpList(rates, workload.dtype)
     ends: dict[str, tuple[str, ...]] = {}
+    setup: list[Any] = []
+    if mech.cta_setup and (dynamic_scheduler or not persistent):   # one L2 round trip: the atomicAdd
+        # on the tile counter, or a fresh CTA's barrier initialisation and cluster synchronisation
+        setup = [pro.add("setup", "latency", rates.l2_latency, ())]
+    previous: list[Any] = []   # with persistent_overlap: the previous CTA's epilogue, replayed here
+    if overlap:
+        placeholder = epilogue(set(), {})
+        replay = renamed_copy(placeholder.ops, "prev_")
+        pro.ops.extend(replay)
+        previous = [op.id for op in replay if op.unit in ("tensor", "mufu", "fp32", "smem")]
+        transpose_after.extend(op.id for op in replay if op.id.startswith("prev_st") and op.unit == "l2")
     for t in plan.work.cta_inputs:
-        ends[t] = pro.load(f"ld{t}", layout.tensor_elements(cascade, t, tile.block_m, bn) * b * rfill, 1.0, (),
-                           einsum=t)
-    ends.update(loads(pro, {}))
+        ends[t] = pro.load(f"ld{t}", layout.tensor_elements(cascade, t, tile.block_m, bn) * b * rfill, 1.0,
+                           tuple(setup), einsum=t)
+    ends.update(loads(pro, {t: list(setup) for t in tile_inputs}, first=True))
     for w in consumers:   # work on the CTA inputs alone, before the loop
         for g in plan.of_place("pre"):
             emit_group(pro, g, f"{g.name}_{w}", extents, deps_of(pro, g, w, set(), set(), False)
                   + input_deps(plan, g, ends, body=False))
-    consumers_work(pro, ends, set(), set(), body=False, masked=work.masked > 0, emit_pv=False)
+    consumers_work(pro, ends, set(), set(), body=False, masked=work.masked > 0, emit_pv=False,
+                   barrier=tuple(previous))
     if work.masked > 1:
         amount = sum(p.work(cta_extents) for g in mask_groups for p in g.pieces if p.kind == "mask")
         pro.fp32("mask", amount * (work.masked - 1), [f"{g.name}_{w}" for w in consumers for g in mask_groups],
@@ -134,17 +204,10 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
                    barrier=barrier)
     before_epilogue = before_body | {op.id for op in body.ops}
 
-    # ---- epilogue: the last tile's stage-1 work, the work after the loop, the stores
-    epi = OpList(rates, workload.dtype)
-    for w in consumers:
-        for g in stage1:
-            emit_group(epi, g, f"{g.name}_{w}", extents, deps_of(epi, g, w, before_epilogue, set(), False)
-                  + input_deps(plan, g, body_ends, body=False), releases=releases(g, w))
-        for g in post:
-            drain = [f"{s.name}_{w}" for s in stage1]
-            emit_group(epi, g, f"{g.name}_{w}", extents, deps_of(epi, g, w, before_epilogue, set(), False) + drain)
-    store_outputs(epi, plan, consumers, "cta", tile.block_m, layout, bn, rfill)
-    return sm_schedule(pro.ops, body.ops, n - 1, epi.ops, buffers, name=f"{m.name} CTA x{n}")
+    # ---- epilogue: the last tile's stage-1 work, the work after the loop, the stores (with
+    # persistent_overlap it runs beside the next CTA's prologue: replayed there, not here)
+    epi = epilogue(before_epilogue, body_ends)
+    return sm_schedule(pro.ops, body.ops, n - 1, [] if overlap else epi.ops, buffers, name=f"{m.name} CTA x{n}")
 
 
 __all__ = ["warp_specialized_schedule"]

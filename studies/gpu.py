@@ -250,7 +250,8 @@ def run_gpu_mapping(mapping: GpuMapping, spec: GpuSpec) -> GpuRun:
     results = {work: run_schedule(mapping.cta_schedule(work) if copies == resident else
                                   mapping.cta_schedule(work, copies)) for work in segments}
     cta_cycles = {work: sum(results[p].cycles for p in work.parts()) for work in dict.fromkeys(mapping.order)}
-    dispatch = run_schedule(dispatch_schedule([cta_cycles[w] for w in mapping.order], spec.sms * copies))
+    dispatch = run_schedule(dispatch_schedule([cta_cycles[w] for w in mapping.order], spec.sms * copies,
+                                              mapping.launch_cycles))
     total_cycles = dispatch.cycles
     busy = {unit: 0.0 for unit in UNITS}
     serial_busy = 0.0

@@ -1,6 +1,7 @@
 """``attnsim gpu --arch SPEC (--design NAME | --cascade NAME|FILE --mapping NAME|FILE) (--seq N | --kv-len N)
 --head-dim D [--phase prefill|decode|chunked-prefill] [--q-len Q] [--causal] [--dtype fp16|bf16|fp8] [--batch B]
-[--heads H] [--kv-heads HKV] [--workload NAME|FILE] [--set KEY=VALUE ...] [--json]``.
+[--heads H] [--kv-heads HKV] [--workload NAME|FILE] [--set KEY=VALUE ...] [--pass forward|backward|forward+backward]
+[--json]``.
 
 Maps one forward attention call onto a GPU spec (``kind: gpu`` YAML, e.g. specs/arch/h100-sxm.yaml)
 with any cascade and a ``target: gpu`` mapping (``--design`` is a shorthand for a built-in pair),
@@ -8,7 +9,9 @@ simulates it on the engine and prints latency_s, tflops (FA3's convention:
 4 * seq^2 * head_dim * heads per batch element, halved when causal), the per-unit utilisations, the HBM
 bytes (``traffic_bytes``) and the bounding unit. Defaults follow FA3's protocol: batch x seq = 16k tokens,
 heads = 2048 / head_dim. ``--workload`` takes batch, heads, K/V heads, head dim, causal mask and phase from a
-workload file (specs/workloads/); flags given as well override it.
+workload file (specs/workloads/); flags given as well override it. ``--pass backward`` (or
+``forward+backward``) runs FA2's or FA3's backward kernels (studies/gpu_backward.py; FLOPs 2.5x, or 3.5x,
+the forward's).
 """
 from __future__ import annotations
 
@@ -60,6 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--no-intra-pipeline", action="store_true",
                         help="warp_specialized mappings: no 2-stage GEMM-softmax pipelining (FA3 ablation)")
     add_set_option(parser, "memory.hbm_bandwidth_bytes_per_s.value=4.0e12")
+    parser.add_argument("--pass", dest="pass_", default="forward",
+                        help="forward (default), backward or forward+backward (--design flash2 or flash3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -74,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if design is not None and design not in GPU_DESIGNS:
         raise UsageError(f"gpu: --design: expected one of {', '.join(GPU_DESIGNS)}, got '{design}'")
     shape = _shape(args)
+    if args.pass_ != "forward":
+        return _run_pass(args, design, shape)
     switches = (args.no_warp_specialization, args.no_pingpong, args.no_intra_pipeline)
     options = None
     if any(switches):
@@ -142,3 +149,30 @@ def _shape(args: argparse.Namespace) -> dict[str, object]:
             seq = window   # one query attends over the last `window` keys only
     return {"seq": seq, "head_dim": head_dim, "causal": causal, "batch": batch, "heads": heads,
             "q_len": q_len, "kv_heads": kv_heads, "phase": phase}
+def _run_pass(args: argparse.Namespace, design: str | None, shape: dict[str, object]) -> int:
+    """``--pass backward|forward+backward``: FA2's or FA3's backward (studies.gpu_backward)."""
+    from attnsim.studies.gpu_backward import BACKWARD_DESIGNS, PASSES, pass_report
+
+    if args.pass_ not in PASSES:
+        raise UsageError(f"gpu: --pass: expected one of {', '.join(PASSES)}, got '{args.pass_}'")
+    if args.cascade is not None or args.mapping is not None or design not in BACKWARD_DESIGNS:
+        raise UsageError(f"gpu: --pass {args.pass_}: expected --design {' or '.join(BACKWARD_DESIGNS)} (no "
+                         f"--cascade/--mapping), got '{design or args.cascade or args.mapping}'")
+    if args.no_warp_specialization or args.no_pingpong or args.no_intra_pipeline:
+        raise UsageError(f"gpu: --pass {args.pass_}: the --no-* schedule switches are for the forward pass")
+    if shape["phase"] != "prefill" or shape["q_len"] not in (None, shape["seq"]) or \
+            shape["kv_heads"] not in (None, shape["heads"]):
+        raise UsageError(f"gpu: --pass {args.pass_}: the backward kernels are modelled for training shapes "
+                         f"(prefill, q_len = kv_len, one K/V head per query head)")
+    report = pass_report(args.arch, design, shape["seq"], shape["head_dim"], args.pass_, causal=shape["causal"],
+                         dtype=args.dtype, batch=shape["batch"], heads=shape["heads"],
+                         overrides=parse_key_values(args.overrides))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"gpu {report['design']} {report['pass']} on {report['arch']}: batch {report['batch']} x heads "
+          f"{report['heads']} x seq {report['seq']} x head_dim {report['head_dim']}, "
+          f"{'causal' if report['causal'] else 'non-causal'}, {report['dtype']}")
+    print(key_value_table(report, ("latency_s", "cycles", "tflops", "forward_latency_s", "backward_latency_s",
+                                   "block_m", "block_n")))
+    return 0

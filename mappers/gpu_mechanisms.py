@@ -1,0 +1,153 @@
+"""Named schedule mechanisms of the GPU templates behind FP8 and short sequences (issue #17).
+
+Each mechanism is a documented part of a CTA's schedule that a mapping switches on in its
+``gpu.mechanisms`` section (all off by default, so a mapping that does not name them is unchanged)
+and a study or test switches off one at a time (:func:`with_mechanisms`). None is fitted to a
+published point: every cost is an instruction or byte count read from the kernel's source (the
+flash-attention repository, cited per constant) priced at the spec's rates and latencies.
+
+``cta_setup``         per work tile, before its first load: the dynamic persistent tile scheduler
+                      (FA3 causal) fetches the next tile index with an ``atomicAdd`` on a global
+                      counter, one L2 round trip (spec ``l2_latency_cycles``); the static scheduler
+                      computes it (no cost).
+``epilogue_smem``     the O tile goes registers -> shared memory -> TMA store: the consumers write
+                      ``rows x head_dim`` 16-bit elements into SMEM (``stmatrix``, 128 B per port
+                      cycle; FP8: 16-bit scalar stores that undo the column permutation, 64 B per warp
+                      instruction, one issue slot each) before the store can read them.
+``kernel_launch``     one launch gap before the first CTA (:data:`LAUNCH_GAP_S`).
+``persistent_overlap`` a persistent kernel's producer loads the next work tile's Q and first K/V
+                      tiles while the consumers finish the previous tile's epilogue: a CTA's
+                      prologue runs beside the previous CTA's epilogue (on the same SM units) instead
+                      of after it.
+``fp8_v_transpose``   FP8 WGMMA takes only K-major B operands, so a per-tile input that a contraction
+                      reduces over the keys rank (V in ``O += P V``) is transposed in SMEM by the
+                      producer warpgroup per K/V tile: ``ldmatrix.trans`` + byte permutes +
+                      ``stmatrix`` (:data:`TRANSPOSE_ISSUE_PER_BYTE` issue slots and 2 bytes of SMEM
+                      port traffic per byte), before the contraction may read it. The transposed
+                      buffer doubles as O's staging buffer (``SharedStorageQKVOVt``), so with
+                      ``persistent_overlap`` the next tile's first transpose waits for the O store.
+``fp8_accumulator_permute`` the FP32 accumulator of the first GEMM, converted to FP8, is not in the
+                      register layout of the second GEMM's A operand: two byte permutes per 8
+                      elements (:data:`PERMUTE_OPS_PER_ELEMENT`) on the ALU issue slots.
+
+The exponential rate (MUFU, unchanged while the FP8 tensor rate doubles), the causal diagonal-tile
+mask work and the causal wave imbalance are not switches here: they follow from the spec's rates,
+the cascade's filter and the launch order (docs/validation.md's ablation switches them through the
+spec and the mapping).
+
+Issue slots are charged on the ``fp32`` unit (the ALU lanes): one warp instruction occupies 32 of its
+lanes for a cycle, so an instruction costs :data:`LANES_PER_WARP_INSTRUCTION` lane-ops; that is how the
+transpose and the permutes compete with the softmax for the SM's schedulers.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from attnsim.archsim.schedule import Operation
+
+LANES_PER_WARP_INSTRUCTION = 32
+"""One warp instruction = 32 threads: 32 FP32-lane op slots of the SM's 128 per cycle."""
+
+TRANSPOSE_ISSUE_PER_BYTE = 6 * LANES_PER_WARP_INSTRUCTION / 512
+"""FP8 V transpose, per byte of V: per 512 B a warp issues one ``ldmatrix.x4.trans`` (4 x 8x8 b16 =
+512 B), four ``prmt`` byte permutes (one per 32-bit register loaded) and one ``stmatrix.x4``: 6 warp
+instructions. Source: ``SmemTransposeFp8_64x64`` in hopper/mainloop_fwd_sm90_tma_gmma_ws.hpp
+(Dao-AILab/flash-attention commit 5018ac6a, "Fp8 kernel with in-kernel transpose of V in producer",
+2024-07-30): per 64x64 atom and thread 2 LDSM (U16x8 trans), 8 ``__byte_perm``, 2 STSM (U32x4)."""
+
+TRANSPOSE_SMEM_BYTES_PER_BYTE = 2.0
+"""The transpose reads V from SMEM and writes V^T back: 2 bytes of SMEM port traffic per byte."""
+
+PERMUTE_OPS_PER_ELEMENT = 2 / 8
+"""``permute_regs_A_to_C`` (hopper/utils.h, commit 5018ac6a): two ``__byte_perm`` per 8 FP8
+elements of P (two 32-bit registers)."""
+
+SCALAR_STORE_BYTES = 64
+"""FP8 epilogue: O leaves the registers in 16-bit scalar stores (``UniversalCopy<uint16_t>``,
+``TiledCopyrO`` in hopper/epilogue_fwd_sm90_tma.hpp, commit 5018ac6a) that undo the column
+permutation: 32 threads x 2 B = 64 B per warp instruction and SMEM port cycle."""
+
+LAUNCH_GAP_S = 2.0e-6
+"""Estimate: the GPU-side gap between back-to-back kernels on one stream when the host launches
+ahead (benchmark loops of 100 calls): "a few microseconds" per launch (torchedup.dev kernel launch
+overhead; devbytes.co.in: 5-20 us of host work, hidden by asynchronous queueing except for the
+device's own command fetch and set-up). Not fitted: 2 us is the low end of "a few"."""
+
+MECHANISMS: tuple[str, ...] = ("cta_setup", "epilogue_smem", "kernel_launch", "persistent_overlap",
+                               "fp8_v_transpose", "fp8_accumulator_permute")
+"""The switchable mechanisms, in the order docs/validation.md's ablation lists them."""
+
+
+class Mechanisms(BaseModel):
+    """The ``gpu.mechanisms`` section: which named mechanisms the schedule includes (module doc)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cta_setup: bool = False
+    epilogue_smem: bool = False
+    kernel_launch: bool = False
+    persistent_overlap: bool = False
+    fp8_v_transpose: bool = False
+    fp8_accumulator_permute: bool = False
+
+
+def with_mechanisms(section: Any, **switches: bool) -> Any:
+    """A copy of a GPU section with some mechanisms set (unknown names: ValueError)."""
+    unknown = sorted(set(switches) - set(MECHANISMS))
+    if unknown:
+        raise ValueError(f"mechanisms: unknown {', '.join(unknown)} (expected {', '.join(MECHANISMS)})")
+    return section.model_copy(update={"mechanisms": section.mechanisms.model_copy(update=switches)})
+
+
+def launch_cycles(mechanisms: Mechanisms, clock_hz: float) -> int:
+    """Cycles of the launch gap before the first CTA (0 with ``kernel_launch`` off)."""
+    return round(LAUNCH_GAP_S * clock_hz) if mechanisms.kernel_launch else 0
+
+
+def transposed_inputs(plan: Any, keys_ranks: Iterable[str]) -> list[str]:
+    """Per-tile inputs some contraction reduces over a keys rank (V of ``O += P V``): MN-major as
+    stored (each key's features contiguous), so FP8 WGMMA needs them transposed."""
+    keys = set(keys_ranks)
+    work = plan.work
+    out: list[str] = []
+    for tensor in work.tile_inputs:
+        for group in plan.readers_of_input(tensor):
+            einsums = [work.cascade.einsum(p.einsum) for p in group.pieces if p.kind == "main"]
+            if group.unit == "tensor" and any(keys & set(e.reduced_ranks) for e in einsums):
+                out.append(tensor)
+                break
+    return out
+
+
+def permute_ops(group: Any, extents: Mapping[str, int]) -> float:
+    """FP8 accumulator permutes charged to ``group``: per element its converts pack for a
+    contraction (``convert`` pieces; each converts one element per 1/2 op)."""
+    converted = sum(p.work(extents) / p.per_point for p in group.pieces if p.kind == "convert" and p.per_point)
+    return PERMUTE_OPS_PER_ELEMENT * converted
+
+
+def renamed_copy(ops: Iterable[Operation], prefix: str) -> list[Operation]:
+    """The ops with ids ``prefix + id``, keeping only dependencies among themselves and no stage-buffer
+    claims or releases except the tensor/MUFU buffer's (a previous CTA's epilogue, replayed beside
+    this CTA's prologue)."""
+    ops = list(ops)
+    ids = {op.id for op in ops}
+
+    def keep(buffers: Mapping[str, int]) -> dict[str, int]:
+        return {k: v for k, v in buffers.items() if k == "tensor_mufu"}
+
+    out = []
+    for op in ops:
+        deps = tuple(prefix + d for d in op.deps if isinstance(d, str) and d in ids)
+        out.append(Operation(prefix + op.id, op.unit, op.duration_cycles, deps, einsum=op.einsum,
+                             actions=dict(op.actions), claims_bytes=keep(op.claims_bytes),
+                             releases_bytes=keep(op.releases_bytes)))
+    return out
+
+
+__all__ = ["LANES_PER_WARP_INSTRUCTION", "LAUNCH_GAP_S", "MECHANISMS", "Mechanisms", "PERMUTE_OPS_PER_ELEMENT",
+           "SCALAR_STORE_BYTES", "TRANSPOSE_ISSUE_PER_BYTE", "TRANSPOSE_SMEM_BYTES_PER_BYTE", "launch_cycles",
+           "permute_ops", "renamed_copy", "transposed_inputs", "with_mechanisms"]
