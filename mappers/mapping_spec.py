@@ -235,6 +235,92 @@ class ClosedForm(Section):
     drop_last: list[NonEmptyText] = []
 
 
+TrafficMode = Literal["once", "per_block", "per_tile", "chip", "dram"]
+"""How a fusion group moves a tensor between DRAM and the chip (:class:`GroupChoice`)."""
+
+Stationarity = Literal["output", "weight", "input"]
+
+
+class GroupChoice(Section):
+    """The choices of a fusion group that may differ from point to point (an ``alternatives`` entry or a
+    choices-table row overrides the ones it gives).
+
+    ``traffic``: tensor -> ``once`` (an input filled from DRAM once and re-read on chip), ``per_block``
+    (re-filled every block), ``per_tile`` (streamed: re-read by every array tile that uses it; the
+    default for inputs), ``chip`` (an intermediate kept in the buffer; ``spill`` of each access goes to
+    DRAM) or ``dram`` (an intermediate written to DRAM and read back by its first reader). Outputs of a
+    group are stored once (partial sums over the block rank make round trips).
+    ``spatial``: Einsum -> ``output`` | ``weight`` | ``input`` (the held operand's ranks, in its index
+    order, over the 2D array's rows then columns; ``weight`` is the second operand, ``input`` the
+    first) or ``{rows: rank, cols: rank}``.
+    ``live`` / ``staged``: the tensors a ``fit`` block must hold (block footprint) and those it stages
+    (two tile footprints each, double-buffered). ``spill``: a fraction, or ``auto`` (the artifact's
+    rule, docs/mapping.md). ``block_factor`` / ``block_max``: the block's extent (or ``fit``) and a cap.
+    """
+
+    traffic: dict[NonEmptyText, TrafficMode] = {}
+    spatial: dict[NonEmptyText, Stationarity | dict[Literal["rows", "cols"], NonEmptyText]] = {}
+    live: list[NonEmptyText] | None = None
+    staged: list[NonEmptyText] | None = None
+    spill: float | Literal["auto"] | None = None
+    block_factor: Expression | Literal["fit"] | None = None
+    block_max: Expression | None = None
+
+    @field_validator("block_factor", "block_max", mode="before")
+    @classmethod
+    def _block(cls, value: object) -> object:
+        if value is None or value == "fit":
+            return value
+        return _check_expression(value)
+
+    @field_validator("spill", mode="before")
+    @classmethod
+    def _spill(cls, value: object) -> object:
+        if value is None or value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"expected a fraction in [0, 1] or auto, got {value!r}")
+        return float(value)
+
+
+class Group(GroupChoice):
+    """One fusion group of a multi-pass mapping: its Einsums run fused, one iteration after another, in a
+    software pipeline; the groups run one after the other (docs/mapping.md, "Multi-pass mappings").
+
+    ``einsums``: the group's Einsums in issue order. ``block_rank``: the rank the group's DRAM-level
+    loop steps through in blocks (of ``block_factor``, default ``fit``). ``iteration``: what one
+    pipeline iteration processes, an array ``tile`` (``tile``: rank -> extent; ranks left out whole)
+    or a whole ``block``. ``alternatives``: choices tried in order, the first whose block fits wins.
+    ``table``: a choices table (``specs/mappings/flat-*.yaml`` format) whose row for the point, where it
+    has one, is used instead. ``placement``: this group's view of where tensors live for the energy
+    model (overrides the mapping's). ``fill_cycles``: a 2D Einsum's first execution's extra cycles
+    (array fill and drain). ``op_overlap``: an Einsum's ops per point overlap (cycles = its slowest op).
+    """
+
+    name: NonEmptyText
+    einsums: list[NonEmptyText] = Field(min_length=1)
+    block_rank: NonEmptyText
+    iteration: Literal["tile", "block"] = "tile"
+    tile: dict[NonEmptyText, Expression] = {}
+    alternatives: list[GroupChoice] = []
+    table: NonEmptyText | None = None
+    placement: dict[NonEmptyText, Placement] = {}
+    fill_cycles: Expression | None = None
+    op_overlap: bool = False
+
+    @field_validator("tile", mode="before")
+    @classmethod
+    def _tile(cls, value: object) -> object:
+        if isinstance(value, Mapping):
+            return {key: _check_expression(item) for key, item in value.items()}
+        return value
+
+    @field_validator("fill_cycles", mode="before")
+    @classmethod
+    def _fill(cls, value: object) -> object:
+        return None if value is None else _check_expression(value)
+
+
 class MappingSpec(SpecDocument):
     """A validated mapping file (module docstring). Build it with :func:`load_mapping`."""
 
@@ -251,6 +337,7 @@ class MappingSpec(SpecDocument):
     placement: dict[NonEmptyText, Placement] = {}
     charge: list[NonEmptyText] | None = None
     closed_form: ClosedForm = ClosedForm()
+    groups: list[Group] | None = None
     gpu: dict[str, Any] | None = None
 
     @field_validator("sizes", mode="before")
@@ -320,5 +407,5 @@ def _load(path: str, display: str, stamp: int) -> MappingSpec:
 
 
 __all__ = ["ARCH_VALUES", "ClosedForm", "Expression", "LEVELS", "Loop", "MAPPINGS_DIR", "MappingSpec",
-           "Pipelining", "Placement", "SPATIAL_DIMS", "UNITS", "available_mappings", "evaluate_expression",
+           "Group", "GroupChoice", "Pipelining", "Placement", "SPATIAL_DIMS", "UNITS", "available_mappings", "evaluate_expression",
            "expression_names", "load_mapping", "mapping_from_data"]
