@@ -5,9 +5,10 @@ mapping file does (``specs/mappings/unfused.yaml``, ``flat.yaml``; docs/mapping.
 Per group (:class:`mappers.mapping_spec.Group`), with the point's extents (``M = P = seq``, ``E``, ``F``)
 and ``B x H`` heads:
 
-* **blocks**: the DRAM-level loop over ``block_rank`` in blocks of ``block_factor``; ``fit`` is the
-  largest multiple of the rank's tile extent (at most ``block_max``, at most the rank rounded up to it)
-  whose ``live`` tensors (block footprints) and double-buffered ``staged`` tiles fit the global buffer.
+* **blocks**: the DRAM-level loop over ``block_rank`` in blocks of ``block_factor``; ``fit``: as many
+  blocks as the largest multiple of the rank's tile extent (at most ``block_max``) whose ``live`` tensors
+  (block footprints) and double-buffered ``staged`` tiles fit the global buffer needs, balanced (each
+  the rank / blocks, rounded up to the tile extent).
   ``ceil`` everywhere: a length that is not a multiple runs the last block and tile padded, so latency
   and traffic never decrease with the length.
 * **iterations**: per head, ``prod ceil(extent / tile)`` over the tiled ranks (``iteration: tile``) or the
@@ -195,9 +196,10 @@ class _GroupBuilder:
             per_row, fixed = self._live_words(choice)
             capacity_words = self.arch.global_buffer.capacity_bytes // self.arch.word_bytes
             rows = (capacity_words - fixed) // per_row if per_row else limit
-            block = min(limit, rows) // step * step
-            if block >= step:
-                return choice, source, block
+            largest = min(limit, rows) // step * step
+            if largest >= step:   # as many blocks as the largest needs, balanced (the least padding)
+                count = ceil_div(self.extents[rank], largest)
+                return choice, source, ceil_div(self.extents[rank], count * step) * step
             need = f"{(fixed + per_row * step) * self.arch.word_bytes} bytes for a block of {step} ({source})"
         raise MappingError(f"{self.where}: nothing fits in global_buffer.capacity_bytes = "
                            f"{self.arch.global_buffer.capacity_bytes}: the live and staged tensors take {need}")

@@ -48,7 +48,7 @@ from attnsim.mappers.errors import MappingError
 from attnsim.mappers.mapping_spec import MappingSpec, evaluate_expression, load_mapping
 from attnsim.mappers.workloads import Workload
 
-OPTIONS = ("glb_sizing_bytes",)
+OPTIONS = ("glb_sizing_bytes", "flat_table")
 """The ``MapOptions.extra`` keys the generic mapper accepts (the capacity the ``fit`` rule sizes with)."""
 
 
@@ -328,6 +328,10 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq:
         raise MappingError(f"{mapping.name}: option glb_sizing_bytes: expected a positive integer number of "
                            f"bytes, got {sizing!r}")
     seq = workload.check_seq(seq)
+    if mapping.groups is not None:   # a multi-pass mapping: fusion groups in sequence
+        from attnsim.mappers.cascade_groups import map_groups
+
+        return map_groups(cascade, mapping, workload, seq, arch, options=options)
     from attnsim.mappers.cascade_defaults import check_single_pass, retarget
 
     check_single_pass(cascade, mapping)
