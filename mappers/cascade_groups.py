@@ -189,7 +189,15 @@ class _GroupBuilder:
         for choice, source in candidates:
             factor = choice["block_factor"] or "fit"
             if factor != "fit":
-                return choice, source, evaluate_expression(factor, self.values, f"{source}.block_factor")
+                block = evaluate_expression(factor, self.values, f"{source}.block_factor")
+                per_row, fixed = self._live_words(choice)
+                need_bytes = (fixed + per_row * block) * self.arch.word_bytes
+                if need_bytes > self.arch.global_buffer.capacity_bytes:
+                    raise MappingError(f"{source}: a block of {block} along {rank} with its live and staged tensors "
+                                       f"({', '.join((*(choice['live'] or ()), *(choice['staged'] or ())))}) takes "
+                                       f"{need_bytes} bytes, more than global_buffer.capacity_bytes = "
+                                       f"{self.arch.global_buffer.capacity_bytes}")
+                return choice, source, block
             limit = ceiling
             if choice["block_max"] is not None:
                 limit = min(limit, evaluate_expression(choice["block_max"], self.values, f"{source}.block_max"))
@@ -200,9 +208,11 @@ class _GroupBuilder:
             if largest >= step:   # as many blocks as the largest needs, balanced (the least padding)
                 count = ceil_div(self.extents[rank], largest)
                 return choice, source, ceil_div(self.extents[rank], count * step) * step
-            need = f"{(fixed + per_row * step) * self.arch.word_bytes} bytes for a block of {step} ({source})"
-        raise MappingError(f"{self.where}: nothing fits in global_buffer.capacity_bytes = "
-                           f"{self.arch.global_buffer.capacity_bytes}: the live and staged tensors take {need}")
+            tensors = ", ".join((*(choice["live"] or ()), *(choice["staged"] or ())))
+            need = (f"a block of {step} along {rank} with its live and staged tensors ({tensors}) takes "
+                    f"{(fixed + per_row * step) * self.arch.word_bytes} bytes")
+        raise MappingError(f"{self.where} ({self.group.name}): nothing fits in global_buffer.capacity_bytes = "
+                           f"{self.arch.global_buffer.capacity_bytes}: {need}")
 
     def _live_words(self, choice: Mapping[str, Any]) -> tuple[int, int]:
         """(words per row of the block rank, words independent of it) of a choice's live + staged tensors."""
