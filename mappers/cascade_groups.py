@@ -492,6 +492,32 @@ def check_groups(cascade: Cascade, mapping: MappingSpec, work: CascadeWork) -> N
                                "one iteration (or one group per pass)")
 
 
+def groups_fit(cascade: Cascade, mapping: MappingSpec) -> bool:
+    """Whether ``mapping``'s groups name exactly the cascade's computing Einsums."""
+    names = {e.name for e in cascade.einsums}
+    listed = [n for g in mapping.groups or () for n in g.einsums]
+    from attnsim.mappers.cascade_work import _einsum_work
+
+    computing = {e.name for e in cascade.einsums if _einsum_work(cascade, e).role == "compute"}
+    return set(listed) <= names and set(listed) == computing and len(listed) == len(set(listed))
+
+
+def resolved_groups_data(mapping: MappingSpec, mapped: MappedAttention) -> dict[str, Any]:
+    """``mapping`` as plain data with every group's choice at the mapped point written out (block, traffic,
+    stationarity as rows/cols, spill; no table, no alternatives): loading it maps that point the same way."""
+    data = mapping.to_yaml_dict()
+    for group in data["groups"]:
+        chosen = mapped.choices["groups"][group["name"]]
+        for key in ("table", "alternatives"):
+            group.pop(key, None)
+        group["block_factor"] = chosen["block"]
+        group["traffic"] = dict(chosen["traffic"])
+        group["spatial"] = {n: {dim: rank for rank, dim in dims.items()} for n, dims in chosen["spatial"].items()}
+        group["spill"] = chosen["spill_fraction"]
+    data["cascade"] = mapped.choices["cascade"]
+    return data
+
+
 def _binding(mapping: MappingSpec, work: CascadeWork, arch: Arch, spatial_einsums: set[str]) -> dict[str, str]:
     binding = {}
     for w in work.compute:
@@ -546,4 +572,4 @@ def map_groups(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
                            einsums_1d=tuple(n for n in order if binding[n] == "pe1d"), choices=choices)
 
 
-__all__ = ["ResolvedGroup", "check_groups", "map_groups"]
+__all__ = ["ResolvedGroup", "check_groups", "groups_fit", "map_groups", "resolved_groups_data"]

@@ -127,14 +127,15 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, capsys: 
 
 
 def test_bad_input_in_a_real_process_has_no_traceback() -> None:
-    process = subprocess.run([sys.executable, "-m", "attnsim", "simulate", "--design", "unfused",
-                              "--model", "bert-base", "--seq", "1000"], capture_output=True, text=True, timeout=120)
+    process = subprocess.run([sys.executable, "-m", "attnsim", "simulate", "--cascade", "attention-1pass",
+                              "--mapping", "unfused", "--model", "bert-base", "--seq", "1024"],
+                             capture_output=True, text=True, timeout=120)
     assert process.returncode == 2
     assert "Traceback" not in process.stderr
     assert len(process.stderr.strip().splitlines()) == 1
-    assert "not divisible by arrays.pe2d.rows = 256" in process.stderr
+    assert "groups[0].einsums[0]: cascade attention-1pass has no computing Einsum 'QK'" in process.stderr
 
 
 def test_mapping_error_is_a_user_error() -> None:
     with pytest.raises(MappingError):
-        simulate("unfused", "bert-base", 1000)
+        simulate(None, "bert-base", 1024, cascade="attention-1pass", mapping="unfused")
