@@ -124,11 +124,43 @@ def _spatial_map(work: EinsumWork, choice: object, where: str) -> dict[str, str]
     return {ranks[0]: "rows", ranks[1]: "cols"}
 
 
+@dataclass(frozen=True)
+class _GroupStatic:
+    """What a group reads and writes, independent of the point (computed once per cascade and mapping)."""
+
+    inputs: tuple[str, ...]
+    intermediates: tuple[str, ...]
+    outputs: tuple[str, ...]
+    ranks: dict[str, tuple[str, ...]]
+    readers: dict[str, list[str]]
+    buffer_readers: dict[str, list[str]]
+    writer: dict[str, str]
+
+
+def _group_static(mapping: MappingSpec, group: Group, work: CascadeWork) -> _GroupStatic:
+    names = group.einsums
+    written = [work.einsums[n].write.tensor for n in names]
+    read = [r.tensor for n in names for r in work.einsums[n].reads]
+    inputs = tuple(dict.fromkeys(t for t in read if t not in written))
+    intermediates = tuple(t for t in written if t in read)
+    outputs = tuple(t for t in written if t not in read)
+    tensors = (*inputs, *intermediates, *outputs)
+    readers = {t: [n for n in names if any(r.tensor == t for r in work.einsums[n].reads)] for t in tensors}
+    buffer_readers = {}
+    for t in tensors:
+        place = _placement(mapping, group, t)
+        buffer_readers[t] = [n for n in readers[t] if place.read_by is None or n in place.read_by]
+    writer = {work.einsums[n].write.tensor: n for n in reversed(names)}
+    return _GroupStatic(inputs, intermediates, outputs, {t: _tensor_ranks(work, t) for t in tensors}, readers,
+                        buffer_readers, writer)
+
+
 class _GroupBuilder:
     """Resolves one group at one point and builds its loop's templates."""
 
     def __init__(self, mapping: MappingSpec, index: int, work: CascadeWork, arch: Arch, workload: Workload,
-                 values: Mapping[str, int], table_row: Mapping[str, Any] | None, table_source: str) -> None:
+                 values: Mapping[str, int], table_row: Mapping[str, Any] | None, table_source: str,
+                 static: _GroupStatic) -> None:
         self.mapping, self.group, self.work, self.arch = mapping, mapping.groups[index], work, arch  # type: ignore[index]
         self.where = f"{mapping.origin}: groups[{index}]"
         self.values, self.workload = values, workload
@@ -142,8 +174,9 @@ class _GroupBuilder:
         for rank, expression in group.tile.items():
             self.tile_extents[rank] = min(self.extents[rank],
                                           evaluate_expression(expression, values, f"{self.where}.tile.{rank}"))
-        self.inputs, self.intermediates, self.outputs = self._tensor_roles()
-        self.ranks = {t: _tensor_ranks(work, t) for t in (*self.inputs, *self.intermediates, *self.outputs)}
+        self.static = static
+        self.inputs, self.intermediates, self.outputs = static.inputs, static.intermediates, static.outputs
+        self.ranks = static.ranks
         candidates: list[tuple[dict[str, Any], str]] = []
         if table_row is not None:
             candidates.append((_merged(group, None) | {k: v for k, v in table_row.items() if k not in ("traffic", "spatial")}
@@ -158,26 +191,16 @@ class _GroupBuilder:
 
     # -- what the group reads and writes ----------------------------------------------------------------
 
-    def _tensor_roles(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-        names = self.group.einsums
-        written = [self.work.einsums[n].write.tensor for n in names]
-        read = [r.tensor for n in names for r in self.work.einsums[n].reads]
-        inputs = tuple(dict.fromkeys(t for t in read if t not in written))
-        intermediates = tuple(t for t in written if t in read)
-        outputs = tuple(t for t in written if t not in read)
-        return inputs, intermediates, outputs
-
     def readers(self, tensor: str) -> list[str]:
-        return [n for n in self.group.einsums if any(r.tensor == tensor for r in self.work.einsums[n].reads)]
+        return self.static.readers[tensor]
 
     def buffer_readers(self, tensor: str) -> list[str]:
         """Readers that read ``tensor`` from its buffer (``read_by`` of its placement; the others get it
         from registers as it is produced)."""
-        place = _placement(self.mapping, self.group, tensor)
-        return [n for n in self.readers(tensor) if place.read_by is None or n in place.read_by]
+        return self.static.buffer_readers[tensor]
 
     def writer(self, tensor: str) -> str:
-        return next(n for n in self.group.einsums if self.work.einsums[n].write.tensor == tensor)
+        return self.static.writer[tensor]
 
     # -- the block -------------------------------------------------------------------------------------
 
@@ -528,14 +551,18 @@ def _binding(mapping: MappingSpec, work: CascadeWork, arch: Arch, spatial_einsum
     return binding
 
 
-def map_groups(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: int, arch: Arch, *,
-               options: MapOptions = MapOptions()) -> MappedAttention:
-    """Schedule ``cascade`` under the multi-pass ``mapping`` (its ``groups``) for ``workload`` at ``seq``."""
-    from attnsim.mappers.cascade_plan import _values, resolve_sizes
+_ANALYSES: dict[tuple[int, int, int], tuple[tuple, tuple]] = {}
 
-    work = resolve_sizes(cascade, mapping, workload, seq, arch)
+
+def _analysis(cascade: Cascade, mapping: MappingSpec, arch: Arch, work: CascadeWork
+              ) -> tuple[dict[str, str], frozenset[str], tuple[_GroupStatic, ...]]:
+    """The point-independent part of a (cascade, mapping, arch): the groups checked, the binding, the
+    charged actions, each group's tensors (cached: all three are immutable once loaded)."""
+    key = (id(cascade), id(mapping), id(arch))
+    hit = _ANALYSES.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], (cascade, mapping, arch))):
+        return hit[1]  # type: ignore[return-value]
     check_groups(cascade, mapping, work)
-    values = _values(work.sizes, arch)
     spatial_einsums = {n for g in mapping.groups or () for n in g.spatial}
     for g in mapping.groups or ():
         for alternative in g.alternatives:
@@ -543,16 +570,31 @@ def map_groups(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     binding = _binding(mapping, work, arch, spatial_einsums)
     charge = frozenset(mapping.charge if mapping.charge is not None else
                        ("global_buffer.read", "global_buffer.write", "dram.read", "dram.write"))
+    statics = tuple(_group_static(mapping, g, work) for g in mapping.groups or ())
+    if len(_ANALYSES) > 256:
+        _ANALYSES.clear()
+    result = (binding, charge, statics)
+    _ANALYSES[key] = ((cascade, mapping, arch), result)   # the references keep the ids from being reused
+    return result
+
+
+def map_groups(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: int, arch: Arch, *,
+               options: MapOptions = MapOptions()) -> MappedAttention:
+    """Schedule ``cascade`` under the multi-pass ``mapping`` (its ``groups``) for ``workload`` at ``seq``."""
+    from attnsim.mappers.cascade_plan import _values, resolve_sizes
+
+    work = resolve_sizes(cascade, mapping, workload, seq, arch)
+    binding, charge, statics = _analysis(cascade, mapping, arch, work)
+    values = _values(work.sizes, arch)
     heads = workload.batch * workload.heads
     table_option = options.extra.get("flat_table")
     blocks = []
     after: tuple[str, ...] = ()
     groups: dict[str, Any] = {}
     for index, group in enumerate(mapping.groups or ()):
-        written = {work.einsums[n].write.tensor for n in group.einsums}
-        inputs = [r.tensor for n in group.einsums for r in work.einsums[n].reads if r.tensor not in written]
-        row, row_source = _table_row(group, inputs, workload, seq, table_option or group.table)
-        builder = _GroupBuilder(mapping, index, work, arch, workload, values, row, row_source)
+        static = statics[index]
+        row, row_source = _table_row(group, static.inputs, workload, seq, table_option or group.table)
+        builder = _GroupBuilder(mapping, index, work, arch, workload, values, row, row_source, static)
         resolved = builder.resolve()
         templates = _templates(builder, resolved, binding, charge)
         blocks.extend(loop_blocks(templates, heads * resolved.iterations_per_head, closed_form=options.closed_form,

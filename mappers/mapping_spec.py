@@ -138,6 +138,12 @@ def expression_names(expression: Expression) -> set[str]:
     return set() if isinstance(expression, int) else _names_in(ast.parse(expression, mode="eval"))
 
 
+@functools.lru_cache(maxsize=1024)
+def _parsed(expression: str) -> ast.Expression:
+    """The parsed expression (parsed once: an expression is evaluated at every point)."""
+    return ast.parse(expression, mode="eval")
+
+
 def evaluate_expression(expression: Expression, values: Mapping[str, int], where: str) -> int:
     """The whole-number value of ``expression`` with ``values`` for its names; MappingError naming
     ``where`` (file and key) for an unknown name or a result that is not a positive whole number."""
@@ -170,7 +176,7 @@ def evaluate_expression(expression: Expression, values: Mapping[str, int], where
             raise MappingError(f"{where}: division by zero in '{expression}'")
         return left / right if isinstance(node.op, ast.Div) else Fraction(left // right)
 
-    value = walk(ast.parse(expression, mode="eval"))
+    value = walk(_parsed(expression))
     if value.denominator != 1 or value < 1:
         raise MappingError(f"{where}: '{expression}' = {value}; expected a positive whole number")
     return int(value)
@@ -365,7 +371,12 @@ class MappingSpec(SpecDocument):
 
 def _is_mapping_file(path: Path) -> bool:
     """Mapping specs have a top-level ``target:`` key (FLAT's configuration tables live alongside)."""
-    return any(line.startswith("target:") for line in path.read_text(encoding="utf-8").splitlines())
+    return _has_target(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _has_target(path: str, stamp: int) -> bool:
+    return any(line.startswith("target:") for line in Path(path).read_text(encoding="utf-8").splitlines())
 
 
 def available_mappings() -> list[str]:
