@@ -39,6 +39,23 @@ free-form here and validated by the GPU mapper)::
       drop_first_deps: []               # Einsums whose first-tile dependencies are dropped (pipeline fill)
       drop_last: [RD, RNV]              # Einsums of the very last tile that take zero cycles (drain)
 
+A multi-pass cascade (e.g. attention-3pass) is mapped with ``groups:`` instead of ``loops:`` -- fusion
+groups run one after the other, each a software-pipelined loop (:class:`Group`, :mod:`mappers.cascade_groups`,
+docs/mapping.md "Multi-pass mappings")::
+
+    groups:
+      - name: qk
+        einsums: [QK]
+        tile: {m: pe2d.rows, p: pe2d.cols}   # one iteration's extents (ranks left out: whole)
+        spatial: {QK: output}                 # output | weight | input | {rows: m, cols: p}
+        block_rank: p                         # DRAM-level blocks along p, factor fit (default)
+        live: [Q]                             # what a block keeps; staged: double-buffered tiles
+        staged: [K, QK]
+        traffic: {Q: once, K: per_block}      # once | per_block | per_tile | chip | dram
+        spill: auto                           # a fraction or the artifact's rule
+        alternatives: [...]                   # choices tried in order (FLAT's rule)
+        table: flat-cloud                     # per-point choices where the table has the point
+
 Levels: ``dram``, ``global_buffer``, ``pe1d.register_file``, ``pe2d.register_file`` and ``pe`` (held in
 the producing PE's own registers or forwarded to the next operation: no storage access). A tensor is
 written to every level listed; its readers read the first (outermost) one -- only those in
