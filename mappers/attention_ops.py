@@ -31,6 +31,7 @@ register-file accesses in words, DRAM in bytes (see :mod:`archsim.energy`).
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -107,7 +108,12 @@ def has_op(arch: Arch, unit: str, op: str) -> bool:
 
 def bytes_per_cycle(arch: Arch) -> Fraction:
     """DRAM bandwidth in bytes per cycle, exactly (bandwidth and clock are exact binary floats)."""
-    return Fraction(arch.dram.bandwidth_bytes_per_s) / Fraction(arch.clock_hz)
+    return _bytes_per_cycle(arch.dram.bandwidth_bytes_per_s, arch.clock_hz)
+
+
+@functools.lru_cache(maxsize=64)
+def _bytes_per_cycle(bandwidth_bytes_per_s: float, clock_hz: float) -> Fraction:
+    return Fraction(bandwidth_bytes_per_s) / Fraction(clock_hz)
 
 
 def dram_cycles(arch: Arch, n_bytes: float | Fraction) -> Fraction:

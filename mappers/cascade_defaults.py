@@ -120,6 +120,28 @@ def default_mapping_data(cascade: Cascade, arch: Arch) -> dict[str, Any]:
             "target": "spatial", "cascade": cascade.name, "arch": arch.name, "sizes": sizes, "loops": loops}
 
 
+DEFAULT_GROUPS_MAPPING = "flat"
+"""The built-in multi-pass mapping ``attnsim map`` starts from for a multi-pass cascade: FLAT's row-block
+fusion (one group holding the whole pass rank per block; the block by FLAT's rule)."""
+
+
+def default_groups_mapping(cascade: Cascade) -> MappingSpec:
+    """The default fusion-group mapping of a multi-pass cascade (:data:`DEFAULT_GROUPS_MAPPING`) when its
+    groups cover the cascade's Einsums; MappingError naming the boundaries otherwise."""
+    from attnsim.mappers.cascade_groups import groups_fit
+    from attnsim.mappers.mapping_spec import load_mapping
+
+    mapping = load_mapping(DEFAULT_GROUPS_MAPPING)
+    if groups_fit(cascade, mapping):
+        return mapping
+    analysis = pass_analysis(cascade)
+    reasons = "; ".join(f"after pass {b['after_pass']}: {b['reason']}" for b in fusion_boundaries(analysis))
+    raise MappingError(f"{cascade.source}: cascade {cascade.name} makes {analysis.passes} passes over "
+                       f"{analysis.rank} (fusion boundaries {reasons}); no default fusion-group mapping names its "
+                       f"Einsums (the built-in {DEFAULT_GROUPS_MAPPING} maps attention-3pass): write a mapping with "
+                       "groups (docs/mapping.md)")
+
+
 def retarget(mapping: MappingSpec, cascade: Cascade, arch: Arch) -> MappingSpec:
     """``mapping`` applied to a cascade other than the one it names: its policy (whether the Einsums run
     in series, which accesses are charged) on the cascade's default loop nest, binding and placement
@@ -144,7 +166,7 @@ def default_mapping(cascade: Cascade, arch: Arch) -> MappingSpec:
     return mapping_from_data(default_mapping_data(cascade, arch), f"<default mapping of {cascade.name}>")
 
 
-__all__ = ["check_single_pass", "default_mapping", "retarget", "default_mapping_data", "fusion_boundaries", "pass_analysis"]
+__all__ = ["DEFAULT_GROUPS_MAPPING", "check_single_pass", "default_groups_mapping", "default_mapping", "retarget", "default_mapping_data", "fusion_boundaries", "pass_analysis"]
 
 
 def resolved_mapping_data(plan: Any, resolve_factors: bool = True) -> dict[str, Any]:

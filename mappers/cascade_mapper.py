@@ -33,6 +33,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import networkx
 
@@ -48,7 +49,7 @@ from attnsim.mappers.errors import MappingError
 from attnsim.mappers.mapping_spec import MappingSpec, evaluate_expression, load_mapping
 from attnsim.mappers.workloads import Workload
 
-OPTIONS = ("glb_sizing_bytes",)
+OPTIONS = ("glb_sizing_bytes", "flat_table")
 """The ``MapOptions.extra`` keys the generic mapper accepts (the capacity the ``fit`` rule sizes with)."""
 
 
@@ -92,6 +93,7 @@ class _TileBuilder:
                 raise MappingError(f"{plan.mapping.origin}: pipelining/closed_form: no computing Einsum '{name}' "
                                    f"in the cascade {work.cascade.name}")
         self._deps_cache: dict = {}
+        self._tile_cache: dict = {}
         self.direct = _direct_edges(work.cascade, tuple(self.compute), work.dependencies)
         self.stream_readers = [n for n in plan.order
                                if any(r.tensor in plan.stream_tensors for r in work.einsums[n].reads)]
@@ -189,6 +191,15 @@ class _TileBuilder:
         return list(dict.fromkeys(deps))
 
     def tile(self, role: _Role, data_deps: Sequence[Dep]) -> list[Operation]:
+        """The operations of one tile in ``role`` (memoised: operations are immutable and a builder's
+        tiles depend only on the role and the data dependencies)."""
+        key = (role, tuple(data_deps))
+        cached = self._tile_cache.get(key)
+        if cached is None:
+            cached = self._tile_cache[key] = self._tile(role, data_deps)
+        return list(cached)
+
+    def _tile(self, role: _Role, data_deps: Sequence[Dep]) -> list[Operation]:
         plan = self.plan
         drop = set(plan.mapping.closed_form.drop_last) if self.closed_form and role.final else set()
         ops: list[Operation] = []
@@ -219,6 +230,28 @@ class _TileBuilder:
             cycles = 0 if drop else math.ceil(dram_cycles(self.arch, n_bytes))
             ops.append(_op(f"{tensor}:store", "dram", "", cycles, {"dram.write": n_bytes}, (writers[-1],)))
         return ops
+
+
+_BUILDERS: dict[tuple, tuple[Any, _TileBuilder]] = {}
+
+
+def _tile_builder(plan: Plan, closed_form: bool) -> _TileBuilder:
+    """A :class:`_TileBuilder` for ``plan``, reused across points whose tiles are the same: what a
+    builder derives (per-Einsum cycles, actions, dependencies, tile operations) depends only on the
+    cascade, mapping, architecture, tile, binding, placement and the drain values, not on the length."""
+    work = plan.work
+    drains = plan.mapping.pipelining.drain
+    key = (id(work.cascade), id(plan.mapping), id(plan.arch), closed_form, tuple(sorted(plan.tile.items())),
+           plan.order, plan.after, plan.stream_tensors, plan.group_tensors, plan.accumulators,
+           tuple(sorted((k, v) for k, v in work.sizes.items() if drains)))
+    hit = _BUILDERS.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], (work.cascade, plan.mapping, plan.arch))):
+        return hit[1]
+    if len(_BUILDERS) > 256:
+        _BUILDERS.clear()
+    builder = _TileBuilder(plan, closed_form)
+    _BUILDERS[key] = ((work.cascade, plan.mapping, plan.arch), builder)   # references keep the ids alive
+    return builder
 
 
 def _direct_edges(cascade: Cascade, names: tuple[str, ...], dependencies: tuple) -> set[tuple[str, str]]:
@@ -328,12 +361,16 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq:
         raise MappingError(f"{mapping.name}: option glb_sizing_bytes: expected a positive integer number of "
                            f"bytes, got {sizing!r}")
     seq = workload.check_seq(seq)
+    if mapping.groups is not None:   # a multi-pass mapping: fusion groups in sequence
+        from attnsim.mappers.cascade_groups import map_groups
+
+        return map_groups(cascade, mapping, workload, seq, arch, options=options)
     from attnsim.mappers.cascade_defaults import check_single_pass, retarget
 
     check_single_pass(cascade, mapping)
     mapping = retarget(mapping, cascade, arch)
     plan = build_plan(cascade, mapping, workload, seq, arch, glb_sizing_bytes=sizing)
-    builder = _TileBuilder(plan, options.closed_form)
+    builder = _tile_builder(plan, options.closed_form)
     schedule = Schedule(blocks=_nest(plan, builder), name=f"{mapping.name} {cascade.name} {workload.name} seq {seq}")
     tiles = plan.groups * plan.iterations * plan.choices["inner_iterations"]
     choices = {

@@ -281,8 +281,24 @@ def has_exp_unit(arch: Arch, unit: str) -> bool:
     return f"{unit}.exp" in arch.area
 
 
+_LOWERED: dict[tuple[int, int, str], tuple[EinsumWork, Arch, Lowered]] = {}
+
+
 def lower(work: EinsumWork, arch: Arch, unit: str) -> Lowered:
-    """``work``'s per-point ops on ``unit`` of ``arch``: actions charged and cycles (module docstring)."""
+    """``work``'s per-point ops on ``unit`` of ``arch``: actions charged and cycles (module docstring).
+    Memoised per (Einsum, architecture object, unit): both are immutable once loaded."""
+    key = (id(work), id(arch), unit)
+    hit = _LOWERED.get(key)
+    if hit is not None and hit[0] is work and hit[1] is arch:
+        return hit[2]
+    if len(_LOWERED) > 4096:
+        _LOWERED.clear()
+    result = _lower(work, arch, unit)
+    _LOWERED[key] = (work, arch, result)   # the references keep the ids from being reused
+    return result
+
+
+def _lower(work: EinsumWork, arch: Arch, unit: str) -> Lowered:
     table = getattr(arch.arrays, unit).ops
     actions: Counter = Counter()
     for op, count in work.ops.items():

@@ -1,9 +1,9 @@
 """The attention dataflows attnsim can map, and how to reach each one's mapper.
 
-A design is a shorthand: for fusemax, fusemax-arch, fusemax-cascade and flash2, a (built-in cascade,
-mapping file) pair run by the generic mapper (:mod:`mappers.cascade_mapper`; ``mappers.fusemax`` and
-``mappers.flash2`` are thin entry points); unfused and flat are still mapped by hand. Every design's
-mapper is a function::
+A design is a shorthand for a (built-in cascade, mapping file) pair run by the generic mapper
+(:mod:`mappers.cascade_mapper`; ``mappers.fusemax``, ``mappers.flash2`` and ``mappers.baselines`` are thin
+entry points): fusemax, fusemax-arch, fusemax-cascade and flash2 map the 1-pass cascade, unfused and flat
+the 3-pass one (fusion groups, :mod:`mappers.cascade_groups`). Every design's mapper is a function::
 
     map_attention(workload: Workload, seq: int, arch: Arch, *, options: MapOptions) -> MappedAttention
 
@@ -25,9 +25,9 @@ class Design:
     """One registered dataflow.
 
     ``entry`` names the mapper function as ``"module:function"``; ``cascade`` is the built-in cascade whose Einsums the mapper schedules (its Einsum names tag the
-    operations); ``default_arch`` is the architecture the FuseMax paper evaluates it on. ``mapping``: for a design that runs
-    through the generic path (:mod:`mappers.cascade_mapper`), the mapping file that, with ``cascade``, it is
-    a shorthand for; None for the designs still mapped by hand (unfused, flat: 3-pass phases).
+    operations); ``default_arch`` is the architecture the FuseMax paper evaluates it on. ``mapping``: the
+    mapping file that, with ``cascade``, the design is a shorthand for (the generic path,
+    :mod:`mappers.cascade_mapper`); None only for a design registered with its own mapper.
     """
 
     name: str
@@ -35,7 +35,7 @@ class Design:
     cascade: str
     default_arch: str
     description: str
-    mapping: str | None = None  # the mapping file (specs/mappings/) of the generic path, if it runs there
+    mapping: str | None = None  # the mapping file (specs/mappings/) of the generic path
 
 
 @dataclass(frozen=True)
@@ -65,11 +65,11 @@ class MappedAttention:
 
 
 DESIGNS: dict[str, Design] = {d.name: d for d in (
-    Design("unfused", "attnsim.mappers.unfused:map_attention", "attention-3pass", "flat-cloud",
+    Design("unfused", "attnsim.mappers.baselines:map_unfused", "attention-3pass", "flat-cloud",
            "QK and AV as GEMMs on the 2D array, 3-pass softmax on the 1D array, phases in sequence, "
-           "QK and A through DRAM (FuseMax paper §VI-A, fact sheet §4.5)"),
-    Design("flat", "attnsim.mappers.flat:map_attention", "attention-3pass", "flat-cloud",
-           "FLAT: row-granular fusion of QK, softmax (3-pass, 1D array) and AV (fact sheet §4.5)"),
+           "QK and A through DRAM (FuseMax paper §VI-A, fact sheet §4.5)", "unfused"),
+    Design("flat", "attnsim.mappers.baselines:map_flat", "attention-3pass", "flat-cloud",
+           "FLAT: row-granular fusion of QK, softmax (3-pass, 1D array) and AV (fact sheet §4.5)", "flat"),
     Design("flash2", "attnsim.mappers.flash2:map_attention", "attention-1pass", "fusemax-cloud",
            "FlashAttention-2's schedule of the 1-pass cascade: tile by tile, GEMM -> softmax -> GEMM in "
            "series, deferred division", "flash2"),

@@ -12,6 +12,7 @@ is per class (E = F = 64 models vs XLM), not per model name. Every error is a
 """
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from collections.abc import Mapping
 from pathlib import Path
@@ -252,10 +253,20 @@ def available_flat_tables() -> list[str]:
 
 
 def load_flat_table(name_or_path: str | Path = "flat-cloud") -> FlatTable:
-    """Load and validate a FLAT configuration table (a YAML path, or a name in ``specs/mappings/``)."""
-    path, display = resolve_named_file(name_or_path, MAPPINGS_DIR, "FLAT configuration table",
-                                       available_flat_tables(), MappingError)
-    return _build(read_mapping_file(path, display), display)
+    """Load and validate a FLAT configuration table (a YAML path, or a name in ``specs/mappings/``); cached
+    by path and modification time."""
+    text = str(name_or_path)
+    builtin = MAPPINGS_DIR / f"{text}.yaml"
+    known = [text] if "/" not in text and not text.endswith((".yaml", ".yml")) and builtin.is_file() \
+        else available_flat_tables()   # list the folder only when needed
+    path, display = resolve_named_file(name_or_path, MAPPINGS_DIR, "FLAT configuration table", known, MappingError)
+    return _load_table(str(path), display, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _load_table(path: str, display: str, stamp: int) -> FlatTable:
+    """Read once per file version (a FlatTable is not changed after loading)."""
+    return _build(read_mapping_file(Path(path), display), display)
 
 
 def flat_config(workload: Workload, seq: int, table: FlatTable | None = None) -> FlatConfig:

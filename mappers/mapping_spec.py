@@ -39,6 +39,23 @@ free-form here and validated by the GPU mapper)::
       drop_first_deps: []               # Einsums whose first-tile dependencies are dropped (pipeline fill)
       drop_last: [RD, RNV]              # Einsums of the very last tile that take zero cycles (drain)
 
+A multi-pass cascade (e.g. attention-3pass) is mapped with ``groups:`` instead of ``loops:`` -- fusion
+groups run one after the other, each a software-pipelined loop (:class:`Group`, :mod:`mappers.cascade_groups`,
+docs/mapping.md "Multi-pass mappings")::
+
+    groups:
+      - name: qk
+        einsums: [QK]
+        tile: {m: pe2d.rows, p: pe2d.cols}   # one iteration's extents (ranks left out: whole)
+        spatial: {QK: output}                 # output | weight | input | {rows: m, cols: p}
+        block_rank: p                         # DRAM-level blocks along p, factor fit (default)
+        live: [Q]                             # what a block keeps; staged: double-buffered tiles
+        staged: [K, QK]
+        traffic: {Q: once, K: per_block}      # once | per_block | per_tile | chip | dram
+        spill: auto                           # a fraction or the artifact's rule
+        alternatives: [...]                   # choices tried in order (FLAT's rule)
+        table: flat-cloud                     # per-point choices where the table has the point
+
 Levels: ``dram``, ``global_buffer``, ``pe1d.register_file``, ``pe2d.register_file`` and ``pe`` (held in
 the producing PE's own registers or forwarded to the next operation: no storage access). A tensor is
 written to every level listed; its readers read the first (outermost) one -- only those in
@@ -192,6 +209,92 @@ class ClosedForm(Section):
     drop_last: list[NonEmptyText] = []
 
 
+TrafficMode = Literal["once", "per_block", "per_tile", "chip", "dram"]
+"""How a fusion group moves a tensor between DRAM and the chip (:class:`GroupChoice`)."""
+
+Stationarity = Literal["output", "weight", "input"]
+
+
+class GroupChoice(Section):
+    """The choices of a fusion group that may differ from point to point (an ``alternatives`` entry or a
+    choices-table row overrides the ones it gives).
+
+    ``traffic``: tensor -> ``once`` (an input filled from DRAM once and re-read on chip), ``per_block``
+    (re-filled every block), ``per_tile`` (streamed: re-read by every array tile that uses it; the
+    default for inputs), ``chip`` (an intermediate kept in the buffer; ``spill`` of each access goes to
+    DRAM) or ``dram`` (an intermediate written to DRAM and read back by its first reader). Outputs of a
+    group are stored once (partial sums over the block rank make round trips).
+    ``spatial``: Einsum -> ``output`` | ``weight`` | ``input`` (the held operand's ranks, in its index
+    order, over the 2D array's rows then columns; ``weight`` is the second operand, ``input`` the
+    first) or ``{rows: rank, cols: rank}``.
+    ``live`` / ``staged``: the tensors a ``fit`` block must hold (block footprint) and those it stages
+    (two tile footprints each, double-buffered). ``spill``: a fraction, or ``auto`` (the artifact's
+    rule, docs/mapping.md). ``block_factor`` / ``block_max``: the block's extent (or ``fit``) and a cap.
+    """
+
+    traffic: dict[NonEmptyText, TrafficMode] = {}
+    spatial: dict[NonEmptyText, Stationarity | dict[Literal["rows", "cols"], NonEmptyText]] = {}
+    live: list[NonEmptyText] | None = None
+    staged: list[NonEmptyText] | None = None
+    spill: float | Literal["auto"] | None = None
+    block_factor: Expression | Literal["fit"] | None = None
+    block_max: Expression | None = None
+
+    @field_validator("block_factor", "block_max", mode="before")
+    @classmethod
+    def _block(cls, value: object) -> object:
+        if value is None or value == "fit":
+            return value
+        return _check_expression(value)
+
+    @field_validator("spill", mode="before")
+    @classmethod
+    def _spill(cls, value: object) -> object:
+        if value is None or value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"expected a fraction in [0, 1] or auto, got {value!r}")
+        return float(value)
+
+
+class Group(GroupChoice):
+    """One fusion group of a multi-pass mapping: its Einsums run fused, one iteration after another, in a
+    software pipeline; the groups run one after the other (docs/mapping.md, "Multi-pass mappings").
+
+    ``einsums``: the group's Einsums in issue order. ``block_rank``: the rank the group's DRAM-level
+    loop steps through in blocks (of ``block_factor``, default ``fit``). ``iteration``: what one
+    pipeline iteration processes, an array ``tile`` (``tile``: rank -> extent; ranks left out whole)
+    or a whole ``block``. ``alternatives``: choices tried in order, the first whose block fits wins.
+    ``table``: a choices table (``specs/mappings/flat-*.yaml`` format) whose row for the point, where it
+    has one, is used instead. ``placement``: this group's view of where tensors live for the energy
+    model (overrides the mapping's). ``fill_cycles``: a 2D Einsum's first execution's extra cycles
+    (array fill and drain). ``op_overlap``: an Einsum's ops per point overlap (cycles = its slowest op).
+    """
+
+    name: NonEmptyText
+    einsums: list[NonEmptyText] = Field(min_length=1)
+    block_rank: NonEmptyText
+    iteration: Literal["tile", "block"] = "tile"
+    tile: dict[NonEmptyText, Expression] = {}
+    alternatives: list[GroupChoice] = []
+    table: NonEmptyText | None = None
+    placement: dict[NonEmptyText, Placement] = {}
+    fill_cycles: Expression | None = None
+    op_overlap: bool = False
+
+    @field_validator("tile", mode="before")
+    @classmethod
+    def _tile(cls, value: object) -> object:
+        if isinstance(value, Mapping):
+            return {key: _check_expression(item) for key, item in value.items()}
+        return value
+
+    @field_validator("fill_cycles", mode="before")
+    @classmethod
+    def _fill(cls, value: object) -> object:
+        return None if value is None else _check_expression(value)
+
+
 class MappingSpec(SpecDocument):
     """A validated mapping file (module docstring). Build it with :func:`load_mapping`."""
 
@@ -208,6 +311,7 @@ class MappingSpec(SpecDocument):
     placement: dict[NonEmptyText, Placement] = {}
     charge: list[NonEmptyText] | None = None
     closed_form: ClosedForm = ClosedForm()
+    groups: list[Group] | None = None
     gpu: dict[str, Any] | None = None
 
     @field_validator("sizes", mode="before")
@@ -235,7 +339,12 @@ class MappingSpec(SpecDocument):
 
 def _is_mapping_file(path: Path) -> bool:
     """Mapping specs have a top-level ``target:`` key (FLAT's configuration tables live alongside)."""
-    return any(line.startswith("target:") for line in path.read_text(encoding="utf-8").splitlines())
+    return _has_target(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _has_target(path: str, stamp: int) -> bool:
+    return any(line.startswith("target:") for line in Path(path).read_text(encoding="utf-8").splitlines())
 
 
 def available_mappings() -> list[str]:
@@ -277,5 +386,5 @@ def _load(path: str, display: str, stamp: int) -> MappingSpec:
 
 
 __all__ = ["ARCH_VALUES", "ClosedForm", "Expression", "LEVELS", "Loop", "MAPPINGS_DIR", "MappingSpec",
-           "Pipelining", "Placement", "SPATIAL_DIMS", "UNITS", "available_mappings", "evaluate_expression",
+           "Group", "GroupChoice", "Pipelining", "Placement", "SPATIAL_DIMS", "UNITS", "available_mappings", "evaluate_expression",
            "expression_names", "load_mapping", "mapping_from_data"]

@@ -43,7 +43,7 @@ from attnsim.mappers.attention_ops import (OpTemplate, ceil_div, compute_op, dra
                                    loop_blocks, op_cycles, spatial_util)
 from attnsim.mappers.designs import MapOptions, MappedAttention
 from attnsim.mappers.tiling import OnePassTiles, fusemax_tiles
-from attnsim.mappers.unfused import check_options
+from reference_unfused import check_options
 from attnsim.mappers.workloads import Workload
 
 DESIGN = "flash2"

@@ -57,11 +57,31 @@ def test_map_output_round_trips(tmp_path: Path, capsys, args: list[str]) -> None
         assert got[key] == expected[key], key
 
 
-def test_map_refuses_a_multi_pass_cascade_with_its_boundaries(capsys) -> None:  # type: ignore[no-untyped-def]
-    assert cli_main(["map", "--cascade", "attention-3pass"]) == 2
+@pytest.mark.parametrize("point", [[], ["--model", "xlm", "--seq", "5000"], ["--model", "bert-base", "--seq", "64K"]])
+def test_map_of_a_multi_pass_cascade_round_trips(tmp_path: Path, capsys, point: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """attention-3pass: the fusion-group mapping (FLAT's, by default) with the pass analysis's boundaries;
+    saved and passed back it gives --design flat's result (at the printed point when resolved)."""
+    assert cli_main(["map", "--cascade", "attention-3pass", "--arch", "flat-cloud", *point]) == 0
+    text = capsys.readouterr().out
+    assert "makes" not in text and "after pass 1: SN (pass 2)" in text and "after pass 2: A (pass 3)" in text
+    assert "# group fl fuses passes [1, 2, 3]" in text
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(text)
+    data = yaml.safe_load(text)
+    if point:
+        assert all(isinstance(g["block_factor"], int) and "alternatives" not in g for g in data["groups"])
+    at = point or ["--model", "t5-small", "--seq", "3000"]
+    expected = _json(capsys, ["simulate", "--design", "flat", *at])
+    got = _json(capsys, ["simulate", "--cascade", "attention-3pass", "--mapping", str(saved), *at])
+    for key in RESULT_KEYS:
+        assert got[key] == expected[key], key
+
+
+def test_map_refuses_a_multi_pass_cascade_without_a_group_mapping(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert cli_main(["map", "--cascade", "attention-3pass-deferred"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "makes 3 passes over M" in err
-    assert "after pass 1: SN (pass 2)" in err and "after pass 2: A (pass 3)" in err and "reads SD" in err
+    assert err.count("\n") == 1 and "makes 2 passes over M" in err
+    assert "after pass 1: SN (pass 2)" in err and "reads GM" in err and "write a mapping with groups" in err
 
 
 def test_a_study_sweeps_cascade_and_mapping_axes(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -1,4 +1,4 @@
-"""The FLAT mapper, simulated by the engine, against the artifact's closed form (closed_forms.py), the
+"""FLAT (specs/mappings/flat.yaml through the generic path), simulated by the engine, against the artifact's closed form (closed_forms.py), the
 paper's BERT numbers (paper_data.py) and invariants."""
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from attnsim.archsim.engine import run
 from attnsim.archsim.spec import load_arch
 from attnsim.mappers.designs import MapOptions
 from attnsim.mappers.errors import MappingError
-from attnsim.mappers.flat import av_cycles, map_attention, qk_cycles
+from attnsim.mappers.baselines import map_flat as map_attention
+from attnsim.mappers.mapping_spec import load_mapping, mapping_from_data
 from attnsim.mappers.workloads import load_workload
 
 ARCH = load_arch("flat-cloud")
@@ -87,14 +88,39 @@ def test_xlm_uses_the_array_better() -> None:
     assert result.utilisation["pe2d"] == pytest.approx(0.25, abs=0.001)
 
 
-def test_stationarity_cycle_counts() -> None:
-    """Hand counts on a 256 x 256 array for one block of 1024 query rows, M = 4096, E = F = 64."""
-    assert qk_cycles("output", 64, 4096, 1024, 256, 256) == 16 * 4 * 64
-    assert qk_cycles("weight", 64, 4096, 1024, 256, 256) == 1 * 16 * 1024
-    assert qk_cycles("input", 64, 4096, 1024, 256, 256) == 1 * 4 * 4096
-    assert av_cycles("output", 64, 4096, 1024, 256, 256) == 1 * 4 * 4096
-    assert av_cycles("weight", 64, 4096, 1024, 256, 256) == 16 * 1 * 1024
-    assert av_cycles("input", 64, 4096, 1024, 256, 256) == 16 * 4 * 64
+def _op_cycles(schedule, einsum: str) -> int:  # type: ignore[no-untyped-def]
+    """Cycles of the first operation tagged ``einsum`` in a schedule's steady-state body."""
+    def walk(items):  # type: ignore[no-untyped-def]
+        for item in items:
+            if hasattr(item, "items"):
+                found = walk(item.items)
+                if found is not None:
+                    return found
+            elif item.einsum == einsum:
+                return item.duration_cycles
+        return None
+    return walk(schedule.blocks)
+
+
+@pytest.mark.parametrize("stationarity, qk, av", [
+    ("output", 16 * 4 * 64, 1 * 4 * 4096),     # QK: M/R x P1/C x E;  AV: F/R (ceil) x P1/C x M
+    ("weight", 1 * 16 * 1024, 1 * 16 * 1024),  # QK: E/R x M/C x P1;  AV: F/R x M/C x P1
+    ("input", 1 * 4 * 4096, 16 * 4 * 64),      # QK: E/R x P1/C x M;  AV: M/R x P1/C x F
+])
+def test_stationarity_cycles(stationarity: str, qk: int, av: int) -> None:
+    """One block of 1024 query rows at M = 4096, E = F = 64 on 256 x 256: the held operand's ranks over
+    the array, every other rank in time (counted by hand above)."""
+    data = load_mapping("flat").to_yaml_dict()
+    group = data["groups"][0]
+    group.pop("table")
+    group["alternatives"] = [{"traffic": {"QK": "chip", "A": "chip"}, "block_factor": 1024,
+                              "spatial": {"QK": stationarity, "AV": stationarity}, "spill": 0}]
+    mapping = mapping_from_data(data, "<test>")
+    from attnsim.mappers.cascade_mapper import map_named
+
+    workload = BERT.model_copy(update={"batch": 1, "heads": 1})
+    mapped = map_named("attention-3pass", mapping, workload, 4096, ARCH, options=MapOptions(closed_form=True))
+    assert (_op_cycles(mapped.schedule, "QK"), _op_cycles(mapped.schedule, "AV")) == (qk, av)
 
 
 def test_spill_rule_when_the_table_gives_none(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -110,7 +136,7 @@ def test_spill_rule_when_the_table_gives_none(tmp_path) -> None:  # type: ignore
     workload = BERT.model_copy(update={"batch": 1, "heads": 1})
     mapped = map_attention(workload, 4096, arch, options=MapOptions(extra={"flat_table": str(path)}))
     per_row = ((1 << 21) - 128 * 256 * 2) / 256                                    # Q and AV rows resident
-    assert mapped.choices["spill_fraction"] == pytest.approx(1 - per_row / (2 * 4096))
+    assert mapped.choices["groups"]["fl"]["spill_fraction"] == pytest.approx(1 - per_row / (2 * 4096))
 
 
 @settings(max_examples=20, deadline=None)
@@ -136,11 +162,11 @@ def test_extrapolation_is_exact() -> None:
 
 
 def test_point_missing_from_the_table_follows_flats_rule() -> None:
-    """3072 is not in the table: FLAT's rule (mappers.flat_rule) picks the configuration."""
+    """3072 is not in the table: FLAT's rule (the mapping's alternatives) picks the configuration; a length
+    that is not a multiple of the array runs too (padded blocks), no faster than the next multiple."""
     mapped = map_attention(BERT, 3072, ARCH, options=MapOptions())
-    assert mapped.choices["flat_table"].startswith("mappers.flat_rule")
-    with pytest.raises(MappingError, match="not divisible by arrays.pe2d.cols = 256"):
-        map_attention(BERT, 1000, ARCH, options=MapOptions())
+    assert mapped.choices["groups"]["fl"]["source"].endswith("groups[0].alternatives[0]")
+    assert simulate(BERT, 768).latency_s <= simulate(BERT, 1000).latency_s <= simulate(BERT, 1024).latency_s
 
 
 def test_unknown_table_and_option() -> None:

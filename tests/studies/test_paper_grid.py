@@ -72,7 +72,7 @@ def test_headlines(grid) -> None:  # type: ignore[no-untyped-def]
 
 def test_missing_and_failing_designs_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ghost = designs.Design("ghost", "attnsim.mappers.ghost_module:map_attention", "attention-1pass", "fusemax-cloud", "test")
-    broken = designs.Design("broken", "attnsim.mappers.unfused:check_options", "attention-3pass", "flat-cloud", "test")
+    broken = designs.Design("broken", "attnsim.mappers.baselines:CASCADE", "attention-3pass", "flat-cloud", "test")
     monkeypatch.setitem(designs.DESIGNS, "ghost", ghost)
     monkeypatch.setitem(designs.DESIGNS, "broken", broken)
     outcome = run_paper(tmp_path, designs=("flat", "ghost", "broken"), models=("bert-base",), seqs=(1024,), jobs=1)

@@ -73,7 +73,7 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--design", "unfused", "--model", "t5-small", "--seq", "1024"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("unfused on flat-cloud: t5-small, seq 1024")
+    assert out.startswith("unfused (attention-3pass under mapping unfused) on flat-cloud: t5-small, seq 1024")
     assert "latency_s" in out and "per Einsum" in out
 
 
@@ -111,7 +111,8 @@ def test_unavailable_mapper(monkeypatch: pytest.MonkeyPatch) -> None:
     (["--design", "nope", "--model", "bert-base", "--seq", "1024"], "unknown design 'nope'"),
     (["--design", "flat", "--model", "nope", "--seq", "1024"], "unknown workload 'nope'"),
     (["--design", "flash2", "--model", "bert-base", "--seq", "1000"], "not divisible by M0 = 256"),
-    (["--design", "flat", "--model", "bert-base", "--seq", "1000"], "not divisible by arrays.pe2d.cols = 256"),
+    (["--design", "flat", "--model", "bert-base", "--seq", "1024", "--set", "global_buffer.capacity_bytes=65536"],
+     "more than global_buffer.capacity_bytes = 65536"),
     (["--design", "flat", "--model", "bert-base", "--seq", "many"], "--seq: expected a positive integer"),
     (["--design", "flat", "--model", "bert-base", "--seq", "1024", "--set", "arrays.pe2d.rows=-4"],
      "--set arrays.pe2d.rows=-4: expected a positive integer"),
@@ -127,14 +128,15 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], message: str, capsys: 
 
 
 def test_bad_input_in_a_real_process_has_no_traceback() -> None:
-    process = subprocess.run([sys.executable, "-m", "attnsim", "simulate", "--design", "unfused",
-                              "--model", "bert-base", "--seq", "1000"], capture_output=True, text=True, timeout=120)
+    process = subprocess.run([sys.executable, "-m", "attnsim", "simulate", "--cascade", "attention-1pass",
+                              "--mapping", "unfused", "--model", "bert-base", "--seq", "1024"],
+                             capture_output=True, text=True, timeout=120)
     assert process.returncode == 2
     assert "Traceback" not in process.stderr
     assert len(process.stderr.strip().splitlines()) == 1
-    assert "not divisible by arrays.pe2d.rows = 256" in process.stderr
+    assert "specs/mappings/unfused.yaml: sizes:" in process.stderr and "missing size for shape symbol M0" in process.stderr
 
 
 def test_mapping_error_is_a_user_error() -> None:
     with pytest.raises(MappingError):
-        simulate("unfused", "bert-base", 1000)
+        simulate(None, "bert-base", 1024, cascade="attention-1pass", mapping="unfused")

@@ -70,8 +70,10 @@ def run(args: argparse.Namespace) -> int:
 
     cascade = load_cascade_arg(args.cascade)
     base = load_mapping(args.mapping) if args.mapping else None
-    arch = load_arch(args.arch or (base.arch if base and base.arch else "fusemax-cloud"))
     analysis = pass_analysis(cascade)
+    if (base is not None and base.groups is not None) or (base is None and analysis.passes > 1):
+        return _run_groups(args, cascade, analysis, base)
+    arch = load_arch(args.arch or (base.arch if base and base.arch else "fusemax-cloud"))
     mapping = retarget(base, cascade, arch) if base is not None else default_mapping(cascade, arch)
     resolved = args.model is not None
     workload = load_workload(args.model or NOMINAL_MODEL)
@@ -81,5 +83,51 @@ def run(args: argparse.Namespace) -> int:
     if cascade.path is not None and args.cascade.endswith((".yaml", ".yml")):
         data["cascade"] = args.cascade
     print("\n".join(_comments(cascade, analysis, plan, resolved)))
+    print(yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True), end="")
+    return 0
+
+
+def _run_groups(args: argparse.Namespace, cascade, analysis, base) -> int:  # type: ignore[no-untyped-def]
+    """A multi-pass cascade: its fusion-group mapping (the base, else the default by analysis), printed with
+    the pass analysis's boundaries; with --model/--seq every group's choice at that point made explicit."""
+    import yaml
+
+    from attnsim.archsim.spec import load_arch
+    from attnsim.mappers.cascade_defaults import default_groups_mapping, fusion_boundaries
+    from attnsim.mappers.cascade_groups import map_groups, resolved_groups_data
+    from attnsim.mappers.workloads import load_workload
+    from attnsim.studies.cli.options import parse_count
+
+    mapping = base if base is not None else default_groups_mapping(cascade)
+    arch = load_arch(args.arch or mapping.arch or "flat-cloud")
+    resolved = args.model is not None
+    workload = load_workload(args.model or NOMINAL_MODEL)
+    seq = parse_count(args.seq, "--seq") if resolved else arch.arrays.pe2d.rows * arch.arrays.pe2d.cols
+    mapped = map_groups(cascade, mapping, workload, seq, arch)
+    lines = [f"# attnsim map: cascade {cascade.name} on {arch.name}"
+             + (f", {workload.name} at seq {seq}" if resolved else "")]
+    lines.append(f"# pass analysis: {analysis.passes} passes over {analysis.rank}; fusion groups: "
+                 + "; ".join(f"{g.name} = {' '.join(g.einsums)}" for g in mapping.groups or ()))
+    for b in fusion_boundaries(analysis):
+        lines.append(f"# fusion boundary after pass {b['after_pass']}: {b['reason']}")
+    for g in mapping.groups or ():
+        passes = sorted({analysis.einsum_pass[n] for n in g.einsums})
+        if len(passes) > 1:
+            lines.append(f"# group {g.name} fuses passes {passes}: one iteration holds the whole of "
+                         f"{analysis.rank} (the rank is not tiled), so each pass sees the full fibre")
+    if resolved:
+        for name, group in mapped.choices["groups"].items():
+            lines.append(f"# group {name}: {group['blocks_per_head']} blocks of {group['block']} along "
+                         f"{group['block_rank']} per head, {group['iterations']} iterations, spill "
+                         f"{group['spill_fraction']:.6g} (from {group['source']})")
+        data = resolved_groups_data(mapping, mapped)
+    else:
+        lines.append("# block sizes: give --model and --seq to resolve each group's choice at a point")
+        data = mapping.to_yaml_dict()
+        data["cascade"] = cascade.name
+    data["arch"] = arch.name
+    if cascade.path is not None and args.cascade.endswith((".yaml", ".yml")):
+        data["cascade"] = args.cascade
+    print("\n".join(lines))
     print(yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True), end="")
     return 0

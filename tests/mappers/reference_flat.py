@@ -1,4 +1,8 @@
-"""FLAT (Kao et al.), as the FuseMax artifact runs it (fact sheet §4.4-4.5): row-granular fusion.
+"""FROZEN REFERENCE (test-only): the hand-written FLAT mapper (with FLAT's rule, formerly mappers/flat_rule.py)
+as it was before the generic path (mappers/cascade_groups.py + specs/mappings/flat.yaml) replaced it.
+test_cascade_equivalence.py runs both and asserts equal results; nothing on the product path imports this file.
+
+FLAT (Kao et al.), as the FuseMax artifact runs it (fact sheet §4.4-4.5): row-granular fusion.
 
 The loop runs over ``(b, h, block of P1 query rows)``; per block:
 
@@ -55,10 +59,9 @@ from attnsim.mappers.attention_ops import (OpTemplate, ceil_div, compute_op, dra
                                    spatial_util, three_pass_softmax)
 from attnsim.mappers.designs import MapOptions, MappedAttention
 from attnsim.mappers.errors import MappingError
-from attnsim.mappers.flat_config import FlatConfig, flat_config, load_flat_table
-from attnsim.mappers.flat_rule import flat_rule_config
+from attnsim.mappers.flat_config import FlatConfig, Placement, StationarityChoice, flat_config, load_flat_table
 from attnsim.mappers.tiling import spilled_fraction
-from attnsim.mappers.unfused import check_options
+from reference_unfused import check_options
 from attnsim.mappers.workloads import Workload
 
 DESIGN = "flat"
@@ -220,4 +223,59 @@ def map_attention(workload: Workload, seq: int, arch: Arch, *, options: MapOptio
                            einsums_1d=("GM", "SN", "SD", "A"), choices=choices)
 
 
-__all__ = ["DESIGN", "OPTIONS", "av_cycles", "map_attention", "qk_cycles"]
+
+
+# --- FLAT's rule (formerly mappers/flat_rule.py, frozen) ---
+
+MAX_ROWS_OFF_CHIP = 1024
+
+RULE_SOURCE = "mappers.flat_rule: the largest row block whose live tensors fit the global buffer"
+
+
+def live_words(workload: Workload, seq: int, arch: Arch, p1: int, scores_on_chip: bool) -> int:
+    """Words live in the global buffer for a block of ``p1`` query rows (module docstring)."""
+    e, f = workload.head_dim_e, workload.head_dim_f
+    staging = 2 * (e + f) * max(arch.arrays.pe2d.rows, arch.arrays.pe2d.cols)
+    return (e + f) * p1 + (2 * seq * p1 if scores_on_chip else 0) + staging
+
+
+def _largest_block(workload: Workload, seq: int, arch: Arch, scores_on_chip: bool, cap: int | None) -> int:
+    cols, capacity, word = arch.arrays.pe2d.cols, arch.global_buffer.capacity_bytes, arch.word_bytes
+    best = 0
+    for p1 in range(cols, seq + 1, cols):
+        if cap is not None and p1 > cap:
+            break
+        if seq % p1:
+            continue
+        if live_words(workload, seq, arch, p1, scores_on_chip) * word > capacity:
+            break
+        best = p1
+    return best
+
+
+def flat_rule_config(workload: Workload, seq: int, arch: Arch) -> FlatConfig:
+    """FLAT's configuration by the rule (module docstring); MappingError when nothing fits."""
+    where = f"flat: {workload.name}, seq {seq}, {arch.name}"
+    if seq % arch.arrays.pe2d.cols:
+        raise MappingError(f"{where}: sequence length {seq} is not divisible by arrays.pe2d.cols = "
+                           f"{arch.arrays.pe2d.cols}; expected a multiple of it (a row block spans the columns)")
+    p1 = _largest_block(workload, seq, arch, True, None)
+    if p1:
+        placement = Placement(Q="dram", K="dram", V="dram", QK="chip", A="chip", AV="dram")
+        stationarity = StationarityChoice(QK="output", AV="output")
+        spill: float | None = 0.0
+    else:
+        p1 = _largest_block(workload, seq, arch, False, MAX_ROWS_OFF_CHIP)
+        if not p1:
+            need = live_words(workload, seq, arch, arch.arrays.pe2d.cols, False) * arch.word_bytes
+            raise MappingError(f"{where}: nothing fits in global_buffer.capacity_bytes = "
+                               f"{arch.global_buffer.capacity_bytes}: a block of {arch.arrays.pe2d.cols} rows "
+                               f"with its K/V tiles takes {need} bytes")
+        placement = Placement(Q="chip", K="dram", V="dram", QK="dram", A="dram", AV="chip")
+        stationarity = StationarityChoice(QK="weight", AV="weight")
+        spill = None
+    return FlatConfig(model_class=f"E={workload.head_dim_e}, F={workload.head_dim_f}", seq=seq,
+                      placement=placement, stationarity=stationarity, granularity="row", p1_rows=p1,
+                      spill_fraction=spill, source=RULE_SOURCE, inferred={})
+
+

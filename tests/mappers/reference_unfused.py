@@ -1,4 +1,8 @@
-"""Unfused attention (FuseMax paper §VI-A "Unfused", fact sheet §4.4-4.5): three phases in sequence.
+"""FROZEN REFERENCE (test-only): the hand-written unfused mapper as it was before the generic path
+(mappers/cascade_groups.py + specs/mappings/unfused.yaml) replaced it. test_cascade_equivalence.py runs both
+and asserts equal results; nothing on the product path imports this file.
+
+Unfused attention (FuseMax paper §VI-A "Unfused", fact sheet §4.4-4.5): three phases in sequence.
 
 1. **QK**: ``B*H`` GEMMs ``QK[m,p] = sum_e Q[e,p] K[e,m]`` on the 2D array, output-stationary with
    ``M`` over the array's rows and ``P`` over its columns (the artifact's Timeloop constraints), ``E``
