@@ -73,3 +73,19 @@ def test_default_rank_needs_one_candidate():
 def test_pass_rank_of_the_cascade_wins():
     c = cascade("A[p] = X[m,n,p]", "m: M, n: N, p: P", "X", "A", extra="pass_rank: N\n")
     assert default_rank(c) == "N"
+
+
+def test_einsums_before_any_traversal_belong_to_the_first_pass():
+    # C (a max over the tiles of an input G: one step per tile, no element of M) and D (from C alone)
+    # need nothing that a traversal produces; they run before or with pass 1, never in a "pass 0".
+    c = cascade("""
+        C[p] = G[m1,p] :: max
+        D[p] = C[p] * 2
+        BX[m1,m0,p] = X[m1*M0 + m0, p]
+        Y[m1,m0,p] = BX[m1,m0,p] * D[p]
+    """, "m: M, p: P, m1: M1, m0: M0", "X, G", "Y", extra="shapes: {M1: M / M0}\n")
+    analysis = analyze_passes(c, "M")
+    assert (analysis.coverage["C"], analysis.coverage["D"]) == ("coarse", "free")
+    assert analysis.passes == 1
+    assert analysis.einsum_pass == {"C": 1, "D": 1, "BX": 1, "Y": 1}
+    assert analysis.fusable_groups == [["C", "D", "BX", "Y"]]

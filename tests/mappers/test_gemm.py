@@ -346,3 +346,17 @@ def test_unknown_fill_drain_and_tiny_buffer():
         map_gemm(4, 4, 4, arch, "os", "sometimes")
     with pytest.raises(MappingError, match="capacity_bytes"):
         map_gemm(512, 512, 512, arch_with(256, 256, glb_bytes=1024), "ws")
+
+
+@pytest.mark.parametrize("dataflow, spatial, temporal", [("os", ("M", "N"), "K"), ("ws", ("K", "N"), "M"),
+                                                           ("is", ("K", "M"), "N")])
+@pytest.mark.parametrize("m", [256, 272])
+def test_loop_order_is_outer_inner_temporal(dataflow, spatial, temporal, m):
+    # The mapper's table (gemm.py docstring, SCALE-Sim's dataflows): the two array ranks are the outer
+    # and inner loops, in either order, and the third rank is temporal; the outer loop is the rank the
+    # plan reports, the inner one the other array rank.
+    plan = plan_gemm(m, 256, 256, arch_with(16, 16, glb_bytes=64 * 1024), dataflow)
+    outer, inner, last = plan.mapping["loop_order"]
+    assert outer == plan.outer_rank and outer in spatial
+    assert {outer, inner} == set(spatial)
+    assert last == temporal
