@@ -7,9 +7,11 @@
     seconds per mutant and that have thousands of mutants; the kill ratio is then an estimate.
 ``python mutation/session.py survivors SESSION``
     Print every surviving mutant: line, operator and the diff.
-``python mutation/session.py retest SESSION``
+``python mutation/session.py retest SESSION [timeouts]``
     Forget the results of the surviving mutants so that the next ``cosmic-ray exec`` runs them again
-    (after tests were added; killed mutants stay killed since the test set only grows).
+    (after tests were added; killed mutants stay killed since the test set only grows); with
+    ``timeouts``, instead forget the mutants "killed" by the time limit (to run them again under a
+    longer limit or a lighter load).
 """
 from __future__ import annotations
 
@@ -42,10 +44,12 @@ def sample(session: Path, config: Path) -> int:
     return size
 
 
-def retest(session: Path) -> int:
-    """Drop the survivors' results from SESSION; returns how many will run again."""
+def retest(session: Path, timeouts: bool = False) -> int:
+    """Drop the survivors' (or the timed-out mutants') results from SESSION; returns how many will run
+    again."""
+    where = "output = 'timeout'" if timeouts else "test_outcome = 'SURVIVED'"
     with sqlite3.connect(session) as db:
-        count = db.execute("DELETE FROM work_results WHERE test_outcome = 'SURVIVED'").rowcount
+        count = db.execute(f"DELETE FROM work_results WHERE {where}").rowcount
     return count
 
 
@@ -67,10 +71,12 @@ def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "survivors":
         print("\n".join(survivors(Path(argv[1]))))
         return 0
-    if len(argv) == 2 and argv[0] == "retest":
-        print(f"{argv[1]}: {retest(Path(argv[1]))} survivors to run again")
+    if len(argv) in (2, 3) and argv[0] == "retest" and argv[2:] in ([], ["timeouts"]):
+        timeouts = argv[2:] == ["timeouts"]
+        print(f"{argv[1]}: {retest(Path(argv[1]), timeouts)} {'timed-out' if timeouts else 'surviving'} "
+              "mutants to run again")
         return 0
-    print("usage: session.py sample SESSION CONFIG | survivors SESSION | retest SESSION", file=sys.stderr)
+    print("usage: session.py sample SESSION CONFIG | survivors SESSION | retest SESSION [timeouts]", file=sys.stderr)
     return 2
 
 
