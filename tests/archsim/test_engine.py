@@ -168,8 +168,11 @@ def test_schedule_errors_are_one_line():
 def test_deadlock_is_reported():
     # every iteration claims a slot that is never returned: the third claim can never be served
     schedule = Schedule.loop([op("a", "u", 1, claims_bytes={"x": 1})], 5, buffers_bytes={"x": 2})
-    with pytest.raises(ScheduleError, match="deadlock"):
+    with pytest.raises(ScheduleError, match="deadlock") as info:
         run(schedule)
+    # two 1-cycle ops fill the 2-byte buffer by cycle 2; the third (iteration 2 of 'body') waits forever
+    assert str(info.value) == ("schedule deadlocks at cycle 2: waiting u: 'a' (block 'body', iteration 2); "
+                               "buffers x 2/2 bytes")
 
 
 # --------------------------------------------------------------------------------------------------

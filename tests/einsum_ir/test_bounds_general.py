@@ -109,6 +109,26 @@ def test_two_pass_cascade_with_a_running_max_state():
     })
 
 
+def test_state_read_only_in_the_first_of_two_passes():
+    # The same running max, copied out once (G = its final iterate, the epilogue of pass 1): only pass 1
+    # reads RM; pass 2 reads the summary G at every m (P1 per tile of query rows), not the state.
+    c = cascade("""
+        BX[m1,m0,p] = X[m1*M0 + m0, p]
+        RM[0,p] = -inf
+        LM[m1,p] = BX[m1,m0,p] :: max
+        RM[m1+1,p] = max(RM[m1,p], LM[m1,p])
+        G[p] = RM[M1,p]
+        Y[m,p] = exp(X[m,p] - G[p])
+    """, "m: M, p: P, m1: M1, m0: M0", "X", "Y", extra=ITERATIVE)
+    analysis = analyze_passes(c, "M")
+    assert analysis.passes == 2
+    check(entries(analysis), {
+        ("X", "reread"): (M * P1, (1, 2), M * P, 0),
+        ("RM", "state"): (P1, (1,), None, None),
+        ("G", "reused"): (P1, (2,), None, None),
+    })
+
+
 def test_recurrence_over_another_rank_is_no_state_of_the_analysed_one():
     # Analysed over P, the running max over M's tiles is an ordinary tensor: its final iterate RM[M1,p]
     # is streamed with p, so nothing is live across the traversal of P (no parallel rank: m is reduced).
