@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from attnsim.archsim.errors import SpecError
 from attnsim.archsim.spec import read_yaml_mapping
-from attnsim.archsim.gpu_spec import ENERGY_ACTIONS, GpuSpec, available_gpus, gpu_energy_breakdown_pj, load_gpu
+from attnsim.archsim.gpu_spec import (DTYPE_BYTES, ENERGY_ACTIONS, GpuSpec, available_gpus, gpu_energy_breakdown_pj,
+                                     is_gpu_mapping, load_gpu)
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "specs" / "arch"
@@ -176,3 +178,25 @@ def test_static_power_above_the_tdp_is_refused_in_one_line() -> None:
     with pytest.raises(SpecError) as info:
         load_gpu("h100-sxm", {"power.static_w.value": 800.0})      # TDP 700 W (NVIDIA datasheet)
     assert str(info.value) == ("--set power.static_w.value=800.0: expected at most tdp_w (700), got 800")
+
+
+def test_tensor_clock_may_equal_the_boost_clock() -> None:
+    # the check is boost >= tensor: a GPU run at its boost clock is valid; one MHz above is refused
+    spec = load_gpu("h100-sxm")
+    boost = spec.clocks.boost_hz.value
+    assert spec.with_overrides({"clocks.tensor_hz.value": boost}).clocks.tensor_hz.value == boost
+    with pytest.raises(SpecError, match=r"clocks\.boost_hz\.value: expected at least tensor_hz "
+                                        r"\(1\.981e\+09\), got 1\.98e\+09$"):
+        spec.with_overrides({"clocks.tensor_hz.value": boost + 1e6})
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"kind": "gpu"}, True), ({"kind": "accelerator"}, False), ({"kind": "workload"}, False), ({}, False),
+    (["kind", "gpu"], False)])
+def test_is_gpu_mapping_only_for_kind_gpu(data: object, expected: bool) -> None:
+    assert is_gpu_mapping(data) is expected
+
+
+def test_dtype_widths_are_the_formats_bits_over_eight() -> None:
+    # IEEE 754 binary16 and bfloat16 are 16-bit formats, OCP FP8 (E4M3/E5M2) 8-bit
+    assert DTYPE_BYTES == {"fp16": np.dtype(np.float16).itemsize, "bf16": 16 // 8, "fp8": 8 // 8}

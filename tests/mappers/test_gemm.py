@@ -360,3 +360,19 @@ def test_loop_order_is_outer_inner_temporal(dataflow, spatial, temporal, m):
     assert outer == plan.outer_rank and outer in spatial
     assert {outer, inner} == set(spatial)
     assert last == temporal
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+@pytest.mark.parametrize("fill_drain", ["per_fold", "overlapped", "scalesim"])
+@pytest.mark.parametrize("m, n, k, rows, cols", [(100, 37, 300, 16, 8), (7, 1000, 33, 32, 4)])
+def test_planners_compute_estimate_is_the_closed_form(m, n, k, rows, cols, dataflow, fill_drain):
+    # the planner decides DRAM-boundness against the array's stall-free cycles: the same closed forms
+    # as test_compute_cycles_closed_forms (folds x fold cost, or one fill/drain when overlapped)
+    from attnsim.mappers.gemm import _compute_cycles
+
+    folds, temporal = folds_and_temporal(m, n, k, rows, cols, dataflow)
+    expected = {"per_fold": folds * (2 * rows + cols + temporal - 2),
+                "overlapped": folds * temporal + 2 * rows + cols - 2,
+                "scalesim": folds * (temporal + rows + cols - 2 if dataflow == "os"
+                                     else 2 * rows + cols + temporal - 2)}[fill_drain]
+    assert _compute_cycles(m, n, k, rows, cols, dataflow, fill_drain) == expected
