@@ -57,6 +57,21 @@ def test_initial_iterate_that_waits_for_a_summary_delays_its_readers():
     assert analysis.einsum_pass == {"G": 1, "BX": 1, "RS.init": 1, "RS": 2, "Y": 2}
 
 
+def test_initial_iterate_known_before_any_pass_does_not_wait_for_the_recurrence():
+    # RS starts from 0 (known before any pass); its updates need the max G of pass 1 (pass 2). Y reads
+    # only the initial iterate and X, so it runs in pass 1, not with the updates.
+    c = cascade("""
+        G[p] = X[m,p] :: max
+        BX[m1,m0,p] = X[m1*M0 + m0, p]
+        RS[0,p] = 0
+        RS[m1+1,p] = RS[m1,p] + BX[m1,m0,p] * G[p]
+        Y[m,p] = X[m,p] * RS[0,p]
+    """, "m: M, p: P, m1: M1, m0: M0", "X", "Y, RS", extra=ITERATIVE)
+    analysis = analyze_passes(c, "M")
+    assert analysis.passes == 2
+    assert analysis.einsum_pass == {"G": 1, "BX": 1, "RS.init": 1, "RS": 2, "Y": 1}
+
+
 @pytest.mark.parametrize("ranks, einsum, expected", [
     ("m: M, n: N, p: P", "A[p] = X[m,n,p]", "M"),   # M is the default when present, even beside N
     ("k: K, p: P", "A[p] = X[k,p]", "K"),           # else the only rank some Einsum reduces
