@@ -200,3 +200,10 @@ def test_is_gpu_mapping_only_for_kind_gpu(data: object, expected: bool) -> None:
 def test_dtype_widths_are_the_formats_bits_over_eight() -> None:
     # IEEE 754 binary16 and bfloat16 are 16-bit formats, OCP FP8 (E4M3/E5M2) 8-bit
     assert DTYPE_BYTES == {"fp16": np.dtype(np.float16).itemsize, "bf16": 16 // 8, "fp8": 8 // 8}
+
+
+def test_per_sm_bandwidth_shares() -> None:
+    # H100 SXM (specs/arch/h100-sxm.yaml): 3.35 TB/s HBM and 5.5 TB/s L2 over 132 SMs at 1830 MHz
+    spec = load_gpu("h100-sxm")
+    assert spec.hbm_bytes_per_cycle_per_sm == pytest.approx(3.35e12 / (132 * 1830e6), rel=1e-12)
+    assert spec.l2_bytes_per_cycle_per_sm == pytest.approx(5.5e12 / (132 * 1830e6), rel=1e-12)

@@ -191,6 +191,17 @@ def test_tile_symbol_avoids_a_derived_shape_named_like_it():
     assert equal(bounds.total, M * P_tile + P_tile)
 
 
+def test_tile_symbol_avoids_a_shape_that_is_both_a_rank_and_derived():
+    # k's shape P1 is itself derived (P1 = P / 2): still taken, so the tile of p is P_tile
+    c = cascade("""
+        S[p] = X[m,p]
+        Y[m,p] = X[m,p] / S[p] + Z[k]
+    """, "m: M, p: P, k: P1", "X, Z", "Y", extra="shapes: {P1: P / 2}\n")
+    bounds = live_bounds(analyze_passes(c, "M"))
+    assert {r: s.name for r, s in bounds.tiles.items()} == {"p": "P_tile"}
+    assert equal(bounds.total, M * P_tile + P_tile + P / 2)
+
+
 def test_views_and_coarse_einsums_do_not_limit_the_parallel_ranks():
     # BW (a view of W without p) and T (one step per tile m1, without p) compute nothing per element of M
     # along p; the one computing traversal Y iterates over p and nothing reduces p, so p is parallel.
