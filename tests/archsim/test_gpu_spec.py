@@ -81,9 +81,16 @@ def test_energy_at_peak_stays_under_the_board_bound() -> None:
 def test_energy_breakdown_is_counts_times_table_plus_static_power() -> None:
     spec = load_gpu("h100-sxm")
     breakdown = gpu_energy_breakdown_pj(spec, {"tensor.flop_fp16": 1e6, "hbm.byte": 1000}, 2e-6)
-    assert breakdown["tensor.flop_fp16"] == pytest.approx(1e6 * 0.19)
-    assert breakdown["hbm.byte"] == pytest.approx(1000 * 31.2)
-    assert breakdown["static"] == pytest.approx(100.0 * 2e-6 * 1e12)   # 100 W for 2 us
+    # products of two or three doubles: exact to a few ulp (rel 1e-14 leaves a 20x margin)
+    assert breakdown["tensor.flop_fp16"] == pytest.approx(1e6 * 0.19, rel=1e-14)
+    assert breakdown["hbm.byte"] == pytest.approx(1000 * 31.2, rel=1e-14)
+    assert breakdown["static"] == pytest.approx(100.0 * 2e-6 * 1e12, rel=1e-14)   # 100 W for 2 us
+    # counts may be zero or fractional (averages); only negative counts and latencies are refused
+    partial = gpu_energy_breakdown_pj(spec, {"fp32.op": 0, "smem.byte": 0.5}, 0.0)
+    assert partial == {"fp32.op": 0.0, "smem.byte": pytest.approx(0.5 * spec.energy["smem.byte"].pj, rel=1e-14),
+                       "static": 0.0}
+    with pytest.raises(SpecError, match=r"latency_s: expected a number >= 0, got -0.5"):
+        gpu_energy_breakdown_pj(spec, {"fp32.op": 1}, -0.5)
     with pytest.raises(SpecError, match=r"energy: no entry for action 'dram.read'"):
         gpu_energy_breakdown_pj(spec, {"dram.read": 1}, 0.0)
     with pytest.raises(SpecError, match=r"action 'fp32.op': expected a count >= 0, got -1"):
