@@ -38,7 +38,8 @@ def compulsory_bytes(m, n, k):
 
 @pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
 @pytest.mark.parametrize("m, n, k, rows, cols", [(64, 64, 64, 16, 16), (100, 37, 300, 16, 8),
-                                                 (4096, 4096, 4096, 256, 256), (7, 1000, 33, 32, 4)])
+                                                 (4096, 4096, 4096, 256, 256), (7, 1000, 33, 32, 4),
+                                                 (40, 24, 48, 16, 8)])   # three K tiles: first, middle, last
 def test_compute_cycles_closed_forms(m, n, k, rows, cols, dataflow):
     arch = arch_with(rows, cols)
     folds, temporal = folds_and_temporal(m, n, k, rows, cols, dataflow)
