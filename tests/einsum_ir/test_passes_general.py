@@ -104,3 +104,27 @@ def test_einsums_before_any_traversal_belong_to_the_first_pass():
     assert analysis.passes == 1
     assert analysis.einsum_pass == {"C": 1, "D": 1, "BX": 1, "Y": 1}
     assert analysis.fusable_groups == [["C", "D", "BX", "Y"]]
+    assert (analysis.time["C"], analysis.time["D"]) == (0.0, 0.0)   # time 0: before any pass
+
+
+def test_reads_by_pass_lists_only_element_by_element_reads():
+    # X is read along m in passes 1, 2, 3 and D in pass 2; the summaries MU and VAR are read whole
+    # (no m in the reference), so they are not element-by-element reads.
+    c = cascade("""
+        MU[p] = X[m,p]
+        D[m,p] = X[m,p] - MU[p]
+        VAR[p] = D[m,p] * D[m,p]
+        Y[m,p] = X[m,p] / VAR[p]
+    """, "m: M, p: P", "X", "Y")
+    assert analyze_passes(c, "M").reads_by_pass == {"X": [1, 2, 3], "D": [2]}
+
+
+def test_mixed_index_refusal_names_the_other_rank():
+    # M also has the partition parts m1, m0 (BX): the message names p alone, the rank that intrudes
+    c = cascade("""
+        BX[m1,m0,p] = X[m1*M0 + m0, p]
+        Y[m,p] = W[m+p,p]
+    """, "m: M, p: P, m1: M1, m0: M0", "X, W", "Y, BX", extra="shapes: {M1: M / M0}\n")
+    with pytest.raises(AnalysisError, match=r"mixes rank M with p; expected an index of M's own rank "
+                                            r"variables"):
+        analyze_passes(c, "M")
