@@ -91,14 +91,13 @@ def live_bounds(analysis: PassAnalysis) -> LiveBounds:
     """The minimum live footprints implied by ``analysis`` (see the module docstring)."""
     cascade = analysis.cascade
     tiles = _tile_symbols(cascade, parallel_ranks(analysis))
-    family_shapes = {analysis.family.shape} | {cascade.ranks[r] for r in analysis.family.members}
     live: list[LiveTensor] = []
 
     for tensor, passes in analysis.reads_by_pass.items():
         if len(passes) < 2:
             continue
-        full = _size(cascade, tensor, {}, family_shapes, drop_family=False)
-        fiber = _size(cascade, tensor, tiles, family_shapes, drop_family=False)
+        full = _size(cascade, tensor, {})
+        fiber = _size(cascade, tensor, tiles)
         intermediate = tensor not in cascade.inputs
         live.append(LiveTensor(tensor, "reread", fiber, tuple(passes),
                                reread_traffic=sympy.simplify((len(passes) - 1) * full),
@@ -106,7 +105,7 @@ def live_bounds(analysis: PassAnalysis) -> LiveBounds:
 
     for tensor, (_, rank) in cascade.iterative_dims.items():
         if rank in analysis.family.members:
-            footprint = _size(cascade, tensor, tiles, family_shapes, drop_family=True)
+            footprint = _size(cascade, tensor, tiles)
             readers = sorted({analysis.einsum_pass[e.name] for e in cascade.einsums
                               if any(r.tensor == tensor for r in e.inputs())})
             live.append(LiveTensor(tensor, "state", footprint, tuple(readers)))
@@ -119,7 +118,7 @@ def live_bounds(analysis: PassAnalysis) -> LiveBounds:
             if not ref.ranks & analysis.family.members and not iterates_over(cascade, analysis.family, ref.tensor):
                 reused.setdefault(ref.tensor, set()).add(analysis.einsum_pass[einsum.name])
     for tensor, passes in reused.items():
-        footprint = _size(cascade, tensor, tiles, family_shapes, drop_family=True)
+        footprint = _size(cascade, tensor, tiles)
         live.append(LiveTensor(tensor, "reused", footprint, tuple(sorted(passes))))
 
     counted = {entry.tensor for entry in live}
@@ -130,7 +129,7 @@ def live_bounds(analysis: PassAnalysis) -> LiveBounds:
             continue
         if einsum.output.tensor in counted:
             continue  # the same buffer is already live as a reused summary or a state
-        footprint = _size(cascade, einsum.output.tensor, tiles, family_shapes, drop_family=True)
+        footprint = _size(cascade, einsum.output.tensor, tiles)
         live.append(LiveTensor(einsum.output.tensor, "partial", footprint, (analysis.einsum_pass[einsum.name],)))
         counted.add(einsum.output.tensor)
 
@@ -154,10 +153,11 @@ def _tile_symbols(cascade: Cascade, ranks: list[str]) -> dict[str, sympy.Symbol]
     return tiles
 
 
-def _size(cascade: Cascade, tensor: str, tiles: dict[str, sympy.Symbol], family_shapes: set[sympy.Expr],
-          *, drop_family: bool) -> sympy.Expr:
-    """Elements of ``tensor`` with parallel dimensions cut to their tile; family dimensions kept whole
-    (a fiber) or dropped (one element along the rank); the iterative dimension counts one iterate."""
+def _size(cascade: Cascade, tensor: str, tiles: dict[str, sympy.Symbol]) -> sympy.Expr:
+    """Elements of ``tensor`` with parallel dimensions cut to their tile and every other dimension
+    whole; the iterative dimension counts one iterate. (A dimension of the analysed rank is kept whole
+    for every kind: a state such as a running sum per ``m0`` of a tile, ``RS[m1, m0, p]``, holds all
+    ``M0`` of its values across the tiles, and a summary or partial result has no such dimension.)"""
     shapes = cascade.tensor_shapes.get(tensor, ())
     iterative_dim = cascade.iterative_dims.get(tensor, (None, None))[0]
     tile_by_shape = {cascade.ranks[rank]: symbol for rank, symbol in tiles.items()}
@@ -165,10 +165,7 @@ def _size(cascade: Cascade, tensor: str, tiles: dict[str, sympy.Symbol], family_
     for dim, extent in enumerate(shapes):
         if dim == iterative_dim:
             continue
-        if extent in family_shapes:
-            size *= 1 if drop_family else extent
-        else:
-            size *= tile_by_shape.get(extent, extent)
+        size *= tile_by_shape.get(extent, extent)
     derived = {symbol: expr for symbol, expr in cascade.derived_shapes.items()}
     for _ in range(len(derived) + 1):
         size = size.subs(derived)

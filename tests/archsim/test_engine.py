@@ -30,6 +30,14 @@ def test_chain_on_one_unit_is_the_sum_of_durations(repeats):
     assert result.utilisation == {"u": 1.0}
 
 
+def test_zero_cycle_schedule_has_no_busy_unit():
+    # nothing takes time: the makespan is 0 and no unit was ever busy, so none is utilised
+    result = run(Schedule.loop([op("a", "u", 0), op("b", "v", 0, "a")], 3))
+    assert result.cycles == 0
+    assert result.busy_cycles == {"u": 0.0, "v": 0.0}
+    assert result.utilisation == {"u": 0.0, "v": 0.0}
+
+
 @pytest.mark.parametrize("a, b, repeats", [(2, 5, 1), (2, 5, 9), (5, 2, 9), (4, 4, 300), (1, 7, 10**5)])
 def test_two_stage_pipeline(a, b, repeats):
     # stage 1 on u1 feeds stage 2 on u2 (same iteration): fill a + b, then one item per max(a, b)
@@ -168,8 +176,11 @@ def test_schedule_errors_are_one_line():
 def test_deadlock_is_reported():
     # every iteration claims a slot that is never returned: the third claim can never be served
     schedule = Schedule.loop([op("a", "u", 1, claims_bytes={"x": 1})], 5, buffers_bytes={"x": 2})
-    with pytest.raises(ScheduleError, match="deadlock"):
+    with pytest.raises(ScheduleError, match="deadlock") as info:
         run(schedule)
+    # two 1-cycle ops fill the 2-byte buffer by cycle 2; the third (iteration 2 of 'body') waits forever
+    assert str(info.value) == ("schedule deadlocks at cycle 2: waiting u: 'a' (block 'body', iteration 2); "
+                               "buffers x 2/2 bytes")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from attnsim.archsim.errors import SpecError
 from attnsim.archsim.spec import read_yaml_mapping
-from attnsim.archsim.gpu_spec import ENERGY_ACTIONS, GpuSpec, available_gpus, gpu_energy_breakdown_pj, load_gpu
+from attnsim.archsim.gpu_spec import (DTYPE_BYTES, ENERGY_ACTIONS, GpuSpec, available_gpus, gpu_energy_breakdown_pj,
+                                     is_gpu_mapping, load_gpu)
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "specs" / "arch"
@@ -79,9 +81,16 @@ def test_energy_at_peak_stays_under_the_board_bound() -> None:
 def test_energy_breakdown_is_counts_times_table_plus_static_power() -> None:
     spec = load_gpu("h100-sxm")
     breakdown = gpu_energy_breakdown_pj(spec, {"tensor.flop_fp16": 1e6, "hbm.byte": 1000}, 2e-6)
-    assert breakdown["tensor.flop_fp16"] == pytest.approx(1e6 * 0.19)
-    assert breakdown["hbm.byte"] == pytest.approx(1000 * 31.2)
-    assert breakdown["static"] == pytest.approx(100.0 * 2e-6 * 1e12)   # 100 W for 2 us
+    # products of two or three doubles: exact to a few ulp (rel 1e-14 leaves a 20x margin)
+    assert breakdown["tensor.flop_fp16"] == pytest.approx(1e6 * 0.19, rel=1e-14)
+    assert breakdown["hbm.byte"] == pytest.approx(1000 * 31.2, rel=1e-14)
+    assert breakdown["static"] == pytest.approx(100.0 * 2e-6 * 1e12, rel=1e-14)   # 100 W for 2 us
+    # counts may be zero or fractional (averages); only negative counts and latencies are refused
+    partial = gpu_energy_breakdown_pj(spec, {"fp32.op": 0, "smem.byte": 0.5}, 0.0)
+    assert partial == {"fp32.op": 0.0, "smem.byte": pytest.approx(0.5 * spec.energy["smem.byte"].pj, rel=1e-14),
+                       "static": 0.0}
+    with pytest.raises(SpecError, match=r"latency_s: expected a number >= 0, got -0.5"):
+        gpu_energy_breakdown_pj(spec, {"fp32.op": 1}, -0.5)
     with pytest.raises(SpecError, match=r"energy: no entry for action 'dram.read'"):
         gpu_energy_breakdown_pj(spec, {"dram.read": 1}, 0.0)
     with pytest.raises(SpecError, match=r"action 'fp32.op': expected a count >= 0, got -1"):
@@ -176,3 +185,32 @@ def test_static_power_above_the_tdp_is_refused_in_one_line() -> None:
     with pytest.raises(SpecError) as info:
         load_gpu("h100-sxm", {"power.static_w.value": 800.0})      # TDP 700 W (NVIDIA datasheet)
     assert str(info.value) == ("--set power.static_w.value=800.0: expected at most tdp_w (700), got 800")
+
+
+def test_tensor_clock_may_equal_the_boost_clock() -> None:
+    # the check is boost >= tensor: a GPU run at its boost clock is valid; one MHz above is refused
+    spec = load_gpu("h100-sxm")
+    boost = spec.clocks.boost_hz.value
+    assert spec.with_overrides({"clocks.tensor_hz.value": boost}).clocks.tensor_hz.value == boost
+    with pytest.raises(SpecError, match=r"clocks\.boost_hz\.value: expected at least tensor_hz "
+                                        r"\(1\.981e\+09\), got 1\.98e\+09$"):
+        spec.with_overrides({"clocks.tensor_hz.value": boost + 1e6})
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"kind": "gpu"}, True), ({"kind": "accelerator"}, False), ({"kind": "workload"}, False), ({}, False),
+    (["kind", "gpu"], False)])
+def test_is_gpu_mapping_only_for_kind_gpu(data: object, expected: bool) -> None:
+    assert is_gpu_mapping(data) is expected
+
+
+def test_dtype_widths_are_the_formats_bits_over_eight() -> None:
+    # IEEE 754 binary16 and bfloat16 are 16-bit formats, OCP FP8 (E4M3/E5M2) 8-bit
+    assert DTYPE_BYTES == {"fp16": np.dtype(np.float16).itemsize, "bf16": 16 // 8, "fp8": 8 // 8}
+
+
+def test_per_sm_bandwidth_shares() -> None:
+    # H100 SXM (specs/arch/h100-sxm.yaml): 3.35 TB/s HBM and 5.5 TB/s L2 over 132 SMs at 1830 MHz
+    spec = load_gpu("h100-sxm")
+    assert spec.hbm_bytes_per_cycle_per_sm == pytest.approx(3.35e12 / (132 * 1830e6), rel=1e-12)
+    assert spec.l2_bytes_per_cycle_per_sm == pytest.approx(5.5e12 / (132 * 1830e6), rel=1e-12)

@@ -38,7 +38,8 @@ def compulsory_bytes(m, n, k):
 
 @pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
 @pytest.mark.parametrize("m, n, k, rows, cols", [(64, 64, 64, 16, 16), (100, 37, 300, 16, 8),
-                                                 (4096, 4096, 4096, 256, 256), (7, 1000, 33, 32, 4)])
+                                                 (4096, 4096, 4096, 256, 256), (7, 1000, 33, 32, 4),
+                                                 (40, 24, 48, 16, 8)])   # three K tiles: first, middle, last
 def test_compute_cycles_closed_forms(m, n, k, rows, cols, dataflow):
     arch = arch_with(rows, cols)
     folds, temporal = folds_and_temporal(m, n, k, rows, cols, dataflow)
@@ -346,3 +347,33 @@ def test_unknown_fill_drain_and_tiny_buffer():
         map_gemm(4, 4, 4, arch, "os", "sometimes")
     with pytest.raises(MappingError, match="capacity_bytes"):
         map_gemm(512, 512, 512, arch_with(256, 256, glb_bytes=1024), "ws")
+
+
+@pytest.mark.parametrize("dataflow, spatial, temporal", [("os", ("M", "N"), "K"), ("ws", ("K", "N"), "M"),
+                                                           ("is", ("K", "M"), "N")])
+@pytest.mark.parametrize("m", [256, 272])
+def test_loop_order_is_outer_inner_temporal(dataflow, spatial, temporal, m):
+    # The mapper's table (gemm.py docstring, SCALE-Sim's dataflows): the two array ranks are the outer
+    # and inner loops, in either order, and the third rank is temporal; the outer loop is the rank the
+    # plan reports, the inner one the other array rank.
+    plan = plan_gemm(m, 256, 256, arch_with(16, 16, glb_bytes=64 * 1024), dataflow)
+    outer, inner, last = plan.mapping["loop_order"]
+    assert outer == plan.outer_rank and outer in spatial
+    assert {outer, inner} == set(spatial)
+    assert last == temporal
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+@pytest.mark.parametrize("fill_drain", ["per_fold", "overlapped", "scalesim"])
+@pytest.mark.parametrize("m, n, k, rows, cols", [(100, 37, 300, 16, 8), (7, 1000, 33, 32, 4)])
+def test_planners_compute_estimate_is_the_closed_form(m, n, k, rows, cols, dataflow, fill_drain):
+    # the planner decides DRAM-boundness against the array's stall-free cycles: the same closed forms
+    # as test_compute_cycles_closed_forms (folds x fold cost, or one fill/drain when overlapped)
+    from attnsim.mappers.gemm import _compute_cycles
+
+    folds, temporal = folds_and_temporal(m, n, k, rows, cols, dataflow)
+    expected = {"per_fold": folds * (2 * rows + cols + temporal - 2),
+                "overlapped": folds * temporal + 2 * rows + cols - 2,
+                "scalesim": folds * (temporal + rows + cols - 2 if dataflow == "os"
+                                     else 2 * rows + cols + temporal - 2)}[fill_drain]
+    assert _compute_cycles(m, n, k, rows, cols, dataflow, fill_drain) == expected
