@@ -27,7 +27,8 @@ from attnsim.archsim.schedule import Schedule
 from attnsim.einsum_ir import Cascade
 from attnsim.mappers.errors import MappingError
 from attnsim.mappers.gpu_cascade_groups import Group, GroupPlan, plan_groups
-from attnsim.mappers.gpu_cascade_work import UNIT_FP32, UNIT_MUFU, UNIT_TENSOR, GpuCascadeWork, gpu_cascade_work
+from attnsim.mappers.gpu_cascade_work import (UNIT_FP32, UNIT_MUFU, UNIT_TENSOR, GpuCascadeWork, SpecialFunctions,
+                                              gpu_cascade_work)
 from attnsim.mappers.gpu_common import (
     CtaTile,
     CtaWork,
@@ -308,7 +309,7 @@ def resolve(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, spec
     layout0 = layout_of(cascade, section, workload, where)
     if section.style != "multi_pass":
         _check_one_pass(cascade, section, where)
-    work = gpu_cascade_work(cascade, layout0.keys_ranks)
+    work = gpu_cascade_work(cascade, layout0.keys_ranks, SpecialFunctions.of(spec.mufu_functions, spec.function_forms))
     plan = plan_groups(work, section, where)
     tile = cta_tile(section, spec, workload, work, layout0, where)
     layout = Layout(layout0.rows_rank, layout0.keys_ranks, {**layout0.sizes, layout0.tile_shape: tile.block_n},
