@@ -15,8 +15,8 @@ out (P, F); float32 or float64; ``causal``: query p sees key m iff m <= p.
   ``S_p = lam S_{p-1} + k_p v_p^T``, ``out_p = q_p^T S_p`` (per-token recurrence; the block form is the
   cascade's business). Needs M == P.
 - :func:`gated_attention` -- Bondarenko et al. 2023, "Quantizable Transformers" (arXiv:2306.12929),
-  Eq. 5: ``out_p = sigmoid(x_p.w_g) softmax_m(q_p.k_m) v``, one gate logit per token from its input ``x``
-  (P, E) and the gate weights ``w_g`` (E,).
+  Eq. 5: ``out_p = sigmoid(g_p) softmax_m(q_p.k_m) v`` with ``g_p = G(x_p)`` the gate's logit per token
+  (the output of the gate's linear layer, computed before the attention), given as a (P,) array.
 - :func:`window_attention` -- sliding-window (Mistral 7B, arXiv:2310.06825 §2) / neighbourhood
   attention: query p sees keys ``p - window < m <= p``; softmax over those.
 
@@ -169,16 +169,13 @@ def lightning2_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, lam: float
     return _lightning2_kernel(inputs.q, inputs.k, inputs.v, inputs.q.dtype.type(lam))
 
 
-def gated_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, x: np.ndarray, w_g: np.ndarray,
+def gated_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, gate_logits: np.ndarray,
                     causal: bool = False) -> np.ndarray:
-    """Gated attention (Bondarenko et al. 2023): sigmoid(x_p.w_g) times softmax attention (no logit scale)."""
+    """Gated attention (Bondarenko et al. 2023): sigmoid(gate_logits[p]) times softmax attention (no logit scale)."""
     inputs = check_inputs("gated_attention", q, k, v, causal, None, None, 0)
-    dtype = inputs.q.dtype
-    tokens = _matrix("gated_attention", "x", x, dtype, (inputs.q.shape[0], None))
-    gate_w = _matrix("gated_attention", "w_g", w_g, dtype, (tokens.shape[1],))
-    logits = tokens @ gate_w
-    gates = np.where(logits >= 0, 1 / (1 + np.exp(-np.abs(logits))), np.exp(-np.abs(logits)) /
-                     (1 + np.exp(-np.abs(logits)))).astype(dtype)
+    logits = _matrix("gated_attention", "gate_logits", gate_logits, inputs.q.dtype, (inputs.q.shape[0],))
+    small = np.exp(-np.abs(logits))   # sigmoid without overflow: 1/(1+e^-g) for g >= 0, e^g/(1+e^g) else
+    gates = np.where(logits >= 0, 1 / (1 + small), small / (1 + small)).astype(inputs.q.dtype)
     return _softmax_window_kernel(inputs.q, inputs.k, inputs.v, -1, inputs.causal, gates)
 
 

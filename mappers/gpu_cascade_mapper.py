@@ -197,7 +197,7 @@ def emit_group(ops: OpList, group: Group, op_id: str, extents: Mapping[str, int]
     if group.unit == UNIT_TENSOR:
         ops.gemm(op_id, amount, deps, einsum=einsum, smem_bytes=smem_bytes, k_steps=k_steps, releases=releases)
     elif group.unit == UNIT_MUFU:
-        ops.exp(op_id, amount, deps, einsum=einsum)
+        ops.exp(op_id, amount, deps, einsum=einsum, releases=releases)
     else:
         ops.fp32(op_id, amount, deps, einsum=einsum, releases=releases)
 

@@ -214,6 +214,31 @@ def _function_ops(name: str, local: Mapping[str, Any] | None,
     return fp32, mufu
 
 
+def _scaled_by_constant(expr: object) -> bool:
+    """``expr`` is a tensor times a constant, or that plus a constant: one FMA whose constants can
+    absorb a further constant factor (``QK / sqrt(E) - log(M)`` scaled by 0.5 is still one FMA)."""
+    if isinstance(expr, BinOp) and expr.op in "+-":
+        sides = (expr.left, expr.right)
+        return any(_is_product(side) and _scaled_by_constant(side) for side in sides) and \
+            any(not _refs(side) for side in sides)
+    return isinstance(expr, BinOp) and expr.op in "*/" and isinstance(expr.left, TensorRef) and not _refs(expr.right) \
+        or isinstance(expr, BinOp) and expr.op == "*" and isinstance(expr.right, TensorRef) and not _refs(expr.left)
+
+
+def _scales_argument(form: object) -> bool:
+    """The form multiplies its argument ``x`` by a constant somewhere (``tanh(0.5 * x)``)."""
+    if isinstance(form, BinOp):
+        if form.op == "*" and any(isinstance(side, TensorRef) for side in (form.left, form.right)) and \
+                any(not _refs(side) for side in (form.left, form.right)):
+            return True
+        return _scales_argument(form.left) or _scales_argument(form.right)
+    if isinstance(form, Call):
+        return any(_scales_argument(arg) for arg in form.args)
+    if isinstance(form, Neg):
+        return _scales_argument(form.arg)
+    return False
+
+
 def _expr_ops(expr: object, output_ranks: frozenset[str], where: str,
               local: Mapping[str, Any] | None = None,
               special: SpecialFunctions = DEFAULT_SPECIAL) -> tuple[float, float, list[TensorRef]]:
@@ -234,6 +259,9 @@ def _expr_ops(expr: object, output_ranks: frozenset[str], where: str,
         if expr.fn in FP32_FUNCTIONS:
             return fp32 + 1.0, mufu, divisors
         f, m = _function_ops(expr.fn, local, special)
+        if (expr.fn in special.forms and len(expr.args) == 1 and _scaled_by_constant(expr.args[0])
+                and _scales_argument(special.forms[expr.fn])):
+            f -= 1.0   # the form's constant scale of x is pre-multiplied into the constant that computes x
         return fp32 + f, mufu + m, divisors
     if isinstance(expr, BinOp):
         fl, ml, dl = _expr_ops(expr.left, output_ranks, where, local, special)

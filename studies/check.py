@@ -231,7 +231,7 @@ def _kernel_references() -> dict[str, tuple[Callable[[Mapping[str, np.ndarray], 
         return kr.lightning2_attention(*_qkv(x)).T
 
     def gated(x, sizes):
-        return kr.gated_attention(*_qkv(x), np.ascontiguousarray(np.asarray(x["X"]).T), np.asarray(x["WG"])).T
+        return kr.gated_attention(*_qkv(x), np.asarray(x["GL"])).T
 
     def window(x, sizes):
         return kr.window_attention(*_qkv(x), sizes["W"]).T
@@ -248,7 +248,7 @@ def _kernel_references() -> dict[str, tuple[Callable[[Mapping[str, np.ndarray], 
         "lssa-attention": (lssa, "softplus(log(n) q.k/sqrt(E)), l1-normalised, times v (Gao & Spratling 2025)"),
         "hedgehog-attention": (hedgehog, "linear attention, phi(x) = [softmax(Wx), softmax(-Wx)] (Zhang et al. 2024)"),
         "lightning2-attention": (lightning2, "causal q^T sum_{m<=p} k_m v_m^T, no normaliser (Lightning-2, decay 1)"),
-        "gated-attention": (gated, "sigmoid(X[:,p].WG) softmax(q.k) v (Bondarenko et al. 2023)"),
+        "gated-attention": (gated, "sigmoid(GL[p]) softmax(q.k) v, GL the gate logits (Bondarenko et al. 2023)"),
         "window-attention": (window, "softmax over keys p - W < m <= p, times v (sliding window)"),
     }
 
@@ -362,7 +362,7 @@ def _reference_cascade(cascade: Cascade, name: str) -> Cascade:
 
 
 _EXTRA_INPUTS = {"selective-temperature-attention": ("TAU",), "hedgehog-attention": ("W",),
-                 "gated-attention": ("X", "WG")}
+                 "gated-attention": ("GL",)}
 """Inputs a kernel reference reads besides Q, K and V."""
 
 

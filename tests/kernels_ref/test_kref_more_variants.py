@@ -63,13 +63,12 @@ def test_lightning2_matches_a_dense_masked_product(lam):
 @pytest.mark.parametrize("causal", [False, True])
 def test_gated_attention_matches_numpy(causal):
     q, k, v = qkv(scale=1.5)
-    rng = np.random.default_rng(3)
-    x, w_g = rng.standard_normal((q.shape[0], 10)), rng.standard_normal(10)
+    g = np.random.default_rng(3).standard_normal(q.shape[0]) * 3
     logits = q @ k.T
     if causal:
         logits = np.where(np.tril(np.ones_like(logits, bool)), logits, -np.inf)
-    expected = special.expit(x @ w_g)[:, None] * (special.softmax(logits, axis=1) @ v)
-    assert rel(kernels_ref.gated_attention(q, k, v, x, w_g, causal=causal), expected) < TOL
+    expected = special.expit(g)[:, None] * (special.softmax(logits, axis=1) @ v)
+    assert rel(kernels_ref.gated_attention(q, k, v, g, causal=causal), expected) < TOL
 
 
 @pytest.mark.parametrize("window", [1, 7, 48, 100])
@@ -85,7 +84,7 @@ def test_window_attention_matches_masked_softmax(window):
     (lambda q, k, v: kernels_ref.hedgehog_attention(q, k, v, np.ones((4, 3))), "hedgehog_attention: w has shape (4, 3)"),
     (lambda q, k, v: kernels_ref.lightning2_attention(q, k[:5], v[:5]), "lightning2_attention: q has 48 rows"),
     (lambda q, k, v: kernels_ref.lightning2_attention(q, k, v, lam=1.5), "lightning2_attention: lam must be"),
-    (lambda q, k, v: kernels_ref.gated_attention(q, k, v, np.ones((3, 2)), np.ones(2)), "gated_attention: x has shape"),
+    (lambda q, k, v: kernels_ref.gated_attention(q, k, v, np.ones(3)), "gated_attention: gate_logits has shape"),
     (lambda q, k, v: kernels_ref.window_attention(q, k, v, 0), "window_attention: window must be"),
 ])
 def test_bad_arguments_are_one_line_errors(call, message):
@@ -126,14 +125,14 @@ def test_window_cascade_skips_whole_tiles_before_the_window():
 def test_hedgehog_and_gated_cascades_match_numpy():
     q, k, v = qkv()
     rng = np.random.default_rng(9)
-    w, x, w_g = rng.standard_normal((12, 16)), rng.standard_normal((48, 16)), rng.standard_normal(16)
+    w, g = rng.standard_normal((12, 16)), rng.standard_normal(48) * 3
     a = hedgehog_phi(q, w) @ hedgehog_phi(k, w).T
     out = einsum_ir.evaluate(builtin("hedgehog-attention"), {"M": 48, "P": 48, "E": 16, "F": 8, "D": 12},
                              {**layout(q, k, v), "W": w})["AV"]
     assert rel(out.T, (a @ v) / a.sum(axis=1, keepdims=True)) < TOL
     gated = einsum_ir.evaluate(builtin("gated-attention"), {"M": 48, "P": 48, "E": 16, "F": 8, "M0": 16},
-                               {**layout(q, k, v), "X": x.T.copy(), "WG": w_g})["AV"]
-    expected = special.expit(x @ w_g)[:, None] * (special.softmax(q @ k.T, axis=1) @ v)
+                               {**layout(q, k, v), "GL": g})["AV"]
+    expected = special.expit(g)[:, None] * (special.softmax(q @ k.T, axis=1) @ v)
     assert rel(gated.T, expected) < TOL
 
 
