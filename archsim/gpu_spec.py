@@ -165,6 +165,34 @@ class CalibrationTable(_Section):
     mufu_tensor_overlap: Calibration
 
 
+MUFU_PRIMITIVES_DEFAULT: tuple[str, ...] = ("exp", "log", "sqrt")
+"""Functions the special-function unit computes when a spec declares no ``special_functions`` section."""
+
+
+class SourcedNames(_Section):
+    """A list of function names and where it comes from."""
+
+    value: tuple[NonEmptyText, ...]
+    source: NonEmptyText
+
+
+class FunctionForm(_Section):
+    """How the SM computes a composite map function: ``expr`` over its argument ``x`` in the Einsum
+    expression grammar (e.g. ``0.5 * tanh(0.5 * x) + 0.5`` for sigmoid), and where it comes from."""
+
+    expr: NonEmptyText
+    source: NonEmptyText
+
+
+class SpecialFunctions(_Section):
+    """``mufu``: the functions one MUFU instruction computes (each counts one MUFU op);
+    ``forms``: composite functions written in those (the form replaces the function's textbook
+    definition when its cost is counted)."""
+
+    mufu: SourcedNames
+    forms: dict[str, FunctionForm] = {}
+
+
 class EnergyEntry(_Section):
     """``pj`` picojoules per ``per`` (one FLOP, one op, one byte); ``estimate`` marks unmeasured values."""
 
@@ -216,6 +244,7 @@ class GpuSpec(SpecDocument):
     power: Power
     energy: dict[str, EnergyEntry]
     features: Features | None = None   # absent: every feature of GPU_FEATURES (Hopper)
+    special_functions: SpecialFunctions | None = None
 
     # -- derived quantities -----------------------------------------------------------------------
 
@@ -262,6 +291,20 @@ class GpuSpec(SpecDocument):
         """One SM's share of the L2 bandwidth, in bytes per tensor-clock cycle (all SMs busy)."""
         return self.memory.l2_bandwidth_bytes_per_s.value / (self.sms * self.clock_hz)
 
+    @property
+    def mufu_functions(self) -> frozenset[str]:
+        """Functions one MUFU instruction computes (``special_functions.mufu``; default exp, log, sqrt)."""
+        if self.special_functions is None:
+            return frozenset(MUFU_PRIMITIVES_DEFAULT)
+        return frozenset(self.special_functions.mufu.value)
+
+    @property
+    def function_forms(self) -> dict[str, str]:
+        """Composite function -> the expression over ``x`` the SM evaluates it with (may be empty)."""
+        if self.special_functions is None:
+            return {}
+        return {name: form.expr for name, form in self.special_functions.forms.items()}
+
     def calibration_value(self, name: str) -> float:
         """The value of calibration constant ``name``."""
         return getattr(self.calibration, name).value
@@ -307,10 +350,31 @@ class GpuSpec(SpecDocument):
         missing = [key for key in ENERGY_ACTIONS if key not in self.energy]
         if missing:
             raise _inconsistent("energy", f"missing entry '{missing[0]}'")
+        if self.special_functions is not None:
+            _check_special_functions(self.special_functions)
         if self.power.static_w.value > self.power.tdp_w.value:
             raise _inconsistent("power.static_w.value", f"expected at most tdp_w "
                                 f"({self.power.tdp_w.value:g}), got {self.power.static_w.value:g}")
         return self
+
+
+def _check_special_functions(section: SpecialFunctions) -> None:
+    """Every name is a known function and every form parses over ``x`` with the Einsum grammar."""
+    from attnsim.einsum_ir import functions
+    from attnsim.einsum_ir.errors import CascadeError
+    from attnsim.einsum_ir.syntax import parse_function_body
+    for i, name in enumerate(section.mufu.value):
+        if functions.get_function(name) is None:
+            raise _inconsistent(f"special_functions.mufu.value[{i}]", f"unknown function '{name}' (known: "
+                                f"{', '.join(functions.function_names())})")
+    for name, form in section.forms.items():
+        if functions.get_function(name) is None:
+            raise _inconsistent(f"special_functions.forms.{name}", f"unknown function '{name}'")
+        try:
+            parse_function_body(form.expr, ("x",), line=1, source=f"form of {name}")
+        except CascadeError as exc:
+            raise _inconsistent(f"special_functions.forms.{name}.expr",
+                                f"expected an expression of x in the Einsum grammar ({exc})") from None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -201,6 +201,7 @@ class OpCycles(_Section):
     max: PositiveInt | None = None
     exp: PositiveInt | None = None
     div: PositiveInt | None = None
+    log: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _at_least_one(self) -> OpCycles:

@@ -14,7 +14,10 @@ peak is reset first (``/proc/self/clear_refs`` = 5, then ``VmHWM``); elsewhere t
 back to ``ru_maxrss`` before/after, which can under-report. Threads follow the environment as set
 (OPENBLAS_*, NUMBA_NUM_THREADS); nothing here changes them.
 
-Usage: python benchmarks/bench_kernels.py [--size 4096] [--dim 64] [--rounds 3] [--repeats 5]
+Then the variant references (benchmarks/bench_variant_kernels.py): each numba kernel's GFLOP/s beside
+a numpy formulation's, at ``--variants-size`` (the variant kernels are plain loops, no BLAS).
+
+Usage: python benchmarks/bench_kernels.py [--size 4096] [--dim 64] [--rounds 3] [--repeats 5] [--variants-size 1024]
 """
 from __future__ import annotations
 
@@ -151,6 +154,7 @@ def main() -> int:
     parser.add_argument("--dim", type=int, default=64, help="E = F (head dimension)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over all variants")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per variant and round")
+    parser.add_argument("--variants-size", type=int, default=1024, help="M = P of the variant references (0: skip)")
     parser.add_argument("--measure-memory", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_memory:
@@ -182,6 +186,9 @@ def main() -> int:
     print(f"1-minute load average before / after timing: {load_before:.2f} / {load_after:.2f} "
           f"(figures are unreliable if other work ran meanwhile)")
     print(f"max|1-pass - numpy| / max|numpy| = {max_normwise_difference(size, dim):.2e}")
+    if args.variants_size:
+        from bench_variant_kernels import print_table  # beside this file
+        print_table(args.variants_size, dim, args.repeats)
     return 0
 
 

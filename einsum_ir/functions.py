@@ -319,7 +319,8 @@ _BINOP_PRIMITIVE = {"+": "add", "-": "add", "*": "mul", "/": "div"}
 def expression_cost(expr: Expr, *, units: Collection[str] = (),
                     local: Mapping[str, MapFunction] | None = None) -> dict[str, int]:
     """Primitive operations to evaluate ``expr`` at one point: each distinct subexpression once,
-    constant subexpressions (numbers, sizes, functions of them) free, negation free."""
+    constant subexpressions (numbers, sizes, functions of them) free, negation free, a division by a
+    constant a multiply (by the reciprocal, computed once)."""
     total: Counter[str] = Counter()
     seen: set = set()
 
@@ -332,7 +333,10 @@ def expression_cost(expr: Expr, *, units: Collection[str] = (),
         elif isinstance(node, BinOp):
             visit(node.left)
             visit(node.right)
-            total[_BINOP_PRIMITIVE.get(node.op, "cmp")] += 1
+            if node.op == "/" and not _reads_data(node.right):
+                total["mul"] += 1   # a division by a constant is a multiply by its (precomputed) reciprocal
+            else:
+                total[_BINOP_PRIMITIVE.get(node.op, "cmp")] += 1
         elif isinstance(node, Compare):
             visit(node.left)
             visit(node.right)

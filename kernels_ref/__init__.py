@@ -8,6 +8,8 @@ from attnsim.kernels_ref.fusemax import attention_fusemax
 from attnsim.kernels_ref.one_pass import attention_1pass
 from attnsim.kernels_ref.three_pass import attention_3pass
 from attnsim.kernels_ref.two_pass import attention_2pass
+from attnsim.kernels_ref.more_variants import (gated_attention, hedgehog_attention, lightning2_attention,
+                                               lssa_attention, window_attention)
 from attnsim.kernels_ref.variants import (VARIANTS, causal_linear_attention, clipped_softmax_attention,
                                           linear_attention, selective_temperature_attention, sigmoid_attention,
                                           softplus_attention, split_k_decode)
@@ -22,6 +24,11 @@ __all__ = [
     "attention_fusemax",
     "VARIANTS",
     "causal_linear_attention",
+    "gated_attention",
+    "hedgehog_attention",
+    "lightning2_attention",
+    "lssa_attention",
+    "window_attention",
     "clipped_softmax_attention",
     "linear_attention",
     "selective_temperature_attention",

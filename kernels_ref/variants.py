@@ -34,6 +34,7 @@ import numpy as np
 
 from attnsim.kernels_ref._inputs import check_inputs
 from attnsim.kernels_ref.errors import KernelInputError
+from attnsim.kernels_ref.more_variants import MORE_VARIANTS
 
 __all__ = [
     "VARIANTS", "causal_linear_attention", "clipped_softmax_attention", "linear_attention", "selective_temperature_attention",
@@ -276,4 +277,5 @@ VARIANTS = {
     "selective-temperature-attention": selective_temperature_attention,
     "split-k-decode": split_k_decode,
 }
+VARIANTS.update(MORE_VARIANTS)
 """Registry of the variant references by name (what a cascade's ``reference:`` may name)."""

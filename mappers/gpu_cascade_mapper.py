@@ -27,7 +27,8 @@ from attnsim.archsim.schedule import Schedule
 from attnsim.einsum_ir import Cascade
 from attnsim.mappers.errors import MappingError
 from attnsim.mappers.gpu_cascade_groups import Group, GroupPlan, plan_groups
-from attnsim.mappers.gpu_cascade_work import UNIT_FP32, UNIT_MUFU, UNIT_TENSOR, GpuCascadeWork, gpu_cascade_work
+from attnsim.mappers.gpu_cascade_work import (UNIT_FP32, UNIT_MUFU, UNIT_TENSOR, GpuCascadeWork, SpecialFunctions,
+                                              gpu_cascade_work)
 from attnsim.mappers.gpu_common import (
     CtaTile,
     CtaWork,
@@ -245,7 +246,7 @@ def emit_group(ops: OpList, group: Group, op_id: str, extents: Mapping[str, int]
     if group.unit == UNIT_TENSOR:
         ops.gemm(op_id, amount, deps, einsum=einsum, smem_bytes=smem_bytes, k_steps=k_steps, releases=releases)
     elif group.unit == UNIT_MUFU:
-        ops.exp(op_id, amount, deps, einsum=einsum)
+        ops.exp(op_id, amount, deps, einsum=einsum, releases=releases)
     else:
         ops.fp32(op_id, amount, deps, einsum=einsum, releases=releases)
 
@@ -363,7 +364,8 @@ def resolve(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, spec
         raise MappingError(f"{where}: gpu.split_rank: split-K partials are written by the in_phase template "
                            f"only, got style '{section.style}'")
     split_ranks = frozenset({section.split_rank}) if section.split_rank is not None else frozenset()
-    work = gpu_cascade_work(cascade, layout0.keys_ranks, split_ranks)
+    work = gpu_cascade_work(cascade, layout0.keys_ranks, SpecialFunctions.of(spec.mufu_functions, spec.function_forms),
+                            split_ranks)
     plan = plan_groups(work, section, where)
     tile = cta_tile(section, spec, workload, work, layout0, where)
     layout = Layout(layout0.rows_rank, layout0.keys_ranks, {**layout0.sizes, layout0.tile_shape: tile.block_n},

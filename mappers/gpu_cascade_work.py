@@ -167,18 +167,44 @@ def _relation(cascade: Cascade, ref: TensorRef) -> str:
     return "input" if ref.tensor in cascade.inputs else "tile"
 
 
-def _function_ops(name: str, local: Mapping[str, Any] | None) -> tuple[float, float]:
-    """(fp32, mufu) ops of one application of map function ``name``: its primitive cost
-    (:func:`einsum_ir.functions.primitive_cost`, composites such as sigmoid expanded) with ``exp``,
-    ``log`` and ``sqrt`` on the MUFU, a division as a MUFU reciprocal and an FP32 multiply, the rest on
-    the FP32 lanes; an opaque function is one MUFU op."""
+@dataclass(frozen=True)
+class SpecialFunctions:
+    """What the GPU's special-function unit computes: ``mufu`` names functions of one MUFU op each;
+    ``forms`` maps a composite function to the parsed expression over ``x`` the SM evaluates it with
+    (FlashSigmoid's ``sigmoid(x) = 0.5 tanh(0.5 x) + 0.5``). From the GPU spec's ``special_functions``."""
+
+    mufu: frozenset[str] = MUFU_PRIMITIVES
+    forms: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, mufu: frozenset[str] | None = None, forms: Mapping[str, str] | None = None) -> "SpecialFunctions":
+        """Parse ``forms`` (function -> expression text over ``x``)."""
+        from attnsim.einsum_ir.syntax import parse_function_body
+        parsed = {name: parse_function_body(text, ("x",), line=1, source=f"form of {name}")
+                  for name, text in sorted((forms or {}).items())}
+        return cls(frozenset(mufu) if mufu is not None else MUFU_PRIMITIVES, parsed)
+
+
+DEFAULT_SPECIAL = SpecialFunctions()
+
+
+def _function_ops(name: str, local: Mapping[str, Any] | None,
+                  special: SpecialFunctions = DEFAULT_SPECIAL) -> tuple[float, float]:
+    """(fp32, mufu) ops of one application of map function ``name``: its form on this GPU when the
+    spec gives one (costed like an Einsum expression, FMA fusion included), else its primitive cost
+    (:func:`einsum_ir.functions.primitive_cost`, composites such as sigmoid expanded down to the
+    functions the MUFU computes) with those on the MUFU, a division as a MUFU reciprocal and an FP32
+    multiply, the rest on the FP32 lanes; an opaque function is one MUFU op."""
+    if name in special.forms and not (local and name in local):
+        fp32, mufu, divisors = _expr_ops(special.forms[name], frozenset(), f"form of {name}", local, special)
+        return fp32, mufu + len(divisors)
     try:
-        cost = primitive_cost(name, local=local)
+        cost = primitive_cost(name, units=special.mufu, local=local)
     except KeyError:
         return 0.0, 1.0
     fp32 = mufu = 0.0
     for primitive, count in cost.items():
-        if primitive in MUFU_PRIMITIVES:
+        if primitive in special.mufu:
             mufu += count
         elif primitive == "div":
             mufu += count
@@ -190,8 +216,34 @@ def _function_ops(name: str, local: Mapping[str, Any] | None) -> tuple[float, fl
     return fp32, mufu
 
 
+def _scaled_by_constant(expr: object) -> bool:
+    """``expr`` is a tensor times a constant, or that plus a constant: one FMA whose constants can
+    absorb a further constant factor (``QK / sqrt(E) - log(M)`` scaled by 0.5 is still one FMA)."""
+    if isinstance(expr, BinOp) and expr.op in "+-":
+        sides = (expr.left, expr.right)
+        return any(_is_product(side) and _scaled_by_constant(side) for side in sides) and \
+            any(not _refs(side) for side in sides)
+    return isinstance(expr, BinOp) and expr.op in "*/" and isinstance(expr.left, TensorRef) and not _refs(expr.right) \
+        or isinstance(expr, BinOp) and expr.op == "*" and isinstance(expr.right, TensorRef) and not _refs(expr.left)
+
+
+def _scales_argument(form: object) -> bool:
+    """The form multiplies its argument ``x`` by a constant somewhere (``tanh(0.5 * x)``)."""
+    if isinstance(form, BinOp):
+        if form.op == "*" and any(isinstance(side, TensorRef) for side in (form.left, form.right)) and \
+                any(not _refs(side) for side in (form.left, form.right)):
+            return True
+        return _scales_argument(form.left) or _scales_argument(form.right)
+    if isinstance(form, Call):
+        return any(_scales_argument(arg) for arg in form.args)
+    if isinstance(form, Neg):
+        return _scales_argument(form.arg)
+    return False
+
+
 def _expr_ops(expr: object, output_ranks: frozenset[str], where: str,
-              local: Mapping[str, Any] | None = None) -> tuple[float, float, list[TensorRef]]:
+              local: Mapping[str, Any] | None = None,
+              special: SpecialFunctions = DEFAULT_SPECIAL) -> tuple[float, float, list[TensorRef]]:
     """(fp32 ops per point, mufu ops per point, broadcast divisors) of an element-wise expression.
 
     A sub-expression that reads no tensor (``sqrt(E)``, ``log(M)``, literals) is a constant folded
@@ -200,19 +252,22 @@ def _expr_ops(expr: object, output_ranks: frozenset[str], where: str,
     if isinstance(expr, TensorRef) or not _refs(expr):
         return 0.0, 0.0, []
     if isinstance(expr, Neg):
-        return _expr_ops(expr.arg, output_ranks, where, local)
+        return _expr_ops(expr.arg, output_ranks, where, local, special)
     if isinstance(expr, Call):
         fp32, mufu, divisors = 0.0, 0.0, []
         for arg in expr.args:
-            f, m, d = _expr_ops(arg, output_ranks, where, local)
+            f, m, d = _expr_ops(arg, output_ranks, where, local, special)
             fp32, mufu, divisors = fp32 + f, mufu + m, divisors + d
         if expr.fn in FP32_FUNCTIONS:
             return fp32 + 1.0, mufu, divisors
-        f, m = _function_ops(expr.fn, local)
+        f, m = _function_ops(expr.fn, local, special)
+        if (expr.fn in special.forms and len(expr.args) == 1 and _scaled_by_constant(expr.args[0])
+                and _scales_argument(special.forms[expr.fn])):
+            f -= 1.0   # the form's constant scale of x is pre-multiplied into the constant that computes x
         return fp32 + f, mufu + m, divisors
     if isinstance(expr, BinOp):
-        fl, ml, dl = _expr_ops(expr.left, output_ranks, where, local)
-        fr, mr, dr = _expr_ops(expr.right, output_ranks, where, local)
+        fl, ml, dl = _expr_ops(expr.left, output_ranks, where, local, special)
+        fr, mr, dr = _expr_ops(expr.right, output_ranks, where, local, special)
         divisors = dl + dr
         if expr.op == "/" and not _refs(expr.right):   # a constant divisor: multiply by its inverse
             return fl + 1.0, ml, divisors
@@ -228,9 +283,11 @@ def _expr_ops(expr: object, output_ranks: frozenset[str], where: str,
 
 
 def gpu_cascade_work(cascade: Cascade, keys_ranks: frozenset[str],
+                     special: SpecialFunctions = DEFAULT_SPECIAL,
                      split_ranks: frozenset[str] = frozenset()) -> GpuCascadeWork:
     """Analyse ``cascade`` for a GPU: ``keys_ranks`` are the rank variables of the rank the CTA walks
-    in K/V tiles (e.g. ``{m, m1, m0}``), ``split_ranks`` those of the split rank (split-K)."""
+    in K/V tiles (e.g. ``{m, m1, m0}``); ``special`` what the GPU's MUFU computes (the spec's
+    ``special_functions``); ``split_ranks`` the rank variables of the split rank (split-K)."""
     inputs = set(cascade.inputs)
     views: dict[str, str] = {}
     for einsum in cascade.einsums:
@@ -291,7 +348,7 @@ def gpu_cascade_work(cascade: Cascade, keys_ranks: frozenset[str],
             pieces.append(Piece(name, UNIT_FP32, "main", 0.0, out_ranks, reads))   # fused into an FMA
         else:
             fp32, mufu, divisors = _expr_ops(einsum.expr, frozenset(out_ranks), f"{where}: {name}",
-                                             getattr(cascade, "functions", None))
+                                             getattr(cascade, "functions", None), special)
             if einsum.reduce_op is not None and einsum.reduced_ranks:
                 fp32 += 1.0
             count = ranks if einsum.reduced_ranks else out_ranks
@@ -317,5 +374,5 @@ def gpu_cascade_work(cascade: Cascade, keys_ranks: frozenset[str],
     return GpuCascadeWork(cascade, result, views, tile_inputs, cta_inputs, writer)
 
 
-__all__ = ["CONVERT_OPS_PER_ELEMENT", "FP32_FUNCTIONS", "GpuCascadeWork", "GpuEinsum", "MASK_OPS_PER_POINT",
+__all__ = ["CONVERT_OPS_PER_ELEMENT", "DEFAULT_SPECIAL", "SpecialFunctions", "FP32_FUNCTIONS", "GpuCascadeWork", "GpuEinsum", "MASK_OPS_PER_POINT",
            "MUFU_PRIMITIVES", "FP32_PRIMITIVES", "Piece", "Read", "UNIT_FP32", "UNIT_MUFU", "UNIT_TENSOR", "gpu_cascade_work"]

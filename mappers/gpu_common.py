@@ -439,9 +439,10 @@ class OpList:
         return ends
 
     def exp(self, op_id: str, ops: float, deps: Iterable[Any], *, einsum: str,
-            unit: str = "mufu") -> tuple[str, ...]:
+            unit: str = "mufu", releases: Mapping[str, int] | None = None) -> tuple[str, ...]:
         """``ops`` exponentials (or reciprocals) on the MUFU. The part that cannot overlap tensor-core
-        work (1 - ``mufu_tensor_overlap`` of it) holds the tensor/MUFU buffer while it runs."""
+        work (1 - ``mufu_tensor_overlap`` of it) holds the tensor/MUFU buffer while it runs;
+        ``releases``: buffers (SMEM stages) freed when it finishes."""
         deps = tuple(deps)
         total = cycles(ops, self.rates.mufu_ops)
         hidden = int(round(total * self.rates.mufu_overlap))
@@ -449,10 +450,11 @@ class OpList:
             deps = (self.add(f"{op_id}_hidden", unit, hidden, deps, einsum=einsum,
                              actions={"mufu.op": ops * hidden / total}),)
         exposed = total - hidden
+        freed = {**({TENSOR_MUFU: 1} if exposed else {}), **(releases or {})}
         self.add(op_id, unit, exposed, deps, einsum=einsum,
                  actions={"mufu.op": ops * exposed / total if total else 0.0},
                  claims={TENSOR_MUFU: 1} if exposed else None,
-                 releases={TENSOR_MUFU: 1} if exposed else None)
+                 releases=freed or None)
         return (op_id,)
 
     def fp32(self, op_id: str, ops: float, deps: Iterable[Any], *, einsum: str,

@@ -68,10 +68,17 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
     overlap = mech.persistent_overlap and section.warp_specialized and persistent
     transpose_after: list[Any] = []   # the previous CTA's O store (O's staging buffer is V^T's)
 
+    # each tile input's buffer is freed once, by its reader that runs latest in an iteration: a
+    # stage-1 tensor op (the previous tile), else an FP32/MUFU op, else a stage-0 tensor op (a cascade
+    # whose only reader of K is a feature map, phi(K), frees K there)
+    order = [*stage0, *softmax, *late, *stage1]
+    freer = {t: max((i, g.name) for i, g in enumerate(order) if t in g.inputs)[1]
+             for t in tile_inputs if any(t in g.inputs for g in order)}
+
     def releases(g: Group, w: str) -> dict[str, int] | None:
         if w != last:
             return None
-        freed = {f"{t}_stages": tile_bytes[t] for t in g.inputs if t in tile_bytes}
+        freed = {f"{t}_stages": tile_bytes[t] for t in g.inputs if freer.get(t) == g.name}
         return freed or None
 
     def loads(ops: OpList, deps: dict[str, list[Any]], first: bool = False) -> dict[str, tuple[str, ...]]:
@@ -114,7 +121,7 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
             return
         for g in (*softmax, *late):
             emit_group(ops, g, f"{g.name}_{w}", extents, deps_of(ops, g, w, before, block_ids, body),
-                  masked=masked and g in softmax, poly=poly, permute=permute)
+                  masked=masked and g in softmax, poly=poly, permute=permute, releases=releases(g, w))
 
     def consumers_work(ops: OpList, ends: dict[str, tuple[str, ...]], before: set[str], block_ids: set[str],
                        *, body: bool, masked: bool, emit_pv: bool, barrier: tuple[Any, ...] = ()) -> None:

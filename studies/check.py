@@ -29,7 +29,8 @@ from attnsim.studies.errors import UsageError
 TOLERANCES = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
 """Largest normwise relative error that passes, per dtype."""
 
-DEFAULT_SIZES = {"M": 1024, "P": 1024, "E": 64, "F": 64, "M0": 256, "K": 1024, "S": 4, "N": 1024, "B": 64}
+DEFAULT_SIZES = {"M": 1024, "P": 1024, "E": 64, "F": 64, "M0": 256, "K": 1024, "S": 4, "N": 1024, "B": 64,
+                 "D": 32, "W": 384}
 """Sizes used when the user gives none (``attnsim check --all``)."""
 
 DTYPES = {"fp64": np.dtype(np.float64), "fp32": np.dtype(np.float32)}
@@ -217,6 +218,24 @@ def _kernel_references() -> dict[str, tuple[Callable[[Mapping[str, np.ndarray], 
     def split_k(x, sizes):
         return kr.split_k_decode(*_qkv(x), sizes["S"]).T
 
+    def sigmoid_causal(x, sizes):
+        return kr.sigmoid_attention(*_qkv(x), causal=True).T
+
+    def lssa(x, sizes):
+        return kr.lssa_attention(*_qkv(x)).T
+
+    def hedgehog(x, sizes):
+        return kr.hedgehog_attention(*_qkv(x), np.asarray(x["W"])).T
+
+    def lightning2(x, sizes):
+        return kr.lightning2_attention(*_qkv(x)).T
+
+    def gated(x, sizes):
+        return kr.gated_attention(*_qkv(x), np.asarray(x["GL"])).T
+
+    def window(x, sizes):
+        return kr.window_attention(*_qkv(x), sizes["W"]).T
+
     return {
         "sigmoid-attention": (sigmoid, "sigmoid(q.k/sqrt(E) - log(M)) v, summed over keys"),
         "softplus-attention": (softplus, "softplus(q.k/sqrt(E)) v / sum softplus(q.k/sqrt(E))"),
@@ -225,12 +244,20 @@ def _kernel_references() -> dict[str, tuple[Callable[[Mapping[str, np.ndarray], 
         "clipped-softmax-attention": (clipped, "clip(softmax(q.k) * 1.03 - 0.03, 0, 1) v (zeta 1, gamma -0.03)"),
         "selective-temperature-attention": (temperature, "softmax(TAU[p] * q.k) v, TAU an input (P,)"),
         "split-k-decode": (split_k, "softmax attention with the keys in S splits, merged (Flash-Decoding)"),
+        "sigmoid-attention-causal": (sigmoid_causal, "sigmoid(q.k/sqrt(E) - log(M)) v over keys m <= p"),
+        "lssa-attention": (lssa, "softplus(log(n) q.k/sqrt(E)), l1-normalised, times v (Gao & Spratling 2025)"),
+        "hedgehog-attention": (hedgehog, "linear attention, phi(x) = [softmax(Wx), softmax(-Wx)] (Zhang et al. 2024)"),
+        "lightning2-attention": (lightning2, "causal q^T sum_{m<=p} k_m v_m^T, no normaliser (Lightning-2, decay 1)"),
+        "gated-attention": (gated, "sigmoid(GL[p]) softmax(q.k) v, GL the gate logits (Bondarenko et al. 2023)"),
+        "window-attention": (window, "softmax over keys p - W < m <= p, times v (sliding window)"),
     }
 
 
 KERNEL_REFERENCES = tuple(sorted(("sigmoid-attention", "softplus-attention", "linear-attention",
                                   "causal-linear-attention", "clipped-softmax-attention",
-                                  "selective-temperature-attention", "split-k-decode")))
+                                  "selective-temperature-attention", "split-k-decode", "sigmoid-attention-causal",
+                                  "lssa-attention", "hedgehog-attention", "lightning2-attention", "gated-attention",
+                                  "window-attention")))
 """kernels_ref references a cascade may name (``reference: NAME``); they read Q, K, V (and TAU) and
 write AV in the cascade layout Q[e,p], K[e,m], V[f,m], AV[f,p]."""
 
@@ -334,13 +361,18 @@ def _reference_cascade(cascade: Cascade, name: str) -> Cascade:
                      f"reference ({', '.join(KERNEL_REFERENCES)})")
 
 
+_EXTRA_INPUTS = {"selective-temperature-attention": ("TAU",), "hedgehog-attention": ("W",),
+                 "gated-attention": ("GL",)}
+"""Inputs a kernel reference reads besides Q, K and V."""
+
+
 def _check_kernel(cascade: Cascade, name: str, sizes: Mapping[str, int], seeds: tuple[int, ...], dtype: np.dtype,
                   inputs: str, tolerance: float | None) -> CheckResult:
     from attnsim.kernels_ref import KernelInputError
     dtype = _checked_dtype(dtype)
     used, shapes = _shapes(cascade, sizes)
     kernel, _ = _kernel_references()[name]
-    needed = {"Q", "K", "V"} | ({"TAU"} if name == "selective-temperature-attention" else set())
+    needed = {"Q", "K", "V"} | set(_EXTRA_INPUTS.get(name, ()))
     if set(cascade.inputs) != needed or "AV" not in cascade.outputs:
         raise UsageError(f"reference {name} reads {', '.join(sorted(needed))} and writes AV; cascade "
                          f"{cascade.name} reads {', '.join(cascade.inputs)} and writes {', '.join(cascade.outputs)}")

@@ -48,8 +48,10 @@ def _table(pe2d: dict[str, float], pe1d: dict[str, float], glb: tuple[float, flo
 
 FLAT_1D = {"mac": MAC, "add": ADD, "max": MAX, "div": DIV, "exp": EXP_UNIT}
 EXPECTED_ENERGY = {
-    "fusemax-cloud": _table({"mac": MAC, "add": ADD, "max": MAX, "exp": EXP_BY_MACS},
-                            {"mac": MAC, "add": ADD, "max": MAX, "div": DIV, "exp": EXP_BY_MACS}, GLB_16MB),
+    # log: no log unit either; costed like the exp on the MACs (6 MAC + 1 add, issue #16)
+    "fusemax-cloud": _table({"mac": MAC, "add": ADD, "max": MAX, "exp": EXP_BY_MACS, "log": EXP_BY_MACS},
+                            {"mac": MAC, "add": ADD, "max": MAX, "div": DIV, "exp": EXP_BY_MACS, "log": EXP_BY_MACS},
+                            GLB_16MB),
     "flat-cloud": _table({"mac": MAC, "add": ADD}, FLAT_1D, GLB_32MB),
     "flat-edge": _table({"mac": MAC, "add": ADD}, FLAT_1D,
                         (_edge_glb_pj(GLB_5MB[0], GLB_16MB[0]), _edge_glb_pj(GLB_5MB[1], GLB_16MB[1]))),

@@ -20,8 +20,8 @@ FUSEMAX = load_arch("fusemax-cloud")
 # name -> (2D rows, 2D cols, 1D PEs, GLB bytes, DRAM B/s, 2D RF entries, 1D RF entries, 2D ops, 1D ops)
 PAPER_PARAMETERS = {
     "fusemax-cloud": (256, 256, 256, 16 * 2**20, 400 * 2**30, 12, 32,
-                      {"mac": 1, "add": 1, "max": 1, "exp": 7},
-                      {"mac": 1, "add": 1, "max": 1, "div": 1, "exp": 7}),
+                      {"mac": 1, "add": 1, "max": 1, "exp": 7, "log": 7},   # log as exp: 6 MAC + 1 add (#16)
+                      {"mac": 1, "add": 1, "max": 1, "div": 1, "exp": 7, "log": 7}),
     "flat-cloud": (256, 256, 256, 32 * 2**20, 400 * 2**30, 4, 16,
                    {"mac": 1, "add": 1},
                    {"mac": 1, "add": 1, "max": 1, "div": 1, "exp": 1}),
@@ -74,7 +74,7 @@ def test_ops_read_like_a_mapping() -> None:
     assert ops["exp"] == ops.exp == 7
     assert "max" in ops and "div" not in ops
     assert ops.get("div") is None and ops.get("div", 0) == 0
-    assert ops.keys() == ["mac", "add", "max", "exp"]
+    assert ops.keys() == ["mac", "add", "max", "exp", "log"]
     with pytest.raises(KeyError):
         ops["div"]
 
@@ -247,12 +247,12 @@ MAX_SOURCE = (', source: "Accelergy 45 nm ERT, mac_max = comparator + 2:1 mux (L
      "energy.pe2d.mac.per: expected 'op', 'word', 'row' or 'access', got 'bit'"),
     ("  dram.read: ", "  hbm.read: ", "energy.hbm.read: expected a key 'component.action' with component "
      "one of pe2d, pe1d, pe2d.register_file, pe1d.register_file, global_buffer, dram"),
-    ("ops: {mac: 1, add: 1, max: 1, exp: 7}", "ops: {mac: 1, add: 1, max: 1}",
+    ("ops: {mac: 1, add: 1, max: 1, exp: 7, log: 7}", "ops: {mac: 1, add: 1, max: 1}",
      "energy.pe2d.exp: unknown action 'exp' of arrays.pe2d.ops (known: mac, add, max)"),
-    ("ops: {mac: 1, add: 1, max: 1, exp: 7}", "ops: {}",
-     "arrays.pe2d.ops: expected at least one of mac, add, max, exp, div"),
-    ("ops: {mac: 1, add: 1, max: 1, exp: 7}", "ops: {mac: 1, add: 1, max: 1, exp: 7, sqrt: 9}",
-     "arrays.pe2d.ops.sqrt: unknown key 'sqrt' (known: mac, add, max, exp, div)"),
+    ("ops: {mac: 1, add: 1, max: 1, exp: 7, log: 7}", "ops: {}",
+     "arrays.pe2d.ops: expected at least one of mac, add, max, exp, div, log"),
+    ("ops: {mac: 1, add: 1, max: 1, exp: 7, log: 7}", "ops: {mac: 1, add: 1, max: 1, exp: 7, sqrt: 9}",
+     "arrays.pe2d.ops.sqrt: unknown key 'sqrt' (known: mac, add, max, exp, div, log)"),
     ("{counted_in: pe2d.mac,", "{counted_in: pe2d.mul,",
      "area.pe2d.add.counted_in: expected the key of an area entry with um2 (one of pe2d.register_file, "
      "pe2d.mac, pe2d.max, pe1d.register_file, pe1d.mac, pe1d.max, pe1d.div, global_buffer.sram, "

@@ -42,6 +42,17 @@ EXPECTED["split-k-decode"] = {"E": 1, "F": 1, "P": 1, "M": 1}
 # split-K with the running softmax inside each split: attention-1pass per split, the merge over S after
 EXPECTED["split-k-attention"] = {"E": 1, "F": 1, "P": 1, "M": 1}
 EXPECTED["linear-attention-causal"] = {"E": 1, "F": 1, "N": 1}
+# issue 16: the LSSA normalised form reads SD (a reduction over m) in A: 2 passes over M; over E, F
+# and P every form is 1 pass (nothing reduces them and reads them back)
+EXPECTED["sigmoid-attention-causal"] = {"E": 1, "F": 1, "P": 1, "M": 1}
+EXPECTED["softplus-lssa"] = {"E": 1, "F": 1, "P": 1, "M": 1}
+EXPECTED["softplus-lssa-normalised"] = {"E": 1, "F": 1, "P": 1, "M": 2}
+# Hedgehog's phi is a softmax over the feature rank D: max, then exp, then the sum, then the division:
+# 3 passes over D (as attention-3pass over M), 1 over M
+EXPECTED["hedgehog-attention"] = {"E": 1, "F": 1, "P": 1, "M": 1, "D": 3}
+EXPECTED["lightning2-causal"] = {"E": 1, "F": 1, "N": 1}
+EXPECTED["gated-attention"] = {"E": 1, "F": 1, "P": 1, "M": 1}
+EXPECTED["window-attention"] = {"E": 1, "F": 1, "P": 1, "M": 1}
 # clipped softmax: GM needs all of QK, SD all of SN, and the clip acts on SN/SD, so the division
 # cannot be deferred past it: 3 over M. Per-query temperature scales the logits only: the deferred
 # 3-pass form, 2 over M.
@@ -51,6 +62,10 @@ PARTITION_PARTS = {name: {"M1", "M0"} for name in EXPECTED if name.startswith(("
 PARTITION_PARTS["split-k-decode"] = {"S", "KS"}
 PARTITION_PARTS["split-k-attention"] = {"S", "M1", "M0"}
 PARTITION_PARTS["linear-attention-causal"] = {"T", "B"}
+PARTITION_PARTS["lightning2-causal"] = {"T", "B"}
+PARTITION_PARTS["gated-attention"] = {"M1", "M0"}
+PARTITION_PARTS["window-attention"] = {"M1", "M0"}
+SIZE_ONLY = {"window-attention": {"W"}}   # a rank declared only to name the window size; no Einsum walks it
 
 
 def test_expectations_cover_every_builtin():
@@ -65,7 +80,11 @@ def _rank_shapes(cascade) -> list[str]:
 def test_every_rank_of_every_builtin(name):
     cascade = builtin(name)
     partition_parts = PARTITION_PARTS.get(name, set())
-    assert set(_rank_shapes(cascade)) == set(EXPECTED[name]) | partition_parts
+    size_only = SIZE_ONLY.get(name, set())
+    assert set(_rank_shapes(cascade)) == set(EXPECTED[name]) | partition_parts | size_only
+    for rank in sorted(size_only):
+        with pytest.raises(AnalysisError, match=rf"no Einsum traverses rank '{rank}'"):
+            analyze_passes(cascade, rank)
     for rank, passes in EXPECTED[name].items():
         analysis = analyze_passes(cascade, rank)
         assert analysis.passes == passes, (name, rank)

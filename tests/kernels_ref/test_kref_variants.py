@@ -130,4 +130,5 @@ def test_bad_arguments_are_one_line_errors(call, message):
 def test_registry_names_every_variant():
     assert set(kernels_ref.VARIANTS) == {
         "sigmoid-attention", "softplus-attention", "linear-attention", "causal-linear-attention",
-        "clipped-softmax-attention", "selective-temperature-attention", "split-k-decode"}
+        "clipped-softmax-attention", "selective-temperature-attention", "split-k-decode",
+        "lssa-attention", "hedgehog-attention", "lightning2-attention", "gated-attention", "window-attention"}

@@ -203,7 +203,7 @@ def test_the_merge_einsums_are_those_over_the_split_rank_after_the_loop():
     from attnsim.einsum_ir import load_builtin
     from attnsim.mappers.gpu_cascade_work import gpu_cascade_work
 
-    work = gpu_cascade_work(load_builtin("split-k-attention"), frozenset({"m1", "m0"}), frozenset({"s"}))
+    work = gpu_cascade_work(load_builtin("split-k-attention"), frozenset({"m1", "m0"}), split_ranks=frozenset({"s"}))
     places = {name: e.place for name, e in work.einsums.items()}
     # split-k-attention.yaml: GM, W, GD, GNV iterate over s after the loop; AV reads GNV and GD
     assert sorted(n for n, p in places.items() if p == "merge") == ["AV", "GD", "GM", "GNV", "W"]

@@ -11,7 +11,8 @@ results per SM per clock, HBM bandwidth):
 
 - tensor: sigmoid/softplus compute S = Q K^T and S V (4 N^2 d FLOPs); linear attention phi(K)^T V
   and phi(Q) (phi(K)^T V) (4 N d^2 FLOPs);
-- MUFU: sigmoid = 1 / (1 + exp(-x)) needs an exp and a reciprocal per score (2 N^2), softplus =
+- MUFU: sigmoid = 0.5 tanh(0.5 x) + 0.5 (FlashSigmoid's form, the spec's special_functions) needs one
+  tanh per score (N^2), softplus =
   log(1 + exp(x)) an exp and a log (2 N^2); linear attention's elu an exp per element of phi(Q) and
   phi(K) (2 N d) and a reciprocal per query row (N);
 - HBM: Q, K, V read and O (16-bit) written once, 3 N d 2 + 2 N d bytes.
@@ -68,7 +69,7 @@ def _bounds_s(name: str, w: GpuAttention) -> dict[str, float]:
     if name == "linear-attention":
         flops, mufu = 4.0 * n * d * d, 2.0 * n * d + n
     else:
-        flops, mufu = 4.0 * n * n * d, 2.0 * n * n
+        flops, mufu = 4.0 * n * n * d, (1.0 if name == "sigmoid-attention" else 2.0) * n * n
     hbm = 3 * n * d * 2 + 2 * n * d
     return {"tensor": heads * flops / tensor_rate, "mufu": heads * mufu / mufu_rate,
             "hbm": heads * hbm / H100.memory.hbm_bandwidth_bytes_per_s.value}
