@@ -11,7 +11,9 @@
    (:mod:`.model`, in this process or through an ``evaluator`` that runs batches elsewhere) and joins
    the evaluated points.
 4. The result: the Pareto front of the evaluated points over (latency_s, energy_pj, onchip_bytes), the
-   best point under the objective, and the counts of every pruning rule.
+   best point under the objective among those at least as fast and as frugal as the seed (so a searched
+   mapping never regresses on the seed in either), the best of the whole front, and the counts of
+   every pruning rule.
 
 An ``evaluator`` is a callable taking a list of complete mappings as plain data and returning, in the
 same order, an :class:`model.Evaluation` or a one-line error for each (the studies layer provides one
@@ -93,7 +95,10 @@ class SearchStats:
 
 @dataclass
 class SearchResult:
-    """The Pareto front (sorted by latency), the best point under ``objective``, the seed's point."""
+    """The Pareto front (sorted by latency), the seed's point and two picks under ``objective``: ``best``,
+    the best front point that is at least as fast and as frugal (energy) as the seed (the seed itself
+    when none beats it; any front point without a seed), and ``best_any``, the best of the whole front
+    (it may trade energy for latency against the seed)."""
 
     label: str
     objective: str
@@ -101,9 +106,11 @@ class SearchResult:
     best: SearchPoint
     seed: SearchPoint | None
     stats: SearchStats
+    best_any: SearchPoint | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"point": self.label, "objective": self.objective, "best": self.best.to_json(),
+                "best_any": None if self.best_any is None else self.best_any.to_json(),
                 "seed": None if self.seed is None else self.seed.to_json(),
                 "front": [p.to_json() for p in self.front], "stats": self.stats.to_json()}
 
@@ -230,12 +237,15 @@ def search(problem: Problem, objective: str = "latency", budget_s: float | None 
                            f"{stats.pruned['footprint']} by the footprint rule, {stats.pruned['infeasible']} "
                            "by the mapper)")
     front = pareto_front(points)
-    best = min(front, key=key)
+    best_any = min(front, key=key)
+    no_worse = [p for p in front if seed_point is None or (p.latency_s <= seed_point.latency_s
+                                                           and p.energy_pj <= seed_point.energy_pj)]
+    best = min(no_worse or front, key=key)
     stats.wall_s = time.perf_counter() - started
     if progress:
         progress(total, total)
     return SearchResult(label=problem.label, objective=objective, front=front, best=best, seed=seed_point,
-                        stats=stats)
+                        stats=stats, best_any=best_any)
 
 
 def best_mapping(result: SearchResult) -> MappingSpec:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from attnsim.studies.cli.options import add_set_option, parse_count, parse_key_values, table
+from attnsim.studies.cli.options import add_set_option, add_workers_option, parse_count, parse_key_values, table
 from attnsim.studies.errors import UsageError
 
 OBJECTIVE_NAMES = ("latency", "energy", "edp")
@@ -36,8 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--objective", default="latency", help="what the best point minimises: "
                         + ", ".join(OBJECTIVE_NAMES) + " (default latency)")
     parser.add_argument("--budget-s", default=None, help="wall-clock budget of the search in seconds (default none)")
-    parser.add_argument("--workers", default="1", help="local worker processes for the engine runs (default 1: "
-                                                      "this process)")
+    add_workers_option(parser, "1", "1: the engine runs in this process")
     parser.add_argument("--scheduler", default=None, help="run the engine on this Dask scheduler (tcp://host:port)")
     parser.add_argument("--out", metavar="FILE", default=None,
                         help="write the best mapping there as YAML (for attnsim simulate --mapping FILE)")
@@ -122,5 +121,10 @@ def run(args: argparse.Namespace) -> int:
               f"onchip_bytes {seed.onchip_bytes}")
     best = result.best
     print(f"  best ({args.objective}): latency_s {best.latency_s:.6g}, energy_pj {best.energy_pj:.6g}, "
-          f"onchip_bytes {best.onchip_bytes}" + (f"; written to {out}" if out else ""))
+          f"onchip_bytes {best.onchip_bytes}" + (" (no worse than the seed in latency and energy)" if result.seed else "")
+          + (f"; written to {out}" if out else ""))
+    other = result.best_any
+    if other is not None and other is not best:
+        print(f"  best of the whole front ({args.objective}): latency_s {other.latency_s:.6g}, energy_pj "
+              f"{other.energy_pj:.6g}, onchip_bytes {other.onchip_bytes}")
     return 0
