@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         text = yaml.safe_dump(result.best.mapping, sort_keys=False, default_flow_style=None, width=110)
         out.write_text(f"# attnsim search: {result.label}, objective {args.objective}\n" + text, encoding="utf-8")
     if args.json:
-        print(json.dumps([p.to_json() for p in result.front], indent=2))
+        print(json.dumps([{**p.to_json(), "best": p is result.best} for p in result.front], indent=2))
         return 0
     stats = result.stats
     print(f"search {result.label}: {stats.enumerated} candidates, {stats.evaluated} evaluated, pruned "
