@@ -34,7 +34,7 @@ from attnsim.mappers.mapping_spec import MappingSpec, mapping_from_data
 from attnsim.mappers.search.mapspace import (Candidate, Problem, candidate_data, candidate_mapping,
                                              enumerate_candidates)
 from attnsim.mappers.search.model import Evaluation, evaluate_mapped
-from attnsim.mappers.search.pruning import (Bound, analytic_bound, dominated, footprint_bytes, pareto_front,
+from attnsim.mappers.search.pruning import (Bound, add_to_front, analytic_bound, dominated, footprint_bytes, pareto_front,
                                             schedule_bound)
 
 OBJECTIVES = ("latency", "energy", "edp")
@@ -227,8 +227,10 @@ def search(problem: Problem, objective: str = "latency", budget_s: float | None 
             continue
         pending.append((candidate, data, mapped))
         if len(pending) >= max(1, batch):
+            known = len(points)
             flush()
-            front = pareto_front(points)
+            for point in points[known:]:
+                front = add_to_front(front, point)
         if progress and position % 16 == 0:
             progress(decided, total)
     flush()

@@ -93,6 +93,17 @@ def pareto_front(points: Sequence[Any]) -> list[Any]:
     return sorted(front, key=lambda p: (p.latency_s, p.energy_pj, p.onchip_bytes))
 
 
+def add_to_front(front: list[Any], point: Any) -> list[Any]:
+    """``front`` (a Pareto front) with ``point`` added: unchanged when a front point is no worse in all
+    three, else without the points ``point`` dominates (the same set as :func:`pareto_front`)."""
+    key = (point.latency_s, point.energy_pj, point.onchip_bytes)
+    keys = [(p.latency_s, p.energy_pj, p.onchip_bytes) for p in front]
+    if any(all(o <= k for o, k in zip(other, key)) for other in keys):
+        return front
+    kept = [p for p, other in zip(front, keys) if not all(k <= o for k, o in zip(key, other))]
+    return sorted([*kept, point], key=lambda p: (p.latency_s, p.energy_pj, p.onchip_bytes))
+
+
 # --------------------------------------------------------------------------------------------------
 # Sizes and the tile of a candidate.
 
@@ -411,5 +422,5 @@ def schedule_bound(problem: Problem, schedule: Schedule, onchip_bytes: int) -> B
     return Bound(cycles / problem.arch.clock_hz, energy_pj(problem.arch, actions), onchip_bytes)
 
 
-__all__ = ["Bound", "RELATIVE_SLACK", "RULES", "analytic_bound", "candidate_sizes", "candidate_tile", "dominant_placement",
+__all__ = ["Bound", "RELATIVE_SLACK", "RULES", "add_to_front", "analytic_bound", "candidate_sizes", "candidate_tile", "dominant_placement",
            "dominated", "footprint_bytes", "pareto_front", "schedule_bound", "schedule_totals"]
