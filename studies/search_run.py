@@ -67,7 +67,7 @@ def _evaluator(cascade: str, model: str, seq: int, arch: Any, workers: int, clie
             from attnsim.studies.sweep import _run_dask
             stream = _run_dask(SEARCH_KIND, resolved, client)
         else:
-            stream = pool.run(resolved)   # type: ignore[union-attr]
+            stream = pool.run(resolved, keep_workers=True)   # type: ignore[union-attr]
         for point, outcome in stream:
             results[point.index] = outcome_of(outcome)
         return results
@@ -115,7 +115,7 @@ def run_search(cascade: str, model: str, seq: int, arch: str, *, base: str | Non
         bar.refresh()
 
     try:
-        return search(problem, objective, budget_s, evaluator=evaluator, batch=max(1, 4 * workers) if evaluator else 1,
+        return search(problem, objective, budget_s, evaluator=evaluator, batch=max(1, 8 * workers) if evaluator else 1,
                       progress=progress)
     finally:
         bar.close()

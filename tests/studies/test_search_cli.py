@@ -82,3 +82,11 @@ def test_a_study_can_use_mapping_search(tmp_path: Path) -> None:
     again = simulate(None, "bert-base", 1024, cascade="sigmoid-attention",
                      mapping=mapping_from_data(searched, "<searched>"))
     assert again["latency_s"] == result["latency_s"] and load_cascade_arg("sigmoid-attention").name == result["cascade"]
+
+
+def test_local_workers_give_the_same_front(capsys: pytest.CaptureFixture[str]) -> None:
+    small = ["search", "--cascade", "sigmoid-attention", "--model", "bert-base", "--seq", "512", "--json", "--quiet"]
+    assert cli_main(small) == 0
+    here = capsys.readouterr().out
+    assert cli_main([*small, "--workers", "2"]) == 0
+    assert capsys.readouterr().out == here
