@@ -262,7 +262,7 @@ def enumerate_candidates(problem: Problem) -> Iterator[Candidate]:
 
 def candidate_data(problem: Problem, candidate: Candidate) -> dict[str, Any]:
     """The candidate as a complete mapping (plain data the generic mapper and ``--mapping`` accept)."""
-    from attnsim.mappers.search.pruning import dominant_placement
+    from attnsim.mappers.search.pruning import candidate_placement
 
     shape = candidate.shape
     rows, cols = ("cols", "rows") if candidate.swap else ("rows", "cols")
@@ -291,7 +291,7 @@ def candidate_data(problem: Problem, candidate: Candidate) -> dict[str, Any]:
     }
     if base.charge is not None:
         data["charge"] = list(base.charge)
-    data["placement"] = dominant_placement(problem, candidate, data)
+    data["placement"] = {tensor: dict(entry) for tensor, entry in candidate_placement(problem, candidate).items()}
     return data
 
 

@@ -23,7 +23,7 @@ rule                   exact?   what it does
 ``pipelining``         exact    no tile waits, no serialisation: the engine issues in order and starts an
                                 operation when its unit and its dependencies allow, so an added dependency
                                 can only delay it; the actions are the same
-``neighbourhood``      no       bindings only up to two Einsums away from the seed's (and each unit taking
+``neighbourhood``      no       bindings at most one Einsum away from the seed's (and each unit taking
                                 all it can); tiles at least 1/8 of the array dimension; fusion granularities
                                 powers of two (heuristic limits of the map space, :mod:`.mapspace`)
 ``budget``             no       the search stops at its wall-clock budget, best lower bound first
@@ -137,7 +137,7 @@ def candidate_tile(problem: Problem, candidate: Candidate, work: CascadeWork) ->
 # Placement by dominance.
 
 
-def dominant_placement(problem: Problem, candidate: Candidate, data: Mapping[str, Any]) -> dict[str, Any]:
+def dominant_placement(problem: Problem, candidate: Candidate) -> dict[str, Any]:
     """Every tensor's placement: the base's (or the default) for inputs, views, outputs, recurrence state
     and accumulators; for the other intermediates the cheapest valid level (module docstring)."""
     work = _work(problem, candidate)
@@ -265,10 +265,11 @@ def _charged(problem: Problem, action: str) -> bool:
     return problem.cache[key]
 
 
-def _placement(problem: Problem, candidate: Candidate) -> dict[str, Any]:
+def candidate_placement(problem: Problem, candidate: Candidate) -> dict[str, Any]:
+    """:func:`dominant_placement`, cached per tile and binding (the fusion granularity does not change it)."""
     key = ("placement", candidate.shape, candidate.row_tile, candidate.col_tile, candidate.swap, candidate.binding)
     if key not in problem.cache:
-        problem.cache[key] = dominant_placement(problem, candidate, {})
+        problem.cache[key] = dominant_placement(problem, candidate)
     return problem.cache[key]
 
 
@@ -299,7 +300,7 @@ def analytic_bound(problem: Problem, candidate: Candidate) -> Bound:
     looped = {candidate.shape.streamed, candidate.shape.spread, problem.column}
     tiles_per_head = math.prod(extents[r] // tile[r] for r in looped)
     blocks_per_head = extents[problem.column] // tile[problem.column]
-    placement = _placement(problem, candidate)
+    placement = candidate_placement(problem, candidate)
     busy = {"pe2d": 0.0, "pe1d": 0.0}
     actions: dict[str, float] = {}
 
@@ -422,5 +423,6 @@ def schedule_bound(problem: Problem, schedule: Schedule, onchip_bytes: int) -> B
     return Bound(cycles / problem.arch.clock_hz, energy_pj(problem.arch, actions), onchip_bytes)
 
 
-__all__ = ["Bound", "RELATIVE_SLACK", "RULES", "add_to_front", "analytic_bound", "candidate_sizes", "candidate_tile", "dominant_placement",
+__all__ = ["Bound", "RELATIVE_SLACK", "RULES", "add_to_front", "analytic_bound", "candidate_placement", "candidate_sizes", "candidate_tile",
+           "dominant_placement",
            "dominated", "footprint_bytes", "pareto_front", "schedule_bound", "schedule_totals"]
