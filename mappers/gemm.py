@@ -504,14 +504,7 @@ def plan_gemm(m: int, n: int, k: int, arch, dataflow: str, fill_drain: str = "pe
         raise MappingError(f"gemm: global_buffer.capacity_bytes = {capacity} cannot hold the "
                            f"double-buffered tiles of even one-step chunks ({needed} bytes needed for "
                            f"{dataflow} on {rows}x{cols})")
-    _, outer_side, groups, modes, chunk, resident_bytes, reads, writes, height = best
-    row_rank, col_rank, _ = RANKS[dataflow]
-    return GemmPlan(m=m, n=n, k=k, dataflow=dataflow, fill_drain=fill_drain, rows=rows, cols=cols,
-                    word_bytes=word_bytes, outer_rank=row_rank if outer_side == "rows" else col_rank,
-                    outer_groups=tuple(groups), modes=tuple((name, modes[name]) for name in "ABC"),
-                    chunk_temporal=chunk, resident_bytes=resident_bytes,
-                    staging_bytes=_staging_bytes(_flatten(groups), chunk, dataflow, modes, word_bytes),
-                    dram_read_bytes=reads, dram_write_bytes=writes, block_tiles=height)
+    return _plan_of(m, n, k, rows, cols, dataflow, fill_drain, word_bytes, best)
 
 
 def _best_candidate(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, word_bytes: int,
@@ -520,10 +513,20 @@ def _best_candidate(m: int, n: int, k: int, rows: int, cols: int, dataflow: str,
     """Over ``choices`` (loop orders and block heights) and the operand modes: the fitting plan of
     least DRAM traffic as ``(rank, outer side, groups, modes, chunk, resident bytes, read bytes,
     write bytes, height)``, ties broken by ``rank`` (module docstring); None if none fits."""
+    best = None
+    for candidate in _candidates(m, n, k, rows, cols, dataflow, word_bytes, capacity, choices, extended):
+        if best is None or candidate[0] < best[0]:
+            best = candidate
+    return best
+
+
+def _candidates(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, word_bytes: int,
+                capacity: int, choices: list[tuple[tuple[int, str], int]], extended: bool):  # type: ignore[no-untyped-def]
+    """Every fitting plan over ``choices`` and the operand modes, in the tuple form of
+    :func:`_best_candidate`, in enumeration order."""
     words = _operand_words(m, n, k)
     row_operand, col_operand, spatial_operand = OPERANDS[dataflow]
     has_psums = dataflow != "os" and k > rows
-    best = None
     for (side_index, outer_side), height in choices:
         groups = outer_groups(m, n, k, rows, cols, dataflow, outer_side, height)
         kinds = _flatten(groups)
@@ -556,9 +559,46 @@ def _best_candidate(m: int, n: int, k: int, rows: int, cols: int, dataflow: str,
             writes = (sum(traffic.store_words * count for traffic, count in whole)
                       + (words["C"] if modes["C"] == "drain" else 0)) * word_bytes
             rank = (reads + writes, -chunk, height, resident_bytes, side_index)
-            if best is None or rank < best[0]:
-                best = (rank, outer_side, groups, modes, chunk, resident_bytes, reads, writes, height)
-    return best
+            yield (rank, outer_side, groups, modes, chunk, resident_bytes, reads, writes, height)
+
+
+def _plan_of(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, fill_drain: str, word_bytes: int,
+             candidate: tuple) -> GemmPlan:
+    """The :class:`GemmPlan` of one candidate tuple (:func:`_candidates`)."""
+    _, outer_side, groups, modes, chunk, resident_bytes, reads, writes, height = candidate
+    row_rank, col_rank, _ = RANKS[dataflow]
+    return GemmPlan(m=m, n=n, k=k, dataflow=dataflow, fill_drain=fill_drain, rows=rows, cols=cols,
+                    word_bytes=word_bytes, outer_rank=row_rank if outer_side == "rows" else col_rank,
+                    outer_groups=tuple(groups), modes=tuple((name, modes[name]) for name in "ABC"),
+                    chunk_temporal=chunk, resident_bytes=resident_bytes,
+                    staging_bytes=_staging_bytes(_flatten(groups), chunk, dataflow, modes, word_bytes),
+                    dram_read_bytes=reads, dram_write_bytes=writes, block_tiles=height)
+
+
+def gemm_candidates(m: int, n: int, k: int, arch, dataflow: str, fill_drain: str = "per_fold"
+                    ) -> list[GemmPlan]:
+    """Every plan of the GEMM that fits ``arch``'s global buffer under ``dataflow``: both loop orders,
+    every block height and operand mode, basic and extended (module docstring), each with its
+    largest fitting chunk; :func:`plan_gemm` picks one of these (the least traffic). For a mapping
+    search (:mod:`mappers.search.gemm_search`)."""
+    m, n, k = _positive_int("M", m), _positive_int("N", n), _positive_int("K", k)
+    if dataflow not in DATAFLOWS:
+        raise MappingError(f"gemm: unknown dataflow {dataflow!r} (known: {', '.join(DATAFLOWS)})")
+    if fill_drain not in FILL_DRAIN:
+        raise MappingError(f"gemm: unknown fill_drain {fill_drain!r} (known: {', '.join(FILL_DRAIN)})")
+    rows, cols, word_bytes = arch.arrays.pe2d.rows, arch.arrays.pe2d.cols, arch.word_bytes
+    capacity = arch.global_buffer.capacity_bytes
+    plans = []
+    for choices, extended in ((_nest_choices(m, n, rows, cols, dataflow), False),
+                              (_extended_nest_choices(m, n, cols, dataflow), True)):
+        for candidate in _candidates(m, n, k, rows, cols, dataflow, word_bytes, capacity, choices, extended):
+            plans.append(_plan_of(m, n, k, rows, cols, dataflow, fill_drain, word_bytes, candidate))
+    return plans
+
+
+def schedule_of_plan(plan: GemmPlan, arch, *, ideal_dram: bool = False, einsum: str = "gemm") -> Schedule:
+    """The schedule of an explicit :class:`GemmPlan` (e.g. one of :func:`gemm_candidates`)."""
+    return _ScheduleBuilder(plan, arch, ideal_dram, einsum).build()
 
 
 def _compute_cycles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str, fill_drain: str) -> int:
@@ -895,5 +935,5 @@ def _nonzero(values: dict[str, int]) -> dict[str, int]:
 
 
 __all__ = ["DATAFLOWS", "FILL_DRAIN", "FoldKind", "GemmPlan", "MappingError", "OPERANDS", "OuterGroup",
-           "RANKS", "Step", "StepTraffic", "fold_fixed_cycles", "fold_kinds", "fold_steps", "map_gemm",
-           "outer_groups", "plan_gemm", "step_traffic"]
+           "RANKS", "Step", "StepTraffic", "fold_fixed_cycles", "fold_kinds", "fold_steps", "gemm_candidates",
+           "map_gemm", "outer_groups", "plan_gemm", "schedule_of_plan", "step_traffic"]

@@ -195,10 +195,13 @@ class LocalPool:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def run(self, points: Sequence[ResolvedPoint]) -> Iterator[tuple[ResolvedPoint, Outcome]]:
-        """Evaluate ``points``; yields (point, outcome) as each one finishes, in completion order."""
+    def run(self, points: Sequence[ResolvedPoint], *, keep_workers: bool = False
+            ) -> Iterator[tuple[ResolvedPoint, Outcome]]:
+        """Evaluate ``points``; yields (point, outcome) as each one finishes, in completion order. With
+        ``keep_workers`` the idle workers stay up for the next ``run`` when this one completes (a
+        mapping search evaluates batch after batch; :meth:`close` stops them)."""
         queue: deque[tuple[ResolvedPoint, int]] = deque((point, 0) for point in points)
-        idle: list[_Worker] = []
+        idle: list[_Worker] = [w for w in self._live if w.point is None]   # kept up by a previous run
         busy: list[_Worker] = []
         try:
             while queue or busy:
@@ -222,7 +225,8 @@ class LocalPool:
                     if outcome is not None:
                         yield point, outcome
         finally:
-            self.close()  # workers still in flight (an interrupt, the caller stopped) are killed
+            if not keep_workers or busy or queue:
+                self.close()  # workers still in flight (an interrupt, the caller stopped) are killed
 
     def _wait(self, busy: list[_Worker]) -> list[_Worker]:
         """The busy workers that answered, died or ran out of time (blocks until there is one)."""

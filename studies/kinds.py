@@ -9,7 +9,9 @@ parameter          meaning
 ``design``         a design of :data:`mappers.designs.DESIGNS` (unfused, flat, flash2, fusemax-cascade, ...):
                    a shorthand for its ``cascade`` and ``mapping``; give either ``design`` or ``mapping``
 ``cascade``        default null; a built-in cascade or a cascade file (default: the mapping's ``cascade``)
-``mapping``        default null; a mapping in ``specs/mappings/`` or a mapping file (instead of ``design``)
+``mapping``        default null; a mapping in ``specs/mappings/`` or a mapping file (instead of ``design``);
+                   ``search`` (or ``search:BASE``): the mapping ``mappers.search`` finds for the point
+                   (needs ``cascade`` unless BASE names one; BASE's policy, docs/mapping-search.md)
 ``model``          a workload name in ``specs/workloads/`` (bert-base, trxl-wt103, t5-small, xlm) or a path
 ``seq``            sequence length M = P (tokens), a positive integer
 ``end_to_end``     default true: add the encoder layer's linear layers (``attention_*`` / ``linear_*`` keys)
@@ -72,7 +74,6 @@ def _boolean(params: Mapping[str, Any], key: str) -> bool:
 def _check_attention(params: Mapping[str, Any]) -> None:
     from attnsim.mappers.designs import DESIGNS
     from attnsim.mappers.errors import MappingError
-    from attnsim.mappers.workloads import load_workload
 
     if (params["design"] is None) == (params["mapping"] is None):
         raise ParamProblem("design", "expected a design, or a mapping (with a cascade unless the mapping names "
@@ -86,6 +87,9 @@ def _check_attention(params: Mapping[str, Any]) -> None:
 
         if not isinstance(params["mapping"], str):
             raise ParamProblem("mapping", f"expected a mapping name or path, got {params['mapping']!r}")
+        if is_search(params["mapping"]):
+            _check_search(params)
+            return _check_rest(params)
         try:
             spec = load_mapping(params["mapping"])
         except MappingError as exc:
@@ -94,6 +98,43 @@ def _check_attention(params: Mapping[str, Any]) -> None:
             raise ParamProblem("cascade", f"the mapping {spec.name} names no cascade; give one")
         if params["sizing"] == "pareto":
             raise ParamProblem("sizing", "sizing: pareto sizes a design's chip; give design instead of mapping")
+    _check_rest(params)
+
+
+SEARCH = "search"
+"""``mapping: search`` (or ``search:BASE``): the point's mapping is found by ``mappers.search``."""
+
+
+def is_search(mapping: object) -> bool:
+    """Whether a point's ``mapping`` asks for a searched mapping (``search`` or ``search:BASE``)."""
+    return isinstance(mapping, str) and (mapping == SEARCH or mapping.startswith(SEARCH + ":"))
+
+
+def _search_base(mapping: str) -> str | None:
+    return mapping.split(":", 1)[1] or None if ":" in mapping else None
+
+
+def _check_search(params: Mapping[str, Any]) -> None:
+    from attnsim.mappers.errors import MappingError
+    from attnsim.mappers.mapping_spec import load_mapping
+
+    base = _search_base(params["mapping"])
+    spec = None
+    if base is not None:
+        try:
+            spec = load_mapping(base)
+        except MappingError as exc:
+            raise ParamProblem("mapping", " ".join(str(exc).split())) from None
+    if params["cascade"] is None and (spec is None or spec.cascade is None):
+        raise ParamProblem("cascade", "mapping: search needs a cascade (or a base mapping that names one)")
+    if params["sizing"] == "pareto":
+        raise ParamProblem("sizing", "sizing: pareto sizes a design's chip; give design instead of mapping")
+
+
+def _check_rest(params: Mapping[str, Any]) -> None:
+    from attnsim.mappers.errors import MappingError
+    from attnsim.mappers.workloads import load_workload
+
     if not isinstance(params["model"], str):
         raise ParamProblem("model", f"expected a workload name or path, got {params['model']!r}")
     try:
@@ -128,6 +169,9 @@ def attention_default_arch(params: Mapping[str, Any]) -> str:
     if params.get("design") is None:
         from attnsim.mappers.mapping_spec import load_mapping
 
+        if is_search(params["mapping"]):
+            base = _search_base(params["mapping"])
+            return (load_mapping(base).arch if base else None) or "fusemax-cloud"
         return load_mapping(params["mapping"]).arch or "fusemax-cloud"
     return design(params["design"]).default_arch
 
@@ -158,9 +202,14 @@ def evaluate_attention(point: Mapping[str, Any]) -> dict[str, Any]:
     if params["sizing"] == "pareto":
         arch, sizing = pareto_arch(arch, params["design"], workload, params["seq"], params["pe_dim"],
                                    closed_form=params["closed_form"])
+    mapping, cascade, searched = params["mapping"], params["cascade"], None
+    if is_search(mapping):
+        mapping, cascade, searched = _searched_mapping(params, workload, arch)
     report = simulate(params["design"], workload, params["seq"], arch=arch,
                       end_to_end=params["end_to_end"], closed_form=params["closed_form"],
-                      cascade=params["cascade"], mapping=params["mapping"])
+                      cascade=cascade, mapping=mapping)
+    if searched is not None:
+        report["search"] = searched
     report["attention_flops"] = 2 * workload.attention_macs(params["seq"])
     report["peak_flops_per_s"] = 2.0 * arch.pes_2d * arch.clock_hz
     report["dram_bandwidth_bytes_per_s"] = arch.dram.bandwidth_bytes_per_s
@@ -168,6 +217,25 @@ def evaluate_attention(point: Mapping[str, Any]) -> dict[str, Any]:
     if sizing is not None:
         report["sizing"] = sizing.as_dict()
     return report
+
+
+def _searched_mapping(params: Mapping[str, Any], workload: Any, arch: Any) -> tuple[Any, str, dict[str, Any]]:
+    """(the best mapping, the cascade, what the search did) for a ``mapping: search`` point: the whole map
+    space, no time budget (deterministic), objective latency, best no worse than the seed in energy."""
+    from attnsim.mappers.cascade_mapper import load_cascade_arg
+    from attnsim.mappers.mapping_spec import load_mapping, mapping_from_data
+    from attnsim.mappers.search.driver import search
+    from attnsim.mappers.search.mapspace import make_problem
+
+    base_name = _search_base(params["mapping"])
+    base = load_mapping(base_name) if base_name else None
+    cascade = params["cascade"] or base.cascade   # type: ignore[union-attr]
+    result = search(make_problem(load_cascade_arg(cascade), workload, params["seq"], arch, base), "latency")
+    summary = {"base": base_name, "front_size": len(result.front), "stats": result.stats.to_json(),
+               "mapping": result.best.mapping}
+    summary["stats"].pop("wall_s")
+    summary["stats"].pop("engine_s")
+    return mapping_from_data(result.best.mapping, f"<searched mapping of {cascade}>"), cascade, summary
 
 
 ATTENTION_KIND = PointKind(
@@ -267,5 +335,5 @@ GPU_KIND = PointKind(
                 "seq (the KV length), head_dim, arch; q_len, kv_heads, phase for decode and GQA")
 
 
-__all__ = ["ATTENTION_KIND", "DEFAULT_GPU", "GPU_KIND", "SIZINGS", "attention_default_arch",
+__all__ = ["ATTENTION_KIND", "SEARCH", "is_search", "DEFAULT_GPU", "GPU_KIND", "SIZINGS", "attention_default_arch",
            "evaluate_attention", "evaluate_gpu", "gpu_default_arch", "load_accelerator", "load_gpu_spec"]

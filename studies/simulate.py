@@ -112,7 +112,7 @@ def linear_layers(workload: Workload, seq: int, arch: Arch) -> dict[str, Any]:
     }
 
 
-def _resolve_mapping(design: str | None, cascade: str | None, mapping: str | None
+def _resolve_mapping(design: str | None, cascade: str | None, mapping: Any
                      ) -> tuple[str, str | None, str | None, Any, Any, str | None]:
     """(label, cascade name, mapping name, Cascade, MappingSpec, default arch) of the point."""
     from attnsim.mappers.cascade_mapper import load_cascade_arg
@@ -128,7 +128,9 @@ def _resolve_mapping(design: str | None, cascade: str | None, mapping: str | Non
                 entry.default_arch)
     if mapping is None:
         raise UsageError("expected --design, or --mapping (with --cascade unless the mapping names its cascade)")
-    spec = load_mapping(mapping)
+    from attnsim.mappers.mapping_spec import MappingSpec
+
+    spec = mapping if isinstance(mapping, MappingSpec) else load_mapping(mapping)
     cascade_name = cascade or spec.cascade
     if cascade_name is None:
         raise UsageError(f"{spec.origin}: the mapping names no cascade; give --cascade")
@@ -139,7 +141,7 @@ def _resolve_mapping(design: str | None, cascade: str | None, mapping: str | Non
 def simulate(design: str | None, model: str | Workload, seq: int, arch: str | Path | Arch | None = None,
              overrides: dict[str, object] | None = None, end_to_end: bool = False, closed_form: bool = False,
              trace: str | Path | None = None, cascade: str | None = None,
-             mapping: str | None = None) -> dict[str, Any]:
+             mapping: Any = None) -> dict[str, Any]:
     """Map ``design`` (or ``cascade`` under ``mapping``) for ``model`` at ``seq`` tokens on ``arch``
     (default: the design's or the mapping's), run it, report.
 
@@ -155,7 +157,7 @@ def simulate(design: str | None, model: str | Workload, seq: int, arch: str | Pa
         trace: write the attention schedule's per-operation timeline there (full simulation; refused above
             :data:`TRACE_MAX_OPS` operations): trace-event JSON for Perfetto, CSV for a ``.csv`` suffix.
         cascade: a built-in cascade name or a cascade file (default: the mapping's ``cascade``).
-        mapping: a mapping name in ``specs/mappings/`` or a mapping file (with ``design=None``).
+        mapping: a mapping name in ``specs/mappings/``, a mapping file or a MappingSpec (with ``design=None``).
 
     Raises the layers' user errors (UsageError, MappingError, SpecError) with one-line messages.
     """

@@ -1,0 +1,6 @@
+"""Mapping search over the generic spatial mapper's map space (docs/mapping-search.md).
+
+:mod:`.mapspace` (what can be mapped), :mod:`.pruning` (what need not be evaluated, and which rules are
+exact), :mod:`.model` (the cost model: generic mapper + engine), :mod:`.driver` (the search), and
+:mod:`.gemm_search` (GEMM tilings of :mod:`mappers.gemm`).
+"""
