@@ -153,8 +153,11 @@ def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: G
         smem = spill_placement(section, spec, workload, case.block_m, smem)[1]
     cluster = 1
     if section.cluster is not None and matches(section.cluster.when, facts):
-        blocks = -(-workload.seq // case.block_m)
-        cluster = section.cluster.size if blocks % section.cluster.size == 0 else 1
+        # FA3 rounds the query blocks up to a multiple of the cluster (hopper/flash_fwd_launch_template.h:
+        # num_blocks_m = round_up(ceil(seqlen_q / kBlockM), cluster)); the extra CTAs' loads are clipped
+        # (gpu_common.m_blocks). Dropping the cluster when the blocks did not divide made latency fall
+        # as the length grew (issue #12).
+        cluster = section.cluster.size
     return CtaTile(block_m=case.block_m, block_n=case.block_n, consumers=case.consumers, threads=threads,
                    registers_per_thread=registers, smem_bytes=smem, stages=section.stages, cluster=cluster)
 

@@ -199,12 +199,14 @@ def cta_work(workload: GpuAttention, tile: CtaTile, m_block: int) -> CtaWork:
     last_row = min((m_block + 1) * tile.block_m, workload.seq) - 1
     tiles = last_row // tile.block_n + 1
     first_masked = (m_block * tile.block_m) // tile.block_n
-    return CtaWork(tiles, tiles - first_masked)
+    return CtaWork(tiles, max(0, tiles - first_masked))   # a cluster's padding block: nothing masked
 
 
 def m_blocks(workload: GpuAttention, tile: CtaTile) -> int:
-    """Query blocks per (batch, head): ceil(seq / block_m)."""
-    return -(-workload.seq // tile.block_m)
+    """Query blocks (CTAs) per (batch, head): ceil(seq / block_m), rounded up to a multiple of the
+    cluster as FA3 launches them (the blocks past ``seq`` load and store nothing: their rows are clipped)."""
+    blocks = -(-workload.seq // tile.block_m)
+    return -(-blocks // tile.cluster) * tile.cluster
 
 
 def launch_order(workload: GpuAttention, tile: CtaTile, *, longest_first: bool) -> list[CtaWork]:
