@@ -181,10 +181,14 @@ def waves(ctas: int, sms: int, resident: int) -> int:
 
 @dataclass(frozen=True)
 class CtaWork:
-    """The K/V tiles one CTA processes: ``tiles`` in all, ``masked`` of them on the causal diagonal."""
+    """The K/V tiles one CTA processes: ``tiles`` in all, ``masked`` of them on the causal diagonal;
+    ``rows``: its real query rows when fewer than ``block_m`` (a head's ragged last block, 0 for a
+    cluster's padding block), None for a full block. The CTA computes its whole block either way (the
+    tensor cores run full tiles); only its loads and stores are clipped to the real rows."""
 
     tiles: int
     masked: int
+    rows: int | None = None
 
 
 def cta_work(workload: GpuAttention, tile: CtaTile, m_block: int) -> CtaWork:
@@ -194,12 +198,20 @@ def cta_work(workload: GpuAttention, tile: CtaTile, m_block: int) -> CtaWork:
     block; those reaching beyond the block's first row are masked (partly above the diagonal).
     """
     n_tiles = -(-workload.seq // tile.block_n)
+    real = max(0, min(tile.block_m, workload.seq - m_block * tile.block_m))
+    rows = None if real == tile.block_m else real
     if not workload.causal:
-        return CtaWork(n_tiles, 0)
+        return CtaWork(n_tiles, 0, rows)
     last_row = min((m_block + 1) * tile.block_m, workload.seq) - 1
     tiles = last_row // tile.block_n + 1
     first_masked = (m_block * tile.block_m) // tile.block_n
-    return CtaWork(tiles, max(0, tiles - first_masked))   # a cluster's padding block: nothing masked
+    return CtaWork(tiles, max(0, tiles - first_masked), rows)   # a cluster's padding block: nothing masked
+
+
+def active_sms(workload: GpuAttention, tile: CtaTile, resident: int) -> int:
+    """SMs that hold at least one CTA: all of ``ctas / resident`` rounded up, at most the GPU's (the caller
+    caps at ``spec.sms``)."""
+    return -(-(m_blocks(workload, tile) * workload.batch * workload.heads) // max(1, resident))
 
 
 def m_blocks(workload: GpuAttention, tile: CtaTile) -> int:
@@ -229,11 +241,12 @@ def hbm_fraction_of_kv(workload: GpuAttention, tile: CtaTile) -> float:
 
     Each (batch, head)'s K and V are read from HBM once and reused from L2 by its other CTAs (they run
     at about the same time and one head's K/V, 4 * seq * head_dim bytes at 16 bits, fits in L2 next to
-    the heads in flight). = 1 / (average number of CTAs that read each K/V tile).
+    the heads in flight). = 1 / (average number of CTAs that read each K/V tile), counted in real keys
+    (a causal CTA that stops before the ragged last tile reads whole tiles).
     """
-    n_tiles = -(-workload.seq // tile.block_n)
-    reads = sum(cta_work(workload, tile, m).tiles for m in range(m_blocks(workload, tile)))
-    return n_tiles / reads
+    reads = sum(min(workload.seq, cta_work(workload, tile, m).tiles * tile.block_n)   # real keys each CTA loads
+                for m in range(m_blocks(workload, tile)))
+    return workload.seq / reads
 
 
 # --------------------------------------------------------------------------------------------------
@@ -262,13 +275,17 @@ class Rates:
     mufu_overlap: float
 
     @classmethod
-    def of(cls, spec: GpuSpec, dtype: str, tensor_fraction_name: str) -> Rates:
-        """Rates for ``dtype`` tensor work at the fraction named ``tensor_fraction_name`` of the peak."""
+    def of(cls, spec: GpuSpec, dtype: str, tensor_fraction_name: str, active_sms: int | None = None) -> Rates:
+        """Rates for ``dtype`` tensor work at the fraction named ``tensor_fraction_name`` of the peak.
+
+        ``active_sms``: the SMs that hold a CTA (fewer than the GPU's when a call launches fewer CTAs than
+        one wave); the L2 and HBM bandwidth is shared among those, not among idle SMs. Default: all."""
         per_clock = spec.per_sm_per_clock
+        share = spec.sms / max(1, min(spec.sms, active_sms)) if active_sms is not None else 1.0
         return cls(tensor_flops=spec.tensor_flops_per_cycle(dtype) * spec.calibration_value(tensor_fraction_name),
                    mufu_ops=per_clock.mufu_ops.value, fp32_ops=per_clock.fp32_lanes.value,
-                   smem_bytes=per_clock.smem_bytes.value, l2_bytes=spec.l2_bytes_per_cycle_per_sm,
-                   hbm_bytes=spec.hbm_bytes_per_cycle_per_sm,
+                   smem_bytes=per_clock.smem_bytes.value, l2_bytes=spec.l2_bytes_per_cycle_per_sm * share,
+                   hbm_bytes=spec.hbm_bytes_per_cycle_per_sm * share,
                    l2_latency=spec.memory.l2_latency_cycles.value,
                    hbm_latency=spec.memory.hbm_latency_cycles.value,
                    mufu_overlap=spec.calibration_value("mufu_tensor_overlap"))
@@ -420,7 +437,7 @@ def dispatch_schedule(cta_cycles: Sequence[int], slots: int) -> Schedule:
     return Schedule(blocks=tuple(ops), lanes={"sm_slot": slots}, name="dispatch")
 
 
-__all__ = ["FA3_HIDDEN", "FA3_TOKENS", "HEAD_DIMS", "LATENCY_LANES", "TENSOR_MUFU", "UNITS", "CtaTile", "CtaWork",
+__all__ = ["active_sms", "FA3_HIDDEN", "FA3_TOKENS", "HEAD_DIMS", "LATENCY_LANES", "TENSOR_MUFU", "UNITS", "CtaTile", "CtaWork",
            "GpuAttention", "GpuMapping", "Occupancy", "OpList", "Rates", "cta_work", "cycles", "dispatch_schedule",
            "fa3_protocol_workload", "hbm_fraction_of_kv", "launch_order", "m_blocks", "occupancy", "sm_schedule",
            "waves"]

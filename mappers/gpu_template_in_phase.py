@@ -17,7 +17,7 @@ from typing import Any
 from attnsim.archsim.schedule import Schedule
 from attnsim.mappers.gpu_cascade_groups import Group
 from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, dep_ids, emit_group, fraction_name, gemm_smem_bytes
-from attnsim.mappers.gpu_common import CtaWork, OpList, Rates, hbm_fraction_of_kv, sm_schedule
+from attnsim.mappers.gpu_common import active_sms, CtaWork, OpList, Rates, hbm_fraction_of_kv, sm_schedule
 from attnsim.mappers.gpu_template_loads import input_deps, keys_fill, reader_stage, rows_fill, store_outputs
 
 
@@ -25,13 +25,13 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
     """``resident`` CTAs of the mapping, each over ``work.tiles`` K/V tiles, in step on one SM."""
     spec, workload, tile, plan, layout = m.spec, m.workload, m.tile, m.plan, m.layout
     section = m.section
-    rates = Rates.of(spec, workload.dtype, fraction_name(section))
+    rates = Rates.of(spec, workload.dtype, fraction_name(section), active_sms(workload, tile, resident))
     b = workload.element_bytes
     rows, bn = tile.block_m, tile.block_n
     extents = layout.extents(rows, bn)
     cascade = plan.work.cascade
     hbm_kv = hbm_fraction_of_kv(workload, tile)
-    kfill, rfill = keys_fill(workload, bn), rows_fill(workload, tile)
+    kfill, rfill = keys_fill(workload, bn, work), rows_fill(workload, tile, work)
     copies = [f"c{c}" for c in range(resident)]
     stage0, stage1 = plan.tile_tensor(0), plan.tile_tensor(1)
     softmax, late, post = plan.softmax(), plan.late_groups(), plan.of_place("post")

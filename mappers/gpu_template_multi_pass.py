@@ -18,7 +18,7 @@ from attnsim.archsim.schedule import Block, Schedule
 from attnsim.mappers.errors import MappingError
 from attnsim.mappers.gpu_cascade_groups import Group
 from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, emit_group, fraction_name
-from attnsim.mappers.gpu_common import LATENCY_LANES, TENSOR_MUFU, CtaWork, OpList, Rates, hbm_fraction_of_kv
+from attnsim.mappers.gpu_common import active_sms, LATENCY_LANES, TENSOR_MUFU, CtaWork, OpList, Rates, hbm_fraction_of_kv
 from attnsim.mappers.gpu_template_loads import keys_fill, rows_fill
 
 
@@ -53,13 +53,13 @@ def multi_pass_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Sche
     spec, workload, tile, plan, layout, section = m.spec, m.workload, m.tile, m.plan, m.layout, m.section
     if not section.passes:
         raise MappingError(f"{m.where}: gpu.passes: style multi_pass needs the op groups of each pass")
-    rates = Rates.of(spec, workload.dtype, fraction_name(section))
+    rates = Rates.of(spec, workload.dtype, fraction_name(section), active_sms(workload, tile, resident))
     b = workload.element_bytes
     cascade = plan.work.cascade
     bm, bn = tile.block_m, tile.block_n
     extents = layout.extents(bm, bn)
     hbm_kv = hbm_fraction_of_kv(workload, tile)
-    kfill, rfill = keys_fill(workload, bn), rows_fill(workload, tile)
+    kfill, rfill = keys_fill(workload, bn, work), rows_fill(workload, tile, work)
     level = spill_level(m)
     spill_hbm = 1.0 if level == "hbm" else 0.0
     groups = plan.groups

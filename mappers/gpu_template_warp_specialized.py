@@ -17,14 +17,14 @@ from typing import Any
 from attnsim.archsim.schedule import Schedule
 from attnsim.mappers.gpu_cascade_groups import Group
 from attnsim.mappers.gpu_cascade_mapper import CascadeMapping, dep_ids, emit_group, fraction_name
-from attnsim.mappers.gpu_common import CtaWork, OpList, Rates, hbm_fraction_of_kv, sm_schedule
+from attnsim.mappers.gpu_common import active_sms, CtaWork, OpList, Rates, hbm_fraction_of_kv, sm_schedule
 from attnsim.mappers.gpu_template_loads import input_deps, keys_fill, rows_fill, store_outputs
 
 
 def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedule:
     """One CTA of the mapping over ``work.tiles`` K/V tiles (``resident`` is 1 by construction)."""
     spec, workload, tile, plan, layout, section = m.spec, m.workload, m.tile, m.plan, m.layout, m.section
-    rates = Rates.of(spec, workload.dtype, fraction_name(section))
+    rates = Rates.of(spec, workload.dtype, fraction_name(section), active_sms(workload, tile, resident))
     b = workload.element_bytes
     cascade = plan.work.cascade
     rows, bn = tile.rows_per_consumer, tile.block_n
@@ -33,7 +33,7 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
     consumers = [f"w{w}" for w in range(tile.consumers)]
     last = consumers[-1]
     hbm_kv = hbm_fraction_of_kv(workload, tile)
-    kfill, rfill = keys_fill(workload, bn), rows_fill(workload, tile)
+    kfill, rfill = keys_fill(workload, bn, work), rows_fill(workload, tile, work)
     stage0, stage1 = plan.tile_tensor(0), plan.tile_tensor(1)
     softmax, late, post = plan.softmax(), plan.late_groups(), plan.of_place("post")
     tile_inputs = plan.work.tile_inputs
