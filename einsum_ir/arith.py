@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -179,6 +180,8 @@ class Expression:
         ceiling, sqrt, log, exp, Abs. For symbolic sizes (the cascade's derived shapes)."""
         import sympy
 
+        binary = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+                  ast.FloorDiv: lambda a, b: sympy.floor(a / b), ast.Mod: sympy.Mod, ast.Pow: operator.pow}
         calls = {"min": sympy.Min, "max": sympy.Max, "floor": sympy.floor, "ceiling": sympy.ceiling,
                  "ceil": sympy.ceiling, "sqrt": sympy.sqrt, "log": sympy.log, "exp": sympy.exp, "abs": sympy.Abs}
 
@@ -191,21 +194,7 @@ class Expression:
                 operand = walk(node.operand)
                 return -operand if isinstance(node.op, ast.USub) else operand
             if isinstance(node, ast.BinOp):
-                left, right = walk(node.left), walk(node.right)
-                op = node.op
-                if isinstance(op, ast.Add):
-                    return left + right
-                if isinstance(op, ast.Sub):
-                    return left - right
-                if isinstance(op, ast.Mult):
-                    return left * right
-                if isinstance(op, ast.Div):
-                    return left / right
-                if isinstance(op, ast.FloorDiv):
-                    return sympy.floor(left / right)
-                if isinstance(op, ast.Mod):
-                    return sympy.Mod(left, right)
-                return left ** right
+                return binary[type(node.op)](walk(node.left), walk(node.right))
             assert isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
             return calls[node.func.id](*(walk(arg) for arg in node.args))
 

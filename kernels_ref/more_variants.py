@@ -32,17 +32,10 @@ import numpy as np
 
 from attnsim.kernels_ref._inputs import check_inputs
 from attnsim.kernels_ref.errors import KernelInputError
+from attnsim.kernels_ref._dot import dot as _dot
 
 __all__ = ["MORE_VARIANTS", "gated_attention", "hedgehog_attention", "lightning2_attention", "lssa_attention",
            "window_attention"]
-
-
-@numba.njit(cache=True)
-def _dot(a, b):
-    total = 0.0
-    for i in range(a.shape[0]):
-        total += a[i] * b[i]
-    return total
 
 
 @numba.njit(cache=True)

@@ -34,20 +34,13 @@ import numpy as np
 
 from attnsim.kernels_ref._inputs import check_inputs
 from attnsim.kernels_ref.errors import KernelInputError
+from attnsim.kernels_ref._dot import dot as _dot
 from attnsim.kernels_ref.more_variants import MORE_VARIANTS
 
 __all__ = [
     "VARIANTS", "causal_linear_attention", "clipped_softmax_attention", "linear_attention", "selective_temperature_attention",
     "sigmoid_attention", "softplus_attention", "split_k_decode",
 ]
-
-
-@numba.njit(cache=True)
-def _dot(a, b):
-    total = 0.0
-    for i in range(a.shape[0]):
-        total += a[i] * b[i]
-    return total
 
 
 @numba.njit(cache=True)

@@ -20,10 +20,7 @@ OPTIONS = {"unfused": (), "flat": ("flat_table",)}
 def _map(design: str, workload: Workload, seq: int, arch: Arch, options: MapOptions) -> MappedAttention:
     if options.causal:
         raise MappingError(f"{design}: causal masking is not supported by this design; expected causal=False")
-    unknown = sorted(set(options.extra) - set(OPTIONS[design]))
-    if unknown:
-        raise MappingError(f"{design}: unknown option '{unknown[0]}' (known: {', '.join(OPTIONS[design]) or 'none'})")
-    return map_named(CASCADE, design, workload, seq, arch, options=options)
+    return map_named(CASCADE, design, workload, seq, arch, options=options, known_options=OPTIONS[design])
 
 
 def map_unfused(workload: Workload, seq: int, arch: Arch, *, options: MapOptions) -> MappedAttention:

@@ -81,7 +81,8 @@ class _TileBuilder:
         arch = plan.arch
         self.arch = arch
         work = plan.work
-        self.compute = {name: self._compute(name) for name in (*plan.order, *plan.after)}
+        self._computed: dict[tuple, dict[str, tuple[str, int, dict[str, float], float]]] = {}
+        self.compute = self.computed(plan.tile)
         drains = plan.mapping.pipelining.drain
         values = {**work.sizes, "pe2d.rows": arch.arrays.pe2d.rows, "pe2d.cols": arch.arrays.pe2d.cols,
                   "pe1d.size": arch.arrays.pe1d.size}
@@ -100,11 +101,20 @@ class _TileBuilder:
 
     # -- per-Einsum cycles and actions ------------------------------------------------------------
 
-    def _steps(self, name: str, unit: str) -> tuple[int, int]:
-        """(steps, PEs) of Einsum ``name`` on ``unit`` for one tile."""
+    def computed(self, tile: Mapping[str, int]) -> dict[str, tuple[str, int, dict[str, float], float]]:
+        """Per Einsum (unit, cycles, actions, util) of one tile of the given extents (the plan's tile, or a
+        partial one: :class:`mappers.cascade_plan.Plan`), cached per extents."""
+        key = tuple(sorted(tile.items()))
+        if key not in self._computed:
+            self._computed[key] = {name: self._compute(name, tile) for name in (*self.plan.order, *self.plan.after)}
+        return self._computed[key]
+
+    def _steps(self, name: str, unit: str, tile: Mapping[str, int]) -> tuple[int, int]:
+        """(steps, PEs) of Einsum ``name`` on ``unit`` for one tile: a partial tile takes as many steps as
+        ``ceil(extent / dimension)`` says, i.e. a full pass of the 2D array but fewer 1D lane steps when
+        it needs fewer."""
         plan = self.plan
         work = plan.work.einsums[name]
-        tile = plan.tile
         steps = 1
         if unit == "pe2d":
             dims = {"rows": self.arch.arrays.pe2d.rows, "cols": self.arch.arrays.pe2d.cols}
@@ -121,24 +131,24 @@ class _TileBuilder:
             steps = ceil_div(steps, lanes)
         return steps, lanes
 
-    def _compute(self, name: str) -> tuple[str, int, dict[str, float], float]:
+    def _compute(self, name: str, tile: Mapping[str, int]) -> tuple[str, int, dict[str, float], float]:
         plan = self.plan
         unit = plan.binding[name]
         work = plan.work.einsums[name]
         lowered = lower(work, self.arch, unit)
-        points = work.points(plan.tile)
-        steps, pes = self._steps(name, unit)
+        points = work.points(tile)
+        steps, pes = self._steps(name, unit, tile)
         cycles = steps * lowered.cycles
         actions: dict[str, float] = {f"{unit}.{op}": count * points for op, count in lowered.actions.items()}
-        for tensor, elements in work.read_elements(plan.tile).items():
+        for tensor, elements in work.read_elements(tile).items():
             place = plan.placement[tensor]
             if place.read_by is not None and name not in place.read_by:
                 continue
             self._access(actions, place.levels[0], "read", elements)
         for level in plan.placement[work.write.tensor].levels:
-            self._access(actions, level, "write", work.write_elements(plan.tile))
+            self._access(actions, level, "write", work.write_elements(tile))
         if name in plan.accumulators:   # read-modify-write of the partial result
-            self._access(actions, plan.placement[work.write.tensor].levels[0], "read", work.write_elements(plan.tile))
+            self._access(actions, plan.placement[work.write.tensor].levels[0], "read", work.write_elements(tile))
         util = points * lowered.cycles / (pes * cycles) if cycles else 0.0
         return unit, cycles, actions, util
 
@@ -190,41 +200,45 @@ class _TileBuilder:
             deps.extend(data_deps)
         return list(dict.fromkeys(deps))
 
-    def tile(self, role: _Role, data_deps: Sequence[Dep]) -> list[Operation]:
-        """The operations of one tile in ``role`` (memoised: operations are immutable and a builder's
-        tiles depend only on the role and the data dependencies)."""
-        key = (role, tuple(data_deps))
+    def tile(self, role: _Role, data_deps: Sequence[Dep], extents: Mapping[str, int] | None = None
+             ) -> list[Operation]:
+        """The ops of one tile of ``extents`` (default: the plan's full tile); memoised: operations are
+        immutable and a builder's tiles depend only on the role, the data dependencies and the extents."""
+        key = (role, tuple(data_deps), None if extents is None else tuple(sorted(extents.items())))
         cached = self._tile_cache.get(key)
         if cached is None:
-            cached = self._tile_cache[key] = self._tile(role, data_deps)
+            cached = self._tile_cache[key] = self._tile(role, data_deps, extents)
         return list(cached)
 
-    def _tile(self, role: _Role, data_deps: Sequence[Dep]) -> list[Operation]:
+    def _tile(self, role: _Role, data_deps: Sequence[Dep], extents: Mapping[str, int] | None = None
+              ) -> list[Operation]:
         plan = self.plan
+        extents = plan.tile if extents is None else extents
+        compute = self.computed(extents)
         drop = set(plan.mapping.closed_form.drop_last) if self.closed_form and role.final else set()
         ops: list[Operation] = []
         for name in plan.order:
-            unit, cycles, actions, util = self.compute[name]
+            unit, cycles, actions, util = compute[name]
             op = _op(name, unit, name, cycles, actions, self._deps(name, role, data_deps), util)
             ops.append(_dropped(op) if name in drop else op)
             if name in self.drain:
                 ops.append(_op(f"{name}:drain", unit, name, self.drain[name], {}, (name,), util=0.0))
         if role.last_iteration:
             for name in plan.after:
-                unit, cycles, actions, util = self.compute[name]
+                unit, cycles, actions, util = compute[name]
                 op = _op(name, unit, name, cycles, actions, self._deps(name, role, data_deps), util)
                 ops.append(_dropped(op) if name in drop else op)
-            ops.extend(self._stores(role))
+            ops.extend(self._stores(role, extents))
         return ops
 
-    def _stores(self, role: _Role) -> list[Operation]:
+    def _stores(self, role: _Role, extents: Mapping[str, int]) -> list[Operation]:
         plan = self.plan
         ops = []
         for tensor in plan.output_tensors:
             writers = [n for n in (*plan.after, *plan.accumulators) if plan.work.einsums[n].write.tensor == tensor]
             if not writers:
                 continue
-            elements = plan.work.einsums[writers[-1]].write_elements(plan.tile)
+            elements = plan.work.einsums[writers[-1]].write_elements(extents)
             n_bytes = elements * self.arch.word_bytes
             drop = self.closed_form and role.final
             cycles = 0 if drop else math.ceil(dram_cycles(self.arch, n_bytes))
@@ -268,13 +282,33 @@ def _direct_edges(cascade: Cascade, names: tuple[str, ...], dependencies: tuple)
     return cache[names]
 
 
+@dataclass(frozen=True)
+class _GroupKind:
+    """The blocks of one kind of DRAM-level group: ``blocks`` inner blocks resident over ``block_tile``,
+    the last over ``last_tile`` (a partial block) or the full tile (None)."""
+
+    blocks: int
+    block_tile: Mapping[str, int]
+    last_tile: Mapping[str, int] | None = None
+
+
 def _nest(plan: Plan, builder: _TileBuilder) -> tuple[Block, ...]:
-    """Prologue (first group's tensors and first stream tile), then the groups: first, middle, last."""
+    """Prologue (first group's tensors and first stream tile), then the groups: first, middle, last.
+
+    Remainders (:class:`mappers.cascade_plan.Plan`): the iterative loop's last iteration runs the partial
+    tile (and the iteration before it loads the partial stream tile); with a partial last group per
+    head, the groups run per head as ``P2 - 1`` full groups and the tail group (fewer blocks, the last
+    partial), each group's prefetch sized for the group after it. Every count stays a block repeat."""
     arch = plan.arch
     word = arch.word_bytes
     work = plan.work
-    group_bytes = sum(work.einsums[_reader(plan, t)].read_elements(plan.block_tile)[t] for t in plan.group_tensors) * word
-    stream_bytes = sum(work.einsums[_reader(plan, t)].read_elements(plan.tile)[t] for t in plan.stream_tensors) * word
+
+    def group_bytes_of(block_tile: Mapping[str, int]) -> int:
+        return sum(work.einsums[_reader(plan, t)].read_elements(block_tile)[t] for t in plan.group_tensors) * word
+
+    def stream_bytes_of(tile: Mapping[str, int]) -> int:
+        return sum(work.einsums[_reader(plan, t)].read_elements(tile)[t] for t in plan.stream_tensors) * word
+
     fill = "global_buffer.write" in plan.charge
 
     def load(id: str, n_bytes: int, deps: Sequence[Dep], drop: bool = False) -> Operation:
@@ -286,55 +320,110 @@ def _nest(plan: Plan, builder: _TileBuilder) -> tuple[Block, ...]:
     blocks_per_iteration = 1
     for f in plan.inner.values():
         blocks_per_iteration *= f
+    full = _GroupKind(blocks_per_iteration, plan.block_tile)
+    tail = _GroupKind(plan.tail.blocks, plan.tail.block_tile, plan.tail.last_tile) if plan.tail else full
+    last_tile = plan.last_iteration_tile
+    stream_full = stream_bytes_of(plan.tile)
+    stream_last = stream_bytes_of(last_tile) if last_tile is not None else stream_full
+    stream_first = stream_last if plan.iterations == 1 else stream_full   # a group's first stream tile
 
-    def tiles(role_first: bool, role_final: bool, last: bool, data_deps: Sequence[Dep],
+    def tiles(kind: _GroupKind, role_first: bool, role_final: bool, last: bool, data_deps: Sequence[Dep],
               after_done: bool) -> list[Block]:
+        base = last_tile if last and last_tile is not None else plan.tile
+        partial = None
+        if kind.last_tile is not None:
+            partial = {**base, plan.tail.rank: kind.last_tile[plan.tail.rank]} if plan.tail else None
+
+        def block(first: bool, final: bool, is_partial: bool, repeats: int) -> Block:
+            name = "tile_first" if first else "tile_last" if final else "tile_partial" if is_partial else "tiles"
+            return Block(tuple(builder.tile(_Role(last, first, final, after_done), data_deps,
+                                            partial if is_partial else base)), repeats, name)
+
+        n = kind.blocks
+        special = sorted({i for i, on in ((0, role_first), (n - 1, role_final or partial is not None)) if on})
         blocks: list[Block] = []
-        remaining = blocks_per_iteration
-        if role_first:
-            blocks.append(Block(tuple(builder.tile(_Role(last, True, role_final and remaining == 1, after_done),
-                                                   data_deps)), 1, "tile_first"))
-            remaining -= 1
-        middle = remaining - (1 if role_final and remaining else 0)
-        if middle:
-            blocks.append(Block(tuple(builder.tile(_Role(last, False, False, after_done), data_deps)), middle,
-                                "tiles"))
-        if role_final and remaining:
-            blocks.append(Block(tuple(builder.tile(_Role(last, False, True, after_done), data_deps)), 1,
-                                "tile_last"))
+        position = 0
+        for i in special:
+            if i > position:
+                blocks.append(block(False, False, False, i - position))
+            blocks.append(block(role_first and i == 0, role_final and i == n - 1,
+                                partial is not None and i == n - 1, 1))
+            position = i + 1
+        if position < n:
+            blocks.append(block(False, False, False, n - position))
         return blocks
 
-    def group(first: bool, last: bool, repeats: int, name: str) -> Block:
+    def group(kind: _GroupKind, next_kind: _GroupKind | None, first: bool, last: bool, repeats: int,
+              name: str) -> Block:
         q_dep: Dep = "group_next" if last else ("prev", "group_next")
         s_first: Dep = "stream_next" if last else ("prev", "stream_next")
         items: list = []
         regular = plan.iterations - 1
         if regular:
             deps = (q_dep, s_first, ("prev", "stream_load"))
-            body = lambda first_tile: (load("stream_load", stream_bytes, slot_free),  # noqa: E731
-                                       *tiles(first_tile, False, False, deps, not first))
-            if first:
-                items.append(Block(body(True), 1, "iteration_first"))
+            body = lambda first_tile, n_bytes: (load("stream_load", n_bytes, slot_free),  # noqa: E731
+                                                *tiles(kind, first_tile, False, False, deps, not first))
+            if first:   # iteration 0 loads tile 1: the last one when there are two
+                items.append(Block(body(True, stream_last if regular == 1 else stream_full), 1, "iteration_first"))
                 regular -= 1
-            if regular:
-                items.append(Block(body(False), regular, "iterations"))
+            if regular and last_tile is not None:
+                if regular > 1:
+                    items.append(Block(body(False, stream_full), regular - 1, "iterations"))
+                items.append(Block(body(False, stream_last), 1, "iteration_penultimate"))
+            elif regular:
+                items.append(Block(body(False, stream_full), regular, "iterations"))
         last_deps = (q_dep, s_first) + (("stream_load",) if plan.iterations > 1 else ())
-        prefetch = [] if last else [load("group_next", group_bytes, slot_free),
-                                    load("stream_next", stream_bytes, slot_free)]
-        items.append(Block((*prefetch, *tiles(first and plan.iterations == 1, last, True, last_deps, not first)), 1,
-                           "iteration_last"))
+        prefetch = [] if last or next_kind is None else [load("group_next", group_bytes_of(next_kind.block_tile),
+                                                              slot_free),
+                                                         load("stream_next", stream_first, slot_free)]
+        items.append(Block((*prefetch, *tiles(kind, first and plan.iterations == 1, last, True, last_deps, not first)),
+                           1, "iteration_last"))
         return Block(tuple(items), repeats, name)
 
-    prologue = Block((load("group_next", group_bytes, (), drop=builder.closed_form),
-                      load("stream_next", stream_bytes, (), drop=builder.closed_form)), 1, "prologue")
+    first_kind = full if plan.tail is not None and plan.tail.groups_per_head > 1 else tail
+    prologue = Block((load("group_next", group_bytes_of(first_kind.block_tile), (), drop=builder.closed_form),
+                      load("stream_next", stream_first, (), drop=builder.closed_form)), 1, "prologue")
     blocks = [prologue]
-    if plan.groups == 1:
-        blocks.append(group(True, True, 1, "group_only"))
+    if plan.tail is None or plan.tail.groups_per_head == 1:   # every group alike
+        kind = tail
+        if plan.groups == 1:
+            blocks.append(group(kind, None, True, True, 1, "group_only"))
+        else:
+            blocks.append(group(kind, kind, True, False, 1, "group_first"))
+            if plan.groups > 2:
+                blocks.append(group(kind, kind, False, False, plan.groups - 2, "groups"))
+            blocks.append(group(kind, None, False, True, 1, "group_last"))
+        return tuple(blocks)
+
+    per_head = plan.tail.groups_per_head
+    heads = plan.groups // per_head
+
+    def head(first_head: bool, last_head: bool) -> list[Block]:
+        """One head's groups, runs of equal groups as one repeated block."""
+        runs: list[list] = []
+        for g in range(per_head):
+            is_tail = g == per_head - 1
+            next_tail = g + 1 == per_head - 1
+            entry = [is_tail, None if is_tail and last_head else next_tail and not is_tail,
+                     first_head and g == 0, last_head and is_tail]
+            if runs and runs[-1][0] == entry:
+                runs[-1][1] += 1
+            else:
+                runs.append([entry, 1])
+        out = []
+        for (is_tail, next_tail, first, last), count in runs:
+            name = "group_first" if first else "group_last" if last else "group_tail" if is_tail else "groups"
+            out.append(group(tail if is_tail else full, None if next_tail is None else tail if next_tail else full,
+                             first, last, count, name))
+        return out
+
+    if heads == 1:
+        blocks.extend(head(True, True))
     else:
-        blocks.append(group(True, False, 1, "group_first"))
-        if plan.groups > 2:
-            blocks.append(group(False, False, plan.groups - 2, "groups"))
-        blocks.append(group(False, True, 1, "group_last"))
+        blocks.extend(head(True, False))
+        if heads > 2:
+            blocks.append(Block(tuple(head(False, False)), heads - 2, "heads"))
+        blocks.extend(head(False, True))
     return tuple(blocks)
 
 
@@ -373,11 +462,18 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq:
     builder = _tile_builder(plan, options.closed_form)
     schedule = Schedule(blocks=_nest(plan, builder), name=f"{mapping.name} {cascade.name} {workload.name} seq {seq}")
     tiles = plan.groups * plan.iterations * plan.choices["inner_iterations"]
+    if plan.tail is not None:   # the last group of each head holds fewer blocks
+        tiles -= (plan.groups // plan.tail.groups_per_head) * plan.iterations * (
+            plan.choices["inner_iterations"] - plan.tail.blocks)
     choices = {
         **plan.choices["loops"],
         "cascade": cascade.name, "mapping": mapping.name, "sizes": dict(plan.work.sizes),
         "tile": dict(plan.tile), "block_tile": dict(plan.block_tile), "outer": dict(plan.outer),
         "inner": dict(plan.inner), "iterations": plan.iterations, "groups": plan.groups, "tiles": tiles,
+        "last_iteration_tile": plan.last_iteration_tile, "real_sizes": plan.choices["real_sizes"],
+        "tail_group": None if plan.tail is None else {"rank": plan.tail.rank, "blocks": plan.tail.blocks,
+                                                      "block_tile": plan.tail.block_tile,
+                                                      "last_tile": plan.tail.last_tile},
         "fit_factor": plan.glb_fit_bound, "glb_rule_bytes": plan.glb_bytes,
         "glb_peak_bytes": plan.choices["glb_peak_bytes"], "glb_sizing_bytes": sizing or arch.global_buffer.capacity_bytes,
         "glb_capacity_bytes": arch.global_buffer.capacity_bytes,
@@ -408,8 +504,14 @@ def _load_cascade(name_or_path: str, stamp: int | None) -> Cascade:
 
 
 def map_named(cascade: str | Cascade, mapping: str | MappingSpec, workload: Workload, seq: int, arch: Arch, *,
-              options: MapOptions = MapOptions()) -> MappedAttention:
-    """:func:`map_cascade` with the cascade and mapping given by name or path."""
+              options: MapOptions = MapOptions(), known_options: Sequence[str] | None = None) -> MappedAttention:
+    """:func:`map_cascade` with the cascade and mapping given by name or path; ``known_options``: the
+    ``MapOptions.extra`` keys a design shorthand accepts (any other is refused, naming the design)."""
+    if known_options is not None:
+        unknown = sorted(set(options.extra) - set(known_options))
+        if unknown:
+            raise MappingError(f"{mapping if isinstance(mapping, str) else mapping.name}: unknown option "
+                               f"'{unknown[0]}' (known: {', '.join(known_options) or 'none'})")
     cascade_obj = cascade if isinstance(cascade, Cascade) else load_cascade_arg(cascade)
     mapping_obj = mapping if isinstance(mapping, MappingSpec) else load_mapping(mapping)
     return map_cascade(cascade_obj, mapping_obj, workload, seq, arch, options=options)

@@ -30,6 +30,7 @@ from attnsim.einsum_ir.errors import CascadeError
 from attnsim.mappers.cascade_work import CascadeWork, EinsumWork, cascade_work, lower
 from attnsim.mappers.errors import MappingError
 from attnsim.mappers.mapping_spec import ARCH_VALUES, Loop, MappingSpec, Placement, evaluate_expression
+from attnsim.mappers.tiling import resident_blocks, tile_counts
 from attnsim.mappers.workloads import Workload
 
 ACCESS_ACTIONS = ("global_buffer.read", "global_buffer.write", "pe1d.register_file.read",
@@ -38,11 +39,29 @@ ACCESS_ACTIONS = ("global_buffer.read", "global_buffer.write", "pe1d.register_fi
 
 
 @dataclass(frozen=True)
+class TailGroup:
+    """The last DRAM-level group of each head when a parallel rank (``rank``, e.g. ``p``) does not fill
+    its loops: ``groups_per_head`` groups per head (the outer factor, ``P2``), the last of which holds
+    ``blocks`` inner blocks (<= the inner factor, ``P1``) over ``block_tile`` (the group's resident
+    extents, ``rank`` at the rows left); its last block runs over ``last_tile`` (``rank`` at the rows
+    left in it), or over the full tile when ``last_tile`` is None."""
+
+    rank: str
+    groups_per_head: int
+    blocks: int
+    block_tile: dict[str, int]
+    last_tile: dict[str, int] | None
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything the schedule builder needs, resolved to numbers.
 
     ``tile``: rank -> extent of one tile (spatial ranks at their spatial factor, the iterative rank 1,
     the rest whole). ``block_tile``: the same with the inner (global-buffer) loops' factors folded in.
+    Remainders (:func:`build_plan`): ``last_iteration_tile`` is the tile of the iterative loop's last
+    iteration when it is partial (e.g. ``m0`` at the keys left), ``tail`` the partial last group of a
+    parallel rank; both None when every loop divides its rank.
     ``spatial``: rank -> array dimension (``rows``/``cols``). ``order``: the body Einsums in program
     order (each unit's in its binding order); ``after``: the Einsums run after the iterative loop.
     """
@@ -71,6 +90,8 @@ class Plan:
     glb_fit_bound: int
     accumulators: tuple[str, ...] = ()
     choices: dict = field(default_factory=dict)
+    last_iteration_tile: dict[str, int] | None = None
+    tail: TailGroup | None = None
 
     def where(self, key: str) -> str:
         """``file: key`` for messages about the mapping."""
@@ -94,17 +115,65 @@ def workload_sizes(workload: Workload, seq: int) -> dict[str, int]:
 
 def resolve_sizes(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: int, arch: Arch
                   ) -> CascadeWork:
-    """The cascade's work at the workload's sizes plus the mapping's ``sizes``."""
+    """The cascade's work at the workload's sizes plus the mapping's ``sizes`` (a workload size that a
+    derived shape does not divide is rounded up to a multiple: :func:`resolve_sizes_with_remainders`)."""
+    return resolve_sizes_with_remainders(cascade, mapping, workload, seq, arch)[0]
+
+
+@dataclass(frozen=True)
+class PaddedShape:
+    """A workload size (``symbol``, e.g. M) that a derived shape (``derived`` = symbol / ``tile``, e.g.
+    M1 = M / M0) does not divide: the work is resolved at ``ceil(real / tile) * tile`` and the last of
+    the ``derived`` tiles holds ``real - (derived - 1) * tile`` elements."""
+
+    symbol: str
+    derived: str
+    tile: str
+    real: int
+    last: int
+
+
+def resolve_sizes_with_remainders(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: int,
+                                  arch: Arch) -> tuple[CascadeWork, tuple[PaddedShape, ...]]:
+    """:func:`resolve_sizes` and the workload sizes it rounded up. A derived shape ``N / D`` with ``N``
+    a workload size (``M``, ``P``) and ``D`` a size the mapping sets (``M0``) counts ``ceil(N / D)``
+    tiles; sizes the mapping sets must still divide (MappingError naming the key)."""
     sizes = workload_sizes(workload, seq)
     values = _values(sizes, arch)
     for name, expression in mapping.sizes.items():
         sizes[name] = evaluate_expression(expression, values, f"{mapping.origin}: sizes.{name}")
         values[name] = sizes[name]
+    padded = _pad_workload_sizes(cascade, sizes, frozenset(workload_sizes(workload, seq)) - set(mapping.sizes))
     try:
-        return cascade_work(cascade, sizes)
+        return cascade_work(cascade, sizes), padded
     except CascadeError as exc:
         _explain_sizes(cascade, mapping, sizes)
         raise MappingError(f"{mapping.origin}: sizes: {' '.join(str(exc).split())}") from None
+
+
+def _pad_workload_sizes(cascade: Cascade, sizes: dict[str, int], open_names: frozenset[str]
+                        ) -> tuple[PaddedShape, ...]:
+    """Round up (in place) each workload size in ``open_names`` that a derived shape ``N / D`` does not
+    divide; the shapes rounded up."""
+    import sympy
+
+    padded = []
+    for symbol, expr in cascade.derived_shapes.items():
+        numerator, denominator = sympy.fraction(sympy.together(expr))
+        if not (isinstance(numerator, sympy.Symbol) and isinstance(denominator, sympy.Symbol)):
+            continue
+        n_name, d_name = numerator.name, denominator.name
+        if n_name not in open_names or d_name not in sizes or n_name not in sizes:
+            continue
+        real, tile = sizes[n_name], sizes[d_name]
+        if tile <= 0 or real % tile == 0:
+            continue
+        if any(p.symbol == n_name for p in padded):
+            continue
+        tiles = -(-real // tile)
+        sizes[n_name] = tiles * tile
+        padded.append(PaddedShape(n_name, symbol.name, d_name, real, real - (tiles - 1) * tile))
+    return tuple(padded)
 
 
 def _explain_sizes(cascade: Cascade, mapping: MappingSpec, sizes: Mapping[str, int]) -> None:
@@ -215,7 +284,7 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
 
     analysis = check_single_pass(cascade, mapping)
     family = frozenset(analysis.family.members)
-    work = resolve_sizes(cascade, mapping, workload, seq, arch)
+    work, padded = resolve_sizes_with_remainders(cascade, mapping, workload, seq, arch)
     values = _values(work.sizes, arch)
     outer, iter_loop, inner, spatial_loops = _loop_structure(mapping, work, family)
     loops = list(mapping.loops or ())
@@ -237,9 +306,9 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
         product = 1
         for value in fixed.values():
             product *= value or 1
-        if extents[rank] % product:
-            raise MappingError(f"{mapping.origin}: loops: rank {rank}'s extent {extents[rank]} is not divisible by "
-                               f"its loop factors' product {product}; expected a multiple of {product}")
+        if not open_loops and product < extents[rank]:
+            raise MappingError(f"{mapping.origin}: loops: rank {rank}'s loop factors' product {product} is less "
+                               f"than its extent {extents[rank]}; expected at least {extents[rank]}")
         for loop in open_loops:
             if loop.factor == "fit":
                 if fit_loop is not None:
@@ -255,7 +324,7 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
                 factors[i] = value
         if not any(l.factor == "fit" for l in open_loops):
             for loop in rest_loops:
-                factors[index[id(loop)]] = extents[rank] // product
+                factors[index[id(loop)]] = -(-extents[rank] // product)   # ceil: a partial last tile
     for loop in spatial_loops:
         i = index[id(loop)]
         if loop.rank in factors and loop.spatial in dims and factors[i] > dims[loop.spatial]:
@@ -304,9 +373,9 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     probe = {rank: 1 for rank in tile}
     footprint_ranks: dict[str, list[str]] = {}
     for tensor in on_chip:   # which ranks index each on-chip tensor (one iterate): probe each rank with 2
-        footprint_ranks[tensor] = [r for r in tile if _footprint(work, tensor, {**probe, r: 2}) == 2
-                                   ] if _footprint(work, tensor, probe) else []
-    empty = {t for t in on_chip if not _footprint(work, t, probe)}
+        footprint_ranks[tensor] = [r for r in tile if footprint_elements(work, tensor, {**probe, r: 2}) == 2
+                                   ] if footprint_elements(work, tensor, probe) else []
+    empty = {t for t in on_chip if not footprint_elements(work, t, probe)}
 
     def glb_footprint(inner_factors: Mapping[str, int]) -> tuple[int, list[tuple[str, int]]]:
         block = dict(tile)
@@ -332,19 +401,15 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
         for l in by_rank[rank]:
             if index[id(l)] in factors:
                 product *= factors[index[id(l)]]
-        left = extents[rank] // product
-        best = 0
-        for candidate in range(1, left + 1):
-            if left % candidate:
-                continue
+        left = -(-extents[rank] // product)   # ceil: the last block may be partial
+
+        def fits(candidate: int) -> bool:
             trial = dict(inner_factors)
             if fit_loop in inner:
                 trial[rank] = trial.get(rank, 1) * candidate
-            if glb_footprint(trial)[0] <= capacity:
-                best = candidate
-            elif fit_loop in inner:
-                break
-        if best == 0:
+            return glb_footprint(trial)[0] <= capacity
+
+        if not fits(1):
             trial = dict(inner_factors)
             trial[rank] = trial.get(rank, 1)
             _, parts = glb_footprint(trial)
@@ -352,11 +417,19 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
             raise MappingError(f"{mapping.origin}: loops[{i}].factor: nothing fits in global_buffer.capacity_bytes = "
                                f"{capacity}: the live tensors of one tile take {sum(b for _, b in parts)} bytes "
                                f"({', '.join(f'{t} {b} B' for t, b in parts if b)}; largest {tensor}, {need} bytes)")
+        low, high = 1, left          # the footprint grows with the factor: bisect for the capacity bound
+        while low < high:
+            middle = (low + high + 1) // 2
+            if fits(middle):
+                low = middle
+            else:
+                high = middle - 1
+        best = resident_blocks(left, low)
         factors[i] = best
         fit_bound = best
         for l in by_rank[rank]:
             if l.factor is None:
-                factors[index[id(l)]] = left // best
+                factors[index[id(l)]] = -(-left // best)
         if fit_loop in inner:
             inner_factors[rank] = inner_factors.get(rank, 1) * best
     glb_bytes, parts = glb_footprint(inner_factors)
@@ -368,6 +441,8 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     block_tile = dict(tile)
     for rank, f in inner_factors.items():
         block_tile[rank] *= f
+    last_iteration_tile, tail = _remainders(mapping, work, padded, extents, by_rank, factors, index, outer,
+                                            iter_loop, inner, tile, block_tile, iterative_rank, family)
     outer_iterations = 1
     for loop in outer:
         outer_iterations *= factors[index[id(loop)]]
@@ -379,14 +454,74 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     peak = sum(b * copies[t] for t, b in parts)
     named = loop_names(loops)
     choices = {"inner_iterations": inner_iterations, "glb_peak_bytes": peak,
-               "loops": {named[i]: factors[i] for i in range(len(loops))}}
+               "loops": {named[i]: factors[i] for i in range(len(loops))},
+               "real_sizes": {p.symbol: p.real for p in padded}}
     return Plan(work=work, mapping=mapping, arch=arch, workload=workload, iterative_rank=iterative_rank,
                 outer={l.rank: factors[index[id(l)]] for l in outer}, inner=inner_factors,
                 iterations=factors[index[id(iter_loop)]], groups=groups, tile=tile, block_tile=block_tile,
                 spatial=spatial, binding=binding, order=order, after=after_order, placement=placement,
                 charge=charge, group_tensors=tuple(group_tensors), stream_tensors=tuple(stream_tensors),
                 output_tensors=outputs, glb_bytes=glb_bytes, glb_fit_bound=fit_bound, accumulators=accumulators,
-                choices=choices)
+                choices=choices, last_iteration_tile=last_iteration_tile, tail=tail)
+
+
+def _remainders(mapping: MappingSpec, work: CascadeWork, padded: Sequence[PaddedShape], extents: Mapping[str, int],
+                by_rank: Mapping[str, list[Loop]], factors: Mapping[int, int], index: Mapping[int, int],
+                outer: Sequence[Loop], iter_loop: Loop, inner: Sequence[Loop], tile: Mapping[str, int],
+                block_tile: Mapping[str, int], iterative_rank: str, family: frozenset[str]
+                ) -> tuple[dict[str, int] | None, TailGroup | None]:
+    """The partial tiles where the loops do not divide their ranks (:class:`Plan`): the last iteration's
+    tile (keys left over, from a derived shape rounded up or from the iterative rank's own loops) and
+    the last group of a parallel rank; MappingError for a remainder this nest cannot place."""
+    cascade = work.cascade
+    last_iteration: dict[str, int] = {}
+    for shape in padded:
+        ranks = {r: sym.name for r, sym in cascade.ranks.items()}
+        tile_ranks = [r for r, name in ranks.items() if name == shape.tile]
+        temporal_over_tile = len(tile_ranks) == 1 and any(l.spatial is None for l in by_rank.get(tile_ranks[0], ()))
+        if ranks.get(iterative_rank) != shape.derived or len(tile_ranks) != 1 or temporal_over_tile \
+                or tile[tile_ranks[0]] != work.sizes[shape.tile]:
+            raise MappingError(f"{mapping.origin}: sizes: {shape.symbol} = {shape.real} is not divisible by "
+                               f"{shape.tile} = {work.sizes[shape.tile]} and the tiles of {shape.derived} = "
+                               f"{shape.symbol} / {shape.tile} are not the iterative loop's; expected a multiple "
+                               f"of {work.sizes[shape.tile]}")
+        last_iteration[tile_ranks[0]] = shape.last
+    tail: TailGroup | None = None
+    for rank, rank_loops in by_rank.items():
+        covered = 1
+        for loop in rank_loops:
+            covered *= factors[index[id(loop)]]
+        if covered == extents[rank]:
+            continue
+        temporal = [l for l in rank_loops if l.spatial is None]
+        spatial_extent = tile[rank]
+        if rank == iterative_rank or rank in family:
+            if temporal != [iter_loop]:
+                raise MappingError(f"{mapping.origin}: loops: rank {rank}'s extent {extents[rank]} is not divisible "
+                                   f"by its loop factors' product {covered}, and a partial tile of the pass rank "
+                                   "needs the iterative loop to be its only temporal loop; expected a multiple "
+                                   f"of {covered}")
+            last_iteration[rank] = extents[rank] - (factors[index[id(iter_loop)]] - 1) * spatial_extent
+            continue
+        rank_outer = [l for l in temporal if l in outer]
+        other_inner = [l for l in inner if l.rank != rank]
+        if tail is not None or len(outer) > 1 or (outer and rank_outer != list(outer)) or other_inner or \
+                len(temporal) - len(rank_outer) > 1:
+            raise MappingError(f"{mapping.origin}: loops: rank {rank}'s extent {extents[rank]} is not divisible by "
+                               f"its loop factors' product {covered}; a partial last group needs one parallel "
+                               "rank with a remainder, its loop the only dram loop outside the iterative loop and "
+                               f"the only global_buffer loop inside it; expected a multiple of {covered}")
+        groups = factors[index[id(rank_outer[0])]] if rank_outer else 1
+        group_extent = block_tile[rank]
+        left = extents[rank] - (groups - 1) * group_extent
+        if left <= 0:
+            raise MappingError(f"{mapping.origin}: loops[{index[id(rank_outer[0])]}].factor: {groups} groups of "
+                               f"{group_extent} leave the last one empty (rank {rank}'s extent {extents[rank]}); "
+                               f"expected at most {-(-extents[rank] // group_extent)}")
+        blocks, last = tile_counts(left, spatial_extent)
+        tail = TailGroup(rank=rank, groups_per_head=groups, blocks=blocks, block_tile={**block_tile, rank: left},
+                         last_tile={**tile, rank: last} if last != spatial_extent else None)
+    return ({**tile, **last_iteration} if last_iteration else None), tail
 
 
 def loop_names(loops: Sequence[Loop]) -> list[str]:
@@ -431,7 +566,7 @@ def _tensor_ranks(work: CascadeWork, tensor: str) -> set[str]:
     return set()
 
 
-def _footprint(work: CascadeWork, tensor: str, block: Mapping[str, int]) -> int:
+def footprint_elements(work: CascadeWork, tensor: str, block: Mapping[str, int]) -> int:
     """Elements of ``tensor`` live in one block: its index ranks at the block's extents, one iterate."""
     for w in work.einsums.values():
         if w.write.tensor == tensor and w.role != "init":
@@ -486,5 +621,5 @@ def _program_order(body: Sequence[EinsumWork], binding: Mapping[str, str], mappi
     return tuple(done)
 
 
-__all__ = ["ACCESS_ACTIONS", "Plan", "accumulates", "build_plan", "default_binding", "default_placement", "resolve_sizes",
+__all__ = ["ACCESS_ACTIONS", "PaddedShape", "Plan", "TailGroup", "accumulates", "footprint_elements", "resolve_sizes_with_remainders", "build_plan", "default_binding", "default_placement", "resolve_sizes",
            "loop_names", "workload_sizes"]

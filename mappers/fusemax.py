@@ -20,12 +20,7 @@ OPTIONS = {"fusemax": (), "fusemax-arch": (), "fusemax-cascade": ("glb_sizing_by
 
 
 def _map(design: str, workload: Workload, seq: int, arch: Arch, options: MapOptions) -> MappedAttention:
-    from attnsim.mappers.errors import MappingError
-
-    unknown = sorted(set(options.extra) - set(OPTIONS[design]))
-    if unknown:
-        raise MappingError(f"{design}: unknown option '{unknown[0]}' (known: {', '.join(OPTIONS[design]) or 'none'})")
-    return map_named(CASCADE, design, workload, seq, arch, options=options)
+    return map_named(CASCADE, design, workload, seq, arch, options=options, known_options=OPTIONS[design])
 
 
 def map_binding(workload: Workload, seq: int, arch: Arch, *, options: MapOptions) -> MappedAttention:

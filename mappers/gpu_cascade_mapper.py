@@ -176,8 +176,11 @@ def cta_tile(section: GpuSection, spec: GpuSpec, workload: GpuAttention, work: G
     size = case.cluster if case.cluster is not None else (
         section.cluster.size if section.cluster is not None and matches(section.cluster.when, facts) else 1)
     if size > 1:
-        blocks = -(-workload.q_len * pack // case.block_m)
-        cluster = size if blocks % size == 0 else 1
+        # FA3 rounds the query blocks up to a multiple of the cluster (hopper/flash_fwd_launch_template.h:
+        # num_blocks_m = round_up(ceil(seqlen_q / kBlockM), cluster)); the extra CTAs' loads are clipped
+        # (gpu_common.m_blocks). Dropping the cluster when the blocks did not divide made latency fall
+        # as the length grew (issue #12).
+        cluster = size
     tile = CtaTile(block_m=case.block_m, block_n=case.block_n, consumers=case.consumers, threads=threads,
                    registers_per_thread=registers, smem_bytes=smem, stages=stages, cluster=cluster, pack=pack)
     if section.split_rank is not None and section.partition == "grid":

@@ -233,13 +233,17 @@ class CtaWork:
     ``partial``: the CTA covers only part of its query block's keys (a split, a stream-K chunk) and
     stores the partial results the merge reads instead of the outputs. ``segments``: a stream-K CTA
     that walks the tiles of several query blocks one after the other, one :class:`CtaWork` each
-    (empty: the CTA is one segment, itself).
+    (empty: the CTA is one segment, itself). ``rows``: its real query rows when fewer than
+    ``block_m`` (a grid head's ragged last block, 0 for a cluster's padding block), None for a full
+    block. The CTA computes its whole block either way (the tensor cores run full tiles); only its
+    loads and stores are clipped to the real rows.
     """
 
     tiles: int
     masked: int
     partial: bool = False
     segments: tuple[CtaWork, ...] = ()
+    rows: int | None = None
 
     def parts(self) -> tuple[CtaWork, ...]:
         """The segments the CTA runs one after the other (itself when it has none)."""
@@ -259,14 +263,24 @@ def cta_work(workload: GpuAttention, tile: CtaTile, m_block: int, split: int = 0
     per_split = -(-n_tiles // tile.splits)
     low, high = split * per_split, min(n_tiles, (split + 1) * per_split)
     partial = tile.splits > 1
+    query = query_rows(workload, tile)
+    rows = block_rows(workload, tile, m_block)
     if not workload.causal:
-        return CtaWork(high - low, 0, partial)
+        return CtaWork(high - low, 0, partial, rows=rows)
     offset = workload.seq - workload.q_len
-    last_row = min((m_block + 1) * tile.block_m, query_rows(workload, tile)) - 1
+    last_row = min((m_block + 1) * tile.block_m, query) - 1
     tiles = (offset + last_row // tile.pack) // tile.block_n + 1
     first_masked = (offset + (m_block * tile.block_m) // tile.pack) // tile.block_n
     high = min(high, tiles)
-    return CtaWork(high - low, high - max(low, first_masked), partial)
+    # a cluster's padding block: every tile, none masked (it loads and stores nothing: rows = 0)
+    return CtaWork(max(0, high - low), max(0, high - max(low, first_masked)), partial, rows=rows)
+
+
+def block_rows(workload: GpuAttention, tile: CtaTile, m_block: int) -> int | None:
+    """Real query rows of block ``m_block`` of a grid head: None when full, fewer for the ragged last
+    block, 0 for a cluster's padding block."""
+    real = max(0, min(tile.block_m, query_rows(workload, tile) - m_block * tile.block_m))
+    return None if real == tile.block_m else real
 
 
 def query_rows(workload: GpuAttention, tile: CtaTile) -> int:
@@ -280,8 +294,10 @@ def grid_heads(workload: GpuAttention, tile: CtaTile) -> int:
 
 
 def m_blocks(workload: GpuAttention, tile: CtaTile) -> int:
-    """Query blocks per grid head: ceil(query rows / block_m)."""
-    return -(-query_rows(workload, tile) // tile.block_m)
+    """Query blocks (CTAs) per grid head: ceil(query rows / block_m), rounded up to a multiple of the
+    cluster as FA3 launches them (the blocks past the rows load and store nothing: they are clipped)."""
+    blocks = -(-query_rows(workload, tile) // tile.block_m)
+    return -(-blocks // tile.cluster) * tile.cluster
 
 
 def head_ctas(workload: GpuAttention, tile: CtaTile) -> list[CtaWork]:
@@ -320,9 +336,10 @@ def stream_k_order(workload: GpuAttention, tile: CtaTile, ctas: int) -> list[Cta
         while position < end:
             block_end = (position // per_block + 1) * per_block
             stop = min(end, block_end)
-            segments.append(CtaWork(stop - position, 0, stop - position < per_block))
+            rows = block_rows(workload, tile, (position // per_block) % m_blocks(workload, tile))
+            segments.append(CtaWork(stop - position, 0, stop - position < per_block, rows=rows))
             position = stop
-        order.append(segments[0] if len(segments) == 1 else
+        order.append(segments[0] if len(segments) == 1 else   # rows: per segment
                      CtaWork(end - start, 0, any(s.partial for s in segments), tuple(segments)))
         start = end
     return order
@@ -351,13 +368,13 @@ def hbm_fraction_of_kv(workload: GpuAttention, tile: CtaTile) -> float:
 
     Each grid head's K and V are read from HBM once and reused from L2 by its other CTAs (they run
     at about the same time and one head's K/V, 4 * seq * head_dim bytes at 16 bits, fits in L2 next to
-    the heads in flight). = 1 / (average number of CTAs that read each K/V tile). A grid head is a
-    query head unless a GQA group is packed into the CTAs' rows: query heads of one group in
-    different CTAs each read the group's K/V from HBM (their reuse through L2 is not modelled).
+    the heads in flight). = 1 / (average number of CTAs that read each K/V tile), counted in real keys
+    (a causal CTA that stops before the ragged last tile reads whole tiles). A grid head is a query
+    head unless a GQA group is packed into the CTAs' rows: query heads of one group in different CTAs
+    each read the group's K/V from HBM (their reuse through L2 is not modelled).
     """
-    n_tiles = -(-workload.seq // tile.block_n)
-    reads = sum(work.tiles for work in head_ctas(workload, tile))
-    return n_tiles / reads
+    reads = sum(min(workload.seq, work.tiles * tile.block_n) for work in head_ctas(workload, tile))
+    return workload.seq / reads
 
 
 # --------------------------------------------------------------------------------------------------
@@ -387,12 +404,18 @@ class Rates:
 
     @classmethod
     def of(cls, spec: GpuSpec, dtype: str, tensor_fraction_name: str) -> Rates:
-        """Rates for ``dtype`` tensor work at the fraction named ``tensor_fraction_name`` of the peak."""
+        """Rates for ``dtype`` tensor work at the fraction named ``tensor_fraction_name`` of the peak.
+
+        The L2 and HBM bandwidth is a fixed per-SM share (``1 / sms`` of the peak): an SM left idle by
+        a grid smaller than one wave does not lend its share to the busy ones -- the starvation that
+        split-K decode (Flash-Decoding, LeanAttention) exists to avoid. Under-filled SMs run fewer CTAs
+        at once instead (:func:`copies_per_sm`)."""
         per_clock = spec.per_sm_per_clock
+        share = 1.0
         return cls(tensor_flops=spec.tensor_flops_per_cycle(dtype) * spec.calibration_value(tensor_fraction_name),
                    mufu_ops=per_clock.mufu_ops.value, fp32_ops=per_clock.fp32_lanes.value,
-                   smem_bytes=per_clock.smem_bytes.value, l2_bytes=spec.l2_bytes_per_cycle_per_sm,
-                   hbm_bytes=spec.hbm_bytes_per_cycle_per_sm,
+                   smem_bytes=per_clock.smem_bytes.value, l2_bytes=spec.l2_bytes_per_cycle_per_sm * share,
+                   hbm_bytes=spec.hbm_bytes_per_cycle_per_sm * share,
                    l2_latency=spec.memory.l2_latency_cycles.value,
                    hbm_latency=spec.memory.hbm_latency_cycles.value,
                    mufu_overlap=spec.calibration_value("mufu_tensor_overlap"))
@@ -559,6 +582,7 @@ def dispatch_schedule(cta_cycles: Sequence[int], slots: int, launch_cycles: int 
 
 
 __all__ = ["FA3_HIDDEN", "FA3_TOKENS", "HEAD_DIMS", "LATENCY_LANES", "TENSOR_MUFU", "UNITS", "CtaTile", "CtaWork",
-           "GpuAttention", "GpuMapping", "Occupancy", "OpList", "Rates", "copies_per_sm", "cta_work", "cycles", "dispatch_schedule",
-           "fa3_protocol_workload", "grid_heads", "hbm_fraction_of_kv", "head_ctas", "launch_order", "m_blocks",
-           "merge_parts", "occupancy", "query_rows", "sm_schedule", "stream_k_order", "waves"]
+           "GpuAttention", "GpuMapping", "Occupancy", "OpList", "Rates", "block_rows", "copies_per_sm", "cta_work", "cycles",
+           "dispatch_schedule", "fa3_protocol_workload", "grid_heads", "hbm_fraction_of_kv", "head_ctas",
+           "launch_order", "m_blocks", "merge_parts", "occupancy", "query_rows", "sm_schedule", "stream_k_order",
+           "waves"]

@@ -32,7 +32,7 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
     extents = layout.extents(rows, bn)
     cascade = plan.work.cascade
     hbm_kv = hbm_fraction_of_kv(workload, tile)
-    kfill, rfill = keys_fill(workload, bn), rows_fill(workload, tile)
+    kfill, rfill = keys_fill(workload, bn, work), rows_fill(workload, tile, work)
     copies = [f"c{c}" for c in range(resident)]
     stage0, stage1 = plan.tile_tensor(0), plan.tile_tensor(1)
     softmax, late = plan.softmax(), plan.late_groups()

@@ -3,9 +3,10 @@
 Inputs indexed by the keys rank are loaded per K/V tile, the others once per CTA. Bytes are clipped
 to the tensor's real extent (issue #12): a CTA's query block and a head's last K/V tile may be
 ragged, and no CTA loads or stores rows beyond ``seq``. Per CTA the schedule is uniform over its
-tiles, so the clipped bytes are spread evenly: each tile load moves ``seq / (tiles x block_n)`` of
-a full tile, each query block ``seq / (blocks x block_m)`` of a full block; summed over a head's
-CTAs and tiles that is exactly the tensor's extent (for K/V: times the CTAs that read each tile).
+tiles, so the clipped K/V bytes are spread evenly over them: each tile load moves ``seq / (tiles x
+block_n)`` of a full tile; each CTA's query block moves its own real rows (:func:`rows_fill` with the
+CTA's work); summed over a head's CTAs and tiles that is exactly the tensor's extent (for K/V: times
+the CTAs that read each tile).
 """
 from __future__ import annotations
 
@@ -18,15 +19,23 @@ OUTPUT_BYTES = 2
 """The cascade's outputs are written in 16 bits."""
 
 
-def keys_fill(workload: GpuAttention, block_n: int) -> float:
-    """Real keys over the keys the tiles cover: ``seq / (ceil(seq / block_n) x block_n)``."""
-    tiles = -(-workload.seq // block_n)
-    return workload.seq / (tiles * block_n)
+def keys_fill(workload: GpuAttention, block_n: int, work: Any = None) -> float:
+    """Real keys over the keys the tiles cover: ``seq / (ceil(seq / block_n) x block_n)``; for CTA
+    ``work`` (its ``tiles`` K/V tiles: a causal CTA stops at its diagonal) ``min(seq, tiles x block_n) /
+    (tiles x block_n)``, so a CTA that never reaches the ragged last tile loads whole tiles."""
+    tiles = -(-workload.seq // block_n) if work is None else max(1, work.tiles)
+    return min(workload.seq, tiles * block_n) / (tiles * block_n)
 
 
-def rows_fill(workload: GpuAttention, tile: Any) -> float:
-    """Real query rows over the rows the CTAs' blocks cover: ``rows / (blocks x block_m)`` (rows: the
-    query length, times the packed heads of a GQA group)."""
+def rows_fill(workload: GpuAttention, tile: Any, work: Any = None) -> float:
+    """Real query rows over ``block_m``: of CTA ``work`` (:class:`~mappers.gpu_common.CtaWork`: 1 for a
+    full block, less for a head's ragged last block, 0 for a cluster's padding block), or without
+    ``work`` the average over a grid head's CTAs, ``rows / (blocks x block_m)`` (rows: the query length,
+    times the packed heads of a GQA group). Per CTA, so that no full CTA is charged less than its rows:
+    spreading the clip evenly made a length one past a multiple of ``block_m`` faster than the multiple
+    where memory bounds the CTA (issue #12)."""
+    if work is not None:
+        return 1.0 if work.rows is None else work.rows / tile.block_m
     return query_rows(workload, tile) / (m_blocks(workload, tile) * tile.block_m)
 
 

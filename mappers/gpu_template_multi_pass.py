@@ -59,7 +59,7 @@ def multi_pass_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Sche
     bm, bn = tile.block_m, tile.block_n
     extents = layout.extents(bm, bn)
     hbm_kv = hbm_fraction_of_kv(workload, tile)
-    kfill, rfill = keys_fill(workload, bn), rows_fill(workload, tile)
+    kfill, rfill = keys_fill(workload, bn, work), rows_fill(workload, tile, work)
     level = spill_level(m)
     spill_hbm = 1.0 if level == "hbm" else 0.0
     groups = plan.groups

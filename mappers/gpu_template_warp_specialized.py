@@ -47,7 +47,7 @@ def warp_specialized_schedule(m: CascadeMapping, work: CtaWork, resident: int) -
     consumers = [f"w{w}" for w in range(tile.consumers)]
     last = consumers[-1]
     hbm_kv = hbm_fraction_of_kv(workload, tile)
-    kfill, rfill = keys_fill(workload, bn), rows_fill(workload, tile)
+    kfill, rfill = keys_fill(workload, bn, work), rows_fill(workload, tile, work)
     stage0, stage1 = plan.tile_tensor(0), plan.tile_tensor(1)
     softmax, late, post = plan.softmax(), plan.late_groups(), plan.of_place("post")
     tile_inputs = plan.work.tile_inputs

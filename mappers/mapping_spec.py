@@ -16,7 +16,7 @@ free-form here and validated by the GPU mapper)::
     loops:                              # the loop nest, outermost first
       - {rank: p, level: dram}                       # factor omitted: what the other p loops leave
       - {rank: m1, level: dram}                      # the iterative rank: one K/V tile per iteration
-      - {rank: p, factor: fit, level: global_buffer} # fit: the largest divisor whose live tensors fit
+      - {rank: p, factor: fit, level: global_buffer} # fit: all, or the largest power of two that fits
       - {rank: m0, spatial: rows}                    # spatial over the 2D array's rows
       - {rank: p, factor: pe2d.cols, spatial: cols}  # ... its columns (and the 1D array's lanes)
     binding:                            # unit -> its Einsums, in issue order
@@ -157,9 +157,9 @@ def evaluate_expression(expression: Expression, values: Mapping[str, int], where
 class Loop(Section):
     """One loop of the nest: ``factor`` iterations over (part of) cascade rank ``rank``.
 
-    ``factor``: a whole number, an expression, ``fit`` (the largest divisor of what is left of the
-    rank whose live tensors fit the loop's ``level``) or omitted (what the other loops over the rank
-    leave). ``level``: the storage level whose tile the loop steps through (``dram``: each iteration
+    ``factor``: a whole number, an expression, ``fit`` (all of what is left of the rank when its live
+    tensors fit the loop's ``level``, else the largest power of two that fits) or omitted (the ceiling
+    of what the other loops over the rank leave; the last tile may be partial). ``level``: the storage level whose tile the loop steps through (``dram``: each iteration
     brings a new tile of the tensors it indexes on chip; ``global_buffer``: the tile stays in the
     buffer). ``spatial``: the array dimension the loop runs across (a spatial loop has no level).
     """

@@ -10,8 +10,9 @@ The global-buffer sizing rule (the artifact's ``proposal.py`` constructor, fact 
 
     available = capacity - M0 * (E + F) * word_bytes          # one BK tile and one BV tile
     bound     = available // (bytes_per_query * P0)            # whole query blocks that fit
-    P1        = largest divisor of P / P0 that is <= min(bound, P / P0)
-    P2        = P / (P1 * P0);   M1 = M / M0
+    blocks    = ceil(P / P0)
+    P1        = blocks if blocks <= bound else the largest power of two <= bound   (resident_blocks)
+    P2        = ceil(blocks / P1);   M1 = ceil(M / M0)
 
 with ``bytes_per_query`` the global-buffer bytes one query row keeps:
 
@@ -20,6 +21,22 @@ with ``bytes_per_query`` the global-buffer bytes one query row keeps:
 * +Cascade (the 1-pass cascade on FLAT's PEs, fact sheet §4.3): QK and SLN of the current ``M0`` tile
   also live in the global buffer, ``(E + F + 2 * M0 + 2) * word_bytes`` -- which is the sheet's
   ``(E + F + 514) * 2`` for ``M0 = 256``.
+
+The artifact takes ``P1`` = the largest divisor of ``P / P0`` that is ``<= bound``. At its power-of-two
+lengths that is the largest power of two ``<= bound`` (or all of ``P / P0`` when that fits), which is
+what :func:`resident_blocks` takes at *every* length: a divisor rule makes the query block, and with it
+the K/V re-reads ``P2``, depend on the factors of the length (at 882944 = 256 x 3449, 3449 prime,
+``P1`` collapses to 1 and the traffic is 132x that at 889600), and the capacity bound itself (251
+blocks for BERT on 16 MB) would change the paper's points (``P2`` = 17 instead of 32 at 1M). With a
+power of two, ``P2`` = ceil(blocks / P1) never decreases as the length grows.
+
+Remainders (any length >= 1): ``M1 = ceil(M / M0)`` K/V tiles, the last holding ``M - (M1 - 1) M0``
+keys; ``ceil(P / P0)`` query blocks, the last holding ``P - (blocks - 1) P0`` rows; ``P2`` groups of
+``P1`` blocks, the last group holding what is left. A partial tile occupies the array for the same
+pass (the 2D array's rows and columns are clocked as one: ``ceil(extent / rows)`` steps), so its
+cycles on the 2D array are a full tile's; it moves and computes only its real elements, so traffic,
+actions and energy count those (the 1D array's lanes run ``ceil(rows / lanes)`` steps, fewer when a
+partial block needs fewer). :func:`tile_counts` gives the count and the last extent of one rank.
 
 The sheet writes the rule with ``M0`` in the two places where this module uses ``P0``; the artifact has
 ``M0 = P0 = 256`` so the two readings agree there, and ``P0`` is the one that counts query rows.
@@ -42,9 +59,11 @@ Rule = Literal["fusemax", "cascade"]
 class OnePassTiles:
     """The tile sizes of a 1-pass (FuseMax-style) mapping of one (arch, workload, seq) point.
 
-    ``m1 * m0 == seq`` and ``p2 * p1 * p0 == seq``. ``p1_bound`` is the raw capacity bound on ``p1``
-    (before taking a divisor); ``glb_bytes_per_query`` and ``glb_available_bytes`` are the two sides of
-    the sizing rule, in bytes.
+    ``m1 = ceil(seq / m0)`` K/V tiles, the last of ``m0_last`` keys; ``p2`` groups of ``p1`` query
+    blocks of ``p0`` rows, the last group of ``p1_last`` blocks whose last block has ``p0_last`` rows
+    (all equal to ``p1`` / ``p0`` / ``m0`` when the length divides). ``p1_bound`` is the raw capacity
+    bound on ``p1``; ``glb_bytes_per_query`` and ``glb_available_bytes`` are the two sides of the
+    sizing rule, in bytes.
     """
 
     rule: Rule
@@ -58,6 +77,14 @@ class OnePassTiles:
     glb_bytes_per_query: int
     glb_available_bytes: int
     glb_capacity_bytes: int
+    m0_last: int = 0
+    p1_last: int = 0
+    p0_last: int = 0
+
+    @property
+    def query_blocks(self) -> int:
+        """Query blocks of ``p0`` rows per head: ``ceil(seq / p0)``."""
+        return (self.p2 - 1) * self.p1 + self.p1_last
 
     @property
     def query_block(self) -> int:
@@ -68,6 +95,28 @@ class OnePassTiles:
     def glb_used_bytes(self) -> int:
         """Global-buffer bytes the rule's working set takes: K/V tiles plus ``P1 * P0`` query rows."""
         return (self.glb_capacity_bytes - self.glb_available_bytes) + self.query_block * self.glb_bytes_per_query
+
+
+def tile_counts(extent: int, tile: int) -> tuple[int, int]:
+    """(tiles, extent of the last tile) when ``extent`` elements are cut into tiles of ``tile``:
+    ``ceil(extent / tile)`` tiles, the last holding ``extent - (tiles - 1) * tile`` (== ``tile`` when it
+    divides). Both arguments >= 1."""
+    if extent < 1 or tile < 1:
+        raise ValueError(f"expected extent >= 1 and tile >= 1, got {extent} and {tile}")
+    tiles = -(-extent // tile)
+    return tiles, extent - (tiles - 1) * tile
+
+
+def resident_blocks(blocks: int, bound: int) -> int:
+    """Query blocks kept resident in the global buffer (``P1``) out of ``blocks`` (``ceil(P / P0)``)
+    when at most ``bound`` fit: all of them if they fit (no K/V re-read), else the largest power of two
+    ``<= bound`` (module docstring: the artifact's divisor rule at its power-of-two lengths, extended
+    so that ``ceil(blocks / P1)`` re-reads never decrease as the length grows). Arguments >= 1."""
+    if blocks < 1 or bound < 1:
+        raise ValueError(f"expected blocks >= 1 and bound >= 1, got {blocks} and {bound}")
+    if blocks <= bound:
+        return blocks
+    return 1 << (bound.bit_length() - 1)
 
 
 def largest_divisor_at_most(number: int, bound: int) -> int:
@@ -109,12 +158,6 @@ def _one_pass_tiles(arch: Arch, workload: Workload, seq: int, rule: Rule) -> One
     if isinstance(seq, bool) or not isinstance(seq, int) or seq <= 0:
         raise MappingError(f"{where}: expected a positive integer sequence length, got {seq!r}")
     m0, p0 = arch.arrays.pe2d.rows, arch.arrays.pe2d.cols
-    if seq % m0:
-        raise MappingError(f"{where}: sequence length not divisible by M0 = {m0} (arrays.pe2d.rows); "
-                           f"expected a multiple of {m0}")
-    if seq % p0:
-        raise MappingError(f"{where}: sequence length not divisible by P0 = {p0} (arrays.pe2d.cols); "
-                           f"expected a multiple of {p0}")
     word = arch.word_bytes
     words = fusemax_words_per_query(workload) if rule == "fusemax" else cascade_words_per_query(workload, m0)
     bytes_per_query = words * word
@@ -127,18 +170,21 @@ def _one_pass_tiles(arch: Arch, workload: Workload, seq: int, rule: Rule) -> One
             f"{where}: nothing fits in global_buffer.capacity_bytes = {capacity}: one K/V tile takes "
             f"{kv_tile_bytes} B and one block of {p0} query rows {bytes_per_query * p0} B "
             f"({rule} rule); expected at least {kv_tile_bytes + bytes_per_query * p0} B")
-    blocks = seq // p0
-    p1 = largest_divisor_at_most(blocks, min(bound, blocks))
-    return OnePassTiles(rule=rule, seq=seq, m0=m0, m1=seq // m0, p0=p0, p1=p1, p2=blocks // p1,
+    m1, m0_last = tile_counts(seq, m0)
+    blocks, p0_last = tile_counts(seq, p0)
+    p1 = resident_blocks(blocks, bound)
+    p2, p1_last = tile_counts(blocks, p1)
+    return OnePassTiles(rule=rule, seq=seq, m0=m0, m1=m1, p0=p0, p1=p1, p2=p2,
                         p1_bound=bound, glb_bytes_per_query=bytes_per_query,
-                        glb_available_bytes=available, glb_capacity_bytes=capacity)
+                        glb_available_bytes=available, glb_capacity_bytes=capacity,
+                        m0_last=m0_last, p1_last=p1_last, p0_last=p0_last)
 
 
 def fusemax_tiles(arch: Arch, workload: Workload, seq: int) -> OnePassTiles:
     """FuseMax's tile sizes (fact sheet §2.5): ``M0``/``P0`` from the 2D array, ``P1`` from the buffer.
 
-    Raises MappingError when ``seq`` is not a multiple of the array's rows and columns, or when not
-    even one K/V tile plus one block of ``P0`` query rows fits in the global buffer.
+    Any ``seq`` >= 1 (partial last tiles, module docstring). Raises MappingError when not even one K/V
+    tile plus one block of ``P0`` query rows fits in the global buffer.
     """
     return _one_pass_tiles(arch, workload, seq, "fusemax")
 
@@ -166,3 +212,8 @@ def spilled_fraction(available_bytes: float, fibre_length: int, word_bytes: int 
         raise MappingError(f"spilled_fraction: word_bytes: expected a positive integer, got {word_bytes!r}")
     fibre_bytes = word_bytes * fibre_length
     return 1.0 - min(1.0, max(0.0, available_bytes) / fibre_bytes)
+
+
+__all__ = ["OnePassTiles", "Rule", "cascade_tiles", "cascade_words_per_query", "fusemax_tiles",
+           "fusemax_words_per_query", "largest_divisor_at_most", "resident_blocks", "spilled_fraction",
+           "tile_counts"]

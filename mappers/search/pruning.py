@@ -44,7 +44,7 @@ import sympy
 from attnsim.archsim.energy import energy_pj
 from attnsim.archsim.schedule import Block, Schedule
 from attnsim.mappers.cascade_defaults import pass_analysis
-from attnsim.mappers.cascade_plan import accumulates, default_placement, workload_sizes
+from attnsim.mappers.cascade_plan import accumulates, default_placement, footprint_elements, workload_sizes
 from attnsim.mappers.cascade_work import CascadeWork, cascade_work, lower
 from attnsim.mappers.search.mapspace import Candidate, Problem
 
@@ -273,17 +273,6 @@ def candidate_placement(problem: Problem, candidate: Candidate) -> dict[str, Any
     return problem.cache[key]
 
 
-def _block_elements(work: CascadeWork, tensor: str, block: Mapping[str, int]) -> int:
-    """Elements of ``tensor`` live in one block (the generic mapper's footprint rule, one iterate)."""
-    for w in work.einsums.values():
-        if w.write.tensor == tensor and w.role != "init":
-            return w.write_elements(block)
-    for w in work.einsums.values():
-        if w.role == "compute" and tensor in w.read_elements(block):
-            return w.read_elements(block)[tensor]
-    return 0
-
-
 def analytic_bound(problem: Problem, candidate: Candidate) -> Bound:
     """Before any plan or schedule: latency >= max(each unit's compute cycles, the DRAM time of the
     traffic the nest must move: group tensors once, streamed tensors once per resident block, outputs
@@ -372,7 +361,7 @@ def _dram_and_onchip(problem: Problem, candidate: Candidate, work: CascadeWork, 
                       and not _later_writer(work, w))
     block = dict(tile)
     block[problem.column] *= candidate.block
-    onchip = sum(_block_elements(work, t, block) * word * (2 if p.get("buffering") == "double" else 1)
+    onchip = sum(footprint_elements(work, t, block) * word * (2 if p.get("buffering") == "double" else 1)
                  for t, p in placement.items() if "global_buffer" in p["levels"])
     return read_words, write_words, onchip
 

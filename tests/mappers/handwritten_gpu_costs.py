@@ -14,11 +14,17 @@ MUFU_OPS_PER_ROW_TILE = 1.0
 
 
 
-def keys_fill(seq: int, block_n: int) -> float:
-    """Issue #12's clip: real keys / keys the K/V tiles cover (each tile load moves this share)."""
-    return seq / (-(-seq // block_n) * block_n)
+def keys_fill(seq: int, block_n: int, tiles: int | None = None) -> float:
+    """Issue #12's clip: real keys / keys the K/V tiles cover (each tile load moves this share); with
+    ``tiles``, of a CTA that loads that many tiles from key 0 (a causal CTA before the last tile: 1)."""
+    covered = (-(-seq // block_n) if tiles is None else tiles) * block_n
+    return min(seq, covered) / covered
 
 
-def rows_fill(seq: int, block_m: int) -> float:
-    """Issue #12's clip: real query rows / rows the CTAs' blocks cover."""
+def rows_fill(seq: int, block_m: int, work: object = None) -> float:
+    """Issue #12's clip: real query rows / rows the CTAs' blocks cover; with ``work`` (a CtaWork), of
+    that one CTA: 1 for a full block, ``work.rows / block_m`` for a ragged or padding one."""
+    if work is not None:
+        rows = getattr(work, "rows")
+        return 1.0 if rows is None else rows / block_m
     return seq / (-(-seq // block_m) * block_m)

@@ -64,8 +64,8 @@ def flash2_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wo
     bm, bn, warps = tile.block_m, tile.block_n, tile.consumers
     scores = bm * bn
     gemm_flops = 2.0 * bm * bn * d
-    kv_bytes = bn * d * b * keys_fill(workload.seq, bn)
-    rfill = rows_fill(workload.seq, bm)
+    kv_bytes = bn * d * b * keys_fill(workload.seq, bn, work.tiles)
+    rfill = rows_fill(workload.seq, bm, work)
     qk_smem = (bm + warps * bn) * d * b     # every warp reads its Q rows and the whole K tile
     pv_smem = warps * bn * d * b            # ... and the whole V tile (P stays in registers)
     qk_steps, pv_steps = d // MMA_K, bn // MMA_K   # ldmatrix/mma steps along each GEMM's reduction

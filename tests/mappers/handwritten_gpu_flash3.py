@@ -150,9 +150,9 @@ def wgmma_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wor
     n = work.tiles
 
     def loads(ops: OpList, deps_k: tuple[Any, ...], deps_v: tuple[Any, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        k = ops.load("ldk", k_bytes * keys_fill(workload.seq, tile.block_n), hbm_kv, deps_k, claims={"k_stages": k_bytes}, einsum="K",
+        k = ops.load("ldk", k_bytes * keys_fill(workload.seq, tile.block_n, work.tiles), hbm_kv, deps_k, claims={"k_stages": k_bytes}, einsum="K",
                      l2_share=1 / tile.cluster)
-        v = ops.load("ldv", v_bytes * keys_fill(workload.seq, tile.block_n), hbm_kv, deps_v, claims={"v_stages": v_bytes}, einsum="V",
+        v = ops.load("ldv", v_bytes * keys_fill(workload.seq, tile.block_n, work.tiles), hbm_kv, deps_v, claims={"v_stages": v_bytes}, einsum="V",
                      l2_share=1 / tile.cluster)
         return k, v
 
@@ -187,7 +187,7 @@ def wgmma_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wor
     # backwards, so the masked tiles come first: tile 0 is masked when any is, and the compare/select
     # work of the other masked tiles is charged here too (the body stays uniform)
     pro = OpList(rates, workload.dtype)
-    q = pro.load("ldq", q_bytes * rows_fill(workload.seq, tile.block_m), 1.0, (), einsum="Q")
+    q = pro.load("ldq", q_bytes * rows_fill(workload.seq, tile.block_m, work), 1.0, (), einsum="Q")
     k0, v0 = loads(pro, (), ())
     consumers_work(pro, masked=work.masked > 0, k_ready=(*q, *k0), v_prev=(), emit_pv=False)
     if work.masked > 1:
@@ -215,7 +215,7 @@ def wgmma_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wor
                  einsum="AV", releases={"v_stages": v_bytes} if w == last else None)
         epi.exp(f"rcp_w{w}", rows, (f"pv_w{w}",), einsum="AV")
         epi.fp32(f"scale_w{w}", rows * d * 1.5, (f"rcp_w{w}",), einsum="AV")
-    epi.store("sto", tile.block_m * d * 2 * rows_fill(workload.seq, tile.block_m), tuple(f"scale_w{w}" for w in consumers), einsum="AV")
+    epi.store("sto", tile.block_m * d * 2 * rows_fill(workload.seq, tile.block_m, work), tuple(f"scale_w{w}" for w in consumers), einsum="AV")
     return sm_schedule(pro.ops, body.ops, n - 1, epi.ops, buffers, name=f"{design} CTA x{n}")
 
 

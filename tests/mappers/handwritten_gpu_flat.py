@@ -95,7 +95,7 @@ def flat_cta_schedule(spec: GpuSpec, workload: GpuAttention, tile: CtaTile, wher
 
     # prologue: Q
     pro = OpList(rates, workload.dtype)
-    kfill, rfill = keys_fill(workload.seq, bn), rows_fill(workload.seq, bm)
+    kfill, rfill = keys_fill(workload.seq, bn, work.tiles), rows_fill(workload.seq, bm, work)
     q = pro.load("ldq", bm * d * b * rfill, 1.0, (), einsum="Q")
 
     # pass 1: S_j = Q K_j^T, running max, S_j out

@@ -148,8 +148,8 @@ def test_causal_cta_work_by_hand() -> None:
     assert cta_work(workload, tile, 0) == CtaWork(2, 2)
     # m=1: rows 128..255 -> keys 0..255 -> tiles 0..3; tiles from 128 // 80 = 1 on are masked
     assert cta_work(workload, tile, 1) == CtaWork(4, 3)
-    # m=7 (last, ragged): rows 896..999 -> keys 0..999 -> 13 tiles; masked from 896 // 80 = 11
-    assert cta_work(workload, tile, 7) == CtaWork(13, 2)
+    # m=7 (last, ragged): rows 896..999 (104 real rows) -> keys 0..999 -> 13 tiles; masked from 896 // 80 = 11
+    assert cta_work(workload, tile, 7) == CtaWork(13, 2, rows=104)
     assert cta_work(GpuAttention(1, 1, 1000, 256), tile, 3) == CtaWork(13, 0)   # ceil(1000 / 80)
     order = launch_order(workload, tile, longest_first=True)
     assert [w.tiles for w in order] == sorted((w.tiles for w in order), reverse=True)

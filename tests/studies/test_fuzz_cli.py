@@ -145,7 +145,7 @@ CHOICES: dict[str, list[str]] = {
     "gpu-spatial-arch": ["gpu", "--seq", "1024", "--head-dim", "64", "--arch", "fusemax-cloud"],
     "simulate-design": ["simulate", "--design", "fusemaxx", "--model", "bert-base", "--seq", "1024"],
     "simulate-model": ["simulate", "--design", "fusemax", "--model", "bert-large", "--seq", "1024"],
-    "simulate-seq-indivisible": ["simulate", "--design", "fusemax", "--model", "bert-base", "--seq", "1000"],
+    "simulate-seq-zero-tokens": ["simulate", "--design", "fusemax", "--model", "bert-base", "--seq", "0"],
     "check-name": ["check", "no-such-cascade"],
     "check-dtype": ["check", "attention-1pass", "--dtype", "fp16"],
     "check-size": ["check", "attention-1pass", "--size", "M"],

@@ -110,7 +110,6 @@ def test_unavailable_mapper(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("argv, message", [
     (["--design", "nope", "--model", "bert-base", "--seq", "1024"], "unknown design 'nope'"),
     (["--design", "flat", "--model", "nope", "--seq", "1024"], "unknown workload 'nope'"),
-    (["--design", "flash2", "--model", "bert-base", "--seq", "1000"], "not divisible by M0 = 256"),
     (["--design", "flat", "--model", "bert-base", "--seq", "1024", "--set", "global_buffer.capacity_bytes=65536"],
      "more than global_buffer.capacity_bytes = 65536"),
     (["--design", "flat", "--model", "bert-base", "--seq", "many"], "--seq: expected a positive integer"),
