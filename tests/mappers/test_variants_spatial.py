@@ -94,6 +94,36 @@ def test_softplus_runs_on_the_macs(capsys, cascade: str) -> None:  # type: ignor
     assert report["choices"]["binding"]["SN"] == "pe2d"
 
 
+@pytest.mark.parametrize("seq", [4096, 65536])
+def test_linear_attention_runs_as_two_fusion_groups_at_its_1d_bound(capsys, seq: int) -> None:  # type: ignore[no-untyped-def]
+    """specs/mappings/linear-fusemax.yaml: the E x F state over the keys, then the queries. Bound by hand
+    from the Einsums and fusemax-cloud's op costs: on the 1D array, per head, phi = elu + 1 with
+    elu(x) = max(x, 0) + min(exp(x) - 1, 0): max 1 + exp 7 + the -1 1 + min 1 + the sum 1 + the +1 1 = 12
+    cycles per element of K and of Q (E x seq each); Z's sum 1 per E x M element, DEN 1 MAC per E x P
+    element, the division 1 per F x P element: (12 + 1 + 12 + 1) * 64 + 64 = 1728 cycles per token,
+    6.75 * seq per head on 256 lanes. The 2D array's contractions (2 * E * F * seq MACs on 65536 PEs)
+    are far below it. Traffic: Q, K, V read and O written once, plus
+    the state (E * F + E words) written and read back once between the groups."""
+    code = cli_main(["simulate", "--cascade", "linear-attention", "--mapping", "linear-fusemax", "--model",
+                     "bert-base", "--seq", str(seq), "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    e = f = 64
+    elu_plus_one = (CYCLES["max"] + CYCLES["exp"] + CYCLES["add"] + CYCLES["max"]   # max, exp, -1, min (as max)
+                    + CYCLES["add"] + CYCLES["add"])                                   # their sum, +1
+    per_head_1d = (elu_plus_one * e * seq + CYCLES["add"] * e * seq            # PK, Z over the keys
+                   + elu_plus_one * e * seq + CYCLES["mac"] * e * seq          # PQ, DEN over the queries
+                   + CYCLES["div"] * f * seq)                                  # AV = NUM / DEN
+    bound_1d = B * H * per_head_1d / PES_1D
+    bound_2d = B * H * 2 * e * f * seq * CYCLES["mac"] / PES_2D
+    assert bound_2d < bound_1d
+    assert bound_1d <= report["cycles"] <= 1.0001 * bound_1d     # achieved 1.0000146 at 4K: the last tiles' drain
+    compulsory = B * H * 4 * e * seq * 2
+    state = B * H * 2 * (e * f + e) * 2
+    assert report["traffic_bytes"] == compulsory + state
+    assert analyze_passes(load_builtin("linear-attention"), "M").passes == 1
+
+
 def test_linear_attention_is_refused_in_one_line(capsys) -> None:  # type: ignore[no-untyped-def]
     assert cli_main(["simulate", "--cascade", "linear-attention", "--mapping", "fusemax", "--model",
                      "bert-base", "--seq", "4K"]) == 2
