@@ -119,17 +119,23 @@ class _Evaluator:
         names = self.storage if keep_intermediates else self.cascade.outputs
         return {name: self.storage[name].values for name in names}
 
-    def _write_blocked(self, einsum: Einsum, out_free: list[str], fixed: dict[str, int], values: np.ndarray,
-                       mask: np.ndarray | None) -> None:
-        """Scatter an output block whose indices are affine (``t*B + i``; each point written once)."""
-        tensor = einsum.output.tensor
-        shape = self.shapes[tensor]
+    def _partial_storage(self, tensor: str, shape: tuple[int, ...]) -> _Stored:
+        """The storage of ``tensor`` for a write of part of it: fresh zeros with nothing written yet when it
+        has none of ``shape``, else the existing one with a mask (all written, when it had none)."""
         stored = self.storage.get(tensor)
         if stored is None or stored.values.shape != shape:
             stored = _Stored(np.zeros(shape, self.dtype), np.zeros(shape, bool))
             self.storage[tensor] = stored
         elif stored.mask is None:
             stored.mask = np.ones(shape, bool)
+        return stored
+
+    def _write_blocked(self, einsum: Einsum, out_free: list[str], fixed: dict[str, int], values: np.ndarray,
+                       mask: np.ndarray | None) -> None:
+        """Scatter an output block whose indices are affine (``t*B + i``; each point written once)."""
+        tensor = einsum.output.tensor
+        shape = self.shapes[tensor]
+        stored = self._partial_storage(tensor, shape)
         ndim = len(out_free)
         keys = []
         for d, idx in enumerate(einsum.output.indices):
@@ -520,12 +526,7 @@ class _Evaluator:
         if len(order) == len(shape):
             self.storage[tensor] = _Stored(np.array(values, dtype=self.dtype), mask)
             return
-        stored = self.storage.get(tensor)
-        if stored is None or stored.values.shape != shape:
-            stored = _Stored(np.zeros(shape, self.dtype), np.zeros(shape, bool))
-            self.storage[tensor] = stored
-        elif stored.mask is None:
-            stored.mask = np.ones(shape, bool)
+        stored = self._partial_storage(tensor, shape)
         stored.values[tuple(key)] = values
         stored.mask[tuple(key)] = True if mask is None else mask
 
