@@ -568,13 +568,8 @@ def _tensor_ranks(work: CascadeWork, tensor: str) -> set[str]:
 
 def footprint_elements(work: CascadeWork, tensor: str, block: Mapping[str, int]) -> int:
     """Elements of ``tensor`` live in one block: its index ranks at the block's extents, one iterate."""
-    for w in work.einsums.values():
-        if w.write.tensor == tensor and w.role != "init":
-            return w.write_elements(block)
-    for w in work.einsums.values():
-        if w.role == "compute" and tensor in w.read_elements(block):
-            return w.read_elements(block)[tensor]
-    return 0
+    return max((math.prod(int(block.get(rank, 1)) for rank in ranks) for ranks in work.footprint_ranks(tensor)),
+               default=0)
 
 
 def _binding(work: CascadeWork, mapping: MappingSpec, arch: Arch, spatial_2d: Sequence[str]) -> dict[str, str]:

@@ -48,6 +48,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import sympy
@@ -105,25 +106,35 @@ class EinsumWork:
         """Iteration points in a tile given as {rank: extent} (ranks not given count 1)."""
         return _product(tile.get(rank, 1) for rank in self.iteration_ranks)
 
-    def _ref_elements(self, ref: TensorRef, tile: Mapping[str, int]) -> int:
+    def _ref_ranks(self, ref: TensorRef) -> tuple[str, ...]:
+        """The rank variables indexing one iterate of ``ref`` (its iterative dimension left out)."""
         iterative = self.iterative_dims.get(ref.tensor, (None, None))[0]
         ranks: set[str] = set()
         for dim, index in enumerate(ref.indices):
             if dim != iterative:
                 ranks |= index.ranks
-        return _product(tile.get(rank, 1) for rank in ranks)
+        return tuple(sorted(ranks))
+
+    @cached_property
+    def _read_ranks(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        # Mappers ask for element counts thousands of times per point: the ranks are fixed per Einsum.
+        return tuple((ref.tensor, self._ref_ranks(ref)) for ref in self.reads)
+
+    @cached_property
+    def _write_ranks(self) -> tuple[str, ...]:
+        return self._ref_ranks(self.write)
 
     def read_elements(self, tile: Mapping[str, int]) -> dict[str, int]:
         """{tensor: elements of it the Einsum reads in the tile} (one iterate of an iterative tensor;
         a tensor read at two iterates, such as ``RM[m1]`` and ``RM[m1+1]``, counts once)."""
         counts: dict[str, int] = {}
-        for ref in self.reads:
-            counts[ref.tensor] = max(counts.get(ref.tensor, 0), self._ref_elements(ref, tile))
+        for tensor, ranks in self._read_ranks:
+            counts[tensor] = max(counts.get(tensor, 0), _product(tile.get(rank, 1) for rank in ranks))
         return counts
 
     def write_elements(self, tile: Mapping[str, int]) -> int:
         """Elements of the output the Einsum writes in the tile."""
-        return self._ref_elements(self.write, tile)
+        return _product(tile.get(rank, 1) for rank in self._write_ranks)
 
 
 @dataclass(frozen=True)
@@ -156,6 +167,26 @@ class CascadeWork:
         """Computing Einsums reading ``tensor`` (or a view of it)."""
         return tuple(w.name for w in self.compute
                      if any(self.source_of(r.tensor) == self.source_of(tensor) for r in w.reads))
+
+    def footprint_ranks(self, tensor: str) -> tuple[tuple[str, ...], ...]:
+        """The rank sets indexing one iterate of ``tensor``: as its writer writes it, else each of the
+        references through which the first computing Einsum that reads it reads it (its footprint in a
+        block is the largest of their products); empty for a tensor nothing computes with."""
+        cache = self.__dict__.setdefault("_footprint_ranks", {})
+        if tensor not in cache:
+            cache[tensor] = self._find_footprint_ranks(tensor)
+        return cache[tensor]
+
+    def _find_footprint_ranks(self, tensor: str) -> tuple[tuple[str, ...], ...]:
+        for w in self.einsums.values():
+            if w.write.tensor == tensor and w.role != "init":
+                return (w._write_ranks,)
+        for w in self.einsums.values():
+            if w.role == "compute":
+                reads = tuple(ranks for name, ranks in w._read_ranks if name == tensor)
+                if reads:
+                    return reads
+        return ()
 
     def deps_of(self, consumer: str) -> tuple[Dependency, ...]:
         """The dependencies of ``consumer`` on computing Einsums."""
