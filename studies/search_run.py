@@ -87,7 +87,6 @@ def run_search(cascade: str, model: str, seq: int, arch: str, *, base: str | Non
     from attnsim.mappers.cascade_mapper import load_cascade_arg
     from attnsim.mappers.mapping_spec import load_mapping
     from attnsim.mappers.search.driver import search
-    from attnsim.mappers.cascade_defaults import pass_analysis
     from attnsim.mappers.search.mapspace import make_problem
     from attnsim.mappers.workloads import load_workload
     from attnsim.studies.errors import UsageError
@@ -100,16 +99,11 @@ def run_search(cascade: str, model: str, seq: int, arch: str, *, base: str | Non
     workload = load_workload(model)
     cascade_spec = load_cascade_arg(cascade)
     base_spec = load_mapping(base) if base else None
-    if (base_spec is not None and base_spec.groups is not None) or (
-            base_spec is None and pass_analysis(cascade_spec).passes > 1):   # the multi-pass groups path
-        from attnsim.mappers.cascade_defaults import default_groups_mapping
-        from attnsim.mappers.search.groups_search import make_groups_problem, search_groups
+    from attnsim.mappers.search.groups_search import search_groups_point, uses_groups
 
-        groups_problem = make_groups_problem(cascade_spec, workload, seq, arch_spec,
-                                             base_spec or default_groups_mapping(cascade_spec))
-        return search_groups(groups_problem, objective, budget_s)
-    problem = make_problem(load_cascade_arg(cascade), workload, seq, arch_spec,
-                           load_mapping(base) if base else None)
+    if uses_groups(cascade_spec, base_spec):   # the multi-pass groups path (engine runs are milliseconds)
+        return search_groups_point(cascade_spec, workload, seq, arch_spec, base_spec, objective, budget_s)
+    problem = make_problem(cascade_spec, workload, seq, arch_spec, base_spec)
     client = None
     if scheduler:
         from attnsim.studies.sweep import connect

@@ -342,5 +342,23 @@ def search_groups(problem: GroupsProblem, objective: str = "latency", budget_s: 
                         best_any=best_any)
 
 
+def uses_groups(cascade: Cascade, base: MappingSpec | None) -> bool:
+    """Whether the search of ``cascade`` under ``base`` runs on the groups path: a base with ``groups:``,
+    or no base and a multi-pass cascade."""
+    return (base is not None and base.groups is not None) or (base is None and pass_analysis(cascade).passes > 1)
+
+
+def search_groups_point(cascade: Cascade, workload: Workload, seq: int, arch: Arch, base: MappingSpec | None,
+                        objective: str = "latency", budget_s: float | None = None, progress: Any = None
+                        ) -> SearchResult:
+    """:func:`search_groups` of the point, the base defaulting to the cascade's default group mapping
+    (:func:`mappers.cascade_defaults.default_groups_mapping`)."""
+    from attnsim.mappers.cascade_defaults import default_groups_mapping
+
+    problem = make_groups_problem(cascade, workload, seq, arch, base or default_groups_mapping(cascade))
+    return search_groups(problem, objective, budget_s, progress)
+
+
 __all__ = ["GroupCandidate", "GroupsProblem", "analytic_bound", "block_choices", "candidate_row",
-           "enumerate_group_candidates", "make_groups_problem", "onchip_bytes", "search_groups"]
+           "enumerate_group_candidates", "make_groups_problem", "onchip_bytes", "search_groups", "search_groups_point",
+           "uses_groups"]
