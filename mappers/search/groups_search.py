@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from fractions import Fraction
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from attnsim.mappers.cascade_defaults import pass_analysis
 from attnsim.mappers.cascade_groups import _analysis, map_groups, resolved_groups_data
 from attnsim.mappers.cascade_plan import resolve_sizes
 from attnsim.mappers.attention_ops import OpTemplate
+from attnsim.mappers.attention_ops import dram_cycles as dram_transfer_cycles
 from attnsim.mappers.cascade_work import lower
 from attnsim.mappers.designs import MapOptions, MappedAttention
 from attnsim.mappers.errors import MappingError
@@ -221,7 +223,7 @@ def _compute_bound(problem: GroupsProblem, candidate: GroupCandidate) -> tuple[f
             actions[f"{unit}.{op}"] = actions.get(f"{unit}.{op}", 0.0) + count * points * blocks * heads
     words = sum(math.prod(problem.extents[r] for r in problem.tensor_ranks[t])
                 for t in problem.tensor_ranks if t not in problem.fibres and t not in problem.fixed)
-    dram_cycles = heads * words * arch.word_bytes / arch.dram_bytes_per_cycle
+    dram_cycles = float(dram_transfer_cycles(arch, heads * words * arch.word_bytes))   # the mapper's exact rule
     return max(*busy.values(), dram_cycles), energy_pj(arch, actions)
 
 
@@ -244,11 +246,14 @@ def chain_bound(problem: GroupsProblem, templates: list[OpTemplate], iterations:
     """A schedule's exact energy and a latency bound, before the loop is unrolled or run: one iteration's
     operations form a dependency chain (load, each run of Einsums, its DRAM transfer, ...), so for every
     unit ``u`` latency >= (the chain before u's first operation, first iteration, with fills) + u's busy
-    cycles (every execution, fills once) + (the chain after u's last operation, last iteration)."""
+    cycles (every execution, fills once) + (the chain after u's last operation, last iteration). The
+    first and last iterations run in the loop's ramp, whose durations are rounded up."""
     cycles = 0.0
     for unit in dict.fromkeys(t.unit for t in templates):
         indices = [i for i, t in enumerate(templates) if t.unit == unit]
         busy = sum(float(t.cycles) * iterations + t.fill_cycles for t in templates if t.unit == unit)
+        if any(Fraction(t.cycles).denominator != 1 for t in templates if t.unit == unit):
+            busy -= 0.5   # the loop keeps a unit's fractional total exact, rounded half up (attention_ops)
         before = sum(float(t.cycles) + t.fill_cycles for t in templates[:indices[0]])
         after = sum(float(t.cycles) for t in templates[indices[-1] + 1:])
         cycles = max(cycles, before + busy + after)
