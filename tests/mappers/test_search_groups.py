@@ -125,3 +125,20 @@ def test_the_search_derives_the_tables_spill_for_the_tables_choice(model: str, s
     spill = _buffer(problem, {**problem.fixed, **traffic}, block).spill(CAPACITY_WORDS)
     assert spill == pytest.approx(config.spill_fraction, abs=1e-12)
     assert candidate_row(problem, candidate)["block_factor"] == block
+
+
+def test_the_deferred_cascade_is_searched_with_no_hand_input() -> None:
+    """attention-3pass-deferred has no shipped mapping: the base is its group mapping derived by analysis,
+    and the best searched mapping runs and is no worse than it; no faster than its MACs allow."""
+    from attnsim.mappers.cascade_defaults import default_groups_mapping
+    from attnsim.mappers.search.groups_search import search_groups_point
+
+    cascade, workload, seq = load_cascade_arg("attention-3pass-deferred"), load_workload("bert-base"), 1024
+    result = search_groups_point(cascade, workload, seq, ARCH, None)
+    default = run(map_cascade(cascade, default_groups_mapping(cascade), workload, seq, ARCH).schedule, ARCH)
+    best = result.best
+    assert best.latency_s <= default.latency_s and best.energy_pj <= default.energy_pj * (1 + 1e-12)
+    again = run(map_cascade(cascade, mapping_from_data(best.mapping, "<best>"), workload, seq, ARCH).schedule, ARCH)
+    assert again.latency_s == best.latency_s
+    macs = workload.batch * workload.heads * seq * seq * (workload.head_dim_e + workload.head_dim_f)   # QK, SNV
+    assert best.cycles >= macs / (256 * 256)
