@@ -134,12 +134,81 @@ def default_groups_mapping(cascade: Cascade) -> MappingSpec:
     mapping = load_mapping(DEFAULT_GROUPS_MAPPING)
     if groups_fit(cascade, mapping):
         return mapping
+    data = default_groups_data(cascade, mapping)
+    if data is not None:
+        derived = mapping_from_data(data, f"<default groups mapping of {cascade.name}>")
+        if groups_fit(cascade, derived):
+            return derived
     analysis = pass_analysis(cascade)
     reasons = "; ".join(f"after pass {b['after_pass']}: {b['reason']}" for b in fusion_boundaries(analysis))
     raise MappingError(f"{cascade.source}: cascade {cascade.name} makes {analysis.passes} passes over "
                        f"{analysis.rank} (fusion boundaries {reasons}); no default fusion-group mapping names its "
                        f"Einsums (the built-in {DEFAULT_GROUPS_MAPPING} maps attention-3pass): write a mapping with "
                        "groups (docs/mapping.md)")
+
+
+def default_groups_data(cascade: Cascade, policy: MappingSpec) -> dict[str, Any] | None:
+    """FLAT's row-block fusion derived for any multi-pass cascade with one pass rank and a parallel rank, as
+    plain data (None when the cascade has neither): one group of every computing Einsum in cascade order,
+    blocks of the first parallel rank (``iteration: block``: each block holds whole fibres of the pass
+    rank, so it may fuse every pass); contractions (a product of two tensors reduced over a rank) on the
+    2D array, output-stationary, the rest on the 1D array; the *score fibres* (intermediates over the pass
+    rank and the block rank) in the global buffer, per-row summaries in the units, inputs and outputs in
+    DRAM. The block by FLAT's rule, as ``policy``'s (``flat.yaml``) alternatives: the largest that fits
+    with the fibres on chip (the block's rows of the inputs/outputs over the block rank, its fibres, and the
+    other inputs' double-buffered array tiles), else the fibres through DRAM, weight-stationary, at most
+    ``policy``'s ``block_max``. Charge, ``op_overlap`` and ``fill_cycles`` are ``policy``'s."""
+    from attnsim.mappers.cascade_work import _einsum_work
+
+    analysis = pass_analysis(cascade)
+    parallel = parallel_ranks(analysis)
+    passing = sorted(analysis.family.full)
+    if not parallel or len(passing) != 1 or any(len(p) > 1 for p in analysis.family.partitions):
+        return None   # no parallel rank to block, or a pass rank split into parts (not one whole fibre)
+    block_rank, pass_rank = parallel[0], passing[0]
+    computing = [e for e in cascade.einsums if _einsum_work(cascade, e).role == "compute"]
+    written = {e.output.tensor for e in computing}
+    contractions = [e.name for e in computing if len(e.inputs()) >= 2 and e.reduced_ranks
+                    and all(r.tensor not in written or r.ranks & analysis.family.members for r in e.inputs())]
+    fibres = [e.output.tensor for e in computing if {block_rank, pass_rank} <= set(e.output.ranks)
+              and e.output.tensor not in cascade.outputs]
+    ranks = {r.tensor: set(r.ranks) for e in computing for r in e.inputs()}
+    ranks.update({e.output.tensor: set(e.output.ranks) for e in computing})
+    rows = [t for t in (*cascade.inputs, *cascade.outputs) if block_rank in ranks.get(t, ())]
+    staged = [t for t in cascade.inputs if t in ranks and block_rank not in ranks[t]]
+    placement: dict[str, Any] = {t: {"levels": ["dram"]} for t in (*cascade.inputs, *cascade.outputs)}
+    for e in computing:
+        if e.output.tensor not in placement:
+            placement[e.output.tensor] = {"levels": ["global_buffer" if e.output.tensor in fibres else "pe"]}
+    group = (policy.groups or [None])[0]
+    block_max = next((a.block_max for a in (group.alternatives if group else ()) if a.block_max is not None), None)
+    data: dict[str, Any] = {
+        "name": f"{cascade.name}-groups-default", "target": "spatial", "cascade": cascade.name,
+        "description": f"default fusion-group mapping of {cascade.name}: FLAT's row-block fusion derived by analysis",
+        "source": "attnsim map: defaults by analysis (mappers.cascade_defaults.default_groups_data; "
+                  f"policy of {policy.name})",
+        "binding": {"pe2d": contractions, "pe1d": [e.name for e in computing if e.name not in contractions]},
+        "placement": placement,
+        "groups": [{
+            "name": "fused", "einsums": [e.name for e in computing], "block_rank": block_rank,
+            "iteration": "block", "tile": {pass_rank: "pe2d.rows", block_rank: "pe2d.cols"},
+            "live": rows, "staged": staged,
+            "alternatives": [
+                {"traffic": {t: "chip" for t in fibres}, "spatial": {n: "output" for n in contractions},
+                 "live": [*rows, *fibres], "staged": staged, "spill": 0},
+                {"traffic": {t: "dram" for t in fibres}, "spatial": {n: "weight" for n in contractions},
+                 "live": rows, "staged": staged, **({"block_max": block_max} if block_max is not None else {})}],
+        }],
+    }
+    if policy.charge is not None:
+        data["charge"] = list(policy.charge)
+    if group is not None:
+        data["groups"][0]["op_overlap"] = group.op_overlap
+        if group.fill_cycles is not None:
+            data["groups"][0]["fill_cycles"] = group.fill_cycles
+    if not contractions:
+        data["binding"].pop("pe2d")
+    return data
 
 
 def retarget(mapping: MappingSpec, cascade: Cascade, arch: Arch) -> MappingSpec:
@@ -166,7 +235,7 @@ def default_mapping(cascade: Cascade, arch: Arch) -> MappingSpec:
     return mapping_from_data(default_mapping_data(cascade, arch), f"<default mapping of {cascade.name}>")
 
 
-__all__ = ["DEFAULT_GROUPS_MAPPING", "check_single_pass", "default_groups_mapping", "default_mapping", "retarget", "default_mapping_data", "fusion_boundaries", "pass_analysis"]
+__all__ = ["DEFAULT_GROUPS_MAPPING", "check_single_pass", "default_groups_data", "default_groups_mapping", "default_mapping", "retarget", "default_mapping_data", "fusion_boundaries", "pass_analysis"]
 
 
 def resolved_mapping_data(plan: Any, resolve_factors: bool = True) -> dict[str, Any]:

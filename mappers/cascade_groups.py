@@ -588,12 +588,16 @@ def map_groups(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     values = _values(work.sizes, arch)
     heads = workload.batch * workload.heads
     table_option = options.extra.get("flat_table")
+    searched = options.extra.get("group_choices") or {}   # group name -> a row of choices (mappers.search)
     blocks = []
     after: tuple[str, ...] = ()
     groups: dict[str, Any] = {}
     for index, group in enumerate(mapping.groups or ()):
         static = statics[index]
-        row, row_source = _table_row(group, static.inputs, workload, seq, table_option or group.table)
+        if group.name in searched:
+            row, row_source = dict(searched[group.name]), f"{mapping.origin}: groups[{index}] (searched choice)"
+        else:
+            row, row_source = _table_row(group, static.inputs, workload, seq, table_option or group.table)
         builder = _GroupBuilder(mapping, index, work, arch, workload, values, row, row_source, static)
         resolved = builder.resolve()
         templates = _templates(builder, resolved, binding, charge)

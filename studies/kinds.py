@@ -230,7 +230,13 @@ def _searched_mapping(params: Mapping[str, Any], workload: Any, arch: Any) -> tu
     base_name = _search_base(params["mapping"])
     base = load_mapping(base_name) if base_name else None
     cascade = params["cascade"] or base.cascade   # type: ignore[union-attr]
-    result = search(make_problem(load_cascade_arg(cascade), workload, params["seq"], arch, base), "latency")
+    from attnsim.mappers.search.groups_search import search_groups_point, uses_groups
+
+    spec = load_cascade_arg(cascade)
+    if uses_groups(spec, base):   # a multi-pass cascade: its fused group's choices
+        result = search_groups_point(spec, workload, params["seq"], arch, base, "latency")
+    else:
+        result = search(make_problem(spec, workload, params["seq"], arch, base), "latency")
     summary = {"base": base_name, "front_size": len(result.front), "stats": result.stats.to_json(),
                "mapping": result.best.mapping}
     summary["stats"].pop("wall_s")

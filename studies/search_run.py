@@ -97,8 +97,13 @@ def run_search(cascade: str, model: str, seq: int, arch: str, *, base: str | Non
         raise UsageError(f"--budget-s: expected a positive number of seconds, got {budget_s}")
     arch_spec = load_arch(arch, overrides)
     workload = load_workload(model)
-    problem = make_problem(load_cascade_arg(cascade), workload, seq, arch_spec,
-                           load_mapping(base) if base else None)
+    cascade_spec = load_cascade_arg(cascade)
+    base_spec = load_mapping(base) if base else None
+    from attnsim.mappers.search.groups_search import search_groups_point, uses_groups
+
+    if uses_groups(cascade_spec, base_spec):   # the multi-pass groups path (engine runs are milliseconds)
+        return search_groups_point(cascade_spec, workload, seq, arch_spec, base_spec, objective, budget_s)
+    problem = make_problem(cascade_spec, workload, seq, arch_spec, base_spec)
     client = None
     if scheduler:
         from attnsim.studies.sweep import connect

@@ -23,8 +23,8 @@ charged (``charge``), drains (``pipelining.drain``: how the hardware moves a res
 ``closed_form``, and the placement of inputs, outputs and recurrence state.
 
 Fusion across passes is not enumerated: the generic path fuses a 1-pass cascade into one nest over its
-pass rank (:func:`mappers.cascade_defaults.check_single_pass`); a multi-pass cascade is refused with
-the pass analysis's reason.
+pass rank (:func:`mappers.cascade_defaults.check_single_pass`); a multi-pass cascade is refused here with
+the pass analysis's reason and searched on the groups path instead (:mod:`.groups_search`).
 """
 from __future__ import annotations
 

@@ -78,10 +78,42 @@ def test_map_of_a_multi_pass_cascade_round_trips(tmp_path: Path, capsys, point: 
 
 
 def test_map_refuses_a_multi_pass_cascade_without_a_group_mapping(capsys) -> None:  # type: ignore[no-untyped-def]
-    assert cli_main(["map", "--cascade", "attention-3pass-deferred"]) == 2
+    # attention-2pass splits its pass rank into m1 x m0: no group holds one whole fibre by default
+    assert cli_main(["map", "--cascade", "attention-2pass"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "makes 2 passes over M" in err
-    assert "after pass 1: SN (pass 2)" in err and "reads GM" in err and "write a mapping with groups" in err
+    assert "after pass 1: C (pass 2)" in err and "reads GM" in err and "write a mapping with groups" in err
+
+
+@pytest.mark.parametrize("point", [[], ["--model", "bert-base", "--seq", "4K"], ["--model", "xlm", "--seq", "1M"]])
+def test_map_of_the_deferred_cascade_derives_a_group_mapping(tmp_path: Path, capsys, point: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """attention-3pass-deferred (2 passes): FLAT's row-block fusion derived by analysis; saved and passed
+    back it simulates, to the same result as the resolved choice, and no faster than its MACs allow."""
+    assert cli_main(["map", "--cascade", "attention-3pass-deferred", "--arch", "flat-cloud", *point]) == 0
+    text = capsys.readouterr().out
+    assert "# group fused fuses passes [1, 2]" in text
+    data = yaml.safe_load(text)
+    assert data["binding"] == {"pe2d": ["QK", "SNV"], "pe1d": ["GM", "SN", "SD", "AV"]}
+    saved = tmp_path / "saved.yaml"
+    saved.write_text(text)
+    at = point or ["--model", "bert-base", "--seq", "4K"]
+    got = _json(capsys, ["simulate", "--cascade", "attention-3pass-deferred", "--mapping", str(saved),
+                         "--arch", "flat-cloud", *at])
+    assert cli_main(["map", "--cascade", "attention-3pass-deferred", "--arch", "flat-cloud", *at]) == 0
+    again = tmp_path / "resolved.yaml"
+    again.write_text(capsys.readouterr().out)
+    resolved = _json(capsys, ["simulate", "--cascade", "attention-3pass-deferred", "--mapping", str(again),
+                              "--arch", "flat-cloud", *at])
+    for key in RESULT_KEYS:
+        assert got[key] == resolved[key], key
+    model, seq = at[1], {"4K": 4096, "1M": 1 << 20}[at[3]]
+    e = f = 128 if model == "xlm" else 64
+    heads = 64 * (16 if model == "xlm" else 12)        # batch 64 x heads (FuseMax fact sheet §4.5 workloads)
+    macs = heads * seq * seq * (e + f)                 # QK and SNV: M x P x (E + F) MACs per head
+    from attnsim.archsim.spec import load_arch
+
+    clock_hz = load_arch("flat-cloud").clock_hz       # 256 x 256 2D PEs
+    assert got["latency_s"] >= macs / (256 * 256) / clock_hz * (1 - 1e-9)   # float division order
 
 
 def test_a_study_sweeps_cascade_and_mapping_axes(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -7,6 +7,8 @@ Where they agree: the DRAM regime (256K, 1M: QK and A off chip, weight/weight, P
 classes, and the placement of the score rows and the stationarity at 1K-16K. Where they do not: the table's
 P1 at 1K-16K (FLAT's search also trades granularity and spill) and 64K (kept on chip with spill 0.0078, where
 the rule's block of 256 rows does not fit), so the mapping takes the table's row wherever the table has one.
+Which assumptions differ (FLAT counts one in-place score fibre and lets the staging spill) is derived from the
+table itself in tests/mappers/test_search_groups.py and written up in docs/mapping.md.
 """
 from __future__ import annotations
 

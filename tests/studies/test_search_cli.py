@@ -47,7 +47,7 @@ def test_gemm_search_prints_the_mapping(capsys: pytest.CaptureFixture[str]) -> N
 @pytest.mark.parametrize("args,message", [
     (["--objective", "speed"], "--objective: expected one of latency, energy, edp"),
     (["--budget-s", "-1"], "--budget-s: expected a positive number"),
-    (["--cascade", "attention-3pass"], "3 passes"),
+    (["--cascade", "attention-2pass"], "makes 2 passes"),   # its pass rank is split: no default groups
     (["--seq", "0"], "--seq"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
@@ -90,3 +90,36 @@ def test_local_workers_give_the_same_front(capsys: pytest.CaptureFixture[str]) -
     here = capsys.readouterr().out
     assert cli_main([*small, "--workers", "2"]) == 0
     assert capsys.readouterr().out == here
+
+
+def test_flats_cascade_is_searched_on_the_groups_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """attention-3pass: the fused group's choices searched (base: FLAT's mapping, seed: its tabled choice);
+    the best point, written out, simulates to its numbers and is no worse than the tabled choice."""
+    point = ["--cascade", "attention-3pass", "--arch", "flat-cloud", "--model", "bert-base", "--seq", "1K"]
+    out = tmp_path / "best.yaml"
+    assert cli_main(["search", *point, "--out", str(out), "--json", "--quiet"]) == 0
+    front = json.loads(capsys.readouterr().out)
+    best = [p for p in front if p["best"]]
+    assert len(best) == 1 and "groups" in best[0]["mapping"]
+    assert cli_main(["simulate", "--design", "flat", "--model", "bert-base", "--seq", "1K", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert best[0]["latency_s"] <= table["latency_s"] and best[0]["energy_pj"] <= table["energy_pj"] * (1 + 1e-12)
+    assert cli_main(["simulate", "--cascade", "attention-3pass", "--mapping", str(out), "--arch", "flat-cloud",
+                     "--model", "bert-base", "--seq", "1K", "--json"]) == 0
+    simulated = json.loads(capsys.readouterr().out)
+    assert (simulated["latency_s"], simulated["energy_pj"]) == (best[0]["latency_s"], best[0]["energy_pj"])
+
+
+def test_a_study_can_search_a_multi_pass_cascade(tmp_path: Path) -> None:
+    from attnsim.studies.store import ResultStore
+    from attnsim.studies.sweep import run_sweep
+
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({"name": "searched-flat", "kind": "attention", "base": {
+        "cascade": "attention-3pass", "mapping": "search:flat", "arch": "flat-cloud", "model": "bert-base",
+        "end_to_end": False}, "grid": {"seq": [1024]}}))
+    summary = run_sweep(study, tmp_path / "out", workers=1, quiet=True)
+    assert summary.ok == 1, summary.failed
+    with ResultStore.in_directory(tmp_path / "out") as store:
+        result = store.records()[0].result
+    assert "groups" in result["search"]["mapping"] and result["latency_s"] > 0
