@@ -160,3 +160,17 @@ def test_the_a100_csv_matches_the_test_values() -> None:
     assert len(rows) == 24 and all(source for _, source in rows.values())
     for key, value in A100_FWD_BWD_PUBLISHED.items():
         assert rows[key][0] == value
+
+
+FA3_BACKWARD_PUBLISHED = {(64, 2048): 422.0, (128, 2048): 501.0, (128, 16384): 561.0}
+"""FA3 paper (arXiv 2407.08608) Fig. 6, H100 SXM5, FP16 non-causal backward TFLOPS of FlashAttention-3
+(benchmarks/data/fa3_fig6_backward_tflops.csv, with its source)."""
+
+
+@pytest.mark.parametrize("key", sorted(FA3_BACKWARD_PUBLISHED))
+def test_fa3_backward_within_ten_percent_of_the_fa3_paper(key: tuple[int, int]) -> None:
+    # achieved -3.4%, -3.4%, +0.4% (docs/validation.md); the issue's target, 10%, is the tolerance
+    head_dim, seq = key
+    tflops = run_backward(H100, "flash3", make_workload(seq, head_dim)).tflops
+    published = FA3_BACKWARD_PUBLISHED[key]
+    assert abs(tflops - published) / published <= 0.10, (key, tflops)
