@@ -36,9 +36,12 @@ Backward-pass mechanisms (:data:`BACKWARD_MECHANISMS`, read by mappers/gpu_templ
                       operands through the SM's shared-memory port (128 B per clock), as the
                       ldmatrix reads of an mma.sync kernel do: per GEMM the A operand once per
                       warpgroup column (unless it comes from registers, ``registers_a``) and B once
-                      per warpgroup row of the tile's ``warps_m`` layout; the TMA loads of Q and dO
-                      and the dS / dQ staging also write SMEM through the port. Off, wgmma operands
-                      are free (the tensor rate alone).
+                      per warpgroup row of the tile's ``warps_m`` layout; the TMA / cp.async loads
+                      of Q, dO, K, V and the dS / dQ staging also use the port, and so do FA2's dQ
+                      atomics (RED), whose data cross the L1/TEX data path that shared memory shares
+                      (Nsight Compute Kernel Profiling Guide, hardware model: L1/TEX cache and shared
+                      memory share the SM's on-chip memory). Off, wgmma operands are free (the tensor
+                      rate alone) and loads and atomics do not touch the port.
 ``source_load_points`` an in-phase backward (FA2) issues the next query block's Q load after dS is
                       computed and its dO load after the dV GEMM (dO has a single SMEM buffer: "we're
                       writing to the same sdO location"), both waited for at the top of the next

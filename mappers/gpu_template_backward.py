@@ -228,13 +228,27 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
         accum = bm * d * ACCUM_BYTES
         if section.dq_accumulation == "atomic":   # one atomicAdd (RED.F32) per element and thread
             ops.add("dQ_issue", "fp32", cycles(bm * d, rates.fp32_ops), serial(["dQ"]), einsum="dQ")
-            ops.store("dQacc", accum, ["dQ_issue"], einsum="dQ", to_hbm=False)
+            sent = ["dQ_issue"]
+            if mech.smem_operand_reads:   # the REDs' data crosses the L1/TEX data path SMEM shares
+                sent = [ops.add("dQ_l1", "smem", cycles(accum, rates.smem_bytes), ["dQ_issue"], einsum="dQ",
+                                actions={"smem.byte": accum})]
+            ops.store("dQacc", accum, sent, einsum="dQ", to_hbm=False)
         else:   # registers -> SMEM, then a TMA bulk reduce-add into L2
-            staging = accum * (2 if mech.smem_operand_reads else 1)   # written, and read back by the TMA
-            ops.add("dQ_smem", "smem", cycles(staging, rates.smem_bytes), ["dQ"], einsum="dQ",
-                    actions={"smem.byte": staging})
+            ops.add("dQ_smem", "smem", cycles(accum, rates.smem_bytes), ["dQ"], einsum="dQ",
+                    actions={"smem.byte": accum})
             ops.store("dQacc", accum, ["dQ_smem"], einsum="dQ", to_hbm=False)
+            if mech.smem_operand_reads:   # the TMA reads dQ back from SMEM, asynchronously
+                deferred.append(("dQ_tma_read", accum, "dQ_smem"))
         return issued
+
+    deferred: list[tuple[str, float, str]] = []
+
+    def flush(ops: OpList) -> None:
+        """SMEM work of asynchronous units (the TMA), after the block's own SMEM work in issue order."""
+        for op_id, nbytes, after in deferred:
+            ops.add(op_id, "smem", cycles(nbytes, rates.smem_bytes), [after], einsum="dQ",
+                    actions={"smem.byte": nbytes})
+        deferred.clear()
 
     pro, body, epi = OpList(rates, workload.dtype), OpList(rates, workload.dtype), OpList(rates, workload.dtype)
     kv = list(pro.load("ldKV", 2 * bn * d * b, 1.0, (), smem_write=smem_fill))
@@ -247,14 +261,17 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
             # FA2: this iteration computes block i and, as the source issues them, loads block i + 1's
             # Q once dS is computed and its dO once the dV GEMM has read the single dO buffer
             fills(body, compute(body, previous, kv, next_loads=True))
+            flush(body)
         else:
             # the buffer of block i + 1 is the one block i + 1 - stages used; with 2 stages, block i - 1's
             reuse = ("prev", "dK") if section.stages > 1 else "dK"
             nxt = loads(body, {"Q": [reuse], "dO": [("prev", "dV") if section.stages > 1 else "dV"]})
             compute(body, previous, kv)
             fills(body, nxt)
+            flush(body)
     last = {t: list(ids) + ([f"fill{t}"] if smem_fill else []) for t, ids in first.items()}
     compute(epi, last, kv)   # the most recent load of each
+    flush(epi)
     epi.fp32("dKV_pack", 2 * bn * d * 0.5, [], einsum="dK")   # dK, dV packed to 16 bits
     epi.store("stKV", 2 * bn * d * GRAD_BYTES, ["dKV_pack", "dK", "dV"], einsum="dK")
     return sm_schedule(pro.ops, body.ops, blocks - 1, epi.ops, {}, name=f"backward CTA x{blocks}")
