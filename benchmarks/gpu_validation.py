@@ -188,7 +188,11 @@ def backward_text(model: dict, mapes: dict[str, float], ablation_rows: list | No
         "on-chip memory and its pipeline serves global, local and shared accesses). `source_load_points` -- FA2 issues the next block's Q "
         "after dS and its dO after the dV GEMM (one dO buffer), as flash_bwd_kernel.h does; it changes "
         "nothing at these shapes (the loads stay hidden), which rules the load placement out as the "
-        "cause of FA2's gap. (A first version of it emitted the loads after the whole iteration and "
+        "cause of FA2's gap. The five GEMMs are issued in the kernels' order (S, dP, dV, dQ with dQ's "
+        "accumulation, dK: flash_bwd_kernel.h, mainloop_bwd_sm90_tma_gmma_ws.hpp); the first round had "
+        "dK before dQ, and the sources' order raised the predictions by about one point (FA2 16.9% -> "
+        "18.0%, FA3 2.4% -> 3.2%: dQ's accumulation now overlaps the dK GEMM). (A first version of "
+        "`source_load_points` emitted the loads after the whole iteration and "
         "so queued them behind the dQ atomics on the in-order L2 unit, which made FA2 look right (3.6%); "
         "that was an artefact of the unit order, not the kernel's, and was corrected before commit.) "
         f"MAPE now: FA2 **{mapes['flash2']:.1f}%**, FA3 **{mapes['flash3']:.1f}%** (target 10%: FA3 met, "
@@ -199,7 +203,8 @@ def backward_text(model: dict, mapes: dict[str, float], ablation_rows: list | No
         "at head dim 256). Switching the same accounting on in the forward template (an experiment, "
         "not committed) moved FA3's FP16 forward MAPE from 4.24% to 4.33%; the forward is left as it "
         "was, so its numbers and template are unchanged. FA2 "
-        "still over-predicts by ~15-25% on the H100 (its forward+backward on the A100 is within 7%, "
+        "still over-predicts by 11-12% at head dim 64 and 21-24% at 128 on the H100 (its "
+        "forward+backward on the A100 is within 5%, "
         "below): not modelled and candidates "
         "for the rest: the L2's throughput for FP32 atomics (read-modify-write) from 132 SMs, the "
         "pipeline latency exposed at each of the iteration's three __syncthreads with a single 8-warp "
@@ -275,7 +280,10 @@ def fp8_text(fp8_model: dict, fp8_rows: list, fp8_mapes: dict[str, float], fp16_
         "(FA3's FP8 at 512 is slower than its FP16: 348 vs 467 TFLOPS at head dim 128), so some "
         "per-CTA cost of the paper's FP8 kernel is still missing (candidates not modelled: SMEM bank "
         "conflicts of the 16-bit O stores, cluster launch of a non-persistent grid, the register "
-        "pressure of the 128x256 tile); at 4k-16k it is within about 10% except head dim 256 non-causal.",
+        "pressure of the 128x256 tile); at 4k-16k it is within about 10% except head dim 256 non-causal. "
+        "Issue #17's second round made no FP8 change: the published FP8 points are in the repository and "
+        "had been seen, so a new FP8 mechanism could no longer be a blind prediction (and none derived "
+        "from the sources alone was found); the backward mechanisms of that round do not touch the forward.",
         "",
         *comparison_lines(fp8_model),
         "",

@@ -12,8 +12,8 @@ is not in the project yet):
 * recomputes S = Q_i K_j^T (tensor, 2 bm bn d FLOPs) and P = exp(S - LSE) (one MUFU exp and one FP32
   FMA per score), computes dP = dO_i V_j^T (tensor), dS = P (dP - D) (2 FP32 ops per score), packs P
   and dS to 16 bits (1/2 op per element each) and writes both to SMEM (operands of the next GEMMs),
-  then dV += P^T dO_i, dK += dS^T Q_i and dQ_i = dS K_j (tensor, 2 bm bn d FLOPs each): 5 GEMMs, so
-  the FLOPs are 2.5x the forward's 2 (FA convention);
+  then dV += P^T dO_i, dQ_i = dS K_j and dK += dS^T Q_i, in that order as both kernels issue them
+  (tensor, 2 bm bn d FLOPs each): 5 GEMMs, so the FLOPs are 2.5x the forward's 2 (FA convention);
 * accumulates dQ_i into an FP32 buffer in global memory: ``atomic`` (FA2: one ``atomicAdd`` per
   element by the compute warps: 4 B of L2 traffic and one issue slot per element) or
   ``tma_reduce`` (FA3: dQ_i goes to SMEM and a TMA bulk reduce-add, ``cp.reduce.async.bulk``, adds
@@ -223,8 +223,7 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
         mma("dV", ["PdS_smem"], bn * bm, bm * d, wm_dkv)
         if next_loads:
             issued["dO"] = ops.load("ldDO", q_bytes, hbm_q, ["dV"])
-        mma("dK", ["PdS_smem"], bn * bm, bm * d, wm_dkv)
-        mma("dQ", ["PdS_smem"], bm * bn, bn * d, wm_dq)
+        mma("dQ", ["PdS_smem"], bm * bn, bn * d, wm_dq)   # dQ before dK, as both kernels issue them
         accum = bm * d * ACCUM_BYTES
         if section.dq_accumulation == "atomic":   # one atomicAdd (RED.F32) per element and thread
             ops.add("dQ_issue", "fp32", cycles(bm * d, rates.fp32_ops), serial(["dQ"]), einsum="dQ")
@@ -239,6 +238,7 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
             ops.store("dQacc", accum, ["dQ_smem"], einsum="dQ", to_hbm=False)
             if mech.smem_operand_reads:   # the TMA reads dQ back from SMEM, asynchronously
                 deferred.append(("dQ_tma_read", accum, "dQ_smem"))
+        mma("dK", ["PdS_smem"], bn * bm, bm * d, wm_dkv)
         return issued
 
     deferred: list[tuple[str, float, str]] = []

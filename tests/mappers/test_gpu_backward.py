@@ -140,7 +140,7 @@ A100_FWD_BWD_PUBLISHED = {(128, False, 4096): 196.0, (64, True, 4096): 156.0, (1
 
 @pytest.mark.parametrize("key", sorted(A100_FWD_BWD_PUBLISHED))
 def test_a100_forward_plus_backward_within_ten_percent_of_the_fa2_paper(key: tuple[int, bool, int]) -> None:
-    # achieved -2.0%, -5.2%, +0.8% (docs/validation.md); the target, 10%, is the tolerance: a
+    # achieved +1.0%, -3.6%, +4.0% (docs/validation.md); the target, 10%, is the tolerance: a
     # published check, not a tuned one (nothing in the A100 spec or the FA2 mappings was set from it)
     head_dim, causal, seq = key
     report = pass_report("a100-sxm-80gb", "flash2", seq, head_dim, "forward+backward", causal=causal)
@@ -169,7 +169,7 @@ FA3_BACKWARD_PUBLISHED = {(64, 2048): 422.0, (128, 2048): 501.0, (128, 16384): 5
 
 @pytest.mark.parametrize("key", sorted(FA3_BACKWARD_PUBLISHED))
 def test_fa3_backward_within_ten_percent_of_the_fa3_paper(key: tuple[int, int]) -> None:
-    # achieved -3.4%, -3.4%, +0.4% (docs/validation.md); the target, 10%, is the tolerance
+    # achieved +0.4%, +1.1%, +6.5% (docs/validation.md); the target, 10%, is the tolerance
     head_dim, seq = key
     tflops = run_backward(H100, "flash3", make_workload(seq, head_dim)).tflops
     published = FA3_BACKWARD_PUBLISHED[key]
