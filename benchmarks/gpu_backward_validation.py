@@ -48,3 +48,74 @@ def backward_lines(model: dict[Key, float]) -> list[str]:
 
 
 __all__ = ["backward_lines", "backward_report", "load_backward"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Forward + backward of FA2 against the FA2 paper's figures (A100 Fig. 4, H100 Fig. 7).
+
+FWD_BWD_CSVS = {"a100-sxm-80gb": Path(__file__).resolve().parent / "data" / "fa2_a100_fwd_bwd_tflops.csv",
+                "h100-sxm": Path(__file__).resolve().parent / "data" / "fa2_h100_fwd_bwd_tflops.csv"}
+FwdBwdKey = tuple[str, int, bool, int]   # gpu, head_dim, causal, seq
+
+
+def load_fwd_bwd() -> dict[FwdBwdKey, float]:
+    """(gpu, head_dim, causal, seq) -> published FA2 forward+backward TFLOPS (every row needs a source)."""
+    out: dict[FwdBwdKey, float] = {}
+    for path in FWD_BWD_CSVS.values():
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        if any(not row.get("source") for row in rows):
+            raise ValueError(f"{path}: every row needs a source")
+        for r in rows:
+            out[(r["gpu"], int(r["head_dim"]), r["causal"] == "true", int(r["seq"]))] = float(r["tflops"])
+    return out
+
+
+def fwd_bwd_report() -> tuple[dict[FwdBwdKey, tuple[float, float, float]], dict[str, float]]:
+    """(model forward+backward, forward-only and backward-only TFLOPS per published point; MAPE per GPU)."""
+    from attnsim.studies.gpu_backward import pass_report
+
+    published = load_fwd_bwd()
+    model = {}
+    for key in sorted(published):
+        gpu, d, causal, seq = key
+        rep = pass_report(gpu, "flash2", seq, d, "forward+backward", causal=causal)
+        forward_flops = rep["flops"] / 3.5
+        model[key] = (rep["tflops"], forward_flops / rep["forward_latency_s"] / 1e12,
+                      2.5 * forward_flops / rep["backward_latency_s"] / 1e12)
+    mapes = {}
+    for gpu in sorted({k[0] for k in published}):
+        keys = [k for k in sorted(published) if k[0] == gpu]
+        mapes[gpu] = mape_percent([model[k][0] for k in keys], [published[k] for k in keys])
+    return model, mapes
+
+
+def fwd_bwd_lines(model: dict[FwdBwdKey, tuple[float, float, float]]) -> list[str]:
+    """Markdown rows: published and model FA2 forward+backward TFLOPS, with the model's two parts."""
+    published = load_fwd_bwd()
+    lines = ["| GPU | head dim | mask | seqlen | published fwd+bwd | model fwd+bwd | error | model fwd | model bwd |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for key in sorted(published):
+        q, (p, f, b) = published[key], model[key]
+        lines.append(f"| {key[0]} | {key[1]} | {'causal' if key[2] else 'non-causal'} | {key[3]} | {q:.0f} | "
+                     f"{p:.0f} | {100 * (p - q) / q:+.1f}% | {f:.0f} | {b:.0f} |")
+    return lines
+
+
+def backward_ablation(spec: GpuSpec) -> list[tuple[str, dict[str, float]]]:
+    """(mechanism switched off, MAPE per design) for each backward mechanism, the model first."""
+    from attnsim.mappers import gpu_template_backward as template
+    from attnsim.mappers.gpu_mechanisms import BACKWARD_MECHANISMS, with_mechanisms
+
+    rows = [("none (the model)", backward_report(spec)[1])]
+    original = template.backward_section
+    for name in BACKWARD_MECHANISMS:
+        template.backward_section = lambda mapping, n=name: with_mechanisms(original(mapping), **{n: False})
+        try:
+            rows.append((name, backward_report(spec)[1]))
+        finally:
+            template.backward_section = original
+    return rows
+
+
+__all__ += ["backward_ablation", "fwd_bwd_lines", "fwd_bwd_report", "load_fwd_bwd"]

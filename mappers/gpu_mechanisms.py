@@ -30,6 +30,24 @@ flash-attention repository, cited per constant) priced at the spec's rates and l
                       register layout of the second GEMM's A operand: two byte permutes per 8
                       elements (:data:`PERMUTE_OPS_PER_ELEMENT`) on the ALU issue slots.
 
+Backward-pass mechanisms (:data:`BACKWARD_MECHANISMS`, read by mappers/gpu_template_backward.py):
+
+``smem_operand_reads`` the warpgroup MMAs (wgmma) of a warp-specialised backward read their SMEM
+                      operands through the SM's shared-memory port (128 B per clock), as the
+                      ldmatrix reads of an mma.sync kernel do: per GEMM the A operand once per
+                      warpgroup column (unless it comes from registers, ``registers_a``) and B once
+                      per warpgroup row of the tile's ``warps_m`` layout; the TMA / cp.async loads
+                      of Q, dO, K, V and the dS / dQ staging also use the port, and so do FA2's dQ
+                      atomics (RED), whose data cross the L1/TEX data path that shared memory shares
+                      (Nsight Compute Kernel Profiling Guide, hardware model: L1/TEX cache and shared
+                      memory share the SM's on-chip memory). Off, wgmma operands are free (the tensor
+                      rate alone) and loads and atomics do not touch the port.
+``source_load_points`` an in-phase backward (FA2) issues the next query block's Q load after dS is
+                      computed and its dO load after the dV GEMM (dO has a single SMEM buffer: "we're
+                      writing to the same sdO location"), both waited for at the top of the next
+                      iteration (``cp_async_wait<0>``; csrc/flash_attn/src/flash_bwd_kernel.h,
+                      v2.5.8). Off, both are issued at the start of the iteration (double-buffered).
+
 The exponential rate (MUFU, unchanged while the FP8 tensor rate doubles), the causal diagonal-tile
 mask work and the causal wave imbalance are not switches here: they follow from the spec's rates,
 the cascade's filter and the launch order (docs/validation.md's ablation switches them through the
@@ -80,6 +98,9 @@ MECHANISMS: tuple[str, ...] = ("cta_setup", "epilogue_smem", "kernel_launch", "p
                                "fp8_v_transpose", "fp8_accumulator_permute")
 """The switchable mechanisms, in the order docs/validation.md's ablation lists them."""
 
+BACKWARD_MECHANISMS: tuple[str, ...] = ("smem_operand_reads", "source_load_points")
+"""The backward template's mechanisms (module docstring); docs/validation.md's backward ablation."""
+
 
 class Mechanisms(BaseModel):
     """The ``gpu.mechanisms`` section: which named mechanisms the schedule includes (module doc)."""
@@ -92,13 +113,16 @@ class Mechanisms(BaseModel):
     persistent_overlap: bool = False
     fp8_v_transpose: bool = False
     fp8_accumulator_permute: bool = False
+    smem_operand_reads: bool = False
+    source_load_points: bool = False
 
 
 def with_mechanisms(section: Any, **switches: bool) -> Any:
     """A copy of a GPU section with some mechanisms set (unknown names: ValueError)."""
-    unknown = sorted(set(switches) - set(MECHANISMS))
+    known = MECHANISMS + BACKWARD_MECHANISMS
+    unknown = sorted(set(switches) - set(known))
     if unknown:
-        raise ValueError(f"mechanisms: unknown {', '.join(unknown)} (expected {', '.join(MECHANISMS)})")
+        raise ValueError(f"mechanisms: unknown {', '.join(unknown)} (expected {', '.join(known)})")
     return section.model_copy(update={"mechanisms": section.mechanisms.model_copy(update=switches)})
 
 
@@ -148,6 +172,6 @@ def renamed_copy(ops: Iterable[Operation], prefix: str) -> list[Operation]:
     return out
 
 
-__all__ = ["LANES_PER_WARP_INSTRUCTION", "LAUNCH_GAP_S", "MECHANISMS", "Mechanisms", "PERMUTE_OPS_PER_ELEMENT",
+__all__ = ["BACKWARD_MECHANISMS", "LANES_PER_WARP_INSTRUCTION", "LAUNCH_GAP_S", "MECHANISMS", "Mechanisms", "PERMUTE_OPS_PER_ELEMENT",
            "SCALAR_STORE_BYTES", "TRANSPOSE_ISSUE_PER_BYTE", "TRANSPOSE_SMEM_BYTES_PER_BYTE", "launch_cycles",
            "permute_ops", "renamed_copy", "transposed_inputs", "with_mechanisms"]

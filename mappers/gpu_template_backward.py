@@ -12,8 +12,8 @@ is not in the project yet):
 * recomputes S = Q_i K_j^T (tensor, 2 bm bn d FLOPs) and P = exp(S - LSE) (one MUFU exp and one FP32
   FMA per score), computes dP = dO_i V_j^T (tensor), dS = P (dP - D) (2 FP32 ops per score), packs P
   and dS to 16 bits (1/2 op per element each) and writes both to SMEM (operands of the next GEMMs),
-  then dV += P^T dO_i, dK += dS^T Q_i and dQ_i = dS K_j (tensor, 2 bm bn d FLOPs each): 5 GEMMs, so
-  the FLOPs are 2.5x the forward's 2 (FA convention);
+  then dV += P^T dO_i, dQ_i = dS K_j and dK += dS^T Q_i, in that order as both kernels issue them
+  (tensor, 2 bm bn d FLOPs each): 5 GEMMs, so the FLOPs are 2.5x the forward's 2 (FA convention);
 * accumulates dQ_i into an FP32 buffer in global memory: ``atomic`` (FA2: one ``atomicAdd`` per
   element by the compute warps: 4 B of L2 traffic and one issue slot per element) or
   ``tma_reduce`` (FA3: dQ_i goes to SMEM and a TMA bulk reduce-add, ``cp.reduce.async.bulk``, adds
@@ -64,13 +64,16 @@ class _Section(BaseModel):
 
 class BackwardTile(_Section):
     """One backward tiling: K/V block ``block_n`` per CTA, query block ``block_m`` per iteration;
-    ``warps_m``/``warps_n``: the mma.sync warp layout of (S, dP), (dK, dV) and dQ (in_phase only)."""
+    ``warps_m``: the MMA units (warps for mma.sync, consumer warpgroups for wgmma) along M of (S, dP),
+    (dK, dV) and dQ, the rest along N; ``registers_a``: GEMMs whose A operand comes from registers
+    (wgmma RS: no SMEM read of A; ``Mma_dKV_is_RS`` in FA3's hopper/mainloop_bwd_sm90_tma_gmma_ws.hpp)."""
 
     when: dict[Literal["head_dim", "causal", "dtype"], Any] = {}
     block_m: int = Field(ge=1)
     block_n: int = Field(ge=1)
     threads: int = Field(ge=32)
     warps_m: tuple[int, int, int] = (1, 1, 1)
+    registers_a: tuple[Literal["S", "dP", "dV", "dK", "dQ"], ...] = ()
 
 
 class BackwardSection(_Section):
@@ -162,25 +165,44 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
     epilogue computes the last block and stores dK_j, dV_j."""
     bm, bn, d, b = tile.block_m, tile.block_n, workload.head_dim, workload.element_bytes
     in_phase = section.schedule == "in_phase"
+    units = tile.threads // 32 if in_phase else max(1, (tile.threads - 128) // 128)   # warps / consumer WGs
     gemm = 2.0 * bm * bn * d
     scores = bm * bn
     q_bytes, stat_bytes = bm * d * b, bm * STAT_BYTES_PER_ROW
+
+    mech = section.mechanisms
+    smem_reads = in_phase or mech.smem_operand_reads     # ldmatrix (mma.sync) or wgmma operand reads
+    smem_fill = mech.smem_operand_reads   # the loads (TMA, cp.async) write Q, dO, K, V into SMEM
 
     def loads(ops: OpList, deps: dict[str, list[Any]]) -> dict[str, tuple[str, ...]]:
         return {"Q": ops.load("ldQ", q_bytes + stat_bytes, hbm_q, deps.get("Q", [])),
                 "dO": ops.load("ldDO", q_bytes, hbm_q, deps.get("dO", []))}
 
-    def compute(ops: OpList, data: dict[str, list[Any]], kv: list[Any]) -> None:
+    def fills(ops: OpList, ends: dict[str, tuple[str, ...]]) -> None:
+        """The TMA's writes of the loaded Q and dO into SMEM, on the port after the block's own SMEM
+        work in issue order (the in-order port must not hold the consumers' reads behind a load's
+        latency; the data is for the next block)."""
+        if smem_fill:
+            for tensor, nbytes in (("Q", q_bytes + stat_bytes), ("dO", q_bytes)):
+                ops.add(f"fill{tensor}", "smem", cycles(nbytes, rates.smem_bytes), ends[tensor],
+                        einsum=tensor, actions={"smem.byte": nbytes})
+
+    def compute(ops: OpList, data: dict[str, list[Any]], kv: list[Any],
+                next_loads: bool = False) -> dict[str, tuple[str, ...]]:
+        """One query block's ops in issue order; ``next_loads``: the next block's Q load is issued
+        right after dS and its dO load right after the dV GEMM (the memory pipeline keeps that order);
+        returns those loads' ids."""
         chain: list[str] = []
+        issued: dict[str, tuple[str, ...]] = {}
 
         def serial(deps: list[Any]) -> list[Any]:
             return deps + (chain[-1:] if in_phase else [])
 
         def mma(name: str, deps: list[Any], a_elems: int, b_elems: int, warps_m: int) -> None:
             smem = 0.0
-            if in_phase:   # ldmatrix: A read once per warp column, B once per warp row
-                warps_n = max(1, tile.threads // 32 // warps_m)
-                smem = (a_elems * warps_n + b_elems * warps_m) * b
+            if smem_reads:   # A read once per unit column (unless in registers), B once per unit row
+                warps_n = max(1, units // warps_m)
+                smem = ((0 if name in tile.registers_a else a_elems * warps_n) + b_elems * warps_m) * b
             ops.gemm(name, gemm, serial(deps), einsum=name, smem_bytes=smem, k_steps=max(1, d // 16) if smem else 1)
             chain.append(name)
 
@@ -192,30 +214,64 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
         ops.fp32("Pfma", scores, ["S"], einsum="P")
         ops.fp32("dS", 3.0 * scores, serial(["P", "Pfma", "dP"]), einsum="dS")   # sub, mul, 2 x 1/2 pack
         chain.append("dS")
-        ops.add("PdS_smem", "smem", cycles(2 * scores * GRAD_BYTES, rates.smem_bytes), ["dS"],
-                einsum="dS", actions={"smem.byte": 2 * scores * GRAD_BYTES})
+        if next_loads:
+            issued["Q"] = ops.load("ldQ", q_bytes + stat_bytes, hbm_q, ["dS"])
+        # P and dS go to SMEM as the next GEMMs' operands; with dV and dK in RS only dS (dQ's A operand)
+        staged = 1 if mech.smem_operand_reads and {"dV", "dK"} <= set(tile.registers_a) else 2
+        ops.add("PdS_smem", "smem", cycles(staged * scores * GRAD_BYTES, rates.smem_bytes), ["dS"],
+                einsum="dS", actions={"smem.byte": staged * scores * GRAD_BYTES})
         mma("dV", ["PdS_smem"], bn * bm, bm * d, wm_dkv)
-        mma("dK", ["PdS_smem"], bn * bm, bm * d, wm_dkv)
-        mma("dQ", ["PdS_smem"], bm * bn, bn * d, wm_dq)
+        if next_loads:
+            issued["dO"] = ops.load("ldDO", q_bytes, hbm_q, ["dV"])
+        mma("dQ", ["PdS_smem"], bm * bn, bn * d, wm_dq)   # dQ before dK, as both kernels issue them
         accum = bm * d * ACCUM_BYTES
         if section.dq_accumulation == "atomic":   # one atomicAdd (RED.F32) per element and thread
             ops.add("dQ_issue", "fp32", cycles(bm * d, rates.fp32_ops), serial(["dQ"]), einsum="dQ")
-            ops.store("dQacc", accum, ["dQ_issue"], einsum="dQ", to_hbm=False)
+            sent = ["dQ_issue"]
+            if mech.smem_operand_reads:   # the REDs' data crosses the L1/TEX data path SMEM shares
+                sent = [ops.add("dQ_l1", "smem", cycles(accum, rates.smem_bytes), ["dQ_issue"], einsum="dQ",
+                                actions={"smem.byte": accum})]
+            ops.store("dQacc", accum, sent, einsum="dQ", to_hbm=False)
         else:   # registers -> SMEM, then a TMA bulk reduce-add into L2
             ops.add("dQ_smem", "smem", cycles(accum, rates.smem_bytes), ["dQ"], einsum="dQ",
                     actions={"smem.byte": accum})
             ops.store("dQacc", accum, ["dQ_smem"], einsum="dQ", to_hbm=False)
+            if mech.smem_operand_reads:   # the TMA reads dQ back from SMEM, asynchronously
+                deferred.append(("dQ_tma_read", accum, "dQ_smem"))
+        mma("dK", ["PdS_smem"], bn * bm, bm * d, wm_dkv)
+        return issued
+
+    deferred: list[tuple[str, float, str]] = []
+
+    def flush(ops: OpList) -> None:
+        """SMEM work of asynchronous units (the TMA), after the block's own SMEM work in issue order."""
+        for op_id, nbytes, after in deferred:
+            ops.add(op_id, "smem", cycles(nbytes, rates.smem_bytes), [after], einsum="dQ",
+                    actions={"smem.byte": nbytes})
+        deferred.clear()
 
     pro, body, epi = OpList(rates, workload.dtype), OpList(rates, workload.dtype), OpList(rates, workload.dtype)
-    kv = list(pro.load("ldKV", 2 * bn * d * b, 1.0, ()))
+    kv = list(pro.load("ldKV", 2 * bn * d * b, 1.0, (), smem_write=smem_fill))
     first = loads(pro, {})
+    fills(pro, first)
     if blocks > 1:
-        # the buffer of block i + 1 is the one block i + 1 - stages used; with 2 stages, block i - 1's
-        reuse = ("prev", "dK") if section.stages > 1 else "dK"
-        nxt = loads(body, {"Q": [reuse], "dO": [("prev", "dV") if section.stages > 1 else "dV"]})
-        del nxt
-        compute(body, {t: [("prev", i) for i in ids] for t, ids in first.items()}, kv)
-    compute(epi, {t: list(ids) for t, ids in first.items()}, kv)   # the most recent load of each
+        previous = {t: [("prev", i) for i in ids] + ([("prev", f"fill{t}")] if smem_fill else [])
+                    for t, ids in first.items()}
+        if in_phase and mech.source_load_points:
+            # FA2: this iteration computes block i and, as the source issues them, loads block i + 1's
+            # Q once dS is computed and its dO once the dV GEMM has read the single dO buffer
+            fills(body, compute(body, previous, kv, next_loads=True))
+            flush(body)
+        else:
+            # the buffer of block i + 1 is the one block i + 1 - stages used; with 2 stages, block i - 1's
+            reuse = ("prev", "dK") if section.stages > 1 else "dK"
+            nxt = loads(body, {"Q": [reuse], "dO": [("prev", "dV") if section.stages > 1 else "dV"]})
+            compute(body, previous, kv)
+            fills(body, nxt)
+            flush(body)
+    last = {t: list(ids) + ([f"fill{t}"] if smem_fill else []) for t, ids in first.items()}
+    compute(epi, last, kv)   # the most recent load of each
+    flush(epi)
     epi.fp32("dKV_pack", 2 * bn * d * 0.5, [], einsum="dK")   # dK, dV packed to 16 bits
     epi.store("stKV", 2 * bn * d * GRAD_BYTES, ["dKV_pack", "dK", "dV"], einsum="dK")
     return sm_schedule(pro.ops, body.ops, blocks - 1, epi.ops, {}, name=f"backward CTA x{blocks}")

@@ -81,3 +81,108 @@ def test_bad_pass_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and expected in err, err
+
+
+# ---- issue #17, round 2: the backward mechanisms and the FA2 paper's A100 forward+backward figure
+
+def _backward_without(monkeypatch: pytest.MonkeyPatch, design: str, workload, **off: bool) -> float:
+    """Backward TFLOPS of ``design`` with some mechanisms of its mapping switched off."""
+    from attnsim.mappers import gpu_template_backward as template
+    from attnsim.mappers.gpu_mechanisms import with_mechanisms
+
+    original = template.backward_section
+    monkeypatch.setattr(template, "backward_section", lambda mapping: with_mechanisms(original(mapping), **off))
+    try:
+        return run_backward(H100, design, workload).tflops
+    finally:
+        monkeypatch.setattr(template, "backward_section", original)
+
+
+@pytest.mark.parametrize("design", sorted(BACKWARD_DESIGNS))
+@pytest.mark.parametrize("head_dim, seq", [(64, 1024), (128, 4096)])
+def test_smem_port_traffic_never_speeds_the_backward_up(monkeypatch: pytest.MonkeyPatch, design: str,
+                                                        head_dim: int, seq: int) -> None:
+    # charging wgmma's SMEM operand reads and the loads' SMEM writes to the port adds work to a shared
+    # unit: switching it off can only make the backward faster or leave it unchanged
+    workload = make_workload(seq, head_dim)
+    on = run_backward(H100, design, workload).tflops
+    off = _backward_without(monkeypatch, design, workload, smem_operand_reads=False)
+    assert off >= on * (1 - 1e-9), (design, head_dim, seq, on, off)
+
+
+def test_fa3_smem_operand_bytes_match_the_warpgroup_layout_by_hand() -> None:
+    # head dim 128, block 64 x 128, 2 consumer warpgroups, AtomLayout (1, 2, 1), dV and dK with A in
+    # registers: S and dP read A (64 x 128) twice and B (128 x 128) once = 64 KB each; dV and dK read
+    # only B (64 x 128) twice = 32 KB each; dQ reads A = dS (64 x 128) twice and B = K (128 x 128) once =
+    # 64 KB. Plus dS staged once (16 KB), dQ written and read back (2 x 32 KB), Q (+ LSE, D: 64 x 8 B) and
+    # dO written by the TMA (16.5 + 16 KB): 256 + 16 + 64 + 32.5 = 368.5 KB per query block.
+    workload = make_workload(1024, 128)
+    mapping = map_backward(load_mapping("gpu-flash3-backward"), workload, H100)
+    one, two = (run_schedule(mapping.cta_schedule(b)).actions["smem.byte"] for b in (1, 2))
+    kb = 1024
+    per_block = (64 + 64 + 32 + 32 + 64 + 16 + 64 + 16.5 + 16) * kb
+    assert two - one == pytest.approx(per_block, rel=1e-12)
+
+
+def test_fa2_load_points_do_not_speed_the_backward_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issuing the next block's Q after dS and dO after the dV GEMM (the source's points) is later than at
+    # the top of the iteration, so switching it off can only help or leave the time unchanged
+    workload = make_workload(2048, 128)
+    on = run_backward(H100, "flash2", workload).tflops
+    off = _backward_without(monkeypatch, "flash2", workload, source_load_points=False)
+    assert off >= on * (1 - 1e-9)
+
+
+A100_FWD_BWD_PUBLISHED = {(128, False, 4096): 196.0, (64, True, 4096): 156.0, (128, True, 16384): 189.0}
+"""FA2 paper (arXiv 2307.08691) Fig. 4, A100 80GB SXM4, FlashAttention-2 forward+backward TFLOPS
+(benchmarks/data/fa2_a100_fwd_bwd_tflops.csv, with its source)."""
+
+
+@pytest.mark.parametrize("key", sorted(A100_FWD_BWD_PUBLISHED))
+def test_a100_forward_plus_backward_within_ten_percent_of_the_fa2_paper(key: tuple[int, bool, int]) -> None:
+    # achieved +1.0%, -3.6%, +4.0% (docs/validation.md); the issue's target, 10%, is the tolerance: a
+    # published check, not a tuned one (nothing in the A100 spec or the FA2 mappings was set from it)
+    head_dim, causal, seq = key
+    report = pass_report("a100-sxm-80gb", "flash2", seq, head_dim, "forward+backward", causal=causal)
+    published = A100_FWD_BWD_PUBLISHED[key]
+    assert abs(report["tflops"] - published) / published <= 0.10, (key, report["tflops"])
+    peak = 108 * 2048 * 1.41e9 / 1e12   # A100 dense FP16: 108 SMs x 2048 FLOP/clock x 1.41 GHz
+    assert report["tflops"] < peak
+
+
+def test_the_a100_csv_matches_the_test_values() -> None:
+    import csv
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "fa2_a100_fwd_bwd_tflops.csv"
+    rows = {(int(r["head_dim"]), r["causal"] == "true", int(r["seq"])): (float(r["tflops"]), r["source"])
+            for r in csv.DictReader(path.open(encoding="utf-8"))}
+    assert len(rows) == 24 and all(source for _, source in rows.values())
+    for key, value in A100_FWD_BWD_PUBLISHED.items():
+        assert rows[key][0] == value
+
+
+FA3_BACKWARD_PUBLISHED = {(64, 2048): 422.0, (128, 2048): 501.0, (128, 16384): 561.0}
+"""FA3 paper (arXiv 2407.08608) Fig. 6, H100 SXM5, FP16 non-causal backward TFLOPS of FlashAttention-3
+(benchmarks/data/fa3_fig6_backward_tflops.csv, with its source)."""
+
+
+@pytest.mark.parametrize("key", sorted(FA3_BACKWARD_PUBLISHED))
+def test_fa3_backward_within_ten_percent_of_the_fa3_paper(key: tuple[int, int]) -> None:
+    # achieved +0.4%, +1.1%, +6.5% (docs/validation.md); the issue's target, 10%, is the tolerance
+    head_dim, seq = key
+    tflops = run_backward(H100, "flash3", make_workload(seq, head_dim)).tflops
+    published = FA3_BACKWARD_PUBLISHED[key]
+    assert abs(tflops - published) / published <= 0.10, (key, tflops)
+
+
+def test_fa2_smem_port_bytes_match_the_warp_layout_by_hand() -> None:
+    # head dim 128, block 64 x 128, 8 warps, AtomLayout (2, 4, 2), every operand from SMEM (ldmatrix):
+    # S and dP read A (64 x 128, 16 KB) 4 times and B (128 x 128, 32 KB) twice = 128 KB each; dV and dK
+    # read A (128 x 64, 16 KB) twice and B (64 x 128) 4 times = 96 KB each; dQ reads A = dS 4 times and
+    # B = K twice = 128 KB. Plus P and dS staged (2 x 16 KB), the cp.async fills of Q (+ LSE, D: 64 x 8 B)
+    # and dO (16.5 + 16 KB) and the dQ atomics' data (64 x 128 x 4 B = 32 KB): 576 + 32 + 32.5 + 32 KB.
+    workload = make_workload(1024, 128)
+    mapping = map_backward(load_mapping("gpu-flash2-backward"), workload, H100)
+    one, two = (run_schedule(mapping.cta_schedule(b)).actions["smem.byte"] for b in (1, 2))
+    assert two - one == pytest.approx((576 + 32 + 32.5 + 32) * 1024, rel=1e-12)
