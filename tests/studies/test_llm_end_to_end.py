@@ -131,3 +131,40 @@ def test_cli_end_to_end_needs_a_workload(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 2
     assert "--end-to-end: expected --workload" in err
     assert len(err.strip().splitlines()) == 1
+
+
+# -- the spatial accelerator (attnsim simulate --end-to-end) ------------------------------------------
+
+GATED = {"name": "gated-test", "batch": 1, "d_model": 512, "heads": 8, "head_dim_e": 64, "head_dim_f": 64,
+         "ffn": 1024, "ffn_kind": "gated", "layers": 1, "seq_lengths": [1024], "source": "test shape",
+         "sources": {key: "test shape" for key in ("batch", "d_model", "heads", "head_dim_e", "head_dim_f", "ffn",
+                                                   "seq_lengths", "layers", "ffn_kind")}}
+
+
+def _gated_file(tmp_path: Path, layers: int) -> Path:
+    path = tmp_path / f"gated-{layers}.yaml"
+    path.write_text(yaml.safe_dump({**GATED, "layers": layers}))
+    return path
+
+
+def test_spatial_end_to_end_layers_scale_linearly_and_respect_the_bounds(tmp_path: Path) -> None:
+    from attnsim.studies.simulate import simulate
+
+    arch = yaml.safe_load((ROOT / "specs" / "arch" / "fusemax-cloud.yaml").read_text())
+    bandwidth = float(arch["dram"]["bandwidth_bytes_per_s"])
+    seq, layers = 1024, 4
+    one = simulate("fusemax", str(_gated_file(tmp_path, 1)), seq, end_to_end=True)
+    four = simulate("fusemax", str(_gated_file(tmp_path, layers)), seq, end_to_end=True)
+    assert four["latency_s"] == pytest.approx(layers * one["latency_s"], rel=1e-12)
+    assert four["ttft_s"] == four["latency_s"]
+    # Q, K, V and O (D x H E each) and the gated FFN (3 D S), 16-bit words, per layer
+    d, he, s = GATED["d_model"], GATED["heads"] * GATED["head_dim_e"], GATED["ffn"]
+    weights = layers * (4 * d * he + 3 * d * s) * 2
+    assert four["weight_bytes"] == weights
+    assert [part["name"] for part in four["parts"]] == ["attention", "qkv_projection", "output_projection",
+                                                       "ffn_gate_up", "ffn_down"]
+    assert {part["bound"] for part in four["parts"]} <= {"2d_array", "1d_array", "dram"}
+    macs = layers * seq * (4 * d * he + 3 * d * s)
+    pes, clock = arch["arrays"]["pe2d"]["rows"] * arch["arrays"]["pe2d"]["cols"], float(arch["clock_hz"])
+    assert four["linear_latency_s"] >= macs / pes / clock
+    assert four["linear_latency_s"] >= weights / bandwidth
