@@ -19,12 +19,14 @@ layer with its latency, FLOPs, HBM bytes and ``bound`` (``hbm``, ``tensor``, ``m
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
-from attnsim.archsim.gpu_spec import DTYPE_BYTES, GpuSpec, load_gpu
+from attnsim.archsim.gpu_spec import GpuSpec, load_gpu
 from attnsim.mappers.gpu_gemm import gpu_gemm
 from attnsim.mappers.workloads import Workload, load_workload
 from attnsim.studies.errors import UsageError
+from attnsim.studies.points import ParamProblem, PointKind
 
 PHASE_LATENCY_KEYS: dict[str, str] = {"prefill": "ttft_s", "decode": "tpot_s",
                                       "chunked-prefill": "chunk_latency_s"}
@@ -129,10 +131,81 @@ def gpu_end_to_end(arch: str | GpuSpec, design: str, model: str | Workload, kv_l
     return report
 
 
-def element_bytes(dtype: str) -> int:
-    """Bytes of one weight / KV element of ``dtype``."""
-    return DTYPE_BYTES[dtype]
+# --------------------------------------------------------------------------------------------------
+# The ``llm`` point kind (registered in studies.points.BUILTIN_KINDS).
 
 
-__all__ = ["PHASE_LATENCY_KEYS", "attended_kv_len", "element_bytes", "gpu_end_to_end", "linear_parts",
+def _check_llm(params: Mapping[str, Any]) -> None:
+    from attnsim.archsim.gpu_spec import DTYPES
+    from attnsim.mappers.errors import MappingError
+    from attnsim.studies.gpu import GPU_DESIGNS
+
+    if params["design"] not in GPU_DESIGNS:
+        raise ParamProblem("design", f"expected one of {', '.join(GPU_DESIGNS)}, got {params['design']!r}")
+    try:
+        load_workload(params["model"])
+    except MappingError as exc:
+        raise ParamProblem("model", " ".join(str(exc).split())) from None
+    for key in ("kv_len", "batch", "q_len", "kv_heads"):
+        value = params[key]
+        if (value is not None or key == "kv_len") and (isinstance(value, bool) or not isinstance(value, int)
+                                                       or value < 1):
+            raise ParamProblem(key, f"expected a positive integer, got {value!r}")
+    if params["phase"] is not None and params["phase"] not in PHASE_LATENCY_KEYS:
+        raise ParamProblem("phase", f"expected one of {', '.join(PHASE_LATENCY_KEYS)}, got {params['phase']!r}")
+    for key in ("causal", "end_to_end"):
+        if params[key] is not None and not isinstance(params[key], bool):
+            raise ParamProblem(key, f"expected true or false, got {params[key]!r}")
+    if params["dtype"] not in DTYPES:
+        raise ParamProblem("dtype", f"expected one of {', '.join(DTYPES)}, got {params['dtype']!r}")
+
+
+def evaluate_llm(point: Mapping[str, Any]) -> dict[str, Any]:
+    """One point of an LLM-inference study on a GPU: the attention call of one layer (the keys of
+    :data:`studies.gpu.REPORT_KEYS`), or with ``end_to_end`` the whole step (:func:`gpu_end_to_end`)."""
+    from attnsim.studies.gpu import design_pair, make_workload, predict_cascade, run_report
+
+    params = point["params"]
+    spec = GpuSpec.from_mapping(point["arch"], origin=f"<{point['arch'].get('name', 'gpu')}>")
+    workload = load_workload(params["model"])
+    if params["causal"] is not None:
+        workload = workload.model_copy(update={"causal": params["causal"]})
+    if params["end_to_end"]:
+        return gpu_end_to_end(spec, params["design"], workload, params["kv_len"], phase=params["phase"],
+                              batch=params["batch"], q_len=params["q_len"], kv_heads=params["kv_heads"],
+                              dtype=params["dtype"])
+    step = step_workload(workload, params["phase"], params["batch"], params["q_len"])
+    shape = step.attention_shape(params["kv_len"])
+    attention = make_workload(attended_kv_len(step, params["kv_len"]), step.head_dim_e, causal=step.causal,
+                              dtype=params["dtype"], batch=shape.batch, heads=step.heads, q_len=shape.q_len,
+                              kv_heads=params["kv_heads"] or step.key_value_heads, phase=step.phase)
+    cascade, mapping = design_pair(params["design"])
+    run = predict_cascade(spec, cascade, mapping, attention, design=params["design"])
+    report = run_report(spec, params["design"], attention, run)
+    report["group_size"] = attention.group
+    report["peak_flops_per_s"] = spec.peak_tensor_flops_per_s(params["dtype"])
+    report["dram_bandwidth_bytes_per_s"] = spec.memory.hbm_bandwidth_bytes_per_s.value
+    return report
+
+
+def _default_gpu(params: Mapping[str, Any]) -> str:
+    from attnsim.studies.gpu import DEFAULT_GPU
+
+    return DEFAULT_GPU
+
+
+def _load_gpu_spec(name_or_path: str) -> GpuSpec:
+    return load_gpu(name_or_path)
+
+
+LLM_KIND = PointKind(
+    name="llm", evaluate=evaluate_llm, required=("design", "model", "kv_len"),
+    defaults={"phase": None, "batch": None, "q_len": None, "kv_heads": None, "causal": None, "dtype": "fp16",
+              "end_to_end": False, "arch": None},
+    check=_check_llm, default_arch=_default_gpu, arch_loader=_load_gpu_spec,
+    description="an LLM inference step on a GPU (studies.llm): design, model (a workload), kv_len; phase, "
+                "batch, q_len, kv_heads, causal override the workload; end_to_end: the whole step")
+
+
+__all__ = ["LLM_KIND", "PHASE_LATENCY_KEYS", "attended_kv_len", "evaluate_llm", "gpu_end_to_end", "linear_parts",
            "step_workload"]
