@@ -11,7 +11,8 @@ rotary embeddings, the embedding lookup and the LM head (the workload files decl
 
 Units are in the key names. ``latency_s`` is one step; ``ttft_s`` (prefill) or ``tpot_s`` (decode) name it
 by phase. ``kv_cache_bytes_per_step``: K and V bytes every layer reads in the step (all sequences);
-``kv_cache_bytes_per_token``: the same per generated token (per sequence). ``weight_bytes``: the linear
+``kv_cache_bytes_per_token``: the same per token of the step (per sequence in decode, per prompt token in
+prefill). ``weight_bytes``: the linear
 layers' weights of all layers (read at least once per step). ``parts`` lists one entry per part of one
 layer with its latency, FLOPs, HBM bytes and ``bound`` (``hbm``, ``tensor``, ``mufu``, ``tensor+mufu`` ...);
 ``bound`` is the bound of the part that takes the longest over the step.
@@ -122,7 +123,7 @@ def gpu_end_to_end(arch: str | GpuSpec, design: str, model: str | Workload, kv_l
         "flops": layers * math.fsum(part["flops"] for part in parts),
         "hbm_bytes": hbm_bytes, "hbm_bandwidth_fraction": hbm_bytes / latency / peak_bw,
         "weight_bytes": layers * math.fsum(part["weight_bytes"] for part in parts),
-        "kv_cache_bytes_per_step": kv_step, "kv_cache_bytes_per_token": kv_step / shape.batch,
+        "kv_cache_bytes_per_step": kv_step, "kv_cache_bytes_per_token": kv_step / tokens,
         "peak_hbm_bytes_per_s": peak_bw, "peak_flops_per_s": spec.peak_tensor_flops_per_s(dtype),
         "bound": longest["bound"], "bound_part": longest["name"],
         "attention_bound": attention["bound"], "attention_hbm_bandwidth_fraction": attention["hbm_bandwidth_fraction"],

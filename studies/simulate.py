@@ -262,8 +262,9 @@ def _per_token(workload: Workload, seq: int, arch: Arch, report: dict[str, Any],
             "per_layer_latency_s": report["latency_s"] / workload.layers,
             PHASE_LATENCY_KEYS[workload.phase]: report["latency_s"],
             "weight_bytes": workload.layers * sum(g.n * g.k * g.count for g in workload.linear_gemms(seq)) * word,
-            "kv_cache_bytes_per_step": kv_step, "kv_cache_bytes_per_token": kv_step / shape.batch,
+            "kv_cache_bytes_per_step": kv_step, "kv_cache_bytes_per_token": kv_step / (shape.batch * shape.q_len),
             "bound": longest["bound"], "bound_part": longest["name"], "parts": parts}
 
 
-__all__ = ["TRACE_MAX_OPS", "linear_layers", "spatial_bound", "load_mapper", "parse_seq", "per_einsum_report", "simulate"]
+__all__ = ["TRACE_MAX_OPS", "linear_layers", "load_mapper", "parse_seq", "per_einsum_report", "simulate",
+           "spatial_bound"]

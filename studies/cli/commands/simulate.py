@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--end-to-end", action="store_true",
                         help="add the encoder layer's linear layers (mapped by mappers.gemm)")
     parser.add_argument("--phase", default=None,
-                        help="prefill, decode or chunked-prefill (default: the workload's); decode: --seq is the KV length")
+                        help="prefill, decode or chunked-prefill (default: the workload's); in decode --seq is "
+                             "the KV length")
     parser.add_argument("--batch", default=None, help="batch size (default: the workload's)")
     parser.add_argument("--closed-form", action="store_true",
                         help="no pipeline fill/drain or buffer stalls: the artifact's analytical model")
