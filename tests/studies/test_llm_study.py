@@ -43,3 +43,16 @@ def test_tiny_llm_study_sweeps_and_plots(tmp_path: Path, capsys: pytest.CaptureF
     statuses = {row[0] for row in db.execute("SELECT status FROM points")}
     db.close()
     assert statuses == {"ok"}
+
+
+@pytest.mark.parametrize("change, key", [({"design": "fusemax-cloud"}, "design"),
+                                         ({"model": "no-such-model"}, "model"),
+                                         ({"kv_len": 0}, "kv_len"), ({"phase": "training"}, "phase")])
+def test_bad_llm_parameters_are_one_line_errors_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                               change: dict, key: str) -> None:
+    base = {"design": "flashdecoding", "model": "llama-3.1-8b", "kv_len": 1024, "phase": "decode", **change}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"name": "bad", "kind": "llm", "base": base}))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and key in err, err
