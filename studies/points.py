@@ -98,6 +98,7 @@ BUILTIN_KINDS: dict[str, str] = {
     "gemm": "attnsim.studies.points:GEMM_KIND",
     "attention": "attnsim.studies.kinds:ATTENTION_KIND",
     "gpu": "attnsim.studies.kinds:GPU_KIND",
+    "llm": "attnsim.studies.llm:LLM_KIND",
 }
 """Kinds shipped with attnsim: name -> ``module:attribute`` holding a :class:`PointKind`."""
 

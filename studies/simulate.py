@@ -10,8 +10,12 @@ projections, output projection, FFN1, FFN2) are mapped by :mod:`mappers.gemm` on
 architecture with fully pipelined folds (``fill_drain="overlapped"``), each with the dataflow whose
 plan promises the fewest cycles (``max(DRAM time, MAC steps)`` from :func:`mappers.gemm.plan_gemm`);
 only that one is simulated. Top-level ``latency_s``, ``cycles``, ``energy_pj`` and ``traffic_bytes``
-become attention + linear; ``util_2d``, ``util_1d`` and ``per_einsum`` stay those of attention (the
-paper's utilisation figures are attention-only).
+become ``layers`` x (attention + linear) (the paper's encoders have one layer); ``util_2d``, ``util_1d``
+and ``per_einsum`` stay those of attention (the paper's utilisation figures are attention-only). A
+workload with more than one layer (the decoder LLMs) also gets the per-token keys of studies/llm.py:
+``per_layer_latency_s``, ``ttft_s`` (prefill) / ``tpot_s`` (decode), ``weight_bytes``,
+``kv_cache_bytes_per_step`` / ``_per_token``, and ``parts`` (each with its ``bound``: ``2d_array``,
+``1d_array`` or ``dram``, the busiest resource). ``phase`` and ``batch`` override the workload's.
 """
 from __future__ import annotations
 
@@ -94,7 +98,15 @@ def _linear_gemm(m: int, n: int, k: int, arch: Arch) -> dict[str, Any]:
     result = run_schedule(map_gemm(m, n, k, arch, dataflow, "overlapped", einsum="linear"), arch)
     return {"dataflow": dataflow, "cycles": result.cycles, "latency_s": result.latency_s,
             "energy_pj": result.energy_pj, "traffic_bytes": result.traffic_bytes,
-            "util_2d": result.utilisation.get("pe2d", 0.0)}
+            "util_2d": result.utilisation.get("pe2d", 0.0), "util_1d": result.utilisation.get("pe1d", 0.0)}
+
+
+def spatial_bound(util_2d: float, util_1d: float, traffic_bytes: float, cycles: float, arch: Arch) -> str:
+    """The busiest resource of a spatial run: ``2d_array``, ``1d_array`` or ``dram`` (traffic over the
+    DRAM interface's bytes per cycle, as a fraction of the cycles)."""
+    dram = traffic_bytes / float(bytes_per_cycle(arch)) / cycles if cycles else 0.0
+    busy = {"2d_array": util_2d, "1d_array": util_1d, "dram": dram}
+    return max(busy, key=lambda name: (busy[name], -list(busy).index(name)))
 
 
 def linear_layers(workload: Workload, seq: int, arch: Arch) -> dict[str, Any]:
@@ -141,7 +153,7 @@ def _resolve_mapping(design: str | None, cascade: str | None, mapping: Any
 def simulate(design: str | None, model: str | Workload, seq: int, arch: str | Path | Arch | None = None,
              overrides: dict[str, object] | None = None, end_to_end: bool = False, closed_form: bool = False,
              trace: str | Path | None = None, cascade: str | None = None,
-             mapping: Any = None) -> dict[str, Any]:
+             mapping: Any = None, phase: str | None = None, batch: int | None = None) -> dict[str, Any]:
     """Map ``design`` (or ``cascade`` under ``mapping``) for ``model`` at ``seq`` tokens on ``arch``
     (default: the design's or the mapping's), run it, report.
 
@@ -158,6 +170,7 @@ def simulate(design: str | None, model: str | Workload, seq: int, arch: str | Pa
             :data:`TRACE_MAX_OPS` operations): trace-event JSON for Perfetto, CSV for a ``.csv`` suffix.
         cascade: a built-in cascade name or a cascade file (default: the mapping's ``cascade``).
         mapping: a mapping name in ``specs/mappings/``, a mapping file or a MappingSpec (with ``design=None``).
+        phase, batch: override the workload's phase (prefill, decode, chunked-prefill) and batch.
 
     Raises the layers' user errors (UsageError, MappingError, SpecError) with one-line messages.
     """
@@ -168,6 +181,10 @@ def simulate(design: str | None, model: str | Workload, seq: int, arch: str | Pa
     label, cascade_name, mapping_name, cascade_obj, mapping_obj, default_arch = _resolve_mapping(
         design, cascade, mapping)
     workload = model if isinstance(model, Workload) else load_workload(model)
+    if phase is not None or batch is not None:
+        from attnsim.studies.llm import step_workload
+
+        workload = step_workload(workload, phase, batch)
     seq = workload.check_seq(seq)
     problem = size_problem("--seq", seq, MAX_ATTENTION_SEQ, "attention on a spatial array")
     if problem is not None:
@@ -205,18 +222,49 @@ def simulate(design: str | None, model: str | Workload, seq: int, arch: str | Pa
     }
     if end_to_end:
         linear = linear_layers(workload, seq, arch_spec)
+        layers = workload.layers
         report.update({
-            "attention_latency_s": result.latency_s, "linear_latency_s": linear["latency_s"],
-            "attention_energy_pj": result.energy_pj, "linear_energy_pj": linear["energy_pj"],
-            "attention_cycles": result.cycles, "linear_cycles": linear["cycles"],
-            "attention_traffic_bytes": result.traffic_bytes, "linear_traffic_bytes": linear["traffic_bytes"],
+            "attention_latency_s": layers * result.latency_s, "linear_latency_s": layers * linear["latency_s"],
+            "attention_energy_pj": layers * result.energy_pj, "linear_energy_pj": layers * linear["energy_pj"],
+            "attention_cycles": layers * result.cycles, "linear_cycles": layers * linear["cycles"],
+            "attention_traffic_bytes": layers * result.traffic_bytes,
+            "linear_traffic_bytes": layers * linear["traffic_bytes"],
             "linear_layers": linear["layers"],
-            "latency_s": result.latency_s + linear["latency_s"],
-            "energy_pj": result.energy_pj + linear["energy_pj"],
-            "cycles": result.cycles + linear["cycles"],
-            "traffic_bytes": result.traffic_bytes + linear["traffic_bytes"],
+            "latency_s": layers * (result.latency_s + linear["latency_s"]),
+            "energy_pj": layers * (result.energy_pj + linear["energy_pj"]),
+            "cycles": layers * (result.cycles + linear["cycles"]),
+            "traffic_bytes": layers * (result.traffic_bytes + linear["traffic_bytes"]),
         })
+        if layers > 1:
+            report.update(_per_token(workload, seq, arch_spec, report, result, linear))
     return report
 
 
-__all__ = ["TRACE_MAX_OPS", "linear_layers", "load_mapper", "parse_seq", "per_einsum_report", "simulate"]
+def _per_token(workload: Workload, seq: int, arch: Arch, report: dict[str, Any], attention: Result,
+               linear: dict[str, Any]) -> dict[str, Any]:
+    """The per-token keys of a multi-layer (decoder LLM) workload (module docstring)."""
+    from attnsim.studies.llm import PHASE_LATENCY_KEYS
+
+    shape = workload.attention_shape(seq)
+    word = arch.word_bytes
+    parts = [{"name": "attention", "count": 1, "latency_s": attention.latency_s,
+              "traffic_bytes": attention.traffic_bytes,
+              "bound": spatial_bound(report["util_2d"], report["util_1d"], attention.traffic_bytes,
+                                     attention.cycles, arch)}]
+    for layer in linear["layers"]:
+        parts.append({"name": layer["name"], "count": layer["count"], "latency_s": layer["latency_s"] * layer["count"],
+                      "traffic_bytes": layer["traffic_bytes"] * layer["count"], "dataflow": layer["dataflow"],
+                      "bound": spatial_bound(layer["util_2d"], layer["util_1d"], layer["traffic_bytes"],
+                                             layer["cycles"], arch)})
+    longest = max(parts, key=lambda part: part["latency_s"])
+    kv_step = workload.layers * shape.kv_bytes(word)
+    return {"layers": workload.layers, "phase": workload.phase, "batch": shape.batch, "q_len": shape.q_len,
+            "per_layer_latency_s": report["latency_s"] / workload.layers,
+            PHASE_LATENCY_KEYS[workload.phase]: report["latency_s"],
+            "weight_bytes": workload.layers * sum(g.n * g.k * g.count for g in workload.linear_gemms(seq)) * word,
+            "kv_cache_bytes_per_step": kv_step, "kv_cache_bytes_per_token": kv_step / (shape.batch * shape.q_len),
+            "bound": longest["bound"], "bound_part": longest["name"], "parts": parts}
+
+
+__all__ = ["TRACE_MAX_OPS", "linear_layers", "load_mapper", "parse_seq", "per_einsum_report", "simulate",
+           "spatial_bound"]

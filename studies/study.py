@@ -84,7 +84,7 @@ def _text(value: object) -> str:
 
 
 def _kind_ref(value: object) -> str:
-    """A point kind name (gemm, attention, gpu) or module:function."""
+    """A point kind name (gemm, attention, gpu, llm) or module:function."""
     if not isinstance(value, str) or not value.strip():
         raise _reject("a point kind name (e.g. gemm)", value)
     return value.strip()

@@ -1,7 +1,7 @@
 """``attnsim gpu --arch SPEC (--design NAME | --cascade NAME|FILE --mapping NAME|FILE) (--seq N | --kv-len N)
 --head-dim D [--phase prefill|decode|chunked-prefill] [--q-len Q] [--causal] [--dtype fp16|bf16|fp8] [--batch B]
 [--heads H] [--kv-heads HKV] [--workload NAME|FILE] [--set KEY=VALUE ...] [--pass forward|backward|forward+backward]
-[--json]``.
+[--end-to-end] [--json]``.
 
 Maps one forward attention call onto a GPU spec (``kind: gpu`` YAML, e.g. specs/arch/h100-sxm.yaml)
 with any cascade and a ``target: gpu`` mapping (``--design`` is a shorthand for a built-in pair),
@@ -11,7 +11,9 @@ bytes (``traffic_bytes``) and the bounding unit. Defaults follow FA3's protocol:
 heads = 2048 / head_dim. ``--workload`` takes batch, heads, K/V heads, head dim, causal mask and phase from a
 workload file (specs/workloads/); flags given as well override it. ``--pass backward`` (or
 ``forward+backward``) runs FA2's or FA3's backward kernels (studies/gpu_backward.py; FLOPs 2.5x, or 3.5x,
-the forward's).
+the forward's). ``--end-to-end`` (with ``--workload``) prices one whole forward step of the model instead:
+layers x (attention + the linear layers, each GEMM by mappers/gpu_gemm.py): ``ttft_s`` in prefill, ``tpot_s``
+in decode, the KV-cache and weight bytes, and each part's bound (studies/llm.py).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import argparse
 import json
 
 from attnsim.studies.cli.options import (add_set_option, key_value_table, parse_count, parse_key_values,
-                                         parse_optional_count)
+                                         parse_optional_count, table)
 from attnsim.studies.errors import UsageError
 
 DEFAULT_GPU = "h100-sxm"      # studies.gpu.DEFAULT_GPU (not imported: building the parser stays cheap)
@@ -65,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     add_set_option(parser, "memory.hbm_bandwidth_bytes_per_s.value=4.0e12")
     parser.add_argument("--pass", dest="pass_", default="forward",
                         help="forward (default), backward or forward+backward (--design flash2 or flash3)")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="with --workload: one forward step of the whole model (layers x attention + linear "
+                             "layers): time to first token in prefill, time per output token in decode")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
@@ -79,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
     if design is not None and design not in GPU_DESIGNS:
         raise UsageError(f"gpu: --design: expected one of {', '.join(GPU_DESIGNS)}, got '{design}'")
     shape = _shape(args)
+    if args.end_to_end:
+        return _run_end_to_end(args, design, shape)
     if args.pass_ != "forward":
         return _run_pass(args, design, shape)
     switches = (args.no_warp_specialization, args.no_pingpong, args.no_intra_pipeline)
@@ -149,6 +156,40 @@ def _shape(args: argparse.Namespace) -> dict[str, object]:
             seq = window   # one query attends over the last `window` keys only
     return {"seq": seq, "head_dim": head_dim, "causal": causal, "batch": batch, "heads": heads,
             "q_len": q_len, "kv_heads": kv_heads, "phase": phase}
+E2E_TEXT_KEYS = ("latency_s", "ttft_s", "tpot_s", "chunk_latency_s", "tokens_per_s", "attention_latency_s",
+                 "linear_latency_s", "weight_bytes", "kv_cache_bytes_per_step", "kv_cache_bytes_per_token",
+                 "hbm_bytes", "hbm_bandwidth_fraction", "flops", "bound", "bound_part")
+
+
+def _run_end_to_end(args: argparse.Namespace, design: str | None, shape: dict[str, object]) -> int:
+    """``--end-to-end``: one forward step of ``--workload`` (studies.llm.gpu_end_to_end)."""
+    from attnsim.studies.llm import gpu_end_to_end
+
+    if args.workload is None:
+        raise UsageError("gpu: --end-to-end: expected --workload (the linear layers come from the model's file)")
+    if design is None or args.pass_ != "forward" or args.heads is not None or args.head_dim is not None \
+            or args.causal or args.no_warp_specialization or args.no_pingpong or args.no_intra_pipeline:
+        raise UsageError("gpu: --end-to-end: takes --design, --workload, --phase, --kv-len/--seq, --batch, --q-len, "
+                         "--kv-heads, --dtype, --arch and --set (heads, head dim and mask come from the workload)")
+    kv_len = parse_count(args.kv_len if args.kv_len is not None else args.seq,
+                         f"gpu: {'--kv-len' if args.kv_len is not None else '--seq'}")
+    report = gpu_end_to_end(args.arch, design, args.workload, kv_len, phase=shape["phase"], batch=shape["batch"],
+                            q_len=shape["q_len"], kv_heads=parse_optional_count(args.kv_heads, "gpu: --kv-heads"),
+                            dtype=args.dtype, overrides=parse_key_values(args.overrides))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"gpu end to end, {report['design']} attention on {report['arch']}: {report['model']} {report['phase']}, "
+          f"batch {report['batch']} x q_len {report['q_len']}, kv_len {report['kv_len']}, {report['layers']} layers, "
+          f"{report['dtype']}")
+    print(key_value_table(report, tuple(key for key in E2E_TEXT_KEYS if key in report)))
+    print("  per layer")
+    print(table([(part["name"], part["count"], part["latency_s"], part["hbm_bytes"], part["bound"])
+                 for part in report["parts"]], ("part", "count", "latency_s", "hbm_bytes", "bound"),
+                floatfmt=".4g", indent="    "))
+    return 0
+
+
 def _run_pass(args: argparse.Namespace, design: str | None, shape: dict[str, object]) -> int:
     """``--pass backward|forward+backward``: FA2's or FA3's backward (studies.gpu_backward)."""
     from attnsim.studies.gpu_backward import BACKWARD_DESIGNS, PASSES, pass_report

@@ -1,5 +1,6 @@
 """``attnsim simulate (--design D | --mapping NAME|FILE [--cascade NAME|FILE]) --model M --seq N [--arch A]
-[--end-to-end] [--closed-form] [--set k=v ...] [--json] [--trace FILE]``: one attention design, or any
+[--end-to-end] [--phase prefill|decode|chunked-prefill] [--batch B] [--closed-form] [--set k=v ...] [--json]
+[--trace FILE]``: one attention design, or any
 cascade under a mapping file, at one point, simulated (``studies.simulate``)."""
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import json
 
 from attnsim.mappers.designs import DESIGNS
 from attnsim.mappers.mapping_spec import available_mappings
-from attnsim.studies.cli.options import add_set_option, key_value_table, parse_count, parse_key_values, table
+from attnsim.studies.cli.options import (add_set_option, key_value_table, parse_count, parse_key_values,
+                                         parse_optional_count, table)
 
 SUMMARY_KEYS = ("latency_s", "cycles", "energy_pj", "traffic_bytes", "util_2d", "util_1d", "area_mm2")
 END_TO_END_KEYS = ("attention_latency_s", "linear_latency_s", "attention_energy_pj", "linear_energy_pj")
+PER_TOKEN_KEYS = ("layers", "per_layer_latency_s", "ttft_s", "tpot_s", "chunk_latency_s", "weight_bytes",
+                  "kv_cache_bytes_per_step", "kv_cache_bytes_per_token", "bound", "bound_part")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,6 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="architecture name in specs/arch/ or YAML path (default: the design's or mapping's)")
     parser.add_argument("--end-to-end", action="store_true",
                         help="add the encoder layer's linear layers (mapped by mappers.gemm)")
+    parser.add_argument("--phase", default=None,
+                        help="prefill, decode or chunked-prefill (default: the workload's); in decode --seq is "
+                             "the KV length")
+    parser.add_argument("--batch", default=None, help="batch size (default: the workload's)")
     parser.add_argument("--closed-form", action="store_true",
                         help="no pipeline fill/drain or buffer stalls: the artifact's analytical model")
     add_set_option(parser, "arrays.pe2d.rows=128")
@@ -51,14 +59,16 @@ def run(args: argparse.Namespace) -> int:
 
     report = simulate(args.design, args.model, parse_count(args.seq, "--seq"), arch=args.arch,
                       overrides=parse_key_values(args.overrides), end_to_end=args.end_to_end,
-                      closed_form=args.closed_form, trace=args.trace, cascade=args.cascade, mapping=args.mapping)
+                      closed_form=args.closed_form, trace=args.trace, cascade=args.cascade, mapping=args.mapping,
+                      phase=args.phase, batch=parse_optional_count(args.batch, "--batch"))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     mode = ", closed form" if args.closed_form else ""
     via = f" ({report['cascade']} under mapping {report['mapping']})" if report.get("mapping") else ""
     print(f"{report['design']}{via} on {report['arch']}: {report['model']}, seq {report['seq']}{mode}")
-    keys = SUMMARY_KEYS + (END_TO_END_KEYS if args.end_to_end else ())
+    keys = SUMMARY_KEYS + (END_TO_END_KEYS if args.end_to_end else ()) + tuple(
+        key for key in PER_TOKEN_KEYS if key in report)
     print(key_value_table(report, keys))
     if report["per_einsum"]:
         print("  per Einsum")
