@@ -116,3 +116,20 @@ def test_the_plans_loop_names_are_fusemaxs() -> None:
     loops = {name: mapped.choices[name] for name in ("p2", "m1", "p1", "m0", "p0")}
     assert list(mapped.choices)[:5] == ["p2", "m1", "p1", "m0", "p0"]
     assert (loops["m1"], loops["m0"], loops["p0"], loops["p2"] * loops["p1"]) == (16, 256, 256, 16)
+
+
+def test_nothing_fits_names_one_tiles_live_tensors() -> None:
+    # one tile at BERT (E = F = 64) on fusemax-cloud, 2-byte words: 256 query rows of Q and RNV (256 x 64
+    # each), the running max and denominator (256 each), one K and one V tile of M0 = 256 keys (256 x 64)
+    from attnsim.archsim.spec import load_arch
+    from attnsim.mappers.designs import MapOptions, mapper
+    from attnsim.mappers.errors import MappingError
+    from attnsim.mappers.workloads import load_workload
+    arch = load_arch("fusemax-cloud", {"global_buffer.capacity_bytes": 131072})
+    with pytest.raises(MappingError) as info:
+        mapper("fusemax")(load_workload("bert-base"), 1024, arch, options=MapOptions())
+    rows, keys, word = 256 * 64 * 2, 256 * 64 * 2, 2 * 256
+    total = 2 * rows + 2 * keys + 2 * word
+    assert (f"loops[2].factor: nothing fits in global_buffer.capacity_bytes = 131072: the live tensors of one "
+            f"tile take {total} bytes (Q {rows} B, BK {keys} B, BV {keys} B, RM {word} B, RD {word} B, "
+            f"RNV {rows} B; largest Q, {rows} bytes)") in str(info.value)
