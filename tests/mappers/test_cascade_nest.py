@@ -48,3 +48,13 @@ def test_the_binding_is_the_mapping_files() -> None:
     mapped = mapper("fusemax")(SMALL, 1024, load_arch("fusemax-cloud"), options=MapOptions())
     assert mapped.einsums_2d == ("BQK", "LM", "SLN", "SLD", "SLNV")
     assert mapped.einsums_1d == ("RM", "PRM", "SPD", "SPNV", "RD", "RNV", "AV")
+
+
+@pytest.mark.parametrize("seq", [1024, 4096, 16384])
+def test_lengths_the_tiles_divide_have_no_partial_tiles_or_groups(seq: int) -> None:
+    # 256 x 256 array and the full 16 MB buffer: every K/V tile has 256 keys and every group its P1
+    # blocks of 256 rows, so the plan has neither a partial last iteration nor a tail group
+    mapped = mapper("fusemax")(load_workload("bert-base"), seq, load_arch("fusemax-cloud"), options=MapOptions())
+    assert mapped.choices["last_iteration_tile"] is None
+    assert mapped.choices["tail_group"] is None
+    assert mapped.choices["real_sizes"] == {}
