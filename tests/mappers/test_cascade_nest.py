@@ -41,6 +41,8 @@ def test_groups_are_named_by_their_role() -> None:
         ("iteration_first", 1), ("iterations", 2), ("iteration_penultimate", 1), ("iteration_last", 1)]
     assert [(b.name, b.repeats) for b in first.items[0].items if hasattr(b, "items")] == [
         ("tile_first", 1), ("tiles", 1)]
+    # only the nest's very first tile has that role: the regular iterations are plain tiles
+    assert [(b.name, b.repeats) for b in first.items[1].items if hasattr(b, "items")] == [("tiles", 2)]
 
 
 def test_the_binding_is_the_mapping_files() -> None:
