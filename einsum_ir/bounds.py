@@ -9,9 +9,10 @@ while ``r`` is traversed, whatever the mapping:
 - ``state``: the current iterate of a recurrence along ``r`` (RM, RD, RNV of the 1-pass cascade);
 - ``reused``: a tensor without ``r`` that a traversal reads at every element of ``r`` (Q, or a
   summary such as GM[p] read by the next pass);
-- ``partial``: the partial result of a plain reduction over ``r`` whose output has no ``r``
+- ``partial``: the partial result of a reduction over ``r`` whose output has no ``r``
   (``KV[e,f] = phi(K)[m,e] * V[f,m]`` over ``m``: E x F), live for the whole pass that accumulates it
-  (unless already counted as reused or state: the same buffer).
+  (unless already counted as reused or state: the same buffer). A recurrence update over another rank
+  that reduces ``r`` accumulates the same way (``TS[m1+1] = BX[m1,m0,p]`` over ``p``: one element).
 
 Footprints are sympy expressions in elements (multiply by the word size for bytes), in the cascade's
 shape symbols plus one tile symbol per *parallel* rank (a rank every traversal iterates over and no
@@ -125,10 +126,11 @@ def live_bounds(analysis: PassAnalysis) -> LiveBounds:
     for einsum in cascade.einsums:
         if analysis.coverage[einsum.name] != TRAVERSING or not einsum.reduced_ranks & analysis.family.members:
             continue
-        if einsum.role != "plain" or einsum.output.ranks & analysis.family.members:
+        if einsum.output.ranks & analysis.family.members:
             continue
         if einsum.output.tensor in counted:
-            continue  # the same buffer is already live as a reused summary or a state
+            continue  # the same buffer is already live as a reused summary or a state (every
+            # recurrence over the analysed rank, and any that reads its previous iterate)
         footprint = _size(cascade, einsum.output.tensor, tiles)
         live.append(LiveTensor(einsum.output.tensor, "partial", footprint, (analysis.einsum_pass[einsum.name],)))
         counted.add(einsum.output.tensor)

@@ -157,3 +157,43 @@ def test_peeled_nests_extrapolated_equal_fully_simulated(schedule: Schedule) -> 
 def test_prefetch_nests_extrapolated_equal_fully_simulated(groups, chunks, tiles, a, b, load) -> None:  # type: ignore[no-untyped-def]
     schedule = prefetch_nest(groups, chunks, tiles, a, b, load)
     assert outcome(schedule, True) == outcome(schedule, False)
+
+
+# --------------------------------------------------------------------------------------------------
+# The fallback of a loop-carried dependency: the latest instance of an operation before a position.
+
+def _instance_numbers(schedule: Schedule) -> dict[str, list[int]]:
+    """Every operation's instance numbers, by unrolling the schedule in program order and numbering
+    the instances 0, 1, 2, ... (the engine's numbering, docs/engine.md), independently of its offsets."""
+    numbers: dict[str, list[int]] = {}
+    counter = [0]
+
+    def walk(items) -> None:  # type: ignore[no-untyped-def]
+        for item in items:
+            if isinstance(item, Block):
+                for _ in range(item.repeats):
+                    walk(item.items)
+            else:
+                numbers.setdefault(item.id, []).append(counter[0])
+                counter[0] += 1
+    walk(schedule.blocks)
+    return numbers
+
+
+def test_latest_instance_before_every_position_matches_the_unrolled_program() -> None:
+    from attnsim.archsim.engine import _latest_before, _Program
+    # three levels, operations before, between and after the inner blocks, so that the latest
+    # instance is sometimes in the same iteration, sometimes the previous one, sometimes none
+    inner = Block((op("c", "B", 1), op("d", "A", 1)), 3, "inner")
+    middle = Block((op("b", "A", 1), inner, op("e", "B", 1)), 4, "middle")
+    outer = Block((op("a", "A", 1), middle, op("f", "A", 1)), 5, "outer")
+    schedule = Schedule(blocks=(Block((op("p", "A", 1),), 2, "pro"), outer))
+    numbers = _instance_numbers(schedule)
+    total = sum(len(v) for v in numbers.values())
+    assert total == 2 + 5 * (2 + 4 * (2 + 3 * 2))   # 172 instances, counted from the nest
+    program = _Program(schedule)
+    for node in program.nodes:
+        instances = numbers[node.op.id]
+        for limit in range(total + 2):
+            expected = max((g for g in instances if g < limit), default=None)
+            assert _latest_before(node, limit) == expected, (node.op.id, limit)

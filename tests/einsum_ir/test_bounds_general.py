@@ -224,3 +224,37 @@ def test_a_rank_reduced_anywhere_is_not_parallel():
         Y[m,p] = X[m,p,q]
     """, "m: M, p: P, q: Q", "X", "Y")
     assert parallel_ranks(analyze_passes(c, "M")) == ["p"]
+
+
+def test_update_over_another_rank_that_reduces_the_analysed_one_holds_a_partial_result():
+    # Analysed over P: TS[m1+1] sums one tile's BX over m0 and p (no carried term), the same values
+    # as the plain S[m1] = BX[m1,m0,p]. Either way an accumulator is live while p is traversed, and
+    # nothing else (Y reads the sums outside the traversal of P): one element per m1 of a tile of the
+    # parallel rank m1 for the plain form (M11), one element for the recurrence, which visits m1 in
+    # order (its iterative dimension counts one iterate).
+    def analysed(lines: str):  # type: ignore[no-untyped-def]
+        c = cascade(lines, "m: M, p: P, m1: M1, m0: M0", "X", "Y", extra=ITERATIVE)
+        return analyze_passes(c, "P")
+    update = analysed("""
+        BX[m1,m0,p] = X[m1*M0 + m0, p]
+        TS[0] = 0
+        TS[m1+1] = BX[m1,m0,p]
+        Y[m1] = TS[m1+1] * 2
+    """)
+    plain = analysed("""
+        BX[m1,m0,p] = X[m1*M0 + m0, p]
+        S[m1] = BX[m1,m0,p]
+        Y[m1] = S[m1] * 2
+    """)
+    assert parallel_ranks(plain) == ["m1"]
+    assert {key: (str(f), passes) for key, (f, passes, _, _) in entries(plain).items()} == {
+        ("S", "partial"): ("M11", (1,))}
+    check(entries(update), {("TS", "partial"): (1, (1,), None, None)})
+    # with the carried term the accumulator is the iterate read at every p: counted once, as reused
+    carried = analysed("""
+        BX[m1,m0,p] = X[m1*M0 + m0, p]
+        TS[0] = 0
+        TS[m1+1] = TS[m1] + BX[m1,m0,p]
+        Y[] = TS[M1] * 2
+    """)
+    check(entries(carried), {("TS", "reused"): (1, (1,), None, None)})

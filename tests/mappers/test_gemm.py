@@ -377,3 +377,58 @@ def test_planners_compute_estimate_is_the_closed_form(m, n, k, rows, cols, dataf
                 "scalesim": folds * (temporal + rows + cols - 2 if dataflow == "os"
                                      else 2 * rows + cols + temporal - 2)}[fill_drain]
     assert _compute_cycles(m, n, k, rows, cols, dataflow, fill_drain) == expected
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is"])
+def test_dram_boundness_counts_reads_and_writes(dataflow):
+    # The planner widens its search when a candidate's DRAM traffic (reads + writes, at the DRAM's
+    # bytes per cycle) takes longer than the stall-free compute (the closed form above): the decision
+    # flips exactly where (reads + writes) / bytes_per_cycle crosses the compute cycles.
+    from attnsim.mappers.gemm import _dram_bound
+
+    m = n = k = 256
+    plan = plan_gemm(m, n, k, arch_with(16, 16, glb_bytes=64 * 1024), dataflow)
+    reads, writes = plan.dram_read_bytes, plan.dram_write_bytes
+    assert reads != writes
+    folds, temporal = folds_and_temporal(m, n, k, 16, 16, dataflow)
+    compute = folds * (2 * 16 + 16 + temporal - 2)
+    candidate = (None,) * 6 + (reads, writes, 1)
+    threshold = (reads + writes) / compute            # bytes per cycle at which both take as long
+    assert _dram_bound(candidate, m, n, k, 16, 16, dataflow, "per_fold", threshold * 0.999)
+    assert not _dram_bound(candidate, m, n, k, 16, 16, dataflow, "per_fold", threshold * 1.001)
+
+
+@pytest.mark.parametrize("dataflow, glb_kib, c_words", [
+    # one 16-column N (WS) / M (IS) tile of partial sums, 16 x 256 words (the C block above)
+    ("ws", 64, 16 * 256), ("is", 64, 16 * 256)])
+def test_resident_partial_sums_claim_their_block(dataflow, glb_kib, c_words):
+    # the on-chip partial sums occupy the global buffer: the resident C claim is the C block's words
+    # x the word size, and all the resident claims together are the plan's resident footprint
+    arch = arch_with(16, 16, glb_bytes=glb_kib * 1024)
+    plan = plan_gemm(256, 256, 256, arch, dataflow)
+    assert plan.mode["C"] == "block"
+    ops = {op.id: op for block in map_gemm(256, 256, 256, arch, dataflow).blocks for op in block.walk()}
+    assert ops["resident_C"].claims_bytes == {"glb": c_words * WORD_BYTES}
+
+
+def test_drained_partial_sums_claim_two_blocks():
+    # drained C (the DRAM-bound 256^3 above): two blocks of 2 x 16 x 256 words, one filling, one
+    # draining (32 KiB)
+    arch = slow_dram_arch(16, 16, 64 * 1024)
+    ops = {op.id: op for block in map_gemm(256, 256, 256, arch, "ws").blocks for op in block.walk()}
+    assert ops["resident_C"].claims_bytes == {"glb": 2 * 32 * 256 * WORD_BYTES}
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+@pytest.mark.parametrize("m, n, k, glb_kib", [(256, 256, 256, 16), (256, 256, 256, 12), (100, 37, 300, 8)])
+def test_no_step_is_computed_before_its_tiles_arrive(dataflow, m, n, k, glb_kib):
+    # DRAM-bound (16 GB/s, small buffers): every step's tiles come in one load, in program order, and
+    # the array (in order too) computes step j only after load j has ended; the j-th compute in the
+    # trace pairs with the j-th load (the prologue's load is step 0's, each step loads the next one)
+    arch = slow_dram_arch(16, 16, glb_kib * 1024)
+    result = run(map_gemm(m, n, k, arch, dataflow), arch, trace=True)
+    loads = [row for row in result.timeline
+             if row.unit == "dram" and (row.op_id == "load" or row.op_id.startswith("load_c"))]
+    computes = [row for row in result.timeline if row.unit == "pe2d" and row.op_id != "drain"]
+    assert len(loads) == len(computes) > 100
+    assert all(compute.start_cycle >= load.end_cycle for load, compute in zip(loads, computes))

@@ -83,5 +83,53 @@ def test_unknown_keys_and_bad_values_name_the_key(tmp_path, capsys) -> None:  # 
 
 def test_nothing_is_written_on_error(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     path = _mapping(tmp_path, _set_factor(0, 100))   # 100 groups of 256 rows: 4K leaves the last ones empty
-    assert "leave the last one empty" in _error(capsys, ["--mapping", path, "--model", "bert-base", "--seq", "4K"])
+    err = _error(capsys, ["--mapping", path, "--model", "bert-base", "--seq", "4K"])
+    assert "leave the last one empty" in err
+    # 4096 rows in groups of at least one 256-row block: at most ceil(4096 / 256) = 16 groups
+    assert "expected at most 16" in err
     assert capsys.readouterr().out == ""
+
+
+def test_the_iterative_loop_must_stream_from_dram(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # each iteration of the loop over the pass rank brings a new K/V tile from DRAM: the iterative loop
+    # (loops[1], m1) at the global buffer is refused, and so is a global-buffer loop outside it
+    def iterative_on_chip(data) -> None:  # type: ignore[no-untyped-def]
+        data["loops"][1]["level"] = "global_buffer"
+    def outer_on_chip(data) -> None:  # type: ignore[no-untyped-def]
+        data["loops"][0]["level"] = "global_buffer"
+    for edit in (iterative_on_chip, outer_on_chip):
+        path = _mapping(tmp_path, edit)
+        err = _error(capsys, ["--mapping", path, "--model", "bert-base", "--seq", "4K"])
+        assert f"{path}: loops[1].level: expected dram for the iterative loop" in err
+
+
+def test_the_plans_loop_names_are_fusemaxs() -> None:
+    # FuseMax's names (paper §IV, fact sheet §2.5): the three loops over p are p2 (DRAM), p1 (global
+    # buffer), p0 (the array's columns); m1 and m0 run once each and keep their rank's name. At 4K on
+    # BERT: 16 K/V tiles of 256 keys, 256-row query blocks, 16 blocks per head in P2 groups of P1.
+    from attnsim.archsim.spec import load_arch
+    from attnsim.mappers.cascade_mapper import map_named
+    from attnsim.mappers.designs import DESIGNS, MapOptions
+    from attnsim.mappers.workloads import load_workload
+    mapped = map_named(DESIGNS["fusemax"].cascade, "fusemax", load_workload("bert-base"), 4096,
+                       load_arch("fusemax-cloud"), options=MapOptions(closed_form=True))
+    loops = {name: mapped.choices[name] for name in ("p2", "m1", "p1", "m0", "p0")}
+    assert list(mapped.choices)[:5] == ["p2", "m1", "p1", "m0", "p0"]
+    assert (loops["m1"], loops["m0"], loops["p0"], loops["p2"] * loops["p1"]) == (16, 256, 256, 16)
+
+
+def test_nothing_fits_names_one_tiles_live_tensors() -> None:
+    # one tile at BERT (E = F = 64) on fusemax-cloud, 2-byte words: 256 query rows of Q and RNV (256 x 64
+    # each), the running max and denominator (256 each), one K and one V tile of M0 = 256 keys (256 x 64)
+    from attnsim.archsim.spec import load_arch
+    from attnsim.mappers.designs import MapOptions, mapper
+    from attnsim.mappers.errors import MappingError
+    from attnsim.mappers.workloads import load_workload
+    arch = load_arch("fusemax-cloud", {"global_buffer.capacity_bytes": 131072})
+    with pytest.raises(MappingError) as info:
+        mapper("fusemax")(load_workload("bert-base"), 1024, arch, options=MapOptions())
+    rows, keys, word = 256 * 64 * 2, 256 * 64 * 2, 2 * 256
+    total = 2 * rows + 2 * keys + 2 * word
+    assert (f"loops[2].factor: nothing fits in global_buffer.capacity_bytes = 131072: the live tensors of one "
+            f"tile take {total} bytes (Q {rows} B, BK {keys} B, BV {keys} B, RM {word} B, RD {word} B, "
+            f"RNV {rows} B; largest Q, {rows} bytes)") in str(info.value)

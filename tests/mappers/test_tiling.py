@@ -145,6 +145,26 @@ def _message(excinfo: pytest.ExceptionInfo[MappingError]) -> str:
 def test_a_length_the_array_does_not_divide_has_partial_last_tiles(rule) -> None:  # type: ignore[no-untyped-def]
     tiles = rule(FUSEMAX, BERT, 1000)   # 1000 = 3 x 256 + 232
     assert (tiles.m1, tiles.m0_last, tiles.p2, tiles.p1, tiles.p1_last, tiles.p0_last) == (4, 232, 1, 4, 4, 232)
+    assert tiles.query_blocks == 4                                   # ceil(1000 / 256)
+
+
+def test_query_blocks_count_a_partial_last_group() -> None:
+    # a buffer of one K/V tile (256 x 128 words) plus two blocks of 256 query rows (the FuseMax rule's
+    # E + 1 + 1 + F = 130 words per row) and two 512-byte rows of slack keeps P1 = 2; 1000 rows are 4 blocks, in 2
+    # groups of 2, and 1100 rows are 5 blocks: 3 groups, the last of one block
+    small = FUSEMAX.with_overrides({"global_buffer.capacity_bytes": (256 * 128 + 2 * 256 * 130) * 2 + 1024})
+    for seq, groups, last in ((1000, 2, 2), (1100, 3, 1)):
+        tiles = fusemax_tiles(small, BERT, seq)
+        assert (tiles.p1, tiles.p2, tiles.p1_last) == (2, groups, last)
+        assert tiles.query_blocks == -(-seq // 256)
+
+
+def test_tile_counts_refuse_empty_extents_and_tiles() -> None:
+    from attnsim.mappers.tiling import tile_counts
+    assert tile_counts(1, 1) == (1, 1) and tile_counts(1000, 256) == (4, 232)
+    for extent, tile in ((0, 256), (-1, 256), (256, 0)):
+        with pytest.raises(ValueError, match="expected extent >= 1 and tile >= 1"):
+            tile_counts(extent, tile)
 
 
 def test_seq_shorter_than_the_array() -> None:
@@ -168,6 +188,11 @@ def test_nothing_fits() -> None:
     message = _message(excinfo)
     assert "nothing fits in global_buffer.capacity_bytes = 262144" in message
     assert "cascade rule" in message
+    # the sizes it names, from the fact sheet's rule: a K/V tile is M0 x (E + F) words, a query row
+    # E + F + 2 M0 + 2 = 642 words (§4.3), 2 bytes a word
+    kv_tile, block = 256 * (64 + 64) * 2, 256 * (64 + 64 + 2 * 256 + 2) * 2
+    assert f"one K/V tile takes {kv_tile} B and one block of 256 query rows {block} B" in message
+    assert f"expected at least {kv_tile + block} B" in message
 
 
 # -- spill rule --------------------------------------------------------------------------------------

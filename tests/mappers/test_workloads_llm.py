@@ -146,3 +146,22 @@ def test_spatial_designs_refuse_what_they_would_silently_drop(name: str) -> None
         simulate("fusemax", name, load_workload(name).seq_lengths[0])
     text = str(info.value)
     assert "\n" not in text and "causal" in text and "not simulated yet" in text
+
+
+@pytest.mark.parametrize("q_len", [0, -1, 8193, True, 2.5, "512"])
+def test_a_query_length_outside_the_context_is_refused(q_len: object) -> None:
+    # the queries are the last q_len positions of the kv_len = 8192 context: 1 <= q_len <= 8192, an int
+    w = load_workload("llama-3.1-8b")
+    assert w.attention_shape(8192, q_len=8192).q_len == 8192 and w.attention_shape(8192, q_len=1).q_len == 1
+    with pytest.raises(MappingError, match="q_len: expected a positive integer of at most the KV length 8192"):
+        w.attention_shape(8192, q_len=q_len)  # type: ignore[arg-type]
+
+
+def test_only_a_phase_other_than_prefill_is_a_decoder_feature() -> None:
+    # an encoder (bert-base: MHA, no mask, prefill) asks nothing beyond the paper's attention; the same
+    # model decoding, or prefilling in chunks, names its phase
+    bert = load_workload("bert-base")
+    assert bert.decoder_features() == []
+    bert.require_encoder_attention("fusemax")            # no error
+    for phase in ("decode", "chunked-prefill"):
+        assert bert.model_copy(update={"phase": phase}).decoder_features() == [f"phase = {phase}"]
