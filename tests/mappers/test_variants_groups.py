@@ -45,7 +45,7 @@ def test_hedgehog_is_at_its_1d_bound(capsys, seq: int) -> None:  # type: ignore[
     bound_1d = HEADS * seq * (per_key + per_query) / LANES
     bound_2d = HEADS * seq * (2 * D * E + 2 * D * F + 2 * D * F) * CYCLES["mac"] / PES_2D
     assert bound_2d < bound_1d / 10
-    assert bound_1d <= report["cycles"] <= 1.0001 * bound_1d      # achieved 1.00002 at 16K: the drain
+    assert bound_1d <= report["cycles"] <= 1.0001 * bound_1d      # achieved 1.00008 at 4K: the drain
     # traffic: Q, K, V read and O written once, W read once per group, the states (2 D F + 2 D words)
     # written after the keys and read back for the queries
     compulsory = HEADS * seq * E * 4 * WORD
