@@ -76,3 +76,26 @@ def test_lightning2_is_linear_in_the_length(capsys) -> None:  # type: ignore[no-
     # 16x the tokens, 16x the blocks: 16x the cycles, but for the first load and the last block's
     # drain, once per run (achieved 2.2e-4 below 16x; margin 3e-4)
     assert abs(long / short / 16 - 1) < 5e-4
+
+
+@pytest.mark.parametrize(("cascade", "mapping", "per_score"), [
+    # sigmoid(x / sqrt(E) - log M) = 1 / (1 + exp(-(...))): a MAC (the scale), exp, 2 adds, a divide
+    ("sigmoid-attention", "flat-sigmoid", CYCLES["mac"] + CYCLES["exp"] + 2 * CYCLES["add"] + CYCLES["div"]),
+    # LSSA as written: SN = softplus(c x) = log(1 + exp(c x)) (a MAC, exp, an add, log as exp: 7), SD an
+    # add, A = SN / SD a divide
+    ("softplus-lssa-normalised", "flat-lssa", CYCLES["mac"] + 2 * CYCLES["exp"] + CYCLES["add"] + CYCLES["add"]
+     + CYCLES["div"]),
+])
+def test_flat_style_mappings_are_at_the_1d_bound_of_their_score_map(capsys, cascade: str, mapping: str,
+                                                                   per_score: int) -> None:  # type: ignore[no-untyped-def]
+    """FLAT's structure (specs/mappings/flat-*.yaml): the score map on the 1D array, one row block with
+    the whole key rank, so a 2-pass cascade (LSSA as written) runs too; bound by the 1D array's map,
+    at per_score cycles per score over 256 lanes; the 2D array's QK and AV (128 MACs per score on
+    65536 PEs) are below it. Traffic at least Q, K, V read and O written once."""
+    seq = 16384
+    report = _simulate(capsys, cascade, mapping, seq)
+    scores = HEADS * seq * seq
+    bound_1d = scores * per_score / LANES
+    assert scores * (E + F) / PES_2D < bound_1d
+    assert bound_1d <= report["cycles"] <= 1.001 * bound_1d      # achieved 1.00004 / 1.00003
+    assert report["traffic_bytes"] >= HEADS * seq * E * 4 * WORD
