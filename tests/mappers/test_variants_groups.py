@@ -97,5 +97,5 @@ def test_flat_style_mappings_are_at_the_1d_bound_of_their_score_map(capsys, casc
     scores = HEADS * seq * seq
     bound_1d = scores * per_score / LANES
     assert scores * (E + F) / PES_2D < bound_1d
-    assert bound_1d <= report["cycles"] <= 1.001 * bound_1d      # achieved 1.00004 / 1.00003
+    assert bound_1d <= report["cycles"] <= 1.001 * bound_1d      # achieved 1.00005 / 1.00003
     assert report["traffic_bytes"] >= HEADS * seq * E * 4 * WORD
