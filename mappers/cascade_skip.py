@@ -6,9 +6,10 @@ Which tiles: the index filters (affine comparisons of rank variables, e.g. ``m1*
 m1*M0 + m0 + W > p``) of the loop body's first filtered Einsum in program order -- the masked scores.
 A (group, iteration) tile is skipped when one of those comparisons is false at every point of the
 tile's box: the group's block of the outer rank, the iterative rank at the iteration's value, every
-other rank over its tile. An affine function's extremes over a box are at its corners, so the test is
-exact for one comparison and for comparisons of one linear form (a band: both bounds are on
-``p - key``), and never skips a tile with a point in it otherwise.
+other rank over the iteration's block (its tile times the inner loops). An affine function's extremes
+over a box are at its corners, so the test is exact for one comparison and for comparisons of one
+linear form (a band: both bounds are on ``p - key``), and never skips a tile with a point in it
+otherwise.
 
 What skipping assumes (hence opt-in, per mapping): on a tile where the masked scores have no point the
 rest of the loop body is the identity -- a reduction over no points leaves its running value as it was
@@ -97,8 +98,9 @@ def visited_iterations(plan: Plan) -> np.ndarray:
             if rank == outer_rank:
                 block = plan.block_tile[rank]
                 first, last = group_index * block, np.minimum((group_index + 1) * block, extents[rank]) - 1
-            else:
-                first, last = np.zeros(groups, dtype=np.int64), np.full(groups, plan.tile[rank] - 1, dtype=np.int64)
+            else:   # an iteration covers its inner blocks: the rank over the block's extent
+                first = np.zeros(groups, dtype=np.int64)
+                last = np.full(groups, plan.block_tile[rank] - 1, dtype=np.int64)
             rest += a * (first if a > 0 else last)
         t = bound - rest                                # alpha * i <= t
         if alpha > 0:
