@@ -80,15 +80,15 @@ def test_lightning2_is_linear_in_the_length(capsys) -> None:  # type: ignore[no-
 
 @pytest.mark.parametrize(("cascade", "mapping", "per_score"), [
     # sigmoid(x / sqrt(E) - log M) = 1 / (1 + exp(-(...))): a MAC (the scale), exp, 2 adds, a divide
-    ("sigmoid-attention", "flat-sigmoid", CYCLES["mac"] + CYCLES["exp"] + 2 * CYCLES["add"] + CYCLES["div"]),
+    ("sigmoid-attention", "sigmoid-flat", CYCLES["mac"] + CYCLES["exp"] + 2 * CYCLES["add"] + CYCLES["div"]),
     # LSSA as written: SN = softplus(c x) = log(1 + exp(c x)) (a MAC, exp, an add, log as exp: 7), SD an
     # add, A = SN / SD a divide
-    ("softplus-lssa-normalised", "flat-lssa", CYCLES["mac"] + 2 * CYCLES["exp"] + CYCLES["add"] + CYCLES["add"]
+    ("softplus-lssa-normalised", "lssa-flat", CYCLES["mac"] + 2 * CYCLES["exp"] + CYCLES["add"] + CYCLES["add"]
      + CYCLES["div"]),
 ])
 def test_flat_style_mappings_are_at_the_1d_bound_of_their_score_map(capsys, cascade: str, mapping: str,
                                                                    per_score: int) -> None:  # type: ignore[no-untyped-def]
-    """FLAT's structure (specs/mappings/flat-*.yaml): the score map on the 1D array, one row block with
+    """FLAT's structure (specs/mappings/sigmoid-flat.yaml, lssa-flat.yaml): the score map on the 1D array, one row block with
     the whole key rank, so a 2-pass cascade (LSSA as written) runs too; bound by the 1D array's map,
     at per_score cycles per score over 256 lanes; the 2D array's QK and AV (128 MACs per score on
     65536 PEs) are below it. Traffic at least Q, K, V read and O written once."""
