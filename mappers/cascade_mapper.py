@@ -460,8 +460,15 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq:
     mapping = retarget(mapping, cascade, arch)
     plan = build_plan(cascade, mapping, workload, seq, arch, glb_sizing_bytes=sizing)
     builder = _tile_builder(plan, options.closed_form)
-    schedule = Schedule(blocks=_nest(plan, builder), name=f"{mapping.name} {cascade.name} {workload.name} seq {seq}")
-    tiles = plan.groups * plan.iterations * plan.choices["inner_iterations"]
+    if mapping.skip_empty_tiles:   # only the tiles the cascade's mask leaves a point in (mappers.cascade_skip)
+        from attnsim.mappers.cascade_skip import skipping_nest
+
+        blocks, per_head = skipping_nest(plan, builder, _nest)
+        tiles = workload.batch * workload.heads * per_head * plan.choices["inner_iterations"]
+    else:
+        blocks = _nest(plan, builder)
+        tiles = plan.groups * plan.iterations * plan.choices["inner_iterations"]
+    schedule = Schedule(blocks=blocks, name=f"{mapping.name} {cascade.name} {workload.name} seq {seq}")
     if plan.tail is not None:   # the last group of each head holds fewer blocks
         tiles -= (plan.groups // plan.tail.groups_per_head) * plan.iterations * (
             plan.choices["inner_iterations"] - plan.tail.blocks)

@@ -124,6 +124,8 @@ def layout_of(cascade: Cascade, section: GpuSection, workload: GpuAttention, whe
                 tile_shape = other
                 keys_ranks |= {r for r, s in shape_of.items() if s == other}
     values = {"seq": workload.seq, "head_dim": workload.head_dim, "splits": 1}
+    if workload.window is not None:
+        values["window"] = workload.window
     sizes: dict[str, int] = {}
     for symbol in cascade.free_symbols():
         name = str(symbol)
@@ -131,8 +133,15 @@ def layout_of(cascade: Cascade, section: GpuSection, workload: GpuAttention, whe
             continue
         if name not in section.shapes:
             raise MappingError(f"{where}: gpu.shapes: no value for the cascade's shape symbol {name} "
-                               f"(expected seq, head_dim or splits)")
+                               f"(expected seq, head_dim, splits or window)")
+        if section.shapes[name] == "window" and workload.window is None:
+            raise MappingError(f"{where}: gpu.shapes.{name}: cascade {cascade.name}'s {name} is the sliding "
+                               "window, but the workload has none; expected a window size (attnsim gpu --window W)")
         sizes[name] = values[section.shapes[name]]
+    if workload.window is not None and not any(section.shapes.get(str(s)) == "window" for s in cascade.free_symbols()):
+        raise MappingError(f"{where}: gpu.shapes: the workload has a sliding window of {workload.window} keys but "
+                           f"cascade {cascade.name} has no shape symbol bound to window; expected a windowed "
+                           "cascade (e.g. window-attention)")
     return Layout(section.rows_rank, frozenset(keys_ranks), sizes, shape_of, tile_shape,
                   frozenset(cascade.iterative), section.split_rank)
 

@@ -68,6 +68,8 @@ class GpuAttention:
     1 in decode, a chunk in chunked prefill), ``head_dim`` in elements. ``kv_heads`` K/V heads
     (grouped-query attention: ``heads / kv_heads`` query heads share one; default ``heads``).
     ``dtype`` is the element type of Q, K, V (fp16, bf16, fp8); O is written in 16 bits.
+    ``window``: a causal sliding window of that many keys (query at position i sees keys i - window <
+    j <= i, Mistral's); the K/V tiles wholly before it are skipped (:func:`cta_work`). None: no window.
     """
 
     batch: int
@@ -78,6 +80,7 @@ class GpuAttention:
     dtype: str = "fp16"
     q_len: int | None = None
     kv_heads: int | None = None
+    window: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("batch", "heads", "seq", "head_dim"):
@@ -91,6 +94,12 @@ class GpuAttention:
             elif isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= default:
                 raise MappingError(f"gpu attention: {name}: expected a positive integer of at most "
                                    f"{default}, got {value!r}")
+        if self.window is not None:
+            if isinstance(self.window, bool) or not isinstance(self.window, int) or self.window < 1:
+                raise MappingError(f"gpu attention: window: expected a positive integer, got {self.window!r}")
+            if not self.causal:
+                raise MappingError("gpu attention: window: a sliding window looks back from each query; "
+                                   "expected causal=True")
         if self.heads % self.kv_heads:
             raise MappingError(f"gpu attention: kv_heads: expected a divisor of heads = {self.heads}, "
                                f"got {self.kv_heads}")
@@ -119,6 +128,13 @@ class GpuAttention:
         q, m = self.q_len, self.seq
         if not self.causal:
             return float(q * m)
+        window = self.window
+        if window is not None and window < m:   # each query sees min(its keys, window): clipped series
+            first = m - q + 1                    # keys the first query sees; the last sees m
+            if window <= first:
+                return float(window * q)
+            below = window - first               # queries that see fewer than window keys
+            return (first + window - 1) * below / 2 + window * (q - below)
         if q == m:
             return q * m / 2
         return q * (m - q) + q * (q + 1) / 2
@@ -272,8 +288,27 @@ def cta_work(workload: GpuAttention, tile: CtaTile, m_block: int, split: int = 0
     tiles = (offset + last_row // tile.pack) // tile.block_n + 1
     first_masked = (offset + (m_block * tile.block_m) // tile.pack) // tile.block_n
     high = min(high, tiles)
+    if workload.window is not None:   # the tiles wholly before the first row's window are skipped
+        return _window_work(workload, tile, m_block, low, high, first_masked, last_row, partial, rows)
     # a cluster's padding block: every tile, none masked (it loads and stores nothing: rows = 0)
     return CtaWork(max(0, high - low), max(0, high - max(low, first_masked)), partial, rows=rows)
+
+
+def _window_work(workload: GpuAttention, tile: CtaTile, m_block: int, low: int, high: int, first_masked: int,
+                 last_row: int, partial: bool, rows: int | None) -> CtaWork:
+    """:func:`cta_work` under a sliding window of W keys: the block's rows at positions a ... b see keys
+    a - W + 1 ... b, so its tiles run from the one holding key max(0, a - W + 1); a tile holding a key
+    before b - W + 1 is masked at the window's edge, as a tile past a's position is at the diagonal."""
+    window = workload.window or workload.seq
+    offset = workload.seq - workload.q_len
+    first_position = offset + (m_block * tile.block_m) // tile.pack
+    last_position = offset + last_row // tile.pack
+    low = max(low, max(0, first_position - window + 1) // tile.block_n)
+    edge_last = (last_position - window) // tile.block_n if last_position - window >= 0 else -1
+    visited = max(0, high - low)
+    # unmasked: the tiles strictly between the window's edge and the diagonal
+    clean = max(0, min(first_masked, high) - max(edge_last + 1, low))
+    return CtaWork(visited, visited - clean, partial, rows=rows)
 
 
 def block_rows(workload: GpuAttention, tile: CtaTile, m_block: int) -> int | None:

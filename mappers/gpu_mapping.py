@@ -158,7 +158,7 @@ class GpuSection(_Section):
     tensor_instruction: Literal["mma.sync", "wgmma"]
     rows_rank: str = Field(min_length=1)
     keys_rank: str = Field(min_length=1)
-    shapes: dict[str, Literal["seq", "head_dim", "splits"]]
+    shapes: dict[str, Literal["seq", "head_dim", "splits", "window"]]
     tiles: list[TileCase] = Field(min_length=1)
     threads_per_consumer: int = Field(ge=1)
     producer_warpgroups: int = Field(default=0, ge=0)

@@ -38,6 +38,8 @@ free-form here and validated by the GPU mapper)::
     closed_form:                        # what closed-form mode (the artifact's analytical model) drops
       drop_first_deps: []               # Einsums whose first-tile dependencies are dropped (pipeline fill)
       drop_last: [RD, RNV]              # Einsums of the very last tile that take zero cycles (drain)
+    skip_empty_tiles: false             # true: tiles where the masked scores' index filters (a window's
+                                        # band) have no point are not run (mappers.cascade_skip)
 
 A multi-pass cascade (e.g. attention-3pass) is mapped with ``groups:`` instead of ``loops:`` -- fusion
 groups run one after the other, each a software-pipelined loop (:class:`Group`, :mod:`mappers.cascade_groups`,
@@ -313,6 +315,7 @@ class MappingSpec(SpecDocument):
     closed_form: ClosedForm = ClosedForm()
     groups: list[Group] | None = None
     gpu: dict[str, Any] | None = None
+    skip_empty_tiles: bool = False   # spatial 1-pass: run only the tiles the masked scores' filters leave a point in
 
     @field_validator("sizes", mode="before")
     @classmethod

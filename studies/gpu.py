@@ -54,7 +54,7 @@ DEFAULT_GPU = "h100-sxm"
 
 REPORT_KEYS: tuple[str, ...] = (
     "design", "cascade", "mapping", "arch", "batch", "heads", "kv_heads", "seq", "q_len", "kv_len", "head_dim", "causal",
-    "dtype", "flops", "latency_s", "cycles", "traffic_bytes", "kv_cache_bytes", "hbm_bytes_per_s", "hbm_bandwidth_fraction",
+    "window", "dtype", "flops", "latency_s", "cycles", "traffic_bytes", "kv_cache_bytes", "hbm_bytes_per_s", "hbm_bandwidth_fraction",
     "tflops", "util_tensor", "util_mufu", "util_fp32", "util_smem", "util_l2", "util_hbm", "bound", "ctas",
     "resident_ctas", "waves", "block_m", "block_n", "energy_pj", "choices")
 """Keys of :func:`gpu_report` (and of ``attnsim gpu --json``)."""
@@ -128,13 +128,14 @@ PHASES: tuple[str, ...] = ("prefill", "decode", "chunked-prefill")
 
 def make_workload(seq: int, head_dim: int, *, causal: bool = False, dtype: str = "fp16",
                   batch: int | None = None, heads: int | None = None, q_len: int | None = None,
-                  kv_heads: int | None = None, phase: str = "prefill") -> GpuAttention:
+                  kv_heads: int | None = None, phase: str = "prefill", window: int | None = None) -> GpuAttention:
     """FA3's protocol shape unless batch/heads are given; ``seq`` is the key/value length, ``q_len`` the
     query length (default by ``phase``: ``seq`` in prefill, 1 in decode; chunked prefill needs it).
     A causal mask over a single query (at the last position) masks nothing and is dropped, as FA2's
-    ``mha_fwd`` does. UsageError (one line) on bad values."""
+    ``mha_fwd`` does. ``window``: a causal sliding window of that many keys (implies causal).
+    UsageError (one line) on bad values."""
     for name, value in (("--seq", seq), ("--batch", batch), ("--heads", heads), ("--q-len", q_len),
-                        ("--kv-heads", kv_heads)):
+                        ("--kv-heads", kv_heads), ("--window", window)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise UsageError(f"gpu: {name}: expected a positive integer, got {value!r}")
     if head_dim not in HEAD_DIMS:
@@ -160,6 +161,8 @@ def make_workload(seq: int, head_dim: int, *, causal: bool = False, dtype: str =
     if kv_heads is not None and workload.heads % kv_heads:
         raise UsageError(f"gpu: --kv-heads: expected a divisor of the {workload.heads} query heads, got {kv_heads}")
     workload = replace(workload, q_len=q_len, kv_heads=kv_heads or workload.heads)
+    if window is not None:
+        workload = replace(workload, causal=True, window=window)
     rows = workload.batch * workload.heads * workload.q_len
     problem = size_problem("--batch x --heads x --q-len", rows, MAX_GPU_ROWS, "GPU attention")
     if problem is not None:
@@ -299,7 +302,7 @@ def run_report(spec: GpuSpec, design: str, workload: GpuAttention, run: GpuRun) 
         "design": design, "cascade": run.choices.get("cascade"), "mapping": run.choices.get("mapping"),
         "arch": spec.name, "batch": workload.batch, "heads": workload.heads, "kv_heads": workload.kv_heads,
         "seq": workload.seq, "q_len": workload.q_len, "kv_len": workload.seq, "head_dim": workload.head_dim,
-        "causal": workload.causal, "dtype": workload.dtype, "flops": workload.flops, "latency_s": run.latency_s,
+        "causal": workload.causal, "window": workload.window, "dtype": workload.dtype, "flops": workload.flops, "latency_s": run.latency_s,
         "cycles": run.cycles, "traffic_bytes": run.hbm_bytes, "kv_cache_bytes": workload.kv_cache_bytes,
         "hbm_bytes_per_s": run.hbm_bytes / run.latency_s,
         "hbm_bandwidth_fraction": run.hbm_bytes / run.latency_s / spec.memory.hbm_bandwidth_bytes_per_s.value,
@@ -317,7 +320,8 @@ def gpu_report(arch: str, design: str | None, seq: int, head_dim: int, *, causal
                dtype: str = "fp16", batch: int | None = None, heads: int | None = None,
                switches: Mapping[str, bool] | None = None, cascade: str | None = None,
                mapping: str | None = None, overrides: dict[str, object] | None = None,
-               q_len: int | None = None, kv_heads: int | None = None, phase: str = "prefill") -> dict[str, Any]:
+               q_len: int | None = None, kv_heads: int | None = None, phase: str = "prefill",
+               window: int | None = None) -> dict[str, Any]:
     """Everything ``attnsim gpu --json`` prints (:data:`REPORT_KEYS`) for one call: ``design`` or an
     explicit ``cascade`` and ``mapping`` (names or paths); ``overrides``: ``{"dotted.key": value}``
     GPU-spec overrides (``--set``). ``seq``: the key/value length; ``q_len``, ``kv_heads``, ``phase``:
@@ -332,7 +336,7 @@ def gpu_report(arch: str, design: str | None, seq: int, head_dim: int, *, causal
     else:
         cascade, mapping = design_pair(design)
     workload = make_workload(seq, head_dim, causal=causal, dtype=dtype, batch=batch, heads=heads, q_len=q_len,
-                             kv_heads=kv_heads, phase=phase)
+                             kv_heads=kv_heads, phase=phase, window=window)
     spec = load_gpu(arch, overrides)
     run = predict_cascade(spec, cascade, mapping, workload, switches=switches, design=design)
     return run_report(spec, design or run.design, workload, run)

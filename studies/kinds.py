@@ -36,7 +36,8 @@ mapping) or ``cascade`` and ``mapping`` (any cascade and ``target: gpu`` mapping
 sweepable axes), ``seq`` (the key/value length), ``head_dim`` (64, 128, 256), ``causal`` (false), ``dtype``
 (fp16), ``batch`` / ``heads`` (null: FlashAttention-3's protocol, batch x seq = 16K tokens and
 heads x head_dim = 2048), ``q_len`` / ``kv_heads`` (null: ``seq`` in prefill, 1 in decode / ``heads``),
-``phase`` (prefill, decode, chunked-prefill), ``arch`` (a GPU spec, default ``h100-sxm``). Results: the keys of
+``phase`` (prefill, decode, chunked-prefill), ``window`` (null: none; a causal sliding window of that many
+keys, for a windowed cascade), ``arch`` (a GPU spec, default ``h100-sxm``). Results: the keys of
 :data:`studies.gpu.REPORT_KEYS` (``traffic_bytes``: HBM reads + writes) plus ``peak_flops_per_s`` and
 ``dram_bandwidth_bytes_per_s`` (HBM) for the roofline.
 """
@@ -293,7 +294,7 @@ def _check_gpu(params: Mapping[str, Any]) -> None:
     _boolean(params, "causal")
     if params["dtype"] not in DTYPES:
         raise ParamProblem("dtype", f"expected one of {', '.join(DTYPES)}, got {params['dtype']!r}")
-    for key in ("batch", "heads", "q_len", "kv_heads"):
+    for key in ("batch", "heads", "q_len", "kv_heads", "window"):
         if params[key] is not None:
             _positive_int(params, key)
     from attnsim.studies.gpu import PHASES
@@ -322,7 +323,8 @@ def evaluate_gpu(point: Mapping[str, Any]) -> dict[str, Any]:
     spec = GpuSpec.from_mapping(point["arch"], origin=f"<{point['arch'].get('name', 'gpu')}>")
     workload = make_workload(params["seq"], params["head_dim"], causal=params["causal"],
                              dtype=params["dtype"], batch=params["batch"], heads=params["heads"],
-                             q_len=params["q_len"], kv_heads=params["kv_heads"], phase=params["phase"])
+                             q_len=params["q_len"], kv_heads=params["kv_heads"], phase=params["phase"],
+                             window=params["window"])
     design = params["design"]
     cascade, mapping = design_pair(design) if design is not None else (params["cascade"], params["mapping"])
     run = predict_cascade(spec, cascade, mapping, workload, design=design)
@@ -335,7 +337,8 @@ def evaluate_gpu(point: Mapping[str, Any]) -> dict[str, Any]:
 GPU_KIND = PointKind(
     name="gpu", evaluate=evaluate_gpu, required=("seq", "head_dim"),
     defaults={"design": None, "cascade": None, "mapping": None, "causal": False, "dtype": "fp16",
-              "batch": None, "heads": None, "arch": None, "q_len": None, "kv_heads": None, "phase": "prefill"},
+              "batch": None, "heads": None, "arch": None, "q_len": None, "kv_heads": None, "phase": "prefill",
+              "window": None},
     check=_check_gpu, default_arch=gpu_default_arch, arch_loader=load_gpu_spec,
     description="one forward attention call on a GPU spec (studies.gpu): design (or cascade and mapping), "
                 "seq (the KV length), head_dim, arch; q_len, kv_heads, phase for decode and GQA")

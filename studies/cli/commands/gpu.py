@@ -55,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                            "kv_heads, head dim, causal and phase")
     parser.add_argument("--head-dim", help="head dimension: 64, 128 or 256")
     parser.add_argument("--causal", action="store_true", help="apply the causal mask")
+    parser.add_argument("--window", help="a causal sliding window of W keys (implies --causal; K/V tiles before "
+                                         "the window are skipped), for a windowed cascade such as window-attention")
     parser.add_argument("--dtype", default="fp16", help="fp16, bf16 or fp8 (default fp16)")
     parser.add_argument("--batch", help="batch size (default: 16384 // seq, FA3's protocol)")
     parser.add_argument("--heads", help="heads (default: 2048 // head_dim, FA3's protocol)")
@@ -154,8 +156,13 @@ def _shape(args: argparse.Namespace) -> dict[str, object]:
                 raise UsageError(f"gpu: --workload: {workload.origin} has sliding_window {window} < the KV length "
                                  f"{seq}; GPU mappings model a window in decode only")
             seq = window   # one query attends over the last `window` keys only
-    return {"seq": seq, "head_dim": head_dim, "causal": causal, "batch": batch, "heads": heads,
-            "q_len": q_len, "kv_heads": kv_heads, "phase": phase}
+    shape: dict[str, object] = {"seq": seq, "head_dim": head_dim, "causal": causal, "batch": batch, "heads": heads,
+                                "q_len": q_len, "kv_heads": kv_heads, "phase": phase}
+    if args.window is not None:
+        shape["window"] = parse_count(args.window, "gpu: --window")
+    return shape
+
+
 E2E_TEXT_KEYS = ("latency_s", "ttft_s", "tpot_s", "chunk_latency_s", "tokens_per_s", "attention_latency_s",
                  "linear_latency_s", "weight_bytes", "kv_cache_bytes_per_step", "kv_cache_bytes_per_token",
                  "hbm_bytes", "hbm_bandwidth_fraction", "flops", "bound", "bound_part")
@@ -168,7 +175,7 @@ def _run_end_to_end(args: argparse.Namespace, design: str | None, shape: dict[st
     if args.workload is None:
         raise UsageError("gpu: --end-to-end: expected --workload (the linear layers come from the model's file)")
     if design is None or args.pass_ != "forward" or args.heads is not None or args.head_dim is not None \
-            or args.causal or args.no_warp_specialization or args.no_pingpong or args.no_intra_pipeline:
+            or args.causal or args.window is not None or args.no_warp_specialization or args.no_pingpong or args.no_intra_pipeline:
         raise UsageError("gpu: --end-to-end: takes --design, --workload, --phase, --kv-len/--seq, --batch, --q-len, "
                          "--kv-heads, --dtype, --arch and --set (heads, head dim and mask come from the workload)")
     kv_len = parse_count(args.kv_len if args.kv_len is not None else args.seq,
@@ -201,6 +208,8 @@ def _run_pass(args: argparse.Namespace, design: str | None, shape: dict[str, obj
                          f"--cascade/--mapping), got '{design or args.cascade or args.mapping}'")
     if args.no_warp_specialization or args.no_pingpong or args.no_intra_pipeline:
         raise UsageError(f"gpu: --pass {args.pass_}: the --no-* schedule switches are for the forward pass")
+    if "window" in shape:
+        raise UsageError(f"gpu: --window: the backward kernels are modelled without a window (--pass {args.pass_})")
     if shape["phase"] != "prefill" or shape["q_len"] not in (None, shape["seq"]) or \
             shape["kv_heads"] not in (None, shape["heads"]):
         raise UsageError(f"gpu: --pass {args.pass_}: the backward kernels are modelled for training shapes "
