@@ -581,12 +581,12 @@ def _analysis(cascade: Cascade, mapping: MappingSpec, arch: Arch, work: CascadeW
 def map_groups(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: int, arch: Arch, *,
                options: MapOptions = MapOptions()) -> MappedAttention:
     """Schedule ``cascade`` under the multi-pass ``mapping`` (its ``groups``) for ``workload`` at ``seq``."""
-    from attnsim.mappers.cascade_plan import _values, resolve_sizes
+    from attnsim.mappers.cascade_plan import _values, grid_heads, resolve_sizes
 
     work = resolve_sizes(cascade, mapping, workload, seq, arch)
     binding, charge, statics = _analysis(cascade, mapping, arch, work)
     values = _values(work.sizes, arch)
-    heads = workload.batch * workload.heads
+    heads = grid_heads(workload, mapping)
     table_option = options.extra.get("flat_table")
     blocks = []
     after: tuple[str, ...] = ()
