@@ -583,7 +583,10 @@ def map_groups(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     """Schedule ``cascade`` under the multi-pass ``mapping`` (its ``groups``) for ``workload`` at ``seq``."""
     from attnsim.mappers.cascade_plan import _values, grid_heads, resolve_sizes
 
+    from attnsim.mappers.masking import check_masked_shape, is_masked_cascade
+
     work = resolve_sizes(cascade, mapping, workload, seq, arch)
+    check_masked_shape(work, workload, seq, mapping.origin)
     binding, charge, statics = _analysis(cascade, mapping, arch, work)
     values = _values(work.sizes, arch)
     heads = grid_heads(workload, mapping)
@@ -608,7 +611,9 @@ def map_groups(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     schedule = Schedule(blocks=tuple(blocks), name=f"{mapping.name} {cascade.name} {workload.name} seq {seq}")
     order = [n for g in mapping.groups or () for n in g.einsums]
     choices = {"cascade": cascade.name, "mapping": mapping.name, "sizes": dict(work.sizes), "groups": groups,
-               "binding": {n: binding[n] for n in order}}
+               "binding": {n: binding[n] for n in order}, "grid_heads": heads,
+               # fusion groups do not skip masked tiles yet: every tile computed, the mask applied element-wise
+               "masked_tiles": "compute" if is_masked_cascade(work) else None}
     return MappedAttention(design=mapping.name, schedule=schedule,
                            einsums_2d=tuple(n for n in order if binding[n] == "pe2d"),
                            einsums_1d=tuple(n for n in order if binding[n] == "pe1d"), choices=choices)
