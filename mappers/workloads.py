@@ -266,7 +266,7 @@ class Workload(SpecDocument):
         """This workload with its attention shape changed (the command line's ``--phase``, ``--q-len``,
         ``--batch``, ``--heads``, ``--kv-heads``, ``--causal``), validated again; None keeps a value.
         ``q_len`` is a chunk of queries (phase ``chunked-prefill`` with that ``chunk_size``)."""
-        data = self.model_dump(exclude_none=True)
+        data = self.model_dump(exclude_unset=True, exclude_none=True)
         data.pop("sources", None)
         sources = dict(self.sources)
         changes = {"phase": phase, "batch": batch, "heads": heads, "kv_heads": kv_heads, "causal": causal}
