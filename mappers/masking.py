@@ -23,7 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
+import numpy as np
 import sympy
 
 from attnsim.einsum_ir.model import rank_symbol
@@ -109,6 +111,56 @@ def body_mask(work: CascadeWork, names: Sequence[str], pack: int, where: str) ->
     return Mask(tuple(conditions), query, pack)
 
 
+def einsum_conditions(work: CascadeWork, name: str, where: str) -> tuple[AffineCondition, ...]:
+    """The affine conditions that restrict Einsum ``name``: its own index filters, or -- for an Einsum
+    without one that iterates over exactly the ranks of a tensor a filtered Einsum writes (a max or sum
+    of the masked scores, e.g. ``GM[p] = QK[m,p] :: max``) -- its producer's (an absent point adds
+    nothing to a reduction, so the reduction visits only the live ones)."""
+    einsum = work.einsums[name]
+    own = einsum.einsum.index_filters
+    if own:
+        return tuple(_condition(f.lhs, f.op, f.rhs, work.sizes, f"{where} (Einsum {name})") for f in own)
+    for ref in einsum.reads:
+        producer = next((w for w in work.compute if w.write.tensor == ref.tensor), None)
+        if producer is not None and producer.einsum.index_filters and \
+                set(producer.write.ranks) == set(einsum.iteration_ranks):
+            return einsum_conditions(work, producer.name, where)
+    return ()
+
+
+def live_cell_fraction(conditions: Sequence[AffineCondition], cells: Mapping[str, tuple[int, int]],
+                       query_rank: str | None = None, pack: int = 1) -> Fraction:
+    """The fraction of the cells of a grid in which every condition holds somewhere (1 without
+    conditions). ``cells``: rank -> (cell size, extent) for the ranks the conditions use (the last cell
+    of a rank may be partial). One condition over at most two ranks is counted exactly in
+    O(n log n): its maximum over a cell is ``a_i + b_j``, separable per rank; anything else is refused
+    by returning 1 (costed in full). ``query_rank`` rows are at position ``row // pack`` (GQA packing)."""
+    if not conditions:
+        return Fraction(1)
+    if len(conditions) > 1 or len(conditions[0].coefficients) > 2:
+        return Fraction(1)
+    condition = conditions[0]
+    parts = []
+    for rank, c in condition.coefficients:
+        size, extent = cells[rank]
+        starts = np.arange(0, extent, size, dtype=np.int64)
+        ends = np.minimum(starts + size - 1, extent - 1)
+        if rank == query_rank and pack > 1:
+            starts, ends = starts // pack, ends // pack
+        parts.append(c * (ends if c > 0 else starts))
+    if not parts:
+        return Fraction(1) if condition.holds_somewhere({}) else Fraction(0)
+    first = parts[0] + condition.constant
+    if len(parts) == 1:
+        live = int(np.count_nonzero(first > 0 if condition.strict else first >= 0))
+        return Fraction(live, len(first))
+    second = np.sort(parts[1])
+    # per cell i of the first rank: cells j of the second with first[i] + second[j] >= 0 (> 0 when strict)
+    side = "right" if condition.strict else "left"
+    live = int((len(second) - np.searchsorted(second, -first, side=side)).sum())
+    return Fraction(live, len(first) * len(second))
+
+
 def is_masked_cascade(work: CascadeWork) -> bool:
     """Whether some computing Einsum of the cascade has an index filter (a causal or banded mask)."""
     return any(w.einsum.index_filters for w in work.compute)
@@ -142,4 +194,4 @@ def rank_box(extents: Mapping[str, int], ranges: Mapping[str, tuple[int, int]]) 
     return box
 
 
-__all__ = ["AffineCondition", "Box", "Mask", "body_mask", "check_masked_shape", "is_masked_cascade", "rank_box"]
+__all__ = ["AffineCondition", "Box", "Mask", "body_mask", "check_masked_shape", "einsum_conditions", "is_masked_cascade", "live_cell_fraction", "rank_box"]
