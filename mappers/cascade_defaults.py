@@ -144,7 +144,7 @@ def default_groups_mapping(cascade: Cascade) -> MappingSpec:
 
 def retarget(mapping: MappingSpec, cascade: Cascade, arch: Arch) -> MappingSpec:
     """``mapping`` applied to a cascade other than the one it names: its policy (whether the Einsums run
-    in series, which accesses are charged) on the cascade's default loop nest, binding and placement
+    in series, which accesses are charged, masking, GQA packing) on the cascade's default loop nest, binding and placement
     (:func:`default_mapping_data`, the same Mapping-1 shape). Its Einsum-specific entries are dropped:
     a name such as AV may mean another Einsum in another cascade. A mapping that names no cascade, or
     this one, is returned unchanged."""
@@ -156,6 +156,8 @@ def retarget(mapping: MappingSpec, cascade: Cascade, arch: Arch) -> MappingSpec:
     if mapping.charge is not None:
         data["charge"] = list(mapping.charge)
     data["pipelining"] = {"serial": mapping.pipelining.serial}
+    data["masking"] = mapping.masking.model_dump()   # policies that name no Einsum travel too
+    data["pack_gqa"] = mapping.pack_gqa
     data["name"] = mapping.name
     data["description"] = f"{mapping.name}'s policy on cascade {cascade.name} (default loop nest)"
     data["source"] = mapping.source

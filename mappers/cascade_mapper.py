@@ -491,7 +491,8 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq:
                                                       "block_tile": plan.tail.block_tile,
                                                       "last_tile": plan.tail.last_tile},
         "masked_tiles": mapping.masking.masked_tiles if mask is not None else None,
-        "unmasked_tiles": plan.groups * plan.iterations * plan.choices["inner_iterations"] if mask is not None else tiles,
+        "tiles_without_mask": plan.groups * plan.iterations * plan.choices["inner_iterations"] if mask is not None
+        else tiles,
         "grid_heads": heads, "pack_gqa": gqa_pack(workload, mapping),
         "fit_factor": plan.glb_fit_bound, "glb_rule_bytes": plan.glb_bytes,
         "glb_peak_bytes": plan.choices["glb_peak_bytes"], "glb_sizing_bytes": sizing or arch.global_buffer.capacity_bytes,

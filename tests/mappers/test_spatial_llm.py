@@ -190,3 +190,22 @@ def test_a_causal_cascade_is_refused_where_query_and_key_indices_do_not_align() 
         map_named("attention-1pass-causal", "fusemax", decode, 4096, load_arch("fusemax-cloud"))
     with pytest.raises(MappingError, match="is causal but the cascade attention-1pass has no mask"):
         map_named("attention-1pass", "fusemax", load_workload("llama-3.1-8b"), 4096, load_arch("fusemax-cloud"))
+
+
+@pytest.mark.parametrize("op, pack", [("<=", 1), ("<", 1), ("<=", 3), (">=", 1)])
+def test_live_cell_fraction_equals_a_brute_force_count(op: str, pack: int) -> None:
+    # cells of 7 keys x 5 query rows over 40 keys x 33 rows (partial last cells); a cell is live when the
+    # filter key (op) query position holds for some key and row in it, the row at position row // pack
+    from fractions import Fraction
+
+    from attnsim.einsum_ir.model import rank_symbol
+    from attnsim.mappers.masking import _condition, live_cell_fraction
+
+    m, p = rank_symbol("m"), rank_symbol("p")
+    condition = _condition(m, op, p, {}, "test")
+    keys, rows = np.arange(40), np.arange(33)
+    compare = {"<=": np.less_equal, "<": np.less, ">=": np.greater_equal}[op]
+    holds = compare(keys[:, None], (rows // pack)[None, :])
+    live = sum(bool(holds[i:i + 7, j:j + 5].any()) for i in range(0, 40, 7) for j in range(0, 33, 5))
+    cells = -(-40 // 7) * -(-33 // 5)
+    assert live_cell_fraction([condition], {"m": (7, 40), "p": (5, 33)}, "p", pack) == Fraction(live, cells)
