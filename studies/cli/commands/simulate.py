@@ -100,9 +100,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     mode = ", closed form" if args.closed_form else ""
     via = f" ({report['cascade']} under mapping {report['mapping']})" if report.get("mapping") else ""
-    print(f"{report['design']}{via} on {report['arch']}: {report['model']}, {report['phase']}, batch "
-          f"{report['batch']} x heads {report['heads']} (kv_heads {report['kv_heads']}), q_len {report['q_len']}, "
-          f"kv_len {report['kv_len']}, {'causal' if report['causal'] else 'non-causal'}{mode}")
+    print(f"{report['design']}{via} on {report['arch']}: {report['model']}, seq {report['seq']}{mode} "
+          f"({report['phase']}, batch {report['batch']} x heads {report['heads']} (kv_heads {report['kv_heads']}), "
+          f"q_len {report['q_len']}, kv_len {report['kv_len']}, {'causal' if report['causal'] else 'non-causal'})")
     keys = SUMMARY_KEYS + (END_TO_END_KEYS if args.end_to_end else ())
     print(key_value_table(report, keys))
     if report["per_einsum"]:
