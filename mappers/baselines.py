@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from attnsim.archsim.spec import Arch
 from attnsim.mappers.cascade_mapper import map_named
-from attnsim.mappers.designs import MapOptions, MappedAttention
+from attnsim.mappers.designs import MapOptions, MappedAttention, design_cascade
 from attnsim.mappers.errors import MappingError
 from attnsim.mappers.workloads import Workload
 
@@ -20,7 +20,8 @@ OPTIONS = {"unfused": (), "flat": ("flat_table",)}
 def _map(design: str, workload: Workload, seq: int, arch: Arch, options: MapOptions) -> MappedAttention:
     if options.causal:
         raise MappingError(f"{design}: causal masking is not supported by this design; expected causal=False")
-    return map_named(CASCADE, design, workload, seq, arch, options=options, known_options=OPTIONS[design])
+    return map_named(design_cascade(design, workload, seq), design, workload, seq, arch, options=options,
+                     known_options=OPTIONS[design])
 
 
 def map_unfused(workload: Workload, seq: int, arch: Arch, *, options: MapOptions) -> MappedAttention:

@@ -213,16 +213,20 @@ def default_groups_data(cascade: Cascade, policy: MappingSpec) -> dict[str, Any]
 
 def retarget(mapping: MappingSpec, cascade: Cascade, arch: Arch) -> MappingSpec:
     """``mapping`` applied to a cascade other than the one it names: its policy (whether the Einsums run
-    in series, which accesses are charged) on the cascade's default loop nest, binding and placement
+    in series, which accesses are charged, masking, GQA packing) on the cascade's default loop nest, binding and placement
     (:func:`default_mapping_data`, the same Mapping-1 shape). Its Einsum-specific entries are dropped:
     a name such as AV may mean another Einsum in another cascade. A mapping that names no cascade, or
     this one, is returned unchanged."""
     if mapping.cascade is None or mapping.cascade == cascade.name or mapping.target != "spatial":
         return mapping
+    if same_einsums(mapping.cascade, cascade):   # a variant (e.g. its causal mask): the names mean the same
+        return mapping
     data = default_mapping_data(cascade, arch)
     if mapping.charge is not None:
         data["charge"] = list(mapping.charge)
     data["pipelining"] = {"serial": mapping.pipelining.serial}
+    data["masking"] = mapping.masking.model_dump()   # policies that name no Einsum travel too
+    data["pack_gqa"] = mapping.pack_gqa
     data["name"] = mapping.name
     data["description"] = f"{mapping.name}'s policy on cascade {cascade.name} (default loop nest)"
     data["source"] = mapping.source
@@ -230,12 +234,33 @@ def retarget(mapping: MappingSpec, cascade: Cascade, arch: Arch) -> MappingSpec:
     return mapping_from_data(data, mapping.origin)
 
 
+def _einsum_signature(cascade: Cascade) -> tuple:
+    """Each Einsum's output and input references (tensor and index text), filters left out."""
+    return tuple((e.output.tensor, tuple(str(i.expr) for i in e.output.indices),
+                  tuple(sorted((r.tensor, tuple(str(i.expr) for i in r.indices)) for r in e.inputs())))
+                 for e in cascade.einsums)
+
+
+def same_einsums(name: str, cascade: Cascade) -> bool:
+    """Whether the built-in or file cascade ``name`` has ``cascade``'s Einsums, reference for reference, up
+    to their filters and the cascade's name: a variant such as ``attention-1pass-causal`` of
+    ``attention-1pass`` (a mapping written for one then applies to the other unchanged)."""
+    from attnsim.einsum_ir import resolve_cascade
+    from attnsim.einsum_ir.errors import CascadeError
+
+    try:
+        other = resolve_cascade(name)
+    except CascadeError:
+        return False
+    return other.ranks == cascade.ranks and _einsum_signature(other) == _einsum_signature(cascade)
+
+
 def default_mapping(cascade: Cascade, arch: Arch) -> MappingSpec:
     """:func:`default_mapping_data` validated."""
     return mapping_from_data(default_mapping_data(cascade, arch), f"<default mapping of {cascade.name}>")
 
 
-__all__ = ["DEFAULT_GROUPS_MAPPING", "check_single_pass", "default_groups_data", "default_groups_mapping", "default_mapping", "retarget", "default_mapping_data", "fusion_boundaries", "pass_analysis"]
+__all__ = ["DEFAULT_GROUPS_MAPPING", "check_single_pass", "default_groups_data", "default_groups_mapping", "default_mapping", "retarget", "same_einsums", "default_mapping_data", "fusion_boundaries", "pass_analysis"]
 
 
 def resolved_mapping_data(plan: Any, resolve_factors: bool = True) -> dict[str, Any]:

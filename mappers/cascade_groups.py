@@ -338,17 +338,37 @@ def _templates(builder: _GroupBuilder, resolved: ResolvedGroup, binding: Mapping
         partition it (the last block may be partial), else once per block."""
         return _footprint(ranks, builder.extents) * (1 if rank in ranks else nb)
 
+    # Under a mask (masking.masked_tiles: skip) the masked cells move nothing: a tensor a masked Einsum writes
+    # over the mask's ranks (QK, SN, A) is stored and read back at its live fraction; an input streamed per
+    # block or per tile is read only where its reader is live; a tensor read once whole stays dense.
+    live = {n: _live_fraction(builder, resolved, work.einsums[n]) for n in group.einsums}
+
+    def reader_live(tensor: str) -> Fraction:
+        return max((live[r] for r in builder.buffer_readers(tensor) or builder.readers(tensor)), default=Fraction(1))
+
+    def sparse(tensor: str) -> bool:
+        """Whether the tensor itself is masked: its writer's conditions use only its ranks."""
+        writer = next((w for w in work.compute if w.write.tensor == tensor), None)
+        if writer is None:
+            return False
+        from attnsim.mappers.masking import einsum_conditions
+
+        conditions = einsum_conditions(work, writer.name, f"{builder.where}.masking")
+        return bool(conditions) and {r for c in conditions for r, _ in c.coefficients} <= set(writer.write.ranks)
+
     for tensor in builder.inputs:
         ranks = builder.ranks[tensor]
         mode = resolved.traffic.get(tensor, "per_tile")
         reads = over_blocks(ranks) * sum(_rereads(resolved, work, r, ranks, block, arch, binding)
                                          for r in builder.buffer_readers(tensor))
+        factor = reader_live(tensor)
+        whole = factor if sparse(tensor) and builder.mapping.masking.masked_tiles == "skip" else 1
         if mode == "once":
-            load_words += (1 - s) * _footprint(ranks, builder.extents) + s * reads
+            load_words += (1 - s) * _footprint(ranks, builder.extents) * whole + s * reads * factor
         elif mode == "per_block":
-            load_words += over_blocks(ranks)
+            load_words += over_blocks(ranks) * factor
         elif mode == "per_tile":
-            load_words += reads
+            load_words += reads * factor
         else:
             raise MappingError(f"{resolved.source}.traffic.{tensor}: '{mode}' is for tensors the group writes; "
                                "expected once, per_block or per_tile for an input")
@@ -358,12 +378,13 @@ def _templates(builder: _GroupBuilder, resolved: ResolvedGroup, binding: Mapping
         size = over_blocks(ranks)
         readers = builder.buffer_readers(tensor) or builder.readers(tensor)
         rr = {r: _rereads(resolved, work, r, ranks, block, arch, binding) for r in readers}
+        kept = live[builder.writer(tensor)] if sparse(tensor) else Fraction(1)
         if mode == "chip":
-            written_write[tensor] = s * size
-            written_read[tensor] = s * sum(size * rr[r] for r in readers)
+            written_write[tensor] = s * size * kept
+            written_read[tensor] = s * sum(size * rr[r] * live[r] for r in readers)
         elif mode == "dram":
-            written_write[tensor] = Fraction(size)
-            written_read[tensor] = Fraction(size * rr[readers[0]])
+            written_write[tensor] = size * kept
+            written_read[tensor] = size * rr[readers[0]] * live[readers[0]]
         elif mode is not None:
             raise MappingError(f"{resolved.source}.traffic.{tensor}: '{mode}' is for inputs; expected chip or "
                                "dram for an intermediate")
@@ -371,7 +392,8 @@ def _templates(builder: _GroupBuilder, resolved: ResolvedGroup, binding: Mapping
         ranks = builder.ranks[tensor]
         writer = work.einsums[builder.writer(tensor)]
         partial = rank in writer.reduced_ranks and rank not in ranks
-        written_write[tensor] = Fraction(over_blocks(ranks))
+        kept = live[builder.writer(tensor)] if sparse(tensor) else Fraction(1)
+        written_write[tensor] = over_blocks(ranks) * kept
         written_read[tensor] = Fraction((nb - 1) * _footprint(ranks, builder.extents) if partial else 0)
 
     # Runs of consecutive Einsums on one unit.
@@ -417,8 +439,39 @@ def _templates(builder: _GroupBuilder, resolved: ResolvedGroup, binding: Mapping
     return templates
 
 
+def _live_fraction(builder: _GroupBuilder, resolved: ResolvedGroup, einsum: EinsumWork) -> Fraction:
+    """The fraction of ``einsum``'s cells that a mask (its index filters, or its producer's:
+    :func:`mappers.masking.einsum_conditions`) leaves live, under ``masking.masked_tiles: skip``; 1 without
+    a mask. Cells: the group's tile along tiled ranks, its block along the block rank, the 2D array's rows
+    along any other (a whole rank streams past the arrays in tiles of its rows)."""
+    from attnsim.mappers.cascade_plan import gqa_pack
+    from attnsim.mappers.masking import einsum_conditions, live_cell_fraction
+
+    if builder.mapping.masking.masked_tiles != "skip":
+        return Fraction(1)
+    conditions = einsum_conditions(builder.work, einsum.name, f"{builder.where}.masking")
+    if not conditions:
+        return Fraction(1)
+    group = builder.group
+    cells = {}
+    for rank in {r for c in conditions for r, _ in c.coefficients}:
+        if group.iteration == "tile" and rank in group.tile:
+            size = builder.tile_extents[rank]
+        elif rank == resolved.block_rank:
+            size = resolved.block
+        else:
+            size = builder.arch.arrays.pe2d.rows
+        cells[rank] = (size, builder.extents[rank])
+    query = next((r for r, sym in builder.work.cascade.ranks.items() if sym.name == "P"), None)
+    return live_cell_fraction(conditions, cells, query, gqa_pack(builder.workload, builder.mapping))
+
+
 def _compute(builder: _GroupBuilder, resolved: ResolvedGroup, einsum: EinsumWork, unit: str,
              extents: Mapping[str, int], stage: int, deps: tuple, fill: int, charge: frozenset[str]) -> OpTemplate:
+    """One iteration of ``einsum``; under a mask its compute (cycles and ops, not its accesses) is the
+    live fraction of the full iteration's (:func:`_live_fraction`: the masked cells are skipped, the
+    iterations made equal, so that the loop's total is exact; the tensors stay dense in the buffers and
+    DRAM, as an unfused implementation keeps QK)."""
     arch, group, mapping = builder.arch, builder.group, builder.mapping
     lowered = lower(einsum, arch, unit)
     if lowered.missing:
@@ -436,15 +489,17 @@ def _compute(builder: _GroupBuilder, resolved: ResolvedGroup, einsum: EinsumWork
     else:
         pes = arch.pes_1d
         steps = ceil_div(points, pes)
-    cycles = steps * per_point
-    actions: dict[str, float] = {f"{unit}.{op}": count * points for op, count in lowered.actions.items()}
+    live = _live_fraction(builder, resolved, einsum)
+    cycles = math.ceil(steps * live) * per_point
+    points_live = float(points * live)
+    actions: dict[str, float] = {f"{unit}.{op}": count * points_live for op, count in lowered.actions.items()}
     for tensor, elements in einsum.read_elements(extents).items():
         place = _placement(mapping, group, tensor)
         if place.read_by is None or einsum.name in place.read_by:
             _charge(actions, charge, place.levels[0], "read", elements)
     for level in _placement(mapping, group, einsum.write.tensor).levels:
         _charge(actions, charge, level, "write", einsum.write_elements(extents))
-    util = points * per_point / (pes * cycles) if cycles else 0.0
+    util = points_live * per_point / (pes * cycles) if cycles else 0.0
     return compute_op(f"{group.name}:{einsum.name}", unit, einsum.name, cycles, actions, stage=stage, deps=deps,
                       util=util, fill_cycles=fill if unit == "pe2d" else 0)
 
@@ -581,12 +636,15 @@ def _analysis(cascade: Cascade, mapping: MappingSpec, arch: Arch, work: CascadeW
 def map_groups(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: int, arch: Arch, *,
                options: MapOptions = MapOptions()) -> MappedAttention:
     """Schedule ``cascade`` under the multi-pass ``mapping`` (its ``groups``) for ``workload`` at ``seq``."""
-    from attnsim.mappers.cascade_plan import _values, resolve_sizes
+    from attnsim.mappers.cascade_plan import _values, grid_heads, resolve_sizes
+
+    from attnsim.mappers.masking import check_masked_shape, is_masked_cascade
 
     work = resolve_sizes(cascade, mapping, workload, seq, arch)
+    check_masked_shape(work, workload, seq, mapping.origin)
     binding, charge, statics = _analysis(cascade, mapping, arch, work)
     values = _values(work.sizes, arch)
-    heads = workload.batch * workload.heads
+    heads = grid_heads(workload, mapping)
     table_option = options.extra.get("flat_table")
     searched = options.extra.get("group_choices") or {}   # group name -> a row of choices (mappers.search)
     blocks = []
@@ -612,7 +670,8 @@ def map_groups(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     schedule = Schedule(blocks=tuple(blocks), name=f"{mapping.name} {cascade.name} {workload.name} seq {seq}")
     order = [n for g in mapping.groups or () for n in g.einsums]
     choices = {"cascade": cascade.name, "mapping": mapping.name, "sizes": dict(work.sizes), "groups": groups,
-               "binding": {n: binding[n] for n in order}}
+               "binding": {n: binding[n] for n in order}, "grid_heads": heads,
+               "masked_tiles": mapping.masking.masked_tiles if is_masked_cascade(work) else None}
     return MappedAttention(design=mapping.name, schedule=schedule,
                            einsums_2d=tuple(n for n in order if binding[n] == "pe2d"),
                            einsums_1d=tuple(n for n in order if binding[n] == "pe1d"), choices=choices)

@@ -42,10 +42,11 @@ from attnsim.archsim.spec import Arch
 from attnsim.einsum_ir import Cascade, resolve_cascade
 from attnsim.einsum_ir.errors import CascadeError
 from attnsim.mappers.attention_ops import ceil_div, dram_cycles
-from attnsim.mappers.cascade_plan import Plan, build_plan
+from attnsim.mappers.cascade_plan import Plan, build_plan, gqa_pack, grid_heads
 from attnsim.mappers.cascade_work import lower
 from attnsim.mappers.designs import MapOptions, MappedAttention
 from attnsim.mappers.errors import MappingError
+from attnsim.mappers.masking import body_mask, check_masked_shape
 from attnsim.mappers.mapping_spec import MappingSpec, evaluate_expression, load_mapping
 from attnsim.mappers.workloads import Workload
 
@@ -459,19 +460,27 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq:
     check_single_pass(cascade, mapping)
     mapping = retarget(mapping, cascade, arch)
     plan = build_plan(cascade, mapping, workload, seq, arch, glb_sizing_bytes=sizing)
+    check_masked_shape(plan.work, workload, seq, mapping.origin)
     builder = _tile_builder(plan, options.closed_form)
-    if mapping.skip_empty_tiles:   # only the tiles the cascade's mask leaves a point in (mappers.cascade_skip)
-        from attnsim.mappers.cascade_skip import skipping_nest
+    mask = body_mask(plan.work, plan.order, gqa_pack(workload, mapping), plan.where("masking")) \
+        if mapping.masking.masked_tiles == "skip" else None
+    heads = grid_heads(workload, mapping)
+    if mask is not None:
+        from attnsim.mappers.cascade_masked import masked_groups, masked_nest
 
-        blocks, per_head = skipping_nest(plan, builder, _nest)
-        tiles = workload.batch * workload.heads * per_head * plan.choices["inner_iterations"]
+        if options.closed_form:
+            raise MappingError(f"{mapping.origin}: masking.masked_tiles: the closed form (the artifact's model) "
+                               "has no masked tiles to skip; expected no --closed-form, or masked_tiles: compute")
+        groups_of_head = masked_groups(plan, mask)
+        blocks = masked_nest(plan, builder, groups_of_head, heads)
+        tiles = heads * sum(m.tiles for m in groups_of_head)
     else:
         blocks = _nest(plan, builder)
         tiles = plan.groups * plan.iterations * plan.choices["inner_iterations"]
+        if plan.tail is not None:   # the last group of each head holds fewer blocks
+            tiles -= (plan.groups // plan.tail.groups_per_head) * plan.iterations * (
+                plan.choices["inner_iterations"] - plan.tail.blocks)
     schedule = Schedule(blocks=blocks, name=f"{mapping.name} {cascade.name} {workload.name} seq {seq}")
-    if plan.tail is not None:   # the last group of each head holds fewer blocks
-        tiles -= (plan.groups // plan.tail.groups_per_head) * plan.iterations * (
-            plan.choices["inner_iterations"] - plan.tail.blocks)
     choices = {
         **plan.choices["loops"],
         "cascade": cascade.name, "mapping": mapping.name, "sizes": dict(plan.work.sizes),
@@ -481,6 +490,10 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq:
         "tail_group": None if plan.tail is None else {"rank": plan.tail.rank, "blocks": plan.tail.blocks,
                                                       "block_tile": plan.tail.block_tile,
                                                       "last_tile": plan.tail.last_tile},
+        "masked_tiles": mapping.masking.masked_tiles if mask is not None else None,
+        "tiles_without_mask": plan.groups * plan.iterations * plan.choices["inner_iterations"] if mask is not None
+        else tiles,
+        "grid_heads": heads, "pack_gqa": gqa_pack(workload, mapping),
         "fit_factor": plan.glb_fit_bound, "glb_rule_bytes": plan.glb_bytes,
         "glb_peak_bytes": plan.choices["glb_peak_bytes"], "glb_sizing_bytes": sizing or arch.global_buffer.capacity_bytes,
         "glb_capacity_bytes": arch.global_buffer.capacity_bytes,

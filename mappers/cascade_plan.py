@@ -108,9 +108,27 @@ def _values(sizes: Mapping[str, int], arch: Arch) -> dict[str, int]:
     return values
 
 
-def workload_sizes(workload: Workload, seq: int) -> dict[str, int]:
-    """The attention shape symbols a workload fixes: M = P = seq, E, F."""
-    return {"M": seq, "P": seq, "E": workload.head_dim_e, "F": workload.head_dim_f}
+def gqa_pack(workload: Workload, mapping: MappingSpec | None) -> int:
+    """Query heads packed along the query rank per K/V head: the GQA group (``heads / kv_heads``) when
+    the mapping says ``pack_gqa: always``, else 1 (every query head its own K/V stream)."""
+    if mapping is not None and mapping.pack_gqa == "always":
+        return workload.heads // workload.key_value_heads
+    return 1
+
+
+def grid_heads(workload: Workload, mapping: MappingSpec | None) -> int:
+    """Independent (batch, head) problems the nest runs: ``B x H``, or ``B x HKV`` when each K/V head's
+    group of query heads is packed into one problem (:func:`gqa_pack`)."""
+    return workload.batch * workload.heads // gqa_pack(workload, mapping)
+
+
+def workload_sizes(workload: Workload, seq: int, pack: int = 1) -> dict[str, int]:
+    """The attention shape symbols a workload fixes at ``seq`` tokens: the query length P and the
+    key/value length M of its phase (:meth:`Workload.attention_shape`: M = P = seq in prefill, P = 1 in
+    decode), E, F. ``pack`` query heads of a GQA group share one K/V head along the query rank
+    (P = pack x q_len; rows ordered position-major, row r at query position r // pack)."""
+    shape = workload.attention_shape(seq)
+    return {"M": shape.kv_len, "P": shape.q_len * pack, "E": workload.head_dim_e, "F": workload.head_dim_f}
 
 
 def resolve_sizes(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: int, arch: Arch
@@ -138,7 +156,7 @@ def resolve_sizes_with_remainders(cascade: Cascade, mapping: MappingSpec, worklo
     """:func:`resolve_sizes` and the workload sizes it rounded up. A derived shape ``N / D`` with ``N``
     a workload size (``M``, ``P``) and ``D`` a size the mapping sets (``M0``) counts ``ceil(N / D)``
     tiles; sizes the mapping sets must still divide (MappingError naming the key)."""
-    sizes = workload_sizes(workload, seq)
+    sizes = workload_sizes(workload, seq, gqa_pack(workload, mapping))
     values = _values(sizes, arch)
     for name, expression in mapping.sizes.items():
         sizes[name] = evaluate_expression(expression, values, f"{mapping.origin}: sizes.{name}")
@@ -449,7 +467,7 @@ def build_plan(cascade: Cascade, mapping: MappingSpec, workload: Workload, seq: 
     inner_iterations = 1
     for f in inner_factors.values():
         inner_iterations *= f
-    groups = workload.batch * workload.heads * outer_iterations
+    groups = grid_heads(workload, mapping) * outer_iterations
     copies = {t: 2 if p.buffering == "double" else 1 for t, p in placement.items()}
     peak = sum(b * copies[t] for t, b in parts)
     named = loop_names(loops)
@@ -617,4 +635,4 @@ def _program_order(body: Sequence[EinsumWork], binding: Mapping[str, str], mappi
 
 
 __all__ = ["ACCESS_ACTIONS", "PaddedShape", "Plan", "TailGroup", "accumulates", "footprint_elements", "resolve_sizes_with_remainders", "build_plan", "default_binding", "default_placement", "resolve_sizes",
-           "loop_names", "workload_sizes"]
+           "gqa_pack", "grid_heads", "loop_names", "workload_sizes"]

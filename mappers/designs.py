@@ -36,6 +36,12 @@ class Design:
     default_arch: str
     description: str
     mapping: str | None = None  # the mapping file (specs/mappings/) of the generic path
+    causal_cascade: str | None = None  # the built-in cascade with the causal mask, for causal prefill
+
+    def cascade_for(self, causal: bool) -> str:
+        """The cascade the design runs: ``causal_cascade`` for a causal point with more than one query
+        (the mask is a cascade file, not a flag), else ``cascade``."""
+        return self.causal_cascade if causal and self.causal_cascade else self.cascade
 
 
 @dataclass(frozen=True)
@@ -67,18 +73,22 @@ class MappedAttention:
 DESIGNS: dict[str, Design] = {d.name: d for d in (
     Design("unfused", "attnsim.mappers.baselines:map_unfused", "attention-3pass", "flat-cloud",
            "QK and AV as GEMMs on the 2D array, 3-pass softmax on the 1D array, phases in sequence, "
-           "QK and A through DRAM (FuseMax paper §VI-A, fact sheet §4.5)", "unfused"),
+           "QK and A through DRAM (FuseMax paper §VI-A, fact sheet §4.5)", "unfused", "attention-3pass-causal"),
     Design("flat", "attnsim.mappers.baselines:map_flat", "attention-3pass", "flat-cloud",
-           "FLAT: row-granular fusion of QK, softmax (3-pass, 1D array) and AV (fact sheet §4.5)", "flat"),
+           "FLAT: row-granular fusion of QK, softmax (3-pass, 1D array) and AV (fact sheet §4.5)", "flat",
+           "attention-3pass-causal"),
     Design("flash2", "attnsim.mappers.flash2:map_attention", "attention-1pass", "fusemax-cloud",
            "FlashAttention-2's schedule of the 1-pass cascade: tile by tile, GEMM -> softmax -> GEMM in "
-           "series, deferred division", "flash2"),
+           "series, deferred division", "flash2", "attention-1pass-causal"),
     Design("fusemax-cascade", "attnsim.mappers.fusemax:map_cascade", "attention-1pass", "flat-cloud",
-           "+Cascade: the 1-pass cascade on FLAT's hardware (fact sheet §4.3)", "fusemax-cascade"),
+           "+Cascade: the 1-pass cascade on FLAT's hardware (fact sheet §4.3)", "fusemax-cascade",
+           "attention-1pass-causal"),
     Design("fusemax-arch", "attnsim.mappers.fusemax:map_architecture", "attention-1pass", "fusemax-cloud",
-           "+Architecture: FuseMax hardware, one tile at a time (fact sheet §4.3)", "fusemax-arch"),
+           "+Architecture: FuseMax hardware, one tile at a time (fact sheet §4.3)", "fusemax-arch",
+           "attention-1pass-causal"),
     Design("fusemax", "attnsim.mappers.fusemax:map_binding", "attention-1pass", "fusemax-cloud",
-           "+Binding: FuseMax's full binding, Mapping 1 with 2D/1D interleaving (fact sheet §4.1-4.2)", "fusemax"),
+           "+Binding: FuseMax's full binding, Mapping 1 with 2D/1D interleaving (fact sheet §4.1-4.2)", "fusemax",
+           "attention-1pass-causal"),
 )}
 
 PAPER_DESIGNS = ("unfused", "flat", "fusemax-cascade", "fusemax-arch", "fusemax")
@@ -90,6 +100,18 @@ def design(name: str) -> Design:
     if name not in DESIGNS:
         raise MappingError(f"unknown design '{name}'; expected one of {', '.join(DESIGNS)}")
     return DESIGNS[name]
+
+
+def masked_point(workload: Any, seq: int) -> bool:
+    """Whether ``workload`` at ``seq`` tokens needs the causal mask: causal with more than one query (a
+    decode step's one query sees every key of the cache)."""
+    shape = workload.attention_shape(seq)
+    return bool(shape.causal and shape.q_len > 1)
+
+
+def design_cascade(name: str, workload: Any, seq: int) -> str:
+    """The built-in cascade design ``name`` runs at this point (:meth:`Design.cascade_for`)."""
+    return design(name).cascade_for(masked_point(workload, seq))
 
 
 def mapper(name: str) -> Callable[..., MappedAttention]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from attnsim.archsim.spec import Arch
 from attnsim.mappers.cascade_mapper import map_named
-from attnsim.mappers.designs import MapOptions, MappedAttention
+from attnsim.mappers.designs import MapOptions, MappedAttention, design_cascade
 from attnsim.mappers.errors import MappingError
 from attnsim.mappers.workloads import Workload
 
@@ -18,7 +18,7 @@ def map_attention(workload: Workload, seq: int, arch: Arch, *, options: MapOptio
     """Schedule of FlashAttention-2 for ``workload`` at ``seq`` tokens on ``arch`` (module docstring)."""
     if options.extra:
         raise MappingError(f"{DESIGN}: unknown option '{sorted(options.extra)[0]}' (known: none)")
-    return map_named("attention-1pass", DESIGN, workload, seq, arch, options=options)
+    return map_named(design_cascade(DESIGN, workload, seq), DESIGN, workload, seq, arch, options=options)
 
 
 __all__ = ["DESIGN", "map_attention"]

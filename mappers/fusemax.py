@@ -11,7 +11,7 @@ from __future__ import annotations
 from attnsim.archsim.spec import Arch
 from attnsim.mappers.cascade_mapper import map_named
 from attnsim.mappers.cascade_work import EXP_TAYLOR_MACS
-from attnsim.mappers.designs import MapOptions, MappedAttention
+from attnsim.mappers.designs import MapOptions, MappedAttention, design_cascade
 from attnsim.mappers.workloads import Workload
 
 CASCADE = "attention-1pass"
@@ -20,7 +20,8 @@ OPTIONS = {"fusemax": (), "fusemax-arch": (), "fusemax-cascade": ("glb_sizing_by
 
 
 def _map(design: str, workload: Workload, seq: int, arch: Arch, options: MapOptions) -> MappedAttention:
-    return map_named(CASCADE, design, workload, seq, arch, options=options, known_options=OPTIONS[design])
+    return map_named(design_cascade(design, workload, seq), design, workload, seq, arch, options=options,
+                     known_options=OPTIONS[design])
 
 
 def map_binding(workload: Workload, seq: int, arch: Arch, *, options: MapOptions) -> MappedAttention:

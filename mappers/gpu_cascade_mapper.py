@@ -39,6 +39,7 @@ from attnsim.mappers.gpu_common import (
     grid_heads,
     launch_order,
     m_blocks,
+    block_tiles,
     merge_parts,
     occupancy,
     stream_k_order,
@@ -443,7 +444,7 @@ def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, 
     n_tiles = -(-workload.seq // tile.block_n)
     if section.partition == "stream_k":
         order = stream_k_order(workload, tile, spec.sms * occ.resident_ctas)
-        merges = merge_parts(order, n_tiles)
+        merges = merge_parts(order, block_tiles(workload, tile) if workload.causal else n_tiles)
     else:
         order = launch_order(workload, tile, longest_first=longest)
         merges = [tile.splits] * (grid_heads(workload, tile) * m_blocks(workload, tile)) if tile.splits > 1 else []

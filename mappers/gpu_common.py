@@ -29,9 +29,12 @@ FLOP convention (FA3 §4.1): ``4 * seq^2 * head_dim * heads`` per batch element,
 """
 from __future__ import annotations
 
+import bisect
+import itertools
+
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from attnsim.archsim.gpu_spec import DTYPE_BYTES, DTYPES, GpuSpec
@@ -358,10 +361,15 @@ def stream_k_order(workload: GpuAttention, tile: CtaTile, ctas: int) -> list[Cta
     """LeanAttention's stream-K partition: the K/V tiles of every (grid head, query block), laid end to
     end, cut into ``ctas`` equal ranges (the first ``total % ctas`` one tile longer), one per CTA; a
     range that crosses a block boundary is several segments, and a segment that does not cover its
-    block's tiles is partial (merged afterwards). Non-causal only (equal blocks)."""
-    per_block = -(-workload.seq // tile.block_n)
-    blocks = grid_heads(workload, tile) * m_blocks(workload, tile)
-    total = blocks * per_block
+    block's tiles is partial (merged afterwards). Causal: each block contributes the tiles up to its last
+    row (:func:`cta_work`), the last ``masked`` of which are on the diagonal; a segment counts the
+    diagonal tiles it covers."""
+    blocks_per_head = m_blocks(workload, tile)
+    head = [cta_work(workload, replace(tile, splits=1), m) for m in range(blocks_per_head)]
+    ends = list(itertools.accumulate(w.tiles for w in head))   # per grid head, cumulative
+    per_head = ends[-1] if ends else 0
+    heads = grid_heads(workload, tile)
+    total = heads * per_head
     ctas = max(1, min(ctas, total))
     order: list[CtaWork] = []
     start = 0
@@ -369,32 +377,50 @@ def stream_k_order(workload: GpuAttention, tile: CtaTile, ctas: int) -> list[Cta
         end = start + total // ctas + (1 if c < total % ctas else 0)
         segments, position = [], start
         while position < end:
-            block_end = (position // per_block + 1) * per_block
-            stop = min(end, block_end)
-            rows = block_rows(workload, tile, (position // per_block) % m_blocks(workload, tile))
-            segments.append(CtaWork(stop - position, 0, stop - position < per_block, rows=rows))
+            h, within = divmod(position, per_head)
+            m = bisect.bisect_right(ends, within)
+            block_start = h * per_head + (ends[m - 1] if m else 0)
+            block = head[m]
+            stop = min(end, block_start + block.tiles)
+            first_masked = block_start + block.tiles - block.masked
+            masked = max(0, stop - max(position, first_masked))
+            segments.append(CtaWork(stop - position, masked, stop - position < block.tiles, rows=block.rows))
             position = stop
         order.append(segments[0] if len(segments) == 1 else   # rows: per segment
-                     CtaWork(end - start, 0, any(s.partial for s in segments), tuple(segments)))
+                     CtaWork(end - start, sum(s.masked for s in segments), any(s.partial for s in segments),
+                             tuple(segments)))
         start = end
     return order
 
 
-def merge_parts(order: Sequence[CtaWork], per_block: int) -> list[int]:
+def block_tiles(workload: GpuAttention, tile: CtaTile) -> list[int]:
+    """K/V tiles of each query block of every grid head, in :func:`stream_k_order`'s order (all
+    ``ceil(seq / block_n)``; causal: up to each block's last row)."""
+    head = [cta_work(workload, replace(tile, splits=1), m).tiles for m in range(m_blocks(workload, tile))]
+    return head * grid_heads(workload, tile)
+
+
+def merge_parts(order: Sequence[CtaWork], per_block: int | Sequence[int]) -> list[int]:
     """Partials per query block that a merge combines, from a stream-K order (:func:`stream_k_order`):
-    the partial segments of a block follow each other and together cover its ``per_block`` tiles."""
+    the partial segments of a block follow each other and together cover its tiles (``per_block``: one
+    count for every block, or one per block in order, :func:`block_tiles`)."""
+    sizes = per_block if not isinstance(per_block, int) else None
     parts: list[int] = []
     covered = 0
+    block = 0
     for work in order:
         for segment in work.parts():
+            need = sizes[block] if sizes is not None else per_block
             if not segment.partial:
+                block += 1
                 continue
             if covered == 0:
                 parts.append(0)
             parts[-1] += 1
             covered += segment.tiles
-            if covered >= per_block:
+            if covered >= need:   # type: ignore[operator]
                 covered = 0
+                block += 1
     return parts
 
 
@@ -619,5 +645,5 @@ def dispatch_schedule(cta_cycles: Sequence[int], slots: int, launch_cycles: int 
 __all__ = ["FA3_HIDDEN", "FA3_TOKENS", "HEAD_DIMS", "LATENCY_LANES", "TENSOR_MUFU", "UNITS", "CtaTile", "CtaWork",
            "GpuAttention", "GpuMapping", "Occupancy", "OpList", "Rates", "block_rows", "copies_per_sm", "cta_work", "cycles",
            "dispatch_schedule", "fa3_protocol_workload", "grid_heads", "hbm_fraction_of_kv", "head_ctas",
-           "launch_order", "m_blocks", "merge_parts", "occupancy", "query_rows", "sm_schedule", "stream_k_order",
+           "block_tiles", "launch_order", "m_blocks", "merge_parts", "occupancy", "query_rows", "sm_schedule", "stream_k_order",
            "waves"]

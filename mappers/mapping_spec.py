@@ -38,8 +38,9 @@ free-form here and validated by the GPU mapper)::
     closed_form:                        # what closed-form mode (the artifact's analytical model) drops
       drop_first_deps: []               # Einsums whose first-tile dependencies are dropped (pipeline fill)
       drop_last: [RD, RNV]              # Einsums of the very last tile that take zero cycles (drain)
-    skip_empty_tiles: false             # true: tiles where the masked scores' index filters (a window's
-                                        # band) have no point are not run (mappers.cascade_skip)
+    masking: {masked_tiles: skip}       # causal cascades: skip tiles the mask empties (skip | compute)
+    pack_gqa: never                     # always: the query heads sharing a K/V head are packed along the
+                                        # query rank, one K/V tile load serving the whole group (GQA/MQA)
 
 A multi-pass cascade (e.g. attention-3pass) is mapped with ``groups:`` instead of ``loops:`` -- fusion
 groups run one after the other, each a software-pipelined loop (:class:`Group`, :mod:`mappers.cascade_groups`,
@@ -194,6 +195,19 @@ class Pipelining(Section):
         return value
 
 
+class Masking(Section):
+    """What the nest does with tiles that an index filter of the cascade (a causal mask) leaves empty.
+
+    ``masked_tiles``: ``skip`` (default) runs no operation and loads no K/V tile for a tile whose box of
+    rank values fails a filter of every filtered Einsum at every point (fully above the diagonal: the
+    recurrence's update there is the identity); ``compute`` runs every tile in full, the mask applied
+    element by element. A partly masked (diagonal) tile is always costed in full: the 2D array clocks
+    its rows and columns as one, and its PEs compute every score before the mask selects them.
+    """
+
+    masked_tiles: Literal["skip", "compute"] = "skip"
+
+
 class Placement(Section):
     """Where one tensor lives: the levels it is written to (outermost first), its buffering, and
     which Einsums read it from the outermost level (None: all of them)."""
@@ -315,7 +329,8 @@ class MappingSpec(SpecDocument):
     closed_form: ClosedForm = ClosedForm()
     groups: list[Group] | None = None
     gpu: dict[str, Any] | None = None
-    skip_empty_tiles: bool = False   # spatial 1-pass: run only the tiles the masked scores' filters leave a point in
+    masking: Masking = Masking()
+    pack_gqa: Literal["never", "always"] = "never"
 
     @field_validator("sizes", mode="before")
     @classmethod

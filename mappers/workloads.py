@@ -261,6 +261,33 @@ class Workload(SpecDocument):
                                f"per query head; this workload has {', '.join(features)} (not simulated yet: "
                                f"issue #15)")
 
+    def with_shape(self, *, phase: str | None = None, q_len: int | None = None, batch: int | None = None,
+                   heads: int | None = None, kv_heads: int | None = None, causal: bool | None = None) -> Workload:
+        """This workload with its attention shape changed (the command line's ``--phase``, ``--q-len``,
+        ``--batch``, ``--heads``, ``--kv-heads``, ``--causal``), validated again; None keeps a value.
+        ``q_len`` is a chunk of queries (phase ``chunked-prefill`` with that ``chunk_size``)."""
+        data = self.model_dump(exclude_unset=True, exclude_none=True)
+        data.pop("sources", None)
+        sources = dict(self.sources)
+        changes = {"phase": phase, "batch": batch, "heads": heads, "kv_heads": kv_heads, "causal": causal}
+        if q_len is not None:
+            if phase not in (None, "chunked-prefill"):
+                raise MappingError(f"{self.origin}: q_len: a query length is a chunk (phase chunked-prefill); "
+                                   f"phase {phase} fixes it (prefill: the KV length, decode: 1)")
+            changes.update(phase="chunked-prefill", chunk_size=q_len)
+        if changes.get("phase") not in (None, "chunked-prefill"):
+            data.pop("chunk_size", None)
+            sources.pop("chunk_size", None)
+        if heads is not None and kv_heads is None and "kv_heads" in data and heads % data["kv_heads"]:
+            data.pop("kv_heads")
+        for key, value in changes.items():
+            if value is not None:
+                data[key] = value
+                sources[key] = "command line / caller override"
+        data["sources"] = sources
+        shown = ", ".join(f"{k} {v}" for k, v in changes.items() if v is not None)
+        return Workload.from_mapping(data, f"{self.origin} ({shown})" if shown else self.origin)
+
     def kv_cache_bytes(self, seq: int, word_bytes: int = 2) -> int:
         """Bytes of the KV cache of all layers at ``seq`` tokens: ``layers B HKV seq (E + F) word``."""
         return self.layers * self.attention_shape(seq).kv_bytes(word_bytes)

@@ -36,17 +36,15 @@ PHASE_LATENCY_KEYS: dict[str, str] = {"prefill": "ttft_s", "decode": "tpot_s",
 
 def step_workload(workload: Workload, phase: str | None = None, batch: int | None = None,
                   q_len: int | None = None) -> Workload:
-    """``workload`` with the step's phase, batch and (chunked prefill) chunk size; UsageError on bad values."""
+    """``workload`` with the step's phase, batch and (chunked prefill) chunk size
+    (:meth:`Workload.with_shape`); UsageError on a bad phase or a chunked prefill without a chunk."""
     phase = workload.phase if phase is None else phase
     if phase not in PHASE_LATENCY_KEYS:
         raise UsageError(f"--phase: expected one of {', '.join(PHASE_LATENCY_KEYS)}, got '{phase}'")
     chunk = q_len if phase == "chunked-prefill" else None
-    if phase == "chunked-prefill" and chunk is None:
-        chunk = workload.chunk_size
-        if chunk is None:
-            raise UsageError("--q-len: missing (--phase chunked-prefill needs the chunk's query length)")
-    return workload.model_copy(update={"phase": phase, "batch": workload.batch if batch is None else batch,
-                                       "chunk_size": chunk})
+    if phase == "chunked-prefill" and chunk is None and workload.chunk_size is None:
+        raise UsageError("--q-len: missing (--phase chunked-prefill needs the chunk's query length)")
+    return workload.with_shape(phase=phase, batch=batch, q_len=chunk)
 
 
 def attended_kv_len(workload: Workload, kv_len: int) -> int:

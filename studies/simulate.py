@@ -15,7 +15,7 @@ and ``per_einsum`` stay those of attention (the paper's utilisation figures are 
 workload with more than one layer (the decoder LLMs) also gets the per-token keys of studies/llm.py:
 ``per_layer_latency_s``, ``ttft_s`` (prefill) / ``tpot_s`` (decode), ``weight_bytes``,
 ``kv_cache_bytes_per_step`` / ``_per_token``, and ``parts`` (each with its ``bound``: ``2d_array``,
-``1d_array`` or ``dram``, the busiest resource). ``phase`` and ``batch`` override the workload's.
+``1d_array`` or ``dram``, the busiest resource). ``shape`` overrides the workload's phase, batch, heads, ...
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from attnsim.archsim.trace import write_trace
 from attnsim.studies.limits import MAX_ATTENTION_SEQ, size_problem
 from attnsim.studies.outputs import output_file
 from attnsim.mappers.attention_ops import bytes_per_cycle
-from attnsim.mappers.designs import DESIGNS, MapOptions, design as design_entry, mapper as design_mapper
+from attnsim.mappers.designs import DESIGNS, MapOptions, design as design_entry, mapper as design_mapper, masked_point
 from attnsim.mappers.gemm import DATAFLOWS, map_gemm, plan_gemm
 from attnsim.mappers.workloads import Workload, load_workload
 from attnsim.studies.errors import UsageError
@@ -124,9 +124,32 @@ def linear_layers(workload: Workload, seq: int, arch: Arch) -> dict[str, Any]:
     }
 
 
-def _resolve_mapping(design: str | None, cascade: str | None, mapping: Any
+def attention_bounds(workload: Workload, seq: int, arch: Arch, result: Result) -> dict[str, Any]:
+    """The point's attention shape and what bounds it: ``kv_bytes`` (K and V of one layer, read once),
+    ``compulsory_bytes`` (Q, K, V and the output, each moved once), ``dram_floor_s`` = compulsory bytes
+    over the DRAM bandwidth (no mapping is faster), ``dram_bandwidth_fraction`` (achieved traffic /
+    latency over the bandwidth) and ``bound``: the busiest of the DRAM channel and the two arrays
+    (:func:`spatial_bound`)."""
+    shape = workload.attention_shape(seq)
+    word = arch.word_bytes
+    queries = shape.batch * shape.heads * shape.q_len
+    compulsory = shape.kv_bytes(word) + queries * (shape.head_dim_e + shape.head_dim_f) * word
+    bandwidth = float(arch.dram.bandwidth_bytes_per_s)
+    return {
+        "phase": workload.phase, "batch": shape.batch, "heads": shape.heads, "kv_heads": shape.kv_heads,
+        "q_len": shape.q_len, "kv_len": shape.kv_len, "causal": shape.causal,
+        "kv_bytes": shape.kv_bytes(word), "compulsory_bytes": compulsory,
+        "dram_floor_s": compulsory / bandwidth,
+        "dram_bandwidth_fraction": result.traffic_bytes / result.latency_s / bandwidth if result.latency_s else 0.0,
+        "bound": spatial_bound(result.utilisation.get("pe2d", 0.0), result.utilisation.get("pe1d", 0.0),
+                               result.traffic_bytes, result.cycles, arch),
+    }
+
+
+def _resolve_mapping(design: str | None, cascade: str | None, mapping: Any, masked: bool = False
                      ) -> tuple[str, str | None, str | None, Any, Any, str | None]:
-    """(label, cascade name, mapping name, Cascade, MappingSpec, default arch) of the point."""
+    """(label, cascade name, mapping name, Cascade, MappingSpec, default arch) of the point; ``masked``:
+    the point needs the causal mask (a design then runs its ``causal_cascade``)."""
     from attnsim.mappers.cascade_mapper import load_cascade_arg
     from attnsim.mappers.mapping_spec import load_mapping
 
@@ -134,9 +157,10 @@ def _resolve_mapping(design: str | None, cascade: str | None, mapping: Any
         if mapping is not None or cascade is not None:
             raise UsageError("--design is a shorthand for --cascade and --mapping; give one or the other")
         entry = design_entry(design)
+        cascade_name = entry.cascade_for(masked)
         if entry.mapping is None:
-            return design, entry.cascade, None, None, None, entry.default_arch
-        return (design, entry.cascade, entry.mapping, load_cascade_arg(entry.cascade), load_mapping(entry.mapping),
+            return design, cascade_name, None, None, None, entry.default_arch
+        return (design, cascade_name, entry.mapping, load_cascade_arg(cascade_name), load_mapping(entry.mapping),
                 entry.default_arch)
     if mapping is None:
         raise UsageError("expected --design, or --mapping (with --cascade unless the mapping names its cascade)")
@@ -153,7 +177,7 @@ def _resolve_mapping(design: str | None, cascade: str | None, mapping: Any
 def simulate(design: str | None, model: str | Workload, seq: int, arch: str | Path | Arch | None = None,
              overrides: dict[str, object] | None = None, end_to_end: bool = False, closed_form: bool = False,
              trace: str | Path | None = None, cascade: str | None = None,
-             mapping: Any = None, phase: str | None = None, batch: int | None = None) -> dict[str, Any]:
+             mapping: Any = None, shape: dict[str, Any] | None = None) -> dict[str, Any]:
     """Map ``design`` (or ``cascade`` under ``mapping``) for ``model`` at ``seq`` tokens on ``arch``
     (default: the design's or the mapping's), run it, report.
 
@@ -170,7 +194,9 @@ def simulate(design: str | None, model: str | Workload, seq: int, arch: str | Pa
             :data:`TRACE_MAX_OPS` operations): trace-event JSON for Perfetto, CSV for a ``.csv`` suffix.
         cascade: a built-in cascade name or a cascade file (default: the mapping's ``cascade``).
         mapping: a mapping name in ``specs/mappings/``, a mapping file or a MappingSpec (with ``design=None``).
-        phase, batch: override the workload's phase (prefill, decode, chunked-prefill) and batch.
+        shape: changes to the workload's attention shape (:meth:`Workload.with_shape`: ``phase``,
+            ``q_len``, ``batch``, ``heads``, ``kv_heads``, ``causal``); ``seq`` is then the KV length.
+            A causal point with more than one query runs a design's causal cascade.
 
     Raises the layers' user errors (UsageError, MappingError, SpecError) with one-line messages.
     """
@@ -178,18 +204,15 @@ def simulate(design: str | None, model: str | Workload, seq: int, arch: str | Pa
 
     if trace is not None:
         output_file("--trace", trace)
-    label, cascade_name, mapping_name, cascade_obj, mapping_obj, default_arch = _resolve_mapping(
-        design, cascade, mapping)
     workload = model if isinstance(model, Workload) else load_workload(model)
-    if phase is not None or batch is not None:
-        from attnsim.studies.llm import step_workload
-
-        workload = step_workload(workload, phase, batch)
+    if shape:
+        workload = workload.with_shape(**shape)
     seq = workload.check_seq(seq)
+    label, cascade_name, mapping_name, cascade_obj, mapping_obj, default_arch = _resolve_mapping(
+        design, cascade, mapping, masked_point(workload, seq))
     problem = size_problem("--seq", seq, MAX_ATTENTION_SEQ, "attention on a spatial array")
     if problem is not None:
         raise UsageError(problem)
-    workload.require_encoder_attention(f"design {label}")
     if isinstance(arch, Arch):
         arch_spec = arch.with_overrides(overrides)
     else:
@@ -219,6 +242,7 @@ def simulate(design: str | None, model: str | Workload, seq: int, arch: str | Pa
         "per_einsum": per_einsum_report(result),
         "energy_breakdown_pj": dict(result.energy_breakdown_pj),
         "choices": mapped.choices,
+        **attention_bounds(workload, seq, arch_spec, result),
     }
     if end_to_end:
         linear = linear_layers(workload, seq, arch_spec)
@@ -266,5 +290,6 @@ def _per_token(workload: Workload, seq: int, arch: Arch, report: dict[str, Any],
             "bound": longest["bound"], "bound_part": longest["name"], "parts": parts}
 
 
-__all__ = ["TRACE_MAX_OPS", "linear_layers", "load_mapper", "parse_seq", "per_einsum_report", "simulate",
-           "spatial_bound"]
+
+__all__ = ["TRACE_MAX_OPS", "attention_bounds", "linear_layers", "load_mapper", "parse_seq", "per_einsum_report",
+           "simulate", "spatial_bound"]

@@ -188,7 +188,7 @@ def test_every_builtin_loads():
                           "attention-3pass-deferred-causal", "attention-2pass-causal", "attention-1pass-causal",
                           "sigmoid-attention", "softplus-attention", "linear-attention", "linear-attention-causal",
                           "split-k-decode", "clipped-softmax-attention", "selective-temperature-attention",
-                          "split-k-attention", "sigmoid-attention-causal", "softplus-lssa", "softplus-lssa-normalised",
+                          "split-k-attention", "split-k-attention-causal", "sigmoid-attention-causal", "softplus-lssa", "softplus-lssa-normalised",
                           "hedgehog-attention", "lightning2-causal", "gated-attention", "window-attention"}
     for name in names:
         cascade = einsum_ir.load_builtin(name)

@@ -41,6 +41,7 @@ EXPECTED["linear-attention"] = {"E": 1, "F": 1, "P": 1, "M": 1}
 EXPECTED["split-k-decode"] = {"E": 1, "F": 1, "P": 1, "M": 1}
 # split-K with the running softmax inside each split: attention-1pass per split, the merge over S after
 EXPECTED["split-k-attention"] = {"E": 1, "F": 1, "P": 1, "M": 1}
+EXPECTED["split-k-attention-causal"] = {"E": 1, "F": 1, "P": 1, "M": 1}   # the mask is a filter: same passes
 EXPECTED["linear-attention-causal"] = {"E": 1, "F": 1, "N": 1}
 # issue 16: the LSSA normalised form reads SD (a reduction over m) in A: 2 passes over M; over E, F
 # and P every form is 1 pass (nothing reduces them and reads them back)
@@ -61,6 +62,7 @@ EXPECTED["selective-temperature-attention"] = {"E": 1, "F": 1, "P": 1, "M": 2}
 PARTITION_PARTS = {name: {"M1", "M0"} for name in EXPECTED if name.startswith(("attention-1pass", "attention-2pass"))}
 PARTITION_PARTS["split-k-decode"] = {"S", "KS"}
 PARTITION_PARTS["split-k-attention"] = {"S", "M1", "M0"}
+PARTITION_PARTS["split-k-attention-causal"] = {"S", "M1", "M0"}
 PARTITION_PARTS["linear-attention-causal"] = {"T", "B"}
 PARTITION_PARTS["lightning2-causal"] = {"T", "B"}
 PARTITION_PARTS["gated-attention"] = {"M1", "M0"}

@@ -1,5 +1,5 @@
 """Sliding-window attention on fusemax-cloud with the key tiles outside the window skipped (issue #16,
-specs/mappings/window-fusemax.yaml, mappers/cascade_skip.py): the tiles run equal the closed-form count
+specs/mappings/window-fusemax.yaml, mappers/masking.py): the tiles run equal the closed-form count
 of (query tile, key tile) pairs that intersect the band p - W < m <= p, derived here; the 2D array's
 MACs and the DRAM bytes are that count times one tile's; the latency is within a stated margin of the
 1D array's bound over those tiles; the cost per token stops growing once the length passes the window.
@@ -83,9 +83,11 @@ def test_latency_is_within_a_margin_of_its_bound_over_the_visited_tiles(seq: int
     bound_dram = B * H * (visited * 2 + (seq // T) * 2) * T * E * WORD / bytes_per_cycle
     bound = max(bound_1d, bound_2d, bound_dram)
     assert bound == bound_dram
-    # achieved 1.052 (16K) and 1.025 (256K): a group is one query tile of W / T + 1 key tiles whose
-    # first loads and last tile are not overlapped with a neighbour's; margin 3% on top
-    assert bound <= result.cycles <= 1.08 * bound
+    # achieved 1.181 (16K) and 1.162 (256K): a group is one query tile of W / T + 1 key tiles, and the
+    # masked nest (mappers/cascade_masked.py) does not prefetch the next group's Q and first K/V tile
+    # during a group's last iteration as the dense nest does, so every group pays its first loads once
+    # (about 37 cycles per visited tile); margin 2% on top
+    assert bound <= result.cycles <= 1.20 * bound
 
 
 def test_cost_per_token_is_constant_past_the_window() -> None:
@@ -102,9 +104,9 @@ def test_cost_per_token_is_constant_past_the_window() -> None:
     assert band_tiles(262144, W, T) < band_tiles(262144, 262144, T) / 10
 
 
-def test_without_the_key_every_tile_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_with_masked_tiles_computed_every_tile_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
     data = load_mapping("window-fusemax").to_yaml_dict()
-    data.pop("skip_empty_tiles")
+    data["masking"] = {"masked_tiles": "compute"}
     dense = mapping_from_data(data, "dense-window.yaml")
     seq = 8192
     mapped, _ = _mapped(seq, dense)
@@ -115,8 +117,8 @@ def test_a_length_the_tiles_do_not_divide_is_refused_in_one_line(capsys) -> None
     assert cli_main(["simulate", "--cascade", "window-attention", "--mapping", "window-fusemax", "--model",
                      "bert-base", "--seq", "5000"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "skip_empty_tiles" in err and "window-fusemax" in err
-    with pytest.raises(MappingError, match="skip_empty_tiles"):
+    assert err.count("\n") == 1 and "masking.masked_tiles" in err and "window-fusemax" in err
+    with pytest.raises(MappingError, match="masking.masked_tiles"):
         _mapped(5000)
 
 

@@ -138,14 +138,19 @@ def test_chunked_prefill_queries_a_chunk_of_the_context() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(PUBLIC_CONFIGS))
-def test_spatial_designs_refuse_what_they_would_silently_drop(name: str) -> None:
-    # The spatial designs model non-causal MHA prefill; a decoder workload must not run as if it were one.
+def test_spatial_designs_run_the_causal_cascade_and_refuse_what_they_would_silently_drop(name: str) -> None:
+    # A causal decoder workload in prefill runs the design's causal cascade (the mask is a cascade file);
+    # a sliding window, which the spatial path does not model yet, is refused rather than dropped.
     from attnsim.studies.simulate import simulate
 
-    with pytest.raises(MappingError) as info:
-        simulate("fusemax", name, load_workload(name).seq_lengths[0])
-    text = str(info.value)
-    assert "\n" not in text and "causal" in text and "not simulated yet" in text
+    if load_workload(name).sliding_window is not None:
+        with pytest.raises(MappingError) as info:
+            simulate("fusemax", name, 1024)
+        text = str(info.value)
+        assert "\n" not in text and "sliding_window" in text and "not simulated" in text
+    else:
+        report = simulate("fusemax", name, 1024)
+        assert report["cascade"] == "attention-1pass-causal" and report["causal"] and report["q_len"] == 1024
 
 
 @pytest.mark.parametrize("q_len", [0, -1, 8193, True, 2.5, "512"])
