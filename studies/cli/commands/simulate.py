@@ -105,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{report['design']}{via} on {report['arch']}: {report['model']}, seq {report['seq']}{mode} "
           f"({report['phase']}, batch {report['batch']} x heads {report['heads']} (kv_heads {report['kv_heads']}), "
           f"q_len {report['q_len']}, kv_len {report['kv_len']}, {'causal' if report['causal'] else 'non-causal'})")
-    keys = SUMMARY_KEYS + (END_TO_END_KEYS if args.end_to_end else ()) + tuple(
-        key for key in PER_TOKEN_KEYS if key in report)
+    keys = tuple(dict.fromkeys(SUMMARY_KEYS + (END_TO_END_KEYS if args.end_to_end else ()) + tuple(
+        key for key in PER_TOKEN_KEYS if key in report)))   # 'bound' is in both: one line
     print(key_value_table(report, keys))
     if report["per_einsum"]:
         print("  per Einsum")
