@@ -19,6 +19,9 @@ parameter          meaning
 ``sizing``         default ``none``; ``pareto``: size the chip by the FuseMax paper's §5 rule
                    (:mod:`studies.sizing`) for a ``pe_dim`` x ``pe_dim`` array
 ``pe_dim``         default null; the PE-array dimension of ``sizing: pareto``
+``phase``, ``q_len``, ``batch``, ``heads``, ``kv_heads``, ``causal``
+                   default null each: change the workload's attention shape (``Workload.with_shape``, as
+                   ``attnsim simulate --phase/--q-len/...``); ``seq`` is then the KV length
 ``arch``           optional; when absent, the design's own (``Design.default_arch``: flat-cloud for
                    unfused / flat / fusemax-cascade, fusemax-cloud for the others)
 =================  ========================================================================================
@@ -102,6 +105,23 @@ def _check_attention(params: Mapping[str, Any]) -> None:
     _check_rest(params)
 
 
+SHAPE_PARAMS: tuple[str, ...] = ("phase", "q_len", "batch", "heads", "kv_heads", "causal")
+"""The ``attention`` kind's optional changes to the workload's attention shape (``Workload.with_shape``;
+``seq`` is then the KV length), as ``attnsim simulate``'s ``--phase``, ``--q-len``, ... flags."""
+
+
+def _check_shape(params: Mapping[str, Any]) -> None:
+    from attnsim.mappers.workloads import PHASES
+
+    if params["phase"] is not None and params["phase"] not in PHASES:
+        raise ParamProblem("phase", f"expected one of {', '.join(PHASES)}, got {params['phase']!r}")
+    for key in ("q_len", "batch", "heads", "kv_heads"):
+        if params[key] is not None:
+            _positive_int(params, key)
+    if params["causal"] is not None:
+        _boolean(params, "causal")
+
+
 SEARCH = "search"
 """``mapping: search`` (or ``search:BASE``): the point's mapping is found by ``mappers.search``."""
 
@@ -149,6 +169,7 @@ def _check_rest(params: Mapping[str, Any]) -> None:
         raise ParamProblem("seq", problem.split(": ", 1)[1])
     _boolean(params, "end_to_end")
     _boolean(params, "closed_form")
+    _check_shape(params)
     if params["sizing"] not in SIZINGS:
         raise ParamProblem("sizing", f"expected one of {', '.join(SIZINGS)}, got {params['sizing']!r}")
     if params["sizing"] == "pareto":
@@ -206,12 +227,13 @@ def evaluate_attention(point: Mapping[str, Any]) -> dict[str, Any]:
     mapping, cascade, searched = params["mapping"], params["cascade"], None
     if is_search(mapping):
         mapping, cascade, searched = _searched_mapping(params, workload, arch)
+    shape = {key: params[key] for key in SHAPE_PARAMS if params[key] is not None}
     report = simulate(params["design"], workload, params["seq"], arch=arch,
                       end_to_end=params["end_to_end"], closed_form=params["closed_form"],
-                      cascade=cascade, mapping=mapping)
+                      cascade=cascade, mapping=mapping, shape=shape or None)
     if searched is not None:
         report["search"] = searched
-    report["attention_flops"] = 2 * workload.attention_macs(params["seq"])
+    report["attention_flops"] = 2 * (workload.with_shape(**shape) if shape else workload).attention_macs(params["seq"])
     report["peak_flops_per_s"] = 2.0 * arch.pes_2d * arch.clock_hz
     report["dram_bandwidth_bytes_per_s"] = arch.dram.bandwidth_bytes_per_s
     report["global_buffer_bytes"] = arch.global_buffer.capacity_bytes
@@ -248,7 +270,7 @@ def _searched_mapping(params: Mapping[str, Any], workload: Any, arch: Any) -> tu
 ATTENTION_KIND = PointKind(
     name="attention", evaluate=evaluate_attention, required=("model", "seq"),
     defaults={"design": None, "cascade": None, "mapping": None, "end_to_end": True, "closed_form": False,
-              "sizing": "none", "pe_dim": None, "arch": None},
+              "sizing": "none", "pe_dim": None, "arch": None, **{key: None for key in SHAPE_PARAMS}},
     check=_check_attention, default_arch=attention_default_arch, arch_loader=load_accelerator,
     description="one attention design (mappers.designs), or a cascade under a mapping, on a spatial "
                 "accelerator: design or mapping (+ cascade), model, seq")
