@@ -115,7 +115,15 @@ def einsum_conditions(work: CascadeWork, name: str, where: str) -> tuple[AffineC
     """The affine conditions that restrict Einsum ``name``: its own index filters, or -- for an Einsum
     without one that iterates over exactly the ranks of a tensor a filtered Einsum writes (a max or sum
     of the masked scores, e.g. ``GM[p] = QK[m,p] :: max``) -- its producer's (an absent point adds
-    nothing to a reduction, so the reduction visits only the live ones)."""
+    nothing to a reduction, so the reduction visits only the live ones). Cached per work and Einsum (the
+    mapper asks for every Einsum of every group at every point)."""
+    cache = work.__dict__.setdefault("_einsum_conditions", {})
+    if name not in cache:
+        cache[name] = _einsum_conditions(work, name, where)
+    return cache[name]
+
+
+def _einsum_conditions(work: CascadeWork, name: str, where: str) -> tuple[AffineCondition, ...]:
     einsum = work.einsums[name]
     own = einsum.einsum.index_filters
     if own:
