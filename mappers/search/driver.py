@@ -22,7 +22,7 @@ over local worker processes or a Dask cluster, :mod:`studies.search_run`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,6 +146,25 @@ def _point(problem: Problem, mapping: MappingSpec, evaluation: Evaluation, candi
                        evaluation.traffic_bytes, data, candidate)
 
 
+
+def screen_candidates(candidates: Iterable[Any], exceeds_buffer: Callable[[Any], bool],
+                      bound_of: Callable[[Any], Any], key: Callable[[Any], tuple[float, ...]],
+                      stats: Any) -> list[tuple[tuple[float, ...], int, Any, Any]]:
+    """The exact screen of every search: count each candidate (``stats.enumerated``), drop those whose
+    live footprint exceeds the buffer (``stats.pruned["footprint"]``), and return the rest as
+    ``(key(bound), index, candidate, bound)``, best bound first, ties in enumeration order."""
+    bounded = []
+    for index, candidate in enumerate(candidates):
+        stats.enumerated += 1
+        if exceeds_buffer(candidate):
+            stats.pruned["footprint"] += 1
+            continue
+        bound = bound_of(candidate)
+        bounded.append((key(bound), index, candidate, bound))
+    bounded.sort(key=lambda item: (item[0], item[1]))
+    return bounded
+
+
 def search(problem: Problem, objective: str = "latency", budget_s: float | None = None,
            evaluator: Evaluator | None = None, batch: int = 1, progress: Progress | None = None) -> SearchResult:
     """Search ``problem``'s map space (module docstring). ``budget_s``: wall-clock limit (None: none);
@@ -161,15 +180,8 @@ def search(problem: Problem, objective: str = "latency", budget_s: float | None 
         seed_point = _point(problem, problem.seed, evaluate_mapped(mapped, problem.arch), None)
         points.append(seed_point)
     capacity = problem.arch.global_buffer.capacity_bytes
-    bounded: list[tuple[tuple[float, ...], int, Candidate, Bound]] = []
-    for index, candidate in enumerate(enumerate_candidates(problem)):
-        stats.enumerated += 1
-        if footprint_bytes(problem, candidate) > capacity:
-            stats.pruned["footprint"] += 1
-            continue
-        bound = analytic_bound(problem, candidate)
-        bounded.append((key(bound), index, candidate, bound))
-    bounded.sort(key=lambda item: (item[0], item[1]))
+    bounded = screen_candidates(enumerate_candidates(problem), lambda c: footprint_bytes(problem, c) > capacity,
+                                lambda c: analytic_bound(problem, c), key, stats)
     decided = stats.pruned["footprint"]
     total = stats.enumerated
     if progress:
@@ -255,6 +267,6 @@ def best_mapping(result: SearchResult) -> MappingSpec:
     return mapping_from_data(result.best.mapping, "<searched mapping>")
 
 
-__all__ = ["Evaluator", "OBJECTIVES", "SearchPoint", "SearchResult", "SearchStats", "best_mapping",
+__all__ = ["Evaluator", "OBJECTIVES", "SearchPoint", "SearchResult", "SearchStats", "best_mapping", "screen_candidates",
            "objective_key", "search"]
 

@@ -47,7 +47,7 @@ from attnsim.mappers.designs import MapOptions, MappedAttention
 from attnsim.mappers.errors import MappingError
 from attnsim.mappers.group_buffer import group_buffer
 from attnsim.mappers.mapping_spec import MappingSpec, evaluate_expression
-from attnsim.mappers.search.driver import SearchPoint, SearchResult, SearchStats, objective_key
+from attnsim.mappers.search.driver import SearchPoint, SearchResult, SearchStats, objective_key, screen_candidates
 from attnsim.mappers.search.model import Evaluation
 from attnsim.mappers.search.pruning import Bound, add_to_front, dominated, pareto_front
 from attnsim.mappers.workloads import Workload
@@ -295,16 +295,10 @@ def search_groups(problem: GroupsProblem, objective: str = "latency", budget_s: 
     seed_onchip = onchip_bytes(problem, chosen["traffic"], int(chosen["block"]))
     seed = _point(problem, seed_mapped, _evaluate(seed_mapped, arch, seed_onchip), None)
     points = [seed]
-    bounded = []
-    for index, candidate in enumerate(enumerate_group_candidates(problem)):
-        stats.enumerated += 1
-        traffic = {**problem.fixed, **dict(candidate.traffic)}
-        if _buffer(problem, traffic, candidate.block).other_words > capacity_words:
-            stats.pruned["footprint"] += 1
-            continue
-        bound = analytic_bound(problem, candidate)
-        bounded.append((key(bound), index, candidate, bound))
-    bounded.sort(key=lambda item: (item[0], item[1]))
+    bounded = screen_candidates(
+        enumerate_group_candidates(problem),
+        lambda c: _buffer(problem, {**problem.fixed, **dict(c.traffic)}, c.block).other_words > capacity_words,
+        lambda c: analytic_bound(problem, c), key, stats)
     decided = stats.pruned["footprint"]
     front = pareto_front(points)
     for position, (_, _, candidate, bound) in enumerate(bounded):
