@@ -22,7 +22,7 @@ from attnsim.archsim.gpu_spec import load_gpu
 from attnsim.mappers.errors import MappingError
 from attnsim.mappers.gpu_common import CtaTile, GpuAttention, stream_k_order
 from attnsim.mappers.gpu_mapping import SplitPolicy
-from attnsim.studies.gpu import gpu_mapping_spec, make_workload, predict, predict_cascade
+from attnsim.studies.gpu import build_gpu_mapping, gpu_mapping_spec, make_workload, predict, predict_cascade
 
 FP16_BYTES = 2
 
@@ -222,3 +222,35 @@ def test_bad_split_keys_are_one_line_errors_naming_the_key(changes, message):
     workload = make_workload(8192, 128, batch=1, heads=8, phase="decode")
     with pytest.raises(MappingError, match=r"^specs/mappings/gpu-leanattention\.yaml: " + message):
         predict_cascade(load_gpu("h100-sxm"), "split-k-attention", with_gpu("gpu-leanattention", **changes), workload)
+
+
+def test_split_k_merges_one_query_block_per_packed_sequence_and_kv_head_from_every_split():
+    # mutation/mappers-gpu_cascade_mapper.toml: one merge CTA per (sequence, K/V head) -- the CTA rows hold
+    # the group's 4 query heads x 1 query, one query block -- each combining `splits` partials.
+    batch, kv_heads = 2, 8
+    workload = make_workload(8192, 128, batch=batch, heads=4 * kv_heads, kv_heads=kv_heads, phase="decode")
+    mapping = build_gpu_mapping(load_gpu("h100-sxm"), "split-k-attention", "gpu-flashdecoding", workload)
+    splits = mapping.choices["splits"]
+    assert splits > 1 and mapping.merges == (splits,) * (batch * kv_heads)
+
+
+def test_stream_k_merges_each_cut_head_from_every_cta_that_holds_some_of_its_tiles():
+    # Non-causal stream-K over a key length that block_n divides: CTA c holds the tiles
+    # [start_c, start_c + tiles_c) of the heads laid end to end, n = kv_len / block_n per head; a head is
+    # cut when a CTA boundary falls strictly inside it, and its merge has one part per CTA it overlaps.
+    batch, kv_heads, kv_len = 2, 8, 8192
+    workload = make_workload(kv_len, 128, batch=batch, heads=4 * kv_heads, kv_heads=kv_heads, phase="decode")
+    mapping = build_gpu_mapping(load_gpu("h100-sxm"), "split-k-attention", "gpu-leanattention", workload)
+    n = kv_len // mapping.tile.block_n
+    assert n * mapping.tile.block_n == kv_len
+    starts = [0]
+    for work in mapping.order:
+        starts.append(starts[-1] + work.tiles)
+    assert starts[-1] == batch * kv_heads * n
+    expected = []
+    for head in range(batch * kv_heads):
+        lo, hi = head * n, (head + 1) * n
+        overlapping = sum(1 for a, b in zip(starts, starts[1:]) if a < hi and b > lo)
+        if overlapping > 1:
+            expected.append(overlapping)
+    assert expected and mapping.merges == tuple(expected)

@@ -133,3 +133,32 @@ def test_nothing_fits_names_one_tiles_live_tensors() -> None:
     assert (f"loops[2].factor: nothing fits in global_buffer.capacity_bytes = 131072: the live tensors of one "
             f"tile take {total} bytes (Q {rows} B, BK {keys} B, BV {keys} B, RM {word} B, RD {word} B, "
             f"RNV {rows} B; largest Q, {rows} bytes)") in str(info.value)
+
+
+def _linear(tmp_path: Path, edit) -> str:  # type: ignore[no-untyped-def]
+    data = yaml.safe_load((MAPPINGS_DIR / "linear-fusemax.yaml").read_text())
+    edit(data)
+    path = tmp_path / "bad-linear.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def test_a_spatial_rank_the_einsum_does_not_have_names_the_einsum_and_rank(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    def edit(data) -> None:  # type: ignore[no-untyped-def]
+        data["groups"][0]["spatial"] = {"KV": {"rows": "q", "cols": "f"}}
+    path = _linear(tmp_path, edit)
+    err = _error(capsys, ["--mapping", path, "--model", "bert-base", "--seq", "4K"])
+    assert f"{path}: groups[0].spatial.KV: Einsum KV has no rank 'q'" in err
+
+
+def test_a_fixed_block_too_big_for_the_buffer_names_its_live_and_staged_tensors(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    # One block of M = 4096 keys (block_factor: M): live KV (E x F = 64 x 64) and Z (E = 64), staged K and
+    # V tiles of pe2d.rows = 256 keys x 64, double-buffered: 4096 + 64 + 2 x 2 x 256 x 64 = 69696 words,
+    # x 2 B = 139392 bytes.
+    def edit(data) -> None:  # type: ignore[no-untyped-def]
+        data["groups"][0]["live"] = ["KV", "Z"]
+    path = _linear(tmp_path, edit)
+    err = _error(capsys, ["--mapping", path, "--model", "bert-base", "--seq", "4K",
+                          "--set", "global_buffer.capacity_bytes=4096"])
+    assert f"{path}: groups[0]: a block of 4096 along m with its live and staged tensors (KV, Z, K, V)" in err
+    assert "takes 139392 bytes, more than global_buffer.capacity_bytes = 4096" in err
