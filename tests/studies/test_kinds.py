@@ -75,7 +75,8 @@ def test_end_to_end_is_the_default(tmp_path: Path, capsys: pytest.CaptureFixture
                   capsys)
     (params, point, result), = rows.values()
     assert params == {"design": "flash2", "cascade": None, "mapping": None, "model": "t5-small", "seq": 1024,
-                      "end_to_end": True, "closed_form": False, "sizing": "none", "pe_dim": None, "arch": None}
+                      "end_to_end": True, "closed_form": False, "sizing": "none", "pe_dim": None, "arch": None,
+                      "phase": None, "q_len": None, "batch": None, "heads": None, "kv_heads": None, "causal": None}
     assert point["arch"]["name"] == "fusemax-cloud" and "linear_latency_s" in result
 
 
