@@ -25,6 +25,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from attnsim.einsum_ir import CascadeError
+from attnsim.einsum_ir.passes import AnalysisError, analyze_passes, default_rank
+from attnsim.studies.check import cascade_from_arg
 from attnsim.studies.errors import UsageError
 from attnsim.studies.plots import (FORMATS, DrawnFigure, draw_all, lookup, parse_plot_entries, parse_plot_style, selected,
                                    seq_label)
@@ -248,6 +251,46 @@ def _per_point_tables(records: Sequence[PointRecord], per_point: PerPointRef) ->
     return lines
 
 
+def pass_rows(records: Sequence[PointRecord]) -> list[tuple[str, str, int, str, str]]:
+    """One row per cascade the study's points name (their ``cascade`` parameter), in first-seen order:
+    (cascade, the rank analysed by default, its pass count, the passes over every other rank the pass
+    analysis accepts as ``N: k``, the fused groups of the default rank). A cascade the analysis cannot
+    read gets its one-line reason in the groups column and pass count 0."""
+    names = list(dict.fromkeys(str(r.params["cascade"]) for r in records if r.params.get("cascade")))
+    rows = []
+    for name in names:
+        try:
+            cascade = cascade_from_arg(name)
+            rank = default_rank(cascade)
+            analysis = analyze_passes(cascade, rank)
+        except (CascadeError, UsageError, OSError) as error:
+            rows.append((name, "-", 0, "-", f"not analysed: {error}"))
+            continue
+        others = []
+        for shape in sorted({symbol.name for symbol in cascade.ranks.values()} - {rank}):
+            try:
+                others.append(f"{shape}: {analyze_passes(cascade, shape).passes}")
+            except AnalysisError:
+                continue   # a rank no Einsum traverses has no pass count
+        groups = " | ".join(", ".join(group) for group in analysis.fusable_groups)
+        rows.append((name, rank, analysis.passes, "; ".join(others) or "-", groups))
+    return rows
+
+
+def _pass_table(records: Sequence[PointRecord]) -> list[str]:
+    rows = pass_rows(records)
+    if not rows:
+        return []
+    lines = ["## Passes of each cascade", "",
+             "From the cascade's dependency graph (`einsum_ir.passes`, as `attnsim passes` prints it): the "
+             "passes any mapping must make over the rank, and the Einsums each pass can fuse.", "",
+             "| cascade | rank | passes | passes over the other ranks | fusable groups, per pass |",
+             "|---|---|---|---|---|"]
+    lines += [f"| `{name}` | {rank} | {passes} | {others} | {groups} |"
+              for name, rank, passes, others, groups in rows]
+    return lines + [""]
+
+
 def _shown(params: Mapping[str, Any]) -> str:
     return " ".join(f"{key}={value}" for key, value in params.items() if value is not None)
 
@@ -296,6 +339,7 @@ def write_report(path: Path, study: Any, records: Sequence[PointRecord], not_run
         beside = [values[key] for key in plot.headlines if key in values]
         if beside:
             lines += _headline_table(beside) + [""]
+    lines += _pass_table([r for r in records if r.status == "ok"])
     if comparison is not None and comparison.reference.per_point is not None:
         per_point = comparison.reference.per_point
         chosen = selected(records, comparison.where)

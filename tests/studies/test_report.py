@@ -141,3 +141,41 @@ def test_bad_reference_is_one_line(tmp_path: Path) -> None:
     bad.write_text("name: r\nsource: s\nheadlines:\n  - {key: k, label: l, metric: m, numerator: a, denominator: b}\n")
     with pytest.raises(UsageError, match=r"^.*ref.yaml: headlines.0.paper: missing required key \(and 1 more problem\)$"):
         load_reference(bad)
+
+
+# --- the pass-count table (issue 16: "a pass-count table" beside the variants' figures) ------------------
+
+def _record(cascade: str | None, index: int = 0) -> "PointRecord":
+    from attnsim.studies.store import PointRecord
+    return PointRecord(key=f"k{index}", study="s", kind="attention", point_index=index,
+                       params={"cascade": cascade, "seq": 1024}, point_json="{}", status="ok",
+                       result={}, error=None, started_at="", finished_at="", wall_s=0.0)
+
+
+def test_pass_rows_follow_the_paper_and_the_variants_definitions():
+    from attnsim.studies.report import pass_rows
+    rows = pass_rows([_record("attention-3pass", 0), _record("attention-1pass", 1), _record("attention-3pass", 2),
+                      _record("softplus-lssa-normalised", 3), _record("sigmoid-attention", 4), _record(None, 5)])
+    by_name = {row[0]: row for row in rows}
+    # one row per named cascade, in first-seen order; a point without a cascade adds none
+    assert [row[0] for row in rows] == ["attention-3pass", "attention-1pass", "softplus-lssa-normalised",
+                                       "sigmoid-attention"]
+    # FuseMax paper, Cascades 2-3: the 3-pass cascade's passes are (QK, GM), (SN, SD), (A, AV) over M
+    assert by_name["attention-3pass"][1:3] == ("M", 3)
+    assert by_name["attention-3pass"][4] == "QK, GM | SN, SD | A, AV"
+    assert by_name["attention-1pass"][1:3] == ("M", 1)
+    # LSSA normalised as written: the l1 sum over M must finish before any score is divided by it
+    assert by_name["softplus-lssa-normalised"][2] == 2
+    # sigmoid has no row reduction at all: one pass
+    assert by_name["sigmoid-attention"][2] == 1
+
+
+def test_pass_table_in_the_report_and_an_unreadable_cascade_gets_its_reason(tmp_path):
+    from attnsim.studies.report import _pass_table, pass_rows
+    missing = tmp_path / "gone.yaml"
+    rows = pass_rows([_record(str(missing))])
+    assert rows[0][2] == 0 and rows[0][4].startswith("not analysed: ")
+    lines = _pass_table([_record("attention-2pass")])
+    assert lines[0] == "## Passes of each cascade"
+    assert any(line.startswith("| `attention-2pass` | M | 2 |") for line in lines)
+    assert _pass_table([_record(None)]) == []
