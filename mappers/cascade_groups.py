@@ -346,15 +346,24 @@ def _templates(builder: _GroupBuilder, resolved: ResolvedGroup, binding: Mapping
     def reader_live(tensor: str) -> Fraction:
         return max((live[r] for r in builder.buffer_readers(tensor) or builder.readers(tensor)), default=Fraction(1))
 
+    sparse_of: dict[str, bool] = {}
+
     def sparse(tensor: str) -> bool:
-        """Whether the tensor itself is masked: its writer's conditions use only its ranks."""
+        """Whether the tensor itself is masked: its writer's conditions use only its ranks (memoised per
+        point: it depends only on the cascade)."""
+        hit = sparse_of.get(tensor)
+        if hit is not None:
+            return hit
         writer = next((w for w in work.compute if w.write.tensor == tensor), None)
         if writer is None:
+            sparse_of[tensor] = False
             return False
         from attnsim.mappers.masking import einsum_conditions
 
         conditions = einsum_conditions(work, writer.name, f"{builder.where}.masking")
-        return bool(conditions) and {r for c in conditions for r, _ in c.coefficients} <= set(writer.write.ranks)
+        sparse_of[tensor] = result = (bool(conditions)
+                                      and {r for c in conditions for r, _ in c.coefficients} <= set(writer.write.ranks))
+        return result
 
     for tensor in builder.inputs:
         ranks = builder.ranks[tensor]
@@ -423,7 +432,8 @@ def _templates(builder: _GroupBuilder, resolved: ResolvedGroup, binding: Mapping
                 deps = (previous,) + ((previous_last,) if previous_last else ())
             else:
                 deps = (f"{prefix}{run[i - 1]}",)
-            templates.append(_compute(builder, resolved, einsum, binding[name], per_iteration, stage, deps, fill, charge))
+            templates.append(_compute(builder, resolved, einsum, binding[name], per_iteration, stage, deps, fill, charge,
+                                       live[name]))
         last = f"{prefix}{run[-1]}"
         written = [work.einsums[n].write.tensor for n in run]
         drains: dict[str, float] = {}
@@ -467,7 +477,8 @@ def _live_fraction(builder: _GroupBuilder, resolved: ResolvedGroup, einsum: Eins
 
 
 def _compute(builder: _GroupBuilder, resolved: ResolvedGroup, einsum: EinsumWork, unit: str,
-             extents: Mapping[str, int], stage: int, deps: tuple, fill: int, charge: frozenset[str]) -> OpTemplate:
+             extents: Mapping[str, int], stage: int, deps: tuple, fill: int, charge: frozenset[str],
+             live: Fraction | None = None) -> OpTemplate:
     """One iteration of ``einsum``; under a mask its compute (cycles and ops, not its accesses) is the
     live fraction of the full iteration's (:func:`_live_fraction`: the masked cells are skipped, the
     iterations made equal, so that the loop's total is exact; the tensors stay dense in the buffers and
@@ -489,7 +500,8 @@ def _compute(builder: _GroupBuilder, resolved: ResolvedGroup, einsum: EinsumWork
     else:
         pes = arch.pes_1d
         steps = ceil_div(points, pes)
-    live = _live_fraction(builder, resolved, einsum)
+    if live is None:   # the caller's (:func:`_templates` computes it once per Einsum and point)
+        live = _live_fraction(builder, resolved, einsum)
     cycles = math.ceil(steps * live) * per_point
     points_live = float(points * live)
     actions: dict[str, float] = {f"{unit}.{op}": count * points_live for op, count in lowered.actions.items()}
