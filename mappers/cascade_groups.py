@@ -101,6 +101,12 @@ def _tensor_ranks(work: CascadeWork, tensor: str) -> tuple[str, ...]:
     return ()
 
 
+def _exact(value: Fraction) -> int | Fraction:
+    """``value`` as an int when it is whole: the same rational value, but int arithmetic is several
+    times cheaper than Fraction's, and the common point (no mask, no spill) is all whole numbers."""
+    return value.numerator if value.denominator == 1 else value
+
+
 def _footprint(ranks: Sequence[str], extents: Mapping[str, int]) -> int:
     return math.prod(extents[r] for r in ranks)
 
@@ -327,12 +333,14 @@ def _templates(builder: _GroupBuilder, resolved: ResolvedGroup, binding: Mapping
     rank = resolved.block_rank
     block = {**builder.extents, rank: resolved.block}
     per_iteration = resolved.tile if group.iteration == "tile" else block
-    nb, iph, s = resolved.blocks_per_head, resolved.iterations_per_head, Fraction(resolved.spill).limit_denominator(1 << 20)
+    nb, iph = resolved.blocks_per_head, resolved.iterations_per_head
+    s = _exact(Fraction(resolved.spill).limit_denominator(1 << 20)) if resolved.spill else 0
 
     # DRAM words per head: inputs (the load), and per tensor written (the transfer after its writer's run).
-    load_words = Fraction(0)
-    written_read: dict[str, Fraction] = {}
-    written_write: dict[str, Fraction] = {}
+    # Exact rationals throughout (ints where whole, see _exact); bytes per iteration divide by iph exactly.
+    load_words: int | Fraction = 0
+    written_read: dict[str, int | Fraction] = {}
+    written_write: dict[str, int | Fraction] = {}
     def over_blocks(ranks: Sequence[str]) -> int:
         """Words of a tensor summed over the head's blocks: its whole footprint once when the blocks
         partition it (the last block may be partial), else once per block."""
@@ -341,10 +349,10 @@ def _templates(builder: _GroupBuilder, resolved: ResolvedGroup, binding: Mapping
     # Under a mask (masking.masked_tiles: skip) the masked cells move nothing: a tensor a masked Einsum writes
     # over the mask's ranks (QK, SN, A) is stored and read back at its live fraction; an input streamed per
     # block or per tile is read only where its reader is live; a tensor read once whole stays dense.
-    live = {n: _live_fraction(builder, resolved, work.einsums[n]) for n in group.einsums}
+    live = {n: _exact(_live_fraction(builder, resolved, work.einsums[n])) for n in group.einsums}
 
-    def reader_live(tensor: str) -> Fraction:
-        return max((live[r] for r in builder.buffer_readers(tensor) or builder.readers(tensor)), default=Fraction(1))
+    def reader_live(tensor: str) -> int | Fraction:
+        return max((live[r] for r in builder.buffer_readers(tensor) or builder.readers(tensor)), default=1)
 
     sparse_of: dict[str, bool] = {}
 
@@ -387,7 +395,7 @@ def _templates(builder: _GroupBuilder, resolved: ResolvedGroup, binding: Mapping
         size = over_blocks(ranks)
         readers = builder.buffer_readers(tensor) or builder.readers(tensor)
         rr = {r: _rereads(resolved, work, r, ranks, block, arch, binding) for r in readers}
-        kept = live[builder.writer(tensor)] if sparse(tensor) else Fraction(1)
+        kept = live[builder.writer(tensor)] if sparse(tensor) else 1
         if mode == "chip":
             written_write[tensor] = s * size * kept
             written_read[tensor] = s * sum(size * rr[r] * live[r] for r in readers)
@@ -401,9 +409,9 @@ def _templates(builder: _GroupBuilder, resolved: ResolvedGroup, binding: Mapping
         ranks = builder.ranks[tensor]
         writer = work.einsums[builder.writer(tensor)]
         partial = rank in writer.reduced_ranks and rank not in ranks
-        kept = live[builder.writer(tensor)] if sparse(tensor) else Fraction(1)
+        kept = live[builder.writer(tensor)] if sparse(tensor) else 1
         written_write[tensor] = over_blocks(ranks) * kept
-        written_read[tensor] = Fraction((nb - 1) * _footprint(ranks, builder.extents) if partial else 0)
+        written_read[tensor] = (nb - 1) * _footprint(ranks, builder.extents) if partial else 0
 
     # Runs of consecutive Einsums on one unit.
     runs: list[list[str]] = []
@@ -420,7 +428,7 @@ def _templates(builder: _GroupBuilder, resolved: ResolvedGroup, binding: Mapping
             fills["global_buffer.write"] = fills.get("global_buffer.write", 0) + max(
                 work.einsums[r].read_elements(per_iteration).get(tensor, 0) for r in builder.readers(tensor))
     first = f"{prefix}{group.einsums[0]}"
-    templates = [dram_op(f"{prefix}load", arch, read_bytes=load_words * word / iph, stage=0,
+    templates = [dram_op(f"{prefix}load", arch, read_bytes=Fraction(load_words * word) / iph, stage=0,
                          deps=(LoopDep(first, 2),), extra_actions=fills)]
     previous = f"{prefix}load"
     previous_last: str | None = None
@@ -440,10 +448,11 @@ def _templates(builder: _GroupBuilder, resolved: ResolvedGroup, binding: Mapping
         for tensor in written:
             if tensor in builder.outputs and _placement(mapping, group, tensor).levels[0] == "global_buffer":
                 _charge(drains, charge, "global_buffer", "read", work.einsums[builder.writer(tensor)].write_elements(per_iteration))
-        read_words = sum((written_read.get(t, Fraction(0)) for t in written), Fraction(0))
-        write_words = sum((written_write.get(t, Fraction(0)) for t in written), Fraction(0))
+        read_words = sum(written_read.get(t, 0) for t in written)
+        write_words = sum(written_write.get(t, 0) for t in written)
         io = f"{prefix}io{k}" if k < len(runs) - 1 else f"{prefix}store"
-        templates.append(dram_op(io, arch, read_bytes=read_words * word / iph, write_bytes=write_words * word / iph,
+        templates.append(dram_op(io, arch, read_bytes=Fraction(read_words * word) / iph,
+                                 write_bytes=Fraction(write_words * word) / iph,
                                  stage=stage + 1, deps=(last,), extra_actions=drains))
         previous, previous_last = io, last
     return templates
@@ -478,7 +487,7 @@ def _live_fraction(builder: _GroupBuilder, resolved: ResolvedGroup, einsum: Eins
 
 def _compute(builder: _GroupBuilder, resolved: ResolvedGroup, einsum: EinsumWork, unit: str,
              extents: Mapping[str, int], stage: int, deps: tuple, fill: int, charge: frozenset[str],
-             live: Fraction | None = None) -> OpTemplate:
+             live: int | Fraction | None = None) -> OpTemplate:
     """One iteration of ``einsum``; under a mask its compute (cycles and ops, not its accesses) is the
     live fraction of the full iteration's (:func:`_live_fraction`: the masked cells are skipped, the
     iterations made equal, so that the loop's total is exact; the tensors stay dense in the buffers and

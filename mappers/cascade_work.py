@@ -148,9 +148,10 @@ class CascadeWork:
     dependencies: tuple[Dependency, ...]
     views: dict[str, str]
 
-    @property
+    @cached_property
     def compute(self) -> tuple[EinsumWork, ...]:
-        """The Einsums that compute (no views, no initialisations), in cascade order."""
+        """The Einsums that compute (no views, no initialisations), in cascade order (fixed once built:
+        the mappers ask for it per tensor and point)."""
         return tuple(w for w in self.einsums.values() if w.role == "compute")
 
     def source_of(self, tensor: str) -> str:

@@ -140,6 +140,14 @@ def evaluate_expression(expression: Expression, values: Mapping[str, int], where
     if isinstance(expression, int):
         return expression
     compiled = _compiled(expression)
+    arguments = tuple(values.get(name) for name in compiled.names)
+    key = (expression, arguments)
+    if all(type(a) is int for a in arguments):   # whole-number arguments only: 2 and 2.0 hash alike
+        hit = _EVALUATED.get(key)
+        if hit is not None:
+            return hit
+    else:
+        key = None
     unknown = [name for name in compiled.names if name not in values]
     if unknown:
         known = ", ".join(sorted(values))
@@ -150,7 +158,16 @@ def evaluate_expression(expression: Expression, values: Mapping[str, int], where
         raise MappingError(f"{where}: {exc} in '{expression}'") from None
     if not isinstance(value, int) or value < 1:
         raise MappingError(f"{where}: '{expression}' = {value}; expected a positive whole number")
+    if key is not None:
+        if len(_EVALUATED) > 65536:
+            _EVALUATED.clear()
+        _EVALUATED[key] = value
     return value
+
+
+_EVALUATED: dict[tuple[str, tuple[int, ...]], int] = {}
+"""Values of expressions already evaluated, by (text, the values of its names): a mapper evaluates the
+same tile and fill expressions at every point of a sweep."""
 
 
 # --------------------------------------------------------------------------------------------------
