@@ -210,31 +210,41 @@ class OpCycles(_Section):
                                       {"names": _names(type(self).model_fields)})
         return self
 
+    _table: tuple[tuple, dict[str, int]] | None = PrivateAttr(default=None)
+
+    def _ops(self) -> dict[str, int]:
+        # Built once per field values (mappers look ops up per Einsum and point); keyed by them because
+        # model_copy(update=...) copies private attributes along with the fields it changes.
+        key = tuple(self.__dict__.values())
+        if self._table is None or self._table[0] != key:
+            self._table = (key, {name: cycles for name in type(self).model_fields
+                                 if (cycles := getattr(self, name)) is not None})
+        return self._table[1]
+
     def as_dict(self) -> dict[str, int]:
-        """The ops this array has -> cycles per op."""
-        return {name: cycles for name in type(self).model_fields
-                if (cycles := getattr(self, name)) is not None}
+        """The ops this array has -> cycles per op (a new dict the caller may change)."""
+        return dict(self._ops())
 
     def __getitem__(self, op: str) -> int:
-        cycles = self.as_dict().get(op)
+        cycles = self._ops().get(op)
         if cycles is None:
             raise KeyError(op)
         return cycles
 
     def __contains__(self, op: object) -> bool:
-        return isinstance(op, str) and op in self.as_dict()
+        return isinstance(op, str) and op in self._ops()
 
     def get(self, op: str, default: int | None = None) -> int | None:
         """Cycles of ``op``, or ``default`` if the array has no such op."""
-        return self.as_dict().get(op, default)
+        return self._ops().get(op, default)
 
     def keys(self) -> list[str]:
         """Names of the ops this array has."""
-        return list(self.as_dict())
+        return list(self._ops())
 
     def items(self) -> list[tuple[str, int]]:
         """(op, cycles per op) for the ops this array has."""
-        return list(self.as_dict().items())
+        return list(self._ops().items())
 
 
 class Array2D(_Section):

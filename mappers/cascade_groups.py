@@ -463,11 +463,11 @@ def _live_fraction(builder: _GroupBuilder, resolved: ResolvedGroup, einsum: Eins
     :func:`mappers.masking.einsum_conditions`) leaves live, under ``masking.masked_tiles: skip``; 1 without
     a mask. Cells: the group's tile along tiled ranks, its block along the block rank, the 2D array's rows
     along any other (a whole rank streams past the arrays in tiles of its rows)."""
+    if builder.mapping.masking.masked_tiles != "skip":
+        return Fraction(1)
     from attnsim.mappers.cascade_plan import gqa_pack
     from attnsim.mappers.masking import einsum_conditions, live_cell_fraction
 
-    if builder.mapping.masking.masked_tiles != "skip":
-        return Fraction(1)
     conditions = einsum_conditions(builder.work, einsum.name, f"{builder.where}.masking")
     if not conditions:
         return Fraction(1)
