@@ -50,6 +50,7 @@ from attnsim.mappers.attention_ops import OpTemplate, ceil_div, compute_op, dram
 from attnsim.mappers.cascade_work import CascadeWork, EinsumWork, lower
 from attnsim.mappers.designs import MapOptions, MappedAttention
 from attnsim.mappers.errors import MappingError
+from attnsim.mappers.group_buffer import ON_CHIP_MODES, group_buffer
 from attnsim.mappers.mapping_spec import Group, GroupChoice, MappingSpec, Placement, evaluate_expression
 from attnsim.mappers.tiling import spilled_fraction
 from attnsim.mappers.workloads import Workload
@@ -57,7 +58,8 @@ from attnsim.mappers.workloads import Workload
 ACCESS_LEVELS = ("global_buffer", "pe1d.register_file", "pe2d.register_file")
 """Levels whose accesses the energy model can charge (``pe`` and ``dram`` are not buffer accesses)."""
 
-_CHOICE_KEYS = ("traffic", "spatial", "live", "staged", "spill", "block_factor", "block_max")
+_CHOICE_KEYS = ("traffic", "spatial", "live", "staged", "spill", "block_factor", "block_max", "block_min", "fit",
+                "block_sizes")
 
 
 @dataclass(frozen=True)
@@ -230,16 +232,32 @@ class _GroupBuilder:
             limit = ceiling
             if choice["block_max"] is not None:
                 limit = min(limit, evaluate_expression(choice["block_max"], self.values, f"{source}.block_max"))
-            per_row, fixed = self._live_words(choice)
+            floor = step
+            if choice["block_min"] is not None:
+                floor = max(step, evaluate_expression(choice["block_min"], self.values, f"{source}.block_min"))
+            if choice["fit"] == "fibres":
+                per_row, fixed = self._fibre_words(choice), 0
+                tensors = ", ".join(self._on_chip_fibres(choice)) or "no score fibre on chip"
+            else:
+                per_row, fixed = self._live_words(choice)
+                tensors = ", ".join((*(choice["live"] or ()), *(choice["staged"] or ())))
             capacity_words = self.arch.global_buffer.capacity_bytes // self.arch.word_bytes
-            rows = (capacity_words - fixed) // per_row if per_row else limit
-            largest = min(limit, rows) // step * step
-            if largest >= step:   # as many blocks as the largest needs, balanced (the least padding)
-                count = ceil_div(self.extents[rank], largest)
-                return choice, source, ceil_div(self.extents[rank], count * step) * step
-            tensors = ", ".join((*(choice["live"] or ()), *(choice["staged"] or ())))
-            need = (f"a block of {step} along {rank} with its live and staged tensors ({tensors}) takes "
-                    f"{(fixed + per_row * step) * self.arch.word_bytes} bytes")
+            rows = (capacity_words - fixed) // per_row if per_row else ceiling
+            if choice["block_sizes"] == "powers_of_two":
+                if rows >= ceiling:   # the whole rank (FLAT's head granularity)
+                    return choice, source, ceiling
+                block = step
+                while 2 * block <= min(limit, rows):
+                    block *= 2
+                if floor <= block <= min(limit, rows):
+                    return choice, source, block
+            else:
+                largest = min(limit, rows) // step * step
+                if largest >= floor:   # as many blocks as the largest needs, balanced (the least padding)
+                    count = ceil_div(self.extents[rank], largest)
+                    return choice, source, ceil_div(self.extents[rank], count * step) * step
+            need = (f"a block of {floor} along {rank} with its {'on-chip score fibres' if choice['fit'] == 'fibres' else 'live and staged tensors'} "
+                    f"({tensors}) takes {(fixed + per_row * floor) * self.arch.word_bytes} bytes")
         raise MappingError(f"{self.where} ({self.group.name}): nothing fits in global_buffer.capacity_bytes = "
                            f"{self.arch.global_buffer.capacity_bytes}: {need}")
 
@@ -257,6 +275,24 @@ class _GroupBuilder:
         for tensor in choice["staged"] or ():
             fixed += 2 * _footprint(self._ranks_of(tensor, "staged"), self.tile_extents)
         return per_row, fixed
+
+    def _fibres(self) -> tuple[str, ...]:
+        """The group's score fibres: intermediates over the block rank and the cascade's pass rank (per-row
+        summaries, over the block rank alone, live in the units)."""
+        from attnsim.mappers.cascade_defaults import pass_analysis
+
+        family = set(pass_analysis(self.work.cascade).family.members)
+        rank = self.group.block_rank
+        return tuple(t for t in self.intermediates if rank in self.ranks[t] and set(self.ranks[t]) & family)
+
+    def _on_chip_fibres(self, choice: Mapping[str, Any]) -> tuple[str, ...]:
+        return tuple(t for t in self._fibres() if choice["traffic"].get(t) in ON_CHIP_MODES)
+
+    def _fibre_words(self, choice: Mapping[str, Any]) -> int:
+        """Words per row of the block rank of the on-chip score fibres, one in place (``fit: fibres``)."""
+        rank = self.group.block_rank
+        return max((_footprint([r for r in self.ranks[t] if r != rank], self.extents)
+                    for t in self._on_chip_fibres(choice)), default=0)
 
     def _ranks_of(self, tensor: str, key: str) -> tuple[str, ...]:
         if tensor not in self.ranks:
@@ -289,6 +325,12 @@ class _GroupBuilder:
         spill = self.choice["spill"]
         if spill is None:
             return 0.0
+        if spill == "buffer":
+            fibres = self._fibres()
+            tensors = {t: self.ranks[t] for t in (*self.inputs, *self.outputs, *fibres)}
+            need = group_buffer(tensors, traffic, fibres, self.group.block_rank, self.block, self.extents,
+                                self.tile_extents)
+            return need.spill(self.arch.global_buffer.capacity_bytes // self.arch.word_bytes)
         if spill != "auto":
             return float(spill)
         if not any(traffic.get(t) == "chip" for t in self.intermediates):

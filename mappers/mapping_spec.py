@@ -261,19 +261,29 @@ class GroupChoice(Section):
     order, over the 2D array's rows then columns; ``weight`` is the second operand, ``input`` the
     first) or ``{rows: rank, cols: rank}``.
     ``live`` / ``staged``: the tensors a ``fit`` block must hold (block footprint) and those it stages
-    (two tile footprints each, double-buffered). ``spill``: a fraction, or ``auto`` (the artifact's
-    rule, docs/mapping.md). ``block_factor`` / ``block_max``: the block's extent (or ``fit``) and a cap.
+    (two tile footprints each, double-buffered). ``spill``: a fraction, ``auto`` (the artifact's
+    rule, docs/mapping.md) or ``buffer`` (what the block's need leaves over the buffer, counted as
+    :mod:`mappers.group_buffer` counts it). ``block_factor`` / ``block_max`` / ``block_min``: the block's
+    extent (or ``fit``), a cap and a floor. ``fit``: what a ``fit`` block must hold, ``all`` its
+    ``live`` and ``staged`` tensors (the default) or ``fibres`` its on-chip score fibres alone (one
+    in-place fibre per row; the rest may spill: FLAT's accounting). ``block_sizes``: ``balanced`` (the
+    default: the fewest blocks, each as small as that allows) or ``powers_of_two`` (the whole rank when
+    it fits, else the largest tile extent x a power of two that fits, within ``block_min`` and
+    ``block_max``: FLAT's row granularity).
     """
 
     traffic: dict[NonEmptyText, TrafficMode] = {}
     spatial: dict[NonEmptyText, Stationarity | dict[Literal["rows", "cols"], NonEmptyText]] = {}
     live: list[NonEmptyText] | None = None
     staged: list[NonEmptyText] | None = None
-    spill: float | Literal["auto"] | None = None
+    spill: float | Literal["auto", "buffer"] | None = None
     block_factor: Expression | Literal["fit"] | None = None
     block_max: Expression | None = None
+    block_min: Expression | None = None
+    fit: Literal["all", "fibres"] | None = None
+    block_sizes: Literal["balanced", "powers_of_two"] | None = None
 
-    @field_validator("block_factor", "block_max", mode="before")
+    @field_validator("block_factor", "block_max", "block_min", mode="before")
     @classmethod
     def _block(cls, value: object) -> object:
         if value is None or value == "fit":
@@ -283,10 +293,10 @@ class GroupChoice(Section):
     @field_validator("spill", mode="before")
     @classmethod
     def _spill(cls, value: object) -> object:
-        if value is None or value == "auto":
+        if value is None or value in ("auto", "buffer"):
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise ValueError(f"expected a fraction in [0, 1] or auto, got {value!r}")
+            raise ValueError(f"expected a fraction in [0, 1], auto or buffer, got {value!r}")
         return float(value)
 
 
