@@ -155,9 +155,10 @@ def default_groups_data(cascade: Cascade, policy: MappingSpec) -> dict[str, Any]
     2D array, output-stationary, the rest on the 1D array; the *score fibres* (intermediates over the pass
     rank and the block rank) in the global buffer, per-row summaries in the units, inputs and outputs in
     DRAM. The block by FLAT's rule, as ``policy``'s (``flat.yaml``) alternatives: the largest that fits
-    with the fibres on chip (the block's rows of the inputs/outputs over the block rank, its fibres, and the
-    other inputs' double-buffered array tiles), else the fibres through DRAM, weight-stationary, at most
-    ``policy``'s ``block_max``. Charge, ``op_overlap`` and ``fill_cycles`` are ``policy``'s."""
+    with the fibres on chip -- counted as the policy's first alternative counts (``fit: fibres``: the score
+    rows alone, FLAT's accounting, with its block sizes and spill), else the block's rows of the
+    inputs/outputs over the block rank, its fibres, and the other inputs' double-buffered array tiles --
+    else the fibres through DRAM, weight-stationary, at most ``policy``'s ``block_max``. Charge, ``op_overlap`` and ``fill_cycles`` are ``policy``'s."""
     from attnsim.mappers.cascade_work import _einsum_work
 
     analysis = pass_analysis(cascade)
@@ -182,6 +183,12 @@ def default_groups_data(cascade: Cascade, policy: MappingSpec) -> dict[str, Any]
             placement[e.output.tensor] = {"levels": ["global_buffer" if e.output.tensor in fibres else "pe"]}
     group = (policy.groups or [None])[0]
     block_max = next((a.block_max for a in (group.alternatives if group else ()) if a.block_max is not None), None)
+    on_chip: dict[str, Any] = {"traffic": {t: "chip" for t in fibres}, "spatial": {n: "output" for n in contractions},
+                               "live": [*rows, *fibres], "staged": staged, "spill": 0}
+    first = group.alternatives[0] if group is not None and group.alternatives else None
+    if first is not None and first.fit == "fibres":   # the policy's block rule for the score rows (flat.yaml's)
+        on_chip.update({key: value for key in ("fit", "block_sizes", "block_min", "block_max", "spill")
+                        if (value := getattr(first, key)) is not None})
     data: dict[str, Any] = {
         "name": f"{cascade.name}-groups-default", "target": "spatial", "cascade": cascade.name,
         "description": f"default fusion-group mapping of {cascade.name}: FLAT's row-block fusion derived by analysis",
@@ -194,8 +201,7 @@ def default_groups_data(cascade: Cascade, policy: MappingSpec) -> dict[str, Any]
             "iteration": "block", "tile": {pass_rank: "pe2d.rows", block_rank: "pe2d.cols"},
             "live": rows, "staged": staged,
             "alternatives": [
-                {"traffic": {t: "chip" for t in fibres}, "spatial": {n: "output" for n in contractions},
-                 "live": [*rows, *fibres], "staged": staged, "spill": 0},
+                on_chip,
                 {"traffic": {t: "dram" for t in fibres}, "spatial": {n: "weight" for n in contractions},
                  "live": rows, "staged": staged, **({"block_max": block_max} if block_max is not None else {})}],
         }],
