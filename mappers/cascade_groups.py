@@ -217,7 +217,7 @@ class _GroupBuilder:
         step = self.tile_extents[rank] if rank in self.group.tile else 1
         ceiling = ceil_div(self.extents[rank], step) * step
         need = ""
-        for choice, source in candidates:
+        for index, (choice, source) in enumerate(candidates):
             factor = choice["block_factor"] or "fit"
             if factor != "fit":
                 block = evaluate_expression(factor, self.values, f"{source}.block_factor")
@@ -251,6 +251,8 @@ class _GroupBuilder:
                     block *= 2
                 if floor <= block <= min(limit, rows):
                     return choice, source, block
+                if choice["spill"] == "buffer" and index == len(candidates) - 1:
+                    return choice, source, floor   # the last resort spills what does not fit, as FLAT does
             else:
                 largest = min(limit, rows) // step * step
                 if largest >= floor:   # as many blocks as the largest needs, balanced (the least padding)

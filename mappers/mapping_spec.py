@@ -269,7 +269,8 @@ class GroupChoice(Section):
     in-place fibre per row; the rest may spill: FLAT's accounting). ``block_sizes``: ``balanced`` (the
     default: the fewest blocks, each as small as that allows) or ``powers_of_two`` (the whole rank when
     it fits, else the largest tile extent x a power of two that fits, within ``block_min`` and
-    ``block_max``: FLAT's row granularity).
+    ``block_max``: FLAT's row granularity; the last alternative left, with ``spill: buffer``, takes
+    ``block_min`` when nothing fits and spills the rest).
     """
 
     traffic: dict[NonEmptyText, TrafficMode] = {}
