@@ -98,7 +98,7 @@ MECHANISMS: tuple[str, ...] = ("cta_setup", "epilogue_smem", "kernel_launch", "p
                                "fp8_v_transpose", "fp8_accumulator_permute")
 """The switchable mechanisms, in the order docs/validation.md's ablation lists them."""
 
-BACKWARD_MECHANISMS: tuple[str, ...] = ("smem_operand_reads", "source_load_points")
+BACKWARD_MECHANISMS: tuple[str, ...] = ("smem_operand_reads", "source_load_points", "operand_read_completion")
 """The backward template's mechanisms (module docstring); docs/validation.md's backward ablation."""
 
 
@@ -115,6 +115,7 @@ class Mechanisms(BaseModel):
     fp8_accumulator_permute: bool = False
     smem_operand_reads: bool = False
     source_load_points: bool = False
+    operand_read_completion: bool = False
 
 
 def with_mechanisms(section: Any, **switches: bool) -> Any:

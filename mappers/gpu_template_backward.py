@@ -203,7 +203,15 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
             if smem_reads:   # A read once per unit column (unless in registers), B once per unit row
                 warps_n = max(1, units // warps_m)
                 smem = ((0 if name in tile.registers_a else a_elems * warps_n) + b_elems * warps_m) * b
-            ops.gemm(name, gemm, serial(deps), einsum=name, smem_bytes=smem, k_steps=max(1, d // 16) if smem else 1)
+            steps = max(1, d // 16) if smem else 1
+            if mech.operand_read_completion and smem and steps > 1:
+                # software-pipelined k-steps (flash::gemm): read step s + 1, then MMA step s; the last
+                # step's MMA follows the last read, so the GEMM's result waits for every operand read
+                body = ops.gemm(f"{name}_k", gemm * (steps - 1) / steps, serial(deps), einsum=name,
+                                smem_bytes=smem, k_steps=steps)
+                ops.gemm(name, gemm / steps, list(body), einsum=name)
+            else:
+                ops.gemm(name, gemm, serial(deps), einsum=name, smem_bytes=smem, k_steps=steps)
             chain.append(name)
 
         wm_sdp, wm_dkv, wm_dq = tile.warps_m
