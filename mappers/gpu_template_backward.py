@@ -198,12 +198,13 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
         def serial(deps: list[Any]) -> list[Any]:
             return deps + (chain[-1:] if in_phase else [])
 
-        def mma(name: str, deps: list[Any], a_elems: int, b_elems: int, warps_m: int) -> None:
+        def mma(name: str, deps: list[Any], a_elems: int, b_elems: int, warps_m: int, reduced: int) -> None:
+            """One GEMM reducing over ``reduced`` elements (k-steps of 16: the m16n8k16 MMA's K)."""
             smem = 0.0
             if smem_reads:   # A read once per unit column (unless in registers), B once per unit row
                 warps_n = max(1, units // warps_m)
                 smem = ((0 if name in tile.registers_a else a_elems * warps_n) + b_elems * warps_m) * b
-            steps = max(1, d // 16) if smem else 1
+            steps = max(1, reduced // 16) if smem else 1
             if mech.operand_read_completion and smem and steps > 1:
                 # software-pipelined k-steps (flash::gemm): read step s + 1, then MMA step s; the last
                 # step's MMA follows the last read, so the GEMM's result waits for every operand read
@@ -215,8 +216,8 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
             chain.append(name)
 
         wm_sdp, wm_dkv, wm_dq = tile.warps_m
-        mma("S", data["Q"] + kv, bm * d, bn * d, wm_sdp)
-        mma("dP", data["dO"] + kv, bm * d, bn * d, wm_sdp)
+        mma("S", data["Q"] + kv, bm * d, bn * d, wm_sdp, d)
+        mma("dP", data["dO"] + kv, bm * d, bn * d, wm_sdp, d)
         ops.exp("P", scores, serial(["S"]), einsum="P")
         chain.append("P")
         ops.fp32("Pfma", scores, ["S"], einsum="P")
@@ -228,10 +229,10 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
         staged = 1 if mech.smem_operand_reads and {"dV", "dK"} <= set(tile.registers_a) else 2
         ops.add("PdS_smem", "smem", cycles(staged * scores * GRAD_BYTES, rates.smem_bytes), ["dS"],
                 einsum="dS", actions={"smem.byte": staged * scores * GRAD_BYTES})
-        mma("dV", ["PdS_smem"], bn * bm, bm * d, wm_dkv)
+        mma("dV", ["PdS_smem"], bn * bm, bm * d, wm_dkv, bm)
         if next_loads:
             issued["dO"] = ops.load("ldDO", q_bytes, hbm_q, ["dV"])
-        mma("dQ", ["PdS_smem"], bm * bn, bn * d, wm_dq)   # dQ before dK, as both kernels issue them
+        mma("dQ", ["PdS_smem"], bm * bn, bn * d, wm_dq, bn)   # dQ before dK, as both kernels issue them
         accum = bm * d * ACCUM_BYTES
         if section.dq_accumulation == "atomic":   # one atomicAdd (RED.F32) per element and thread
             ops.add("dQ_issue", "fp32", cycles(bm * d, rates.fp32_ops), serial(["dQ"]), einsum="dQ")
@@ -246,7 +247,7 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
             ops.store("dQacc", accum, ["dQ_smem"], einsum="dQ", to_hbm=False)
             if mech.smem_operand_reads:   # the TMA reads dQ back from SMEM, asynchronously
                 deferred.append(("dQ_tma_read", accum, "dQ_smem"))
-        mma("dK", ["PdS_smem"], bn * bm, bm * d, wm_dkv)
+        mma("dK", ["PdS_smem"], bn * bm, bm * d, wm_dkv, bm)
         return issued
 
     deferred: list[tuple[str, float, str]] = []
