@@ -98,7 +98,8 @@ MECHANISMS: tuple[str, ...] = ("cta_setup", "epilogue_smem", "kernel_launch", "p
                                "fp8_v_transpose", "fp8_accumulator_permute")
 """The switchable mechanisms, in the order docs/validation.md's ablation lists them."""
 
-BACKWARD_MECHANISMS: tuple[str, ...] = ("smem_operand_reads", "source_load_points", "operand_read_completion")
+BACKWARD_MECHANISMS: tuple[str, ...] = ("smem_operand_reads", "source_load_points", "operand_read_completion",
+                                        "source_op_order")
 """The backward template's mechanisms (module docstring); docs/validation.md's backward ablation."""
 
 
@@ -116,6 +117,7 @@ class Mechanisms(BaseModel):
     smem_operand_reads: bool = False
     source_load_points: bool = False
     operand_read_completion: bool = False
+    source_op_order: bool = False
 
 
 def with_mechanisms(section: Any, **switches: bool) -> Any:

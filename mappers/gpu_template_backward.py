@@ -216,19 +216,38 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
             chain.append(name)
 
         wm_sdp, wm_dkv, wm_dq = tile.warps_m
-        mma("S", data["Q"] + kv, bm * d, bn * d, wm_sdp, d)
-        mma("dP", data["dO"] + kv, bm * d, bn * d, wm_sdp, d)
-        ops.exp("P", scores, serial(["S"]), einsum="P")
-        chain.append("P")
-        ops.fp32("Pfma", scores, ["S"], einsum="P")
-        ops.fp32("dS", 3.0 * scores, serial(["P", "Pfma", "dP"]), einsum="dS")   # sub, mul, 2 x 1/2 pack
-        chain.append("dS")
-        if next_loads:
-            issued["Q"] = ops.load("ldQ", q_bytes + stat_bytes, hbm_q, ["dS"])
         # P and dS go to SMEM as the next GEMMs' operands; with dV and dK in RS only dS (dQ's A operand)
         staged = 1 if mech.smem_operand_reads and {"dV", "dK"} <= set(tile.registers_a) else 2
-        ops.add("PdS_smem", "smem", cycles(staged * scores * GRAD_BYTES, rates.smem_bytes), ["dS"],
-                einsum="dS", actions={"smem.byte": staged * scores * GRAD_BYTES})
+        mma("S", data["Q"] + kv, bm * d, bn * d, wm_sdp, d)
+        if in_phase and mech.source_op_order:
+            # FA2 (flash_bwd_kernel.h): scale-and-subtract, exp2, P packed to 16 bits and stored to SMEM,
+            # all before the dP GEMM is issued; then dS = P (dP - D), packed and stored
+            ops.fp32("Pfma", scores, serial(["S"]), einsum="P")
+            chain.append("Pfma")
+            ops.exp("P", scores, serial(["Pfma"]), einsum="P")
+            chain.append("P")
+            ops.fp32("Ppack", 0.5 * scores, serial(["P"]), einsum="P")
+            chain.append("Ppack")
+            ops.add("P_smem", "smem", cycles(scores * GRAD_BYTES, rates.smem_bytes), serial(["Ppack"]),
+                    einsum="P", actions={"smem.byte": scores * GRAD_BYTES})
+            mma("dP", data["dO"] + kv, bm * d, bn * d, wm_sdp, d)
+            ops.fp32("dS", 2.5 * scores, serial(["dP"]), einsum="dS")   # sub, mul, 1/2 pack
+            chain.append("dS")
+            if next_loads:
+                issued["Q"] = ops.load("ldQ", q_bytes + stat_bytes, hbm_q, ["dS"])
+            ops.add("PdS_smem", "smem", cycles(scores * GRAD_BYTES, rates.smem_bytes), ["dS", "P_smem"],
+                    einsum="dS", actions={"smem.byte": scores * GRAD_BYTES})
+        else:
+            mma("dP", data["dO"] + kv, bm * d, bn * d, wm_sdp, d)
+            ops.exp("P", scores, serial(["S"]), einsum="P")
+            chain.append("P")
+            ops.fp32("Pfma", scores, ["S"], einsum="P")
+            ops.fp32("dS", 3.0 * scores, serial(["P", "Pfma", "dP"]), einsum="dS")   # sub, mul, 2 x 1/2 pack
+            chain.append("dS")
+            if next_loads:
+                issued["Q"] = ops.load("ldQ", q_bytes + stat_bytes, hbm_q, ["dS"])
+            ops.add("PdS_smem", "smem", cycles(staged * scores * GRAD_BYTES, rates.smem_bytes), ["dS"],
+                    einsum="dS", actions={"smem.byte": staged * scores * GRAD_BYTES})
         mma("dV", ["PdS_smem"], bn * bm, bm * d, wm_dkv, bm)
         if next_loads:
             issued["dO"] = ops.load("ldDO", q_bytes, hbm_q, ["dV"])
