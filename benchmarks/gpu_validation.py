@@ -319,7 +319,7 @@ def fp8_text(fp8_model: dict, fp8_rows: list, fp8_mapes: dict[str, float], fp16_
         "from the sources alone was found); the backward mechanisms of that round do not touch the forward. "
         "The third round made no FP8 change either: no per-CTA cost of the paper's FP8 kernel with a "
         "public description (FA3 §3.3, the hopper/ sources of July 2024) was found beyond those already "
-        "modelled, and the gap at 512 (head dim 128: about 9,000 cycles per CTA more than the model) is "
+        "modelled, and the gap at 512 (head dim 128, non-causal: roughly 8,500 cycles per CTA more than the model, 16 waves of 132 CTAs) is "
         "too large for the candidates above to be priced without fitting.",
         "",
         *comparison_lines(fp8_model),
