@@ -229,7 +229,7 @@ def backward_text(model: dict, mapes: dict[str, float], ablation_rows: list | No
         "GEMM's dependents start before its last operand read; FA2's forward mostly under-predicts (down to -10.5%), where it "
         "could only add time, so `operand_read_completion` was not carried into it; not tried). FA2 "
         "still over-predicts by 6-9% at head dim 64 and 11-13% at 128 on the H100, uniformly in the "
-        "sequence length, i.e. a cost per query block of about 900 cycles at head dim 128 (its "
+        "sequence length, i.e. a cost per query block of about 800 cycles at head dim 128 (6692 modelled against about 7500 implied) (its "
         "forward+backward on the A100 is within 5%, "
         "below): not modelled and candidates "
         "for the rest, none with a public figure to build it from: the L2's throughput for FP32 atomics "

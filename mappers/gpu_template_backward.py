@@ -27,7 +27,11 @@ zeroes the FP32 dQ buffer) and a post-processing kernel converting dQ to 16 bits
 
 ``in_phase`` (FA2): the warps issue every op of an iteration in order (mma.sync with ldmatrix operand
 reads from SMEM: each operand read once per warp partition of the other GEMM dimension, the
-``AtomLayout`` of the launch template); the next query block's Q/dO are double-buffered.
+``AtomLayout`` of the launch template); the next query block's Q/dO are double-buffered. Each GEMM's
+operands are read in k-steps of 16 along its own reduction extent (S, dP: head_dim; dV, dK: block_m;
+dQ: block_n); with ``operand_read_completion`` its result waits for the last read and one more k-step
+of tensor work, and with ``source_op_order`` P's exp, pack and SMEM store precede the dP GEMM
+(mechanisms of :mod:`mappers.gpu_mechanisms`).
 ``warp_specialized`` (FA3): a producer loads Q/dO into ``stages`` buffers; the consumers' ops wait
 only for their data (wgmma reads SMEM operands itself).
 """
