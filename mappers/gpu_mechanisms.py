@@ -59,6 +59,10 @@ Backward-pass mechanisms (:data:`BACKWARD_MECHANISMS`, read by mappers/gpu_templ
                       (flash_bwd_kernel.h, v2.5.8: ``scale_apply_exp2``, ``convert_type``, ``copy`` to
                       sP, then ``gemm`` for dP). Off, P's exponentials follow the dP GEMM and P's store
                       joins dS's.
+``causal_diagonal_mask`` causal: the query blocks that straddle a K/V block's diagonal
+                      (``m_block * kBlockM < (n_block + 1) * kBlockN``: ceil(block_n / block_m) of them,
+                      the last a CTA visits) are masked before the exponentials, 2 FP32 ops per score
+                      (FA2 mask.h ``apply_mask_causal``). Off, causal only skips the blocks above it.
 
 The exponential rate (MUFU, unchanged while the FP8 tensor rate doubles), the causal diagonal-tile
 mask work and the causal wave imbalance are not switches here: they follow from the spec's rates,
@@ -111,7 +115,7 @@ MECHANISMS: tuple[str, ...] = ("cta_setup", "epilogue_smem", "kernel_launch", "p
 """The switchable mechanisms, in the order docs/validation.md's ablation lists them."""
 
 BACKWARD_MECHANISMS: tuple[str, ...] = ("smem_operand_reads", "source_load_points", "operand_read_completion",
-                                        "source_op_order")
+                                        "source_op_order", "causal_diagonal_mask")
 """The backward template's mechanisms (module docstring); docs/validation.md's backward ablation."""
 
 
@@ -130,6 +134,7 @@ class Mechanisms(BaseModel):
     source_load_points: bool = False
     operand_read_completion: bool = False
     source_op_order: bool = False
+    causal_diagonal_mask: bool = False
 
 
 def with_mechanisms(section: Any, **switches: bool) -> Any:

@@ -60,6 +60,9 @@ ACCUM_BYTES = 4
 """The dQ accumulator is FP32."""
 GRAD_BYTES = 2
 """dQ, dK, dV are written in 16 bits."""
+MASK_OPS_PER_SCORE = 2
+"""Causal mask on a diagonal block, per score: the column-against-row-limit compare and the select of
+-inf (FA2 mask.h ``apply_mask_causal``); the forward model's 2 FP32 ops per masked score."""
 
 
 class _Section(BaseModel):
@@ -192,7 +195,7 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
                         einsum=tensor, actions={"smem.byte": nbytes})
 
     def compute(ops: OpList, data: dict[str, list[Any]], kv: list[Any],
-                next_loads: bool = False) -> dict[str, tuple[str, ...]]:
+                next_loads: bool = False, masked_blocks: int = 0) -> dict[str, tuple[str, ...]]:
         """One query block's ops in issue order; ``next_loads``: the next block's Q load is issued
         right after dS and its dO load right after the dV GEMM (the memory pipeline keeps that order);
         returns those loads' ids."""
@@ -223,6 +226,11 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
         # P and dS go to SMEM as the next GEMMs' operands; with dV and dK in RS only dS (dQ's A operand)
         staged = 1 if mech.smem_operand_reads and {"dV", "dK"} <= set(tile.registers_a) else 2
         mma("S", data["Q"] + kv, bm * d, bn * d, wm_sdp, d)
+        s_ready = ["S"]
+        if masked_blocks:   # the diagonal blocks' causal mask, between S and the exponentials
+            ops.fp32("mask", MASK_OPS_PER_SCORE * scores * masked_blocks, serial(["S"]), einsum="P")
+            chain.append("mask")
+            s_ready = ["S", "mask"]
         if in_phase and mech.source_op_order:
             # FA2 (flash_bwd_kernel.h): scale-and-subtract, exp2, P packed to 16 bits and stored to SMEM,
             # all before the dP GEMM is issued; then dS = P (dP - D), packed and stored
@@ -243,9 +251,9 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
                     einsum="dS", actions={"smem.byte": scores * GRAD_BYTES})
         else:
             mma("dP", data["dO"] + kv, bm * d, bn * d, wm_sdp, d)
-            ops.exp("P", scores, serial(["S"]), einsum="P")
+            ops.exp("P", scores, serial(s_ready), einsum="P")
             chain.append("P")
-            ops.fp32("Pfma", scores, ["S"], einsum="P")
+            ops.fp32("Pfma", scores, s_ready, einsum="P")
             ops.fp32("dS", 3.0 * scores, serial(["P", "Pfma", "dP"]), einsum="dS")   # sub, mul, 2 x 1/2 pack
             chain.append("dS")
             if next_loads:
@@ -302,7 +310,11 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
             fills(body, nxt)
             flush(body)
     last = {t: list(ids) + ([f"fill{t}"] if smem_fill else []) for t, ids in first.items()}
-    compute(epi, last, kv)   # the most recent load of each
+    # causal: the query blocks a K/V block's CTA visits last straddle the diagonal and are masked
+    # (FA2 ``apply_mask_causal`` when m_block * kBlockM < (n_block + 1) * kBlockN; FA3 the same test);
+    # their mask work is charged with the last block's (the order within the CTA's last blocks aside)
+    diagonal = min(blocks, -(-bn // bm)) if workload.causal and mech.causal_diagonal_mask else 0
+    compute(epi, last, kv, masked_blocks=diagonal)   # the most recent load of each
     flush(epi)
     epi.fp32("dKV_pack", 2 * bn * d * 0.5, [], einsum="dK")   # dK, dV packed to 16 bits
     epi.store("stKV", 2 * bn * d * GRAD_BYTES, ["dKV_pack", "dK", "dV"], einsum="dK")
@@ -326,5 +338,5 @@ def _helpers(workload: GpuAttention, spec: GpuSpec, rates: Rates) -> tuple[Sched
     return tuple(out)
 
 
-__all__ = ["BackwardMapping", "BackwardSection", "BackwardTile", "GEMMS_PER_TILE", "backward_flops",
-           "backward_section", "map_backward"]
+__all__ = ["BackwardMapping", "BackwardSection", "BackwardTile", "GEMMS_PER_TILE", "MASK_OPS_PER_SCORE",
+           "backward_flops", "backward_section", "map_backward"]

@@ -269,3 +269,24 @@ def test_fa2_backward_within_fourteen_percent_of_the_fa3_paper(key: tuple[int, i
     tflops = run_backward(H100, "flash2", make_workload(seq, head_dim)).tflops
     published = FA2_BACKWARD_PUBLISHED[key]
     assert 0 <= (tflops - published) / published <= 0.14, (key, tflops)
+
+
+def test_causal_diagonal_mask_by_hand() -> None:
+    # FA2, head dim 128, causal, block 64 x 128: the K/V block's last ceil(128 / 64) = 2 query blocks straddle
+    # the diagonal; 2 FP32 ops per score of 64 x 128 scores each = 32768 ops on 128 lanes = 256 cycles, charged
+    # with the CTA's last block; non-causal CTAs have no mask op
+    causal = map_backward(load_mapping("gpu-flash2-backward"), make_workload(2048, 128, causal=True), H100)
+    mask = [op for op in causal.cta_schedule(8).blocks[2].ops if op.id == "mask"]
+    assert len(mask) == 1 and mask[0].unit == "fp32" and mask[0].duration_cycles == 256
+    plain = map_backward(load_mapping("gpu-flash2-backward"), make_workload(2048, 128), H100)
+    assert not [op for block in plain.cta_schedule(8).blocks for op in block.ops if op.id == "mask"]
+
+
+@pytest.mark.parametrize("design", sorted(BACKWARD_DESIGNS))
+def test_causal_diagonal_mask_only_slows_causal_runs(monkeypatch: pytest.MonkeyPatch, design: str) -> None:
+    # the mask adds work to causal runs only: off, a causal backward is faster or equal, a non-causal one equal
+    causal, plain = make_workload(1024, 64, causal=True), make_workload(1024, 64)
+    on_causal, on_plain = run_backward(H100, design, causal).tflops, run_backward(H100, design, plain).tflops
+    assert _backward_without(monkeypatch, design, causal, causal_diagonal_mask=False) >= on_causal * (1 - 1e-9)
+    assert _backward_without(monkeypatch, design, plain, causal_diagonal_mask=False) == pytest.approx(on_plain,
+                                                                                                    rel=1e-12)
