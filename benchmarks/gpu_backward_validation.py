@@ -119,3 +119,38 @@ def backward_ablation(spec: GpuSpec) -> list[tuple[str, dict[str, float]]]:
 
 
 __all__ += ["backward_ablation", "fwd_bwd_lines", "fwd_bwd_report", "load_fwd_bwd"]
+
+
+ROUND3_MECHANISMS: tuple[str, ...] = ("operand_read_completion", "source_op_order")
+"""FA2's backward mechanisms of issue #17's third round (docs/validation.md's before/after table)."""
+
+
+def backward_before_after(spec: GpuSpec) -> tuple[dict[Key, float], float]:
+    """FA2 backward TFLOPS per published point with the round-3 mechanisms off, and that MAPE."""
+    from attnsim.mappers import gpu_template_backward as template
+    from attnsim.mappers.gpu_mechanisms import with_mechanisms
+
+    published = load_backward()
+    keys = [k for k in sorted(published) if k[0] == "flash2"]
+    original = template.backward_section
+    template.backward_section = lambda mapping: with_mechanisms(original(mapping), **{n: False for n in ROUND3_MECHANISMS})
+    try:
+        before = {k: run_backward(spec, k[0], make_workload(k[2], k[1])).tflops for k in keys}
+    finally:
+        template.backward_section = original
+    return before, mape_percent([before[k] for k in keys], [published[k] for k in keys])
+
+
+def before_after_lines(before: dict[Key, float], model: dict[Key, float]) -> list[str]:
+    """Markdown rows: FA2's published backward TFLOPS, the model without and with the round-3 mechanisms."""
+    published = load_backward()
+    lines = ["| head dim | seqlen | published | before (round-3 mechanisms off) | error | after | error |",
+             "|---|---|---|---|---|---|---|"]
+    for key in sorted(before):
+        q, b, a = published[key], before[key], model[key]
+        lines.append(f"| {key[1]} | {key[2]} | {q:.0f} | {b:.0f} | {100 * (b - q) / q:+.1f}% | {a:.0f} | "
+                     f"{100 * (a - q) / q:+.1f}% |")
+    return lines
+
+
+__all__ += ["ROUND3_MECHANISMS", "backward_before_after", "before_after_lines"]

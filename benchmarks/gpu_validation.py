@@ -30,8 +30,8 @@ from attnsim.archsim.gpu_spec import GpuSpec, load_gpu  # noqa: E402
 from attnsim.mappers.gpu_common import GpuAttention  # noqa: E402
 from attnsim.studies.gpu import make_workload, mape_percent, predict  # noqa: E402
 from fa3_published import ABLATION_SHAPE, FA3_ABLATION, FA3_FIG5_TFLOPS, FA3_SEQLENS  # noqa: E402  (beside this file)
-from gpu_backward_validation import (backward_ablation, backward_lines, backward_report, fwd_bwd_lines,  # noqa: E402
-                                     fwd_bwd_report)
+from gpu_backward_validation import (backward_ablation, backward_before_after, backward_lines,  # noqa: E402
+                                     backward_report, before_after_lines, fwd_bwd_lines, fwd_bwd_report)
 from gpu_fp8_validation import ablation_lines, comparison_lines, flash3_tflops, fp8_report  # noqa: E402
 
 from attnsim.mappers.gpu_mechanisms import MECHANISMS, with_mechanisms  # noqa: E402
@@ -159,9 +159,11 @@ def mape_lines(mapes: dict[str, float], fp8: dict[str, float], backward: dict[st
 
 
 def backward_text(model: dict, mapes: dict[str, float], ablation_rows: list | None = None,
-                  fwd_bwd: tuple[dict, dict[str, float]] | None = None) -> list[str]:
+                  fwd_bwd: tuple[dict, dict[str, float]] | None = None,
+                  before_after: tuple[dict, float] | None = None) -> list[str]:
     """The backward part of the section."""
     ablation_rows = ablation_rows or []
+    before_after = before_after or ({}, float("nan"))
     fb_model, fb_mapes = fwd_bwd or ({}, {})
     return [
         "**Backward pass** (issue #17; `attnsim gpu --pass backward|forward+backward --design "
@@ -195,6 +197,27 @@ def backward_text(model: dict, mapes: dict[str, float], ablation_rows: list | No
         "`source_load_points` emitted the loads after the whole iteration and "
         "so queued them behind the dQ atomics on the in-order L2 unit, which made FA2 look right (3.6%); "
         "that was an artefact of the unit order, not the kernel's, and was corrected before commit.) "
+        "The second round ended at FA2 18.0%, FA3 3.2%. "
+        "*Third round (FA2 on the H100, read from flash_bwd_kernel.h and utils.h of v2.5.8, not from the "
+        "figures).* Per query block at head dim 128 the round-2 model spent 6052 cycles against about "
+        "7500 implied by the published 322 TFLOPS, while its SMEM port alone needed 5380 (672.5 KB at "
+        "128 B/clock) and the tensor cores 3840: the H100's mma.sync rate (2731 FLOP/clock) outruns the "
+        "port, and the model let each GEMM's dependents start when its tensor work was done while its "
+        "operands were still being read. Three changes: (1) each GEMM's k-steps follow its own reduction "
+        "extent (S, dP: head_dim; dV, dK: block_m; dQ: block_n; they were head_dim for all five), a "
+        "correction, not a switch (FA2 18.0% -> 17.4%, FA3 3.2% -> 3.0%); (2) `operand_read_completion` "
+        "-- `flash::gemm` reads k-step s + 1 and then issues the MMAs of step s, so a GEMM's result is "
+        "ready one k-step of tensor work after its last operand read (at head dim 128 the S GEMM takes "
+        "1024 + 96 cycles, not 768 + its exposed first read); on the A100 (2048 FLOP/clock) the tensor "
+        "work is never shorter than the reads and the mechanism changes nothing there; (3) "
+        "`source_op_order` -- the kernel issues the scale-and-subtract, exp2, P's pack and P's SMEM "
+        "store before the dP GEMM (they had been placed after it, partly hidden beside it). Both are on "
+        "in the FA2 mapping (`operand_read_completion` also in FA3's, where it changes nothing at these "
+        "shapes). Checked and left out: occupancy (one CTA per SM on both GPUs: 144 KB of SMEM per CTA, "
+        "kSmemSize1colblock of kernel_traits.h, at head dims 64 and 128, more than half of the H100's "
+        "228 KB; 256 threads near 255 registers each); doubling the dQ atomics' L2 bytes for a "
+        "read-modify-write moves FA2 only 11.4% -> 11.0% (an experiment, not committed: the L2 unit is "
+        "about 45% busy per block). "
         f"MAPE now: FA2 **{mapes['flash2']:.1f}%**, FA3 **{mapes['flash3']:.1f}%** (target 10%: FA3 met, "
         f"FA2 {'met' if mapes['flash2'] <= MAPE_TARGET else 'NOT met'}). Why the SMEM port matters here and "
         "not in the forward: the backward's 64-row query blocks make five GEMMs per tile whose SMEM "
@@ -202,15 +225,29 @@ def backward_text(model: dict, mapes: dict[str, float], ablation_rows: list | No
         "registers) average 50-95 B/clock of the port over a K/V tile (112 B/clock during the QK GEMM "
         "at head dim 256). Switching the same accounting on in the forward template (an experiment, "
         "not committed) moved FA3's FP16 forward MAPE from 4.24% to 4.33%; the forward is left as it "
-        "was, so its numbers and template are unchanged. FA2 "
-        "still over-predicts by 11-12% at head dim 64 and 21-24% at 128 on the H100 (its "
+        "was, so its numbers and template are unchanged (the forward's in-phase template also lets a "
+        "GEMM's dependents start before its last operand read; FA2's forward mostly under-predicts (down to -10.5%), where it "
+        "could only add time, so `operand_read_completion` was not carried into it; not tried). FA2 "
+        "still over-predicts by 6-9% at head dim 64 and 11-13% at 128 on the H100, uniformly in the "
+        "sequence length, i.e. a cost per query block of about 800 cycles at head dim 128 (6692 modelled against about 7500 implied) (its "
         "forward+backward on the A100 is within 5%, "
         "below): not modelled and candidates "
-        "for the rest: the L2's throughput for FP32 atomics (read-modify-write) from 132 SMs, the "
-        "pipeline latency exposed at each of the iteration's three __syncthreads with a single 8-warp "
-        "CTA per SM, register spills of the dK/dV accumulators (128 FP32 registers per thread at head "
-        "dim 128). Causal masking's diagonal work in the backward is not modelled (causal runs only "
-        "balance the tiles).",
+        "for the rest, none with a public figure to build it from: the L2's throughput for FP32 atomics "
+        "(read-modify-write) and the back-pressure of the REDs' drain (22.8 B/clock per SM of L2) on the "
+        "L1/TEX pipeline the ldmatrix reads share; the instruction latencies exposed at each phase "
+        "change and at the iteration's three __syncthreads with a single 8-warp CTA per SM (MMA, "
+        "ldmatrix and MUFU latencies are not in the specs); register spills (about 250 live registers "
+        "per thread by count, at the 255 limit). Causal masking's diagonal work is modelled since this "
+        "round (`causal_diagonal_mask`: the ceil(block_n / block_m) query blocks a K/V block's CTA visits "
+        "last straddle the diagonal and are masked, 2 FP32 ops per score, FA2 mask.h "
+        "`apply_mask_causal`); it changes only causal runs, by under 1% (FA2 forward+backward: A100 "
+        "2.6% -> 2.7%, H100 5.6% -> 5.5%); no causal backward-only figure is published to check it "
+        "against.",
+        "",
+        f"FA2 backward per point before and after the third round's mechanisms (before: both switched "
+        f"off, with the k-step correction; MAPE {before_after[1]:.1f}% -> {mapes['flash2']:.1f}%):",
+        "",
+        *before_after_lines(before_after[0], model),
         "",
         "Backward ablation (MAPE over the 20 H100 points with one mechanism off):",
         "",
@@ -283,7 +320,11 @@ def fp8_text(fp8_model: dict, fp8_rows: list, fp8_mapes: dict[str, float], fp16_
         "pressure of the 128x256 tile); at 4k-16k it is within about 10% except head dim 256 non-causal. "
         "Issue #17's second round made no FP8 change: the published FP8 points are in the repository and "
         "had been seen, so a new FP8 mechanism could no longer be a blind prediction (and none derived "
-        "from the sources alone was found); the backward mechanisms of that round do not touch the forward.",
+        "from the sources alone was found); the backward mechanisms of that round do not touch the forward. "
+        "The third round made no FP8 change either: no per-CTA cost of the paper's FP8 kernel with a "
+        "public description (FA3 §3.3, the hopper/ sources of July 2024) was found beyond those already "
+        "modelled, and the gap at 512 (head dim 128, non-causal: roughly 8,500 cycles per CTA more than the model, 16 waves of 132 CTAs) is "
+        "too large for the candidates above to be priced without fitting.",
         "",
         *comparison_lines(fp8_model),
         "",
@@ -460,8 +501,9 @@ def main(argv: list[str] | None = None) -> int:
     backward_model, backward_mapes = backward_report(h100)
     fwd_bwd = fwd_bwd_report()
     backward_rows = backward_ablation(h100)
+    before_after = backward_before_after(h100)
     fp8_parts = fp8_text(fp8_model, fp8_rows, fp8_mapes, fp16_off, mapes["flash3"]) + backward_text(
-        backward_model, backward_mapes, backward_rows, fwd_bwd)
+        backward_model, backward_mapes, backward_rows, fwd_bwd, before_after)
     seconds = time.perf_counter() - start
     print("\n".join(table))
     for design, value in mapes.items():

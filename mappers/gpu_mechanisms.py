@@ -47,6 +47,22 @@ Backward-pass mechanisms (:data:`BACKWARD_MECHANISMS`, read by mappers/gpu_templ
                       writing to the same sdO location"), both waited for at the top of the next
                       iteration (``cp_async_wait<0>``; csrc/flash_attn/src/flash_bwd_kernel.h,
                       v2.5.8). Off, both are issued at the start of the iteration (double-buffered).
+``operand_read_completion`` a GEMM whose operands are read from SMEM in k-steps (16 deep, the
+                      m16n8k16 MMA's K) is software-pipelined: read step s + 1, then MMA step s
+                      (``flash::gemm`` in csrc/flash_attn/src/utils.h, v2.5.8), so its result is ready
+                      only after its last operand read and one more k-step of tensor work. Off, the
+                      result is ready when the tensor work alone is done, even while the port still
+                      feeds the GEMM. It binds only where the reads take longer than the tensor work
+                      (FA2 on the H100: 128 B/clock against 2731 mma.sync FLOP/clock; not on the A100).
+``source_op_order``   an in-phase backward (FA2) issues the scale-and-subtract, exp2, P's pack to 16
+                      bits and P's SMEM store before the dP GEMM, and dS's pack and store after it
+                      (flash_bwd_kernel.h, v2.5.8: ``scale_apply_exp2``, ``convert_type``, ``copy`` to
+                      sP, then ``gemm`` for dP). Off, P's exponentials follow the dP GEMM and P's store
+                      joins dS's.
+``causal_diagonal_mask`` causal: the query blocks that straddle a K/V block's diagonal
+                      (``m_block * kBlockM < (n_block + 1) * kBlockN``: ceil(block_n / block_m) of them,
+                      the last a CTA visits) are masked before the exponentials, 2 FP32 ops per score
+                      (FA2 mask.h ``apply_mask_causal``). Off, causal only skips the blocks above it.
 
 The exponential rate (MUFU, unchanged while the FP8 tensor rate doubles), the causal diagonal-tile
 mask work and the causal wave imbalance are not switches here: they follow from the spec's rates,
@@ -98,7 +114,8 @@ MECHANISMS: tuple[str, ...] = ("cta_setup", "epilogue_smem", "kernel_launch", "p
                                "fp8_v_transpose", "fp8_accumulator_permute")
 """The switchable mechanisms, in the order docs/validation.md's ablation lists them."""
 
-BACKWARD_MECHANISMS: tuple[str, ...] = ("smem_operand_reads", "source_load_points")
+BACKWARD_MECHANISMS: tuple[str, ...] = ("smem_operand_reads", "source_load_points", "operand_read_completion",
+                                        "source_op_order", "causal_diagonal_mask")
 """The backward template's mechanisms (module docstring); docs/validation.md's backward ablation."""
 
 
@@ -115,6 +132,9 @@ class Mechanisms(BaseModel):
     fp8_accumulator_permute: bool = False
     smem_operand_reads: bool = False
     source_load_points: bool = False
+    operand_read_completion: bool = False
+    source_op_order: bool = False
+    causal_diagonal_mask: bool = False
 
 
 def with_mechanisms(section: Any, **switches: bool) -> Any:

@@ -27,7 +27,11 @@ zeroes the FP32 dQ buffer) and a post-processing kernel converting dQ to 16 bits
 
 ``in_phase`` (FA2): the warps issue every op of an iteration in order (mma.sync with ldmatrix operand
 reads from SMEM: each operand read once per warp partition of the other GEMM dimension, the
-``AtomLayout`` of the launch template); the next query block's Q/dO are double-buffered.
+``AtomLayout`` of the launch template); the next query block's Q/dO are double-buffered. Each GEMM's
+operands are read in k-steps of 16 along its own reduction extent (S, dP: head_dim; dV, dK: block_m;
+dQ: block_n); with ``operand_read_completion`` its result waits for the last read and one more k-step
+of tensor work, and with ``source_op_order`` P's exp, pack and SMEM store precede the dP GEMM
+(mechanisms of :mod:`mappers.gpu_mechanisms`).
 ``warp_specialized`` (FA3): a producer loads Q/dO into ``stages`` buffers; the consumers' ops wait
 only for their data (wgmma reads SMEM operands itself).
 """
@@ -56,6 +60,9 @@ ACCUM_BYTES = 4
 """The dQ accumulator is FP32."""
 GRAD_BYTES = 2
 """dQ, dK, dV are written in 16 bits."""
+MASK_OPS_PER_SCORE = 2
+"""Causal mask on a diagonal block, per score: the column-against-row-limit compare and the select of
+-inf (FA2 mask.h ``apply_mask_causal``); the forward model's 2 FP32 ops per masked score."""
 
 
 class _Section(BaseModel):
@@ -188,7 +195,7 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
                         einsum=tensor, actions={"smem.byte": nbytes})
 
     def compute(ops: OpList, data: dict[str, list[Any]], kv: list[Any],
-                next_loads: bool = False) -> dict[str, tuple[str, ...]]:
+                next_loads: bool = False, masked_blocks: int = 0) -> dict[str, tuple[str, ...]]:
         """One query block's ops in issue order; ``next_loads``: the next block's Q load is issued
         right after dS and its dO load right after the dV GEMM (the memory pipeline keeps that order);
         returns those loads' ids."""
@@ -198,32 +205,65 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
         def serial(deps: list[Any]) -> list[Any]:
             return deps + (chain[-1:] if in_phase else [])
 
-        def mma(name: str, deps: list[Any], a_elems: int, b_elems: int, warps_m: int) -> None:
+        def mma(name: str, deps: list[Any], a_elems: int, b_elems: int, warps_m: int, reduced: int) -> None:
+            """One GEMM reducing over ``reduced`` elements (k-steps of 16: the m16n8k16 MMA's K)."""
             smem = 0.0
             if smem_reads:   # A read once per unit column (unless in registers), B once per unit row
                 warps_n = max(1, units // warps_m)
                 smem = ((0 if name in tile.registers_a else a_elems * warps_n) + b_elems * warps_m) * b
-            ops.gemm(name, gemm, serial(deps), einsum=name, smem_bytes=smem, k_steps=max(1, d // 16) if smem else 1)
+            steps = max(1, reduced // 16) if smem else 1
+            if mech.operand_read_completion and smem and steps > 1:
+                # software-pipelined k-steps (flash::gemm): read step s + 1, then MMA step s; the last
+                # step's MMA follows the last read, so the GEMM's result waits for every operand read
+                body = ops.gemm(f"{name}_k", gemm * (steps - 1) / steps, serial(deps), einsum=name,
+                                smem_bytes=smem, k_steps=steps)
+                ops.gemm(name, gemm / steps, list(body), einsum=name)
+            else:
+                ops.gemm(name, gemm, serial(deps), einsum=name, smem_bytes=smem, k_steps=steps)
             chain.append(name)
 
         wm_sdp, wm_dkv, wm_dq = tile.warps_m
-        mma("S", data["Q"] + kv, bm * d, bn * d, wm_sdp)
-        mma("dP", data["dO"] + kv, bm * d, bn * d, wm_sdp)
-        ops.exp("P", scores, serial(["S"]), einsum="P")
-        chain.append("P")
-        ops.fp32("Pfma", scores, ["S"], einsum="P")
-        ops.fp32("dS", 3.0 * scores, serial(["P", "Pfma", "dP"]), einsum="dS")   # sub, mul, 2 x 1/2 pack
-        chain.append("dS")
-        if next_loads:
-            issued["Q"] = ops.load("ldQ", q_bytes + stat_bytes, hbm_q, ["dS"])
         # P and dS go to SMEM as the next GEMMs' operands; with dV and dK in RS only dS (dQ's A operand)
         staged = 1 if mech.smem_operand_reads and {"dV", "dK"} <= set(tile.registers_a) else 2
-        ops.add("PdS_smem", "smem", cycles(staged * scores * GRAD_BYTES, rates.smem_bytes), ["dS"],
-                einsum="dS", actions={"smem.byte": staged * scores * GRAD_BYTES})
-        mma("dV", ["PdS_smem"], bn * bm, bm * d, wm_dkv)
+        mma("S", data["Q"] + kv, bm * d, bn * d, wm_sdp, d)
+        s_ready = ["S"]
+        if masked_blocks:   # the diagonal blocks' causal mask, between S and the exponentials
+            ops.fp32("mask", MASK_OPS_PER_SCORE * scores * masked_blocks, serial(["S"]), einsum="P")
+            chain.append("mask")
+            s_ready = ["S", "mask"]
+        if in_phase and mech.source_op_order:
+            # FA2 (flash_bwd_kernel.h): scale-and-subtract, exp2, P packed to 16 bits and stored to SMEM,
+            # all before the dP GEMM is issued; then dS = P (dP - D), packed and stored
+            ops.fp32("Pfma", scores, serial(["S"]), einsum="P")
+            chain.append("Pfma")
+            ops.exp("P", scores, serial(["Pfma"]), einsum="P")
+            chain.append("P")
+            ops.fp32("Ppack", 0.5 * scores, serial(["P"]), einsum="P")
+            chain.append("Ppack")
+            ops.add("P_smem", "smem", cycles(scores * GRAD_BYTES, rates.smem_bytes), serial(["Ppack"]),
+                    einsum="P", actions={"smem.byte": scores * GRAD_BYTES})
+            mma("dP", data["dO"] + kv, bm * d, bn * d, wm_sdp, d)
+            ops.fp32("dS", 2.5 * scores, serial(["dP"]), einsum="dS")   # sub, mul, 1/2 pack
+            chain.append("dS")
+            if next_loads:
+                issued["Q"] = ops.load("ldQ", q_bytes + stat_bytes, hbm_q, ["dS"])
+            ops.add("PdS_smem", "smem", cycles(scores * GRAD_BYTES, rates.smem_bytes), ["dS", "P_smem"],
+                    einsum="dS", actions={"smem.byte": scores * GRAD_BYTES})
+        else:
+            mma("dP", data["dO"] + kv, bm * d, bn * d, wm_sdp, d)
+            ops.exp("P", scores, serial(s_ready), einsum="P")
+            chain.append("P")
+            ops.fp32("Pfma", scores, s_ready, einsum="P")
+            ops.fp32("dS", 3.0 * scores, serial(["P", "Pfma", "dP"]), einsum="dS")   # sub, mul, 2 x 1/2 pack
+            chain.append("dS")
+            if next_loads:
+                issued["Q"] = ops.load("ldQ", q_bytes + stat_bytes, hbm_q, ["dS"])
+            ops.add("PdS_smem", "smem", cycles(staged * scores * GRAD_BYTES, rates.smem_bytes), ["dS"],
+                    einsum="dS", actions={"smem.byte": staged * scores * GRAD_BYTES})
+        mma("dV", ["PdS_smem"], bn * bm, bm * d, wm_dkv, bm)
         if next_loads:
             issued["dO"] = ops.load("ldDO", q_bytes, hbm_q, ["dV"])
-        mma("dQ", ["PdS_smem"], bm * bn, bn * d, wm_dq)   # dQ before dK, as both kernels issue them
+        mma("dQ", ["PdS_smem"], bm * bn, bn * d, wm_dq, bn)   # dQ before dK, as both kernels issue them
         accum = bm * d * ACCUM_BYTES
         if section.dq_accumulation == "atomic":   # one atomicAdd (RED.F32) per element and thread
             ops.add("dQ_issue", "fp32", cycles(bm * d, rates.fp32_ops), serial(["dQ"]), einsum="dQ")
@@ -238,7 +278,7 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
             ops.store("dQacc", accum, ["dQ_smem"], einsum="dQ", to_hbm=False)
             if mech.smem_operand_reads:   # the TMA reads dQ back from SMEM, asynchronously
                 deferred.append(("dQ_tma_read", accum, "dQ_smem"))
-        mma("dK", ["PdS_smem"], bn * bm, bm * d, wm_dkv)
+        mma("dK", ["PdS_smem"], bn * bm, bm * d, wm_dkv, bm)
         return issued
 
     deferred: list[tuple[str, float, str]] = []
@@ -270,7 +310,11 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
             fills(body, nxt)
             flush(body)
     last = {t: list(ids) + ([f"fill{t}"] if smem_fill else []) for t, ids in first.items()}
-    compute(epi, last, kv)   # the most recent load of each
+    # causal: the query blocks a K/V block's CTA visits last straddle the diagonal and are masked
+    # (FA2 ``apply_mask_causal`` when m_block * kBlockM < (n_block + 1) * kBlockN; FA3 the same test);
+    # their mask work is charged with the last block's (the order within the CTA's last blocks aside)
+    diagonal = min(blocks, -(-bn // bm)) if workload.causal and mech.causal_diagonal_mask else 0
+    compute(epi, last, kv, masked_blocks=diagonal)   # the most recent load of each
     flush(epi)
     epi.fp32("dKV_pack", 2 * bn * d * 0.5, [], einsum="dK")   # dK, dV packed to 16 bits
     epi.store("stKV", 2 * bn * d * GRAD_BYTES, ["dKV_pack", "dK", "dV"], einsum="dK")
@@ -294,5 +338,5 @@ def _helpers(workload: GpuAttention, spec: GpuSpec, rates: Rates) -> tuple[Sched
     return tuple(out)
 
 
-__all__ = ["BackwardMapping", "BackwardSection", "BackwardTile", "GEMMS_PER_TILE", "backward_flops",
-           "backward_section", "map_backward"]
+__all__ = ["BackwardMapping", "BackwardSection", "BackwardTile", "GEMMS_PER_TILE", "MASK_OPS_PER_SCORE",
+           "backward_flops", "backward_section", "map_backward"]
