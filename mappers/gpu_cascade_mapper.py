@@ -425,6 +425,10 @@ def _check_one_pass(cascade: Cascade, section: GpuSection, where: str) -> None:
 def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, spec: GpuSpec, *,
                 section: GpuSection | None = None, design: str | None = None) -> GpuMapping:
     """The GPU mapping of ``cascade`` with ``mapping`` for ``workload`` on ``spec`` (no engine run)."""
+    if (section or gpu_section(mapping)).style == "recurrent":
+        from attnsim.mappers.gpu_template_recurrent import map_recurrent
+
+        return map_recurrent(cascade, mapping, workload, spec, section=section, design=design)
     resolved = resolve(cascade, mapping, workload, spec, section)
     section = resolved.section
     tile = resolved.tile
