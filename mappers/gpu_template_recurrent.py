@@ -299,7 +299,7 @@ def map_recurrent(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention
     keys = frozenset({section.keys_rank})
     work: GpuCascadeWork = gpu_cascade_work(cascade, keys, SpecialFunctions.of(spec.mufu_functions,
                                                                               spec.function_forms))
-    plan = plan_groups(work, section, where)
+    plan = plan_groups(work, section, where, staged=False)
     case = section.tile_case({"head_dim": workload.head_dim, "causal": workload.causal, "dtype": workload.dtype},
                              where)
     split_size = layout.sizes.get(layout.split_shape, 1) if layout.split_shape else 1
