@@ -9,6 +9,8 @@ and reads it for :mod:`mappers.gpu_cascade_mapper`. Keys (docs/mapping-gpu.md ha
                                   # state; mappers.gpu_template_recurrent)
       tensor_instruction: mma.sync | wgmma   # calibration '<instruction>_tensor_fraction' of the spec
       operand_dtype: tf32         # tensor-core operands in TF32 (FP32 in registers), not the workload's dtype
+      operand_staging: true       # recurrent: each step's GEMM operands (loaded or computed) pass through
+                                  # SMEM, written once and read by the GEMMs (Triton's dot-operand layouts)
       rows_rank: p                # the query rank: block_m rows per CTA, split over the consumers
       keys_rank: m                # the rank each CTA walks in K/V tiles of block_n (its tile rank or
                                   # the rank itself when the cascade does not partition it)
@@ -160,6 +162,7 @@ class GpuSection(_Section):
     style: Literal["in_phase", "warp_specialized", "multi_pass", "recurrent"]
     tensor_instruction: Literal["mma.sync", "wgmma"]
     operand_dtype: Literal["tf32"] | None = None   # tensor-core operands other than the workload dtype
+    operand_staging: bool = False   # recurrent: every GEMM operand is written to SMEM and read back (Triton)
     rows_rank: str = Field(min_length=1)
     keys_rank: str = Field(min_length=1)
     shapes: dict[str, Literal["seq", "head_dim", "splits", "window"]]

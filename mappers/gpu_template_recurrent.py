@@ -189,9 +189,10 @@ def _work_of(group: Group, extents: Mapping[str, int], tf32: bool) -> float:
 
 
 def _operand_smem(plan: GroupPlan, group: Group, layout: RecurrentLayout, extents: Mapping[str, int],
-                  consumers: int, operand_bytes: int, k_step: int) -> tuple[float, int]:
-    """SMEM operand bytes a tensor op's loaded-input operands cost (ldmatrix-style: each consumer
-    reads its rows of a rows-indexed operand and all of any other) and its k-steps."""
+                  consumers: int, operand_bytes: int, k_step: int, staged: bool = False) -> tuple[float, int]:
+    """SMEM operand bytes a tensor op's loaded-input operands (``staged``: every operand) cost
+    (ldmatrix-style: each consumer reads its rows of a rows-indexed operand and all of any other) and
+    its k-steps."""
     smem, steps = 0.0, 1
     work = plan.work
     for piece in group.pieces:
@@ -199,7 +200,7 @@ def _operand_smem(plan: GroupPlan, group: Group, layout: RecurrentLayout, extent
             continue
         einsum = work.cascade.einsum(piece.einsum)
         for ref in einsum.inputs():
-            if work.source(ref.tensor) not in work.cascade.inputs:
+            if work.source(ref.tensor) not in work.cascade.inputs and not staged:
                 continue
             ranks = [i.rank_var for i in ref.indices if i.rank_var]
             count = math.prod(extents.get(r, 1) for r in ranks)
@@ -207,6 +208,22 @@ def _operand_smem(plan: GroupPlan, group: Group, layout: RecurrentLayout, extent
         reduced = math.prod(extents.get(r, 1) for r in einsum.reduced_ranks)
         steps = max(1, reduced // k_step)
     return smem, steps
+
+
+def staged_operands(plan: GroupPlan, groups: list[Group]) -> dict[str, tuple[str, ...]]:
+    """Tensor (input source or computed) -> the rank variables of its reads as a GEMM operand, for
+    every operand of the step's tensor-core groups (``operand_staging``), in first-use order."""
+    work = plan.work
+    out: dict[str, tuple[str, ...]] = {}
+    for group in groups:
+        if group.unit != UNIT_TENSOR:
+            continue
+        for piece in group.pieces:
+            if piece.kind != "main" or piece.per_point == 0:
+                continue
+            for ref in work.cascade.einsum(piece.einsum).inputs():
+                out.setdefault(work.source(ref.tensor), tuple(i.rank_var for i in ref.indices if i.rank_var))
+    return out
 
 
 def recurrent_schedule(m: RecurrentMapping, work: CtaWork, resident: int) -> Schedule:
@@ -242,9 +259,33 @@ def recurrent_schedule(m: RecurrentMapping, work: CtaWork, resident: int) -> Sch
                 widened = layout.elements(cascade, tensor, tile.block_m, tile.block_n) * CONVERT_OPS_PER_ELEMENT
                 ends[c][tensor] = body.fp32(f"wd{tensor}_{c}", widened, ends[c][tensor], einsum=tensor)
     k_step = section.ldmatrix_k_step
+    staging = staged_operands(plan, groups) if section.operand_staging else {}
+    held = {g.name: {p.einsum for p in g.pieces} for g in groups}
+
+    def stage(c: str, tensor: str, deps: list[Any]) -> None:
+        nbytes = math.prod(extents.get(r, 1) for r in staging[tensor]) * operand_bytes
+        body.add(f"stg{tensor}_{c}", "smem", math.ceil(nbytes / rates.smem_bytes), deps, einsum=tensor,
+                 actions={"smem.byte": nbytes})
+
+    def staged_deps(c: str, g: Group) -> list[Any]:
+        """A GEMM waits for its operands' SMEM copies (a carried iterate's: the previous step's)."""
+        out: list[Any] = []
+        for piece in g.pieces:
+            if piece.kind != "main" or piece.per_point == 0 or g.unit != UNIT_TENSOR:
+                continue
+            for read in piece.reads:
+                if read.tensor in staging:
+                    op = f"stg{read.tensor}_{c}"
+                    out.append(("prev", op) if read.relation == "carried" else op)
+        return out
+
+    for c in copies:
+        for tensor in staging:
+            if tensor in inputs:
+                stage(c, tensor, list(ends[c][tensor]))
     for c in copies:
         for g in groups:
-            deps: list[Any] = []
+            deps: list[Any] = staged_deps(c, g)
             for dep, distance in g.deps.items():
                 if dep not in names:
                     continue
@@ -255,13 +296,20 @@ def recurrent_schedule(m: RecurrentMapping, work: CtaWork, resident: int) -> Sch
             amount = _work_of(g, extents, tf32)
             einsum = g.einsums[0]
             if g.unit == UNIT_TENSOR:
-                smem, steps = _operand_smem(plan, g, layout, extents, tile.consumers, operand_bytes, k_step) \
-                    if k_step else (0.0, 1)
+                smem, steps = _operand_smem(plan, g, layout, extents, tile.consumers, operand_bytes, k_step,
+                                            staged=bool(staging)) if k_step else (0.0, 1)
                 body.gemm(f"{g.name}_{c}", amount, deps, einsum=einsum, smem_bytes=smem, k_steps=steps)
             elif g.unit == UNIT_FP32:
                 body.fp32(f"{g.name}_{c}", amount, deps, einsum=einsum)
             else:
                 body.exp(f"{g.name}_{c}", amount, deps, einsum=einsum)
+            for tensor in staging:   # a computed operand is staged once its last piece is done
+                producer = plan.work.producer(tensor)
+                if tensor in inputs or producer is None:
+                    continue
+                holders = [n for n, einsums in held.items() if producer in einsums]
+                if holders and holders[-1] == g.name:
+                    stage(c, tensor, [f"{h}_{c}" for h in holders])
         for tensor in cascade.outputs:
             producer = plan.work.producer(tensor)
             holders = [f"{g.name}_{c}" for g in groups if any(p.einsum.split(".")[0] == producer for p in g.pieces)]
