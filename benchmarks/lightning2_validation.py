@@ -24,7 +24,8 @@ from pathlib import Path
 
 from attnsim.archsim.gpu_spec import load_gpu
 from attnsim.mappers.gpu_common import GpuAttention
-from attnsim.studies.gpu import predict, predict_cascade
+from attnsim.mappers.mapping_spec import MappingSpec
+from attnsim.studies.gpu import gpu_mapping_spec, predict, predict_cascade
 
 DATA = Path(__file__).resolve().parent / "data" / "lightning2_fwd_ms.csv"
 GPUS = ("h100-sxm", "a100-sxm-80gb")
@@ -42,21 +43,28 @@ def workload(n: int) -> GpuAttention:
     return GpuAttention(batch=4, heads=32, seq=n, head_dim=128, causal=True, dtype="bf16")
 
 
-def predicted_ms(arch: str, n: int) -> tuple[float, float]:
+def without_staging() -> MappingSpec:
+    """gpu-lightning2 with ``operand_staging`` off (the ablation: operands read from SMEM as loaded)."""
+    data = gpu_mapping_spec("gpu-lightning2").model_dump()
+    data["gpu"] = {**data["gpu"], "operand_staging": False}
+    return MappingSpec.model_validate(data)
+
+
+def predicted_ms(arch: str, n: int, mapping: str | MappingSpec = "gpu-lightning2") -> tuple[float, float]:
     """(Lightning-2 ms, FA2 causal ms) predicted on ``arch`` at length ``n``."""
     spec = load_gpu(arch)
-    light = predict_cascade(spec, "lightning2-causal", "gpu-lightning2", workload(n)).latency_s
+    light = predict_cascade(spec, "lightning2-causal", mapping, workload(n)).latency_s
     flash = predict(spec, "flash2", workload(n)).latency_s
     return light * 1e3, flash * 1e3
 
 
-def crossover(arch: str, low: int, high: int) -> int:
+def crossover(arch: str, low: int, high: int, mapping: str | MappingSpec = "gpu-lightning2") -> int:
     """The smallest length in [low, high] (a multiple of 64) at which Lightning-2 is predicted
     faster than FA2, by bisection (the difference is monotone there)."""
     low, high = low // 64, high // 64
     while high - low > 1:
         mid = (low + high) // 2
-        light, flash = predicted_ms(arch, mid * 64)
+        light, flash = predicted_ms(arch, mid * 64, mapping)
         if light < flash:
             high = mid
         else:
@@ -102,6 +110,13 @@ def main() -> None:
         lmape = sum(abs(model[int(r['n'])][0] / r['lightning2_no_decay_ms'] - 1) for r in rows) / len(rows) * 100
         fmape = sum(abs(model[int(r['n'])][1] / r['flash2_causal_ms'] - 1) for r in rows) / len(rows) * 100
         print(f"MAPE vs the published times: Lightning-2 {lmape:.1f}%, FA2 causal {fmape:.1f}%")
+        ablation = without_staging()
+        light_off = {n: predicted_ms(arch, n, ablation)[0] for n in ns}
+        omape = sum(abs(light_off[n] / r["lightning2_no_decay_ms"] - 1) for n, r in zip(ns, rows)) / len(rows) * 100
+        pair = next(((a, b) for a, b in zip(ns, ns[1:]) if light_off[a] >= model[a][1] and light_off[b] < model[b][1]),
+                    None)
+        where = f"n = {crossover(arch, *pair, ablation)}" if pair else "none in the table's range"
+        print(f"ablation, operand_staging off: Lightning-2 MAPE {omape:.1f}%, crossover {where}")
 
 
 if __name__ == "__main__":
