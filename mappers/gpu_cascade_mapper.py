@@ -10,7 +10,10 @@ consumers follow:
 ``warp_specialized``  a producer warpgroup loads K/V tiles into a ring of ``stages`` SMEM buffers by
                       TMA while consumer warpgroups compute, with ping-pong between the warpgroups
                       and the next tile's first GEMM issued before the current tile's second (FA3);
-``multi_pass``        the CTA walks the K/V tiles once per pass (:mod:`mappers.gpu_multi_pass`).
+``multi_pass``        the CTA walks the K/V tiles once per pass (:mod:`mappers.gpu_multi_pass`);
+``recurrent``         one CTA walks a cascade's iterative rank carrying its state, one block of
+                      the inputs in and of the outputs out per step (Lightning-2;
+                      :mod:`mappers.gpu_template_recurrent`, which builds the whole mapping).
 
 Nothing here names an Einsum. The mapper builds schedules and never runs the engine: the result is a
 :class:`~mappers.gpu_common.GpuMapping` whose ``cta_schedule(work)`` gives one CTA group's schedule;
