@@ -210,19 +210,31 @@ def _operand_smem(plan: GroupPlan, group: Group, layout: RecurrentLayout, extent
     return smem, steps
 
 
-def staged_operands(plan: GroupPlan, groups: list[Group]) -> dict[str, tuple[str, ...]]:
-    """Tensor (input source or computed) -> the rank variables of its reads as a GEMM operand, for
-    every operand of the step's tensor-core groups (``operand_staging``), in first-use order."""
+def _operand_sides(plan: GroupPlan, group: Group) -> list[tuple[str, int, str, tuple[str, ...]]]:
+    """(source tensor, side 0 = A / 1 = B, read relation, rank variables) of every operand of the
+    tensor-core group's contractions (``left * right``: the left factor is the MMA's A operand)."""
     work = plan.work
-    out: dict[str, tuple[str, ...]] = {}
-    for group in groups:
-        if group.unit != UNIT_TENSOR:
+    out: list[tuple[str, int, str, tuple[str, ...]]] = []
+    if group.unit != UNIT_TENSOR:
+        return out
+    for piece in group.pieces:
+        if piece.kind != "main" or piece.per_point == 0:
             continue
-        for piece in group.pieces:
-            if piece.kind != "main" or piece.per_point == 0:
-                continue
-            for ref in work.cascade.einsum(piece.einsum).inputs():
-                out.setdefault(work.source(ref.tensor), tuple(i.rank_var for i in ref.indices if i.rank_var))
+        expr = work.cascade.einsum(piece.einsum).expr
+        for side, (ref, read) in enumerate(zip((expr.left, expr.right), piece.reads)):
+            out.append((work.source(ref.tensor), side, read.relation,
+                        tuple(i.rank_var for i in ref.indices if i.rank_var)))
+    return out
+
+
+def staged_operands(plan: GroupPlan, groups: list[Group]) -> dict[tuple[str, int], tuple[str, ...]]:
+    """(tensor, side) -> the rank variables of its reads, for every operand of the step's tensor-core
+    groups (``operand_staging``), in first-use order: a tensor used as the A operand of one GEMM and
+    the B operand of another (K: B of Q K^T, A of K^T V) is converted to both layouts."""
+    out: dict[tuple[str, int], tuple[str, ...]] = {}
+    for group in groups:
+        for tensor, side, _, ranks in _operand_sides(plan, group):
+            out.setdefault((tensor, side), ranks)
     return out
 
 
@@ -262,27 +274,26 @@ def recurrent_schedule(m: RecurrentMapping, work: CtaWork, resident: int) -> Sch
     staging = staged_operands(plan, groups) if section.operand_staging else {}
     held = {g.name: {p.einsum for p in g.pieces} for g in groups}
 
-    def stage(c: str, tensor: str, deps: list[Any]) -> None:
-        nbytes = math.prod(extents.get(r, 1) for r in staging[tensor]) * operand_bytes
-        body.add(f"stg{tensor}_{c}", "smem", math.ceil(nbytes / rates.smem_bytes), deps, einsum=tensor,
-                 actions={"smem.byte": nbytes})
+    def stage(c: str, key: tuple[str, int], deps: list[Any]) -> None:
+        tensor, side = key
+        nbytes = math.prod(extents.get(r, 1) for r in staging[key]) * operand_bytes
+        body.add(f"stg{tensor}{'AB'[side]}_{c}", "smem", math.ceil(nbytes / rates.smem_bytes), deps,
+                 einsum=tensor, actions={"smem.byte": nbytes})
 
     def staged_deps(c: str, g: Group) -> list[Any]:
         """A GEMM waits for its operands' SMEM copies (a carried iterate's: the previous step's)."""
         out: list[Any] = []
-        for piece in g.pieces:
-            if piece.kind != "main" or piece.per_point == 0 or g.unit != UNIT_TENSOR:
-                continue
-            for read in piece.reads:
-                if read.tensor in staging:
-                    op = f"stg{read.tensor}_{c}"
-                    out.append(("prev", op) if read.relation == "carried" else op)
+        if not staging:
+            return out
+        for tensor, side, relation, _ in _operand_sides(plan, g):
+            op = f"stg{tensor}{'AB'[side]}_{c}"
+            out.append(("prev", op) if relation == "carried" else op)
         return out
 
     for c in copies:
-        for tensor in staging:
-            if tensor in inputs:
-                stage(c, tensor, list(ends[c][tensor]))
+        for key in staging:
+            if key[0] in inputs:
+                stage(c, key, list(ends[c][key[0]]))
     for c in copies:
         for g in groups:
             deps: list[Any] = staged_deps(c, g)
@@ -303,13 +314,13 @@ def recurrent_schedule(m: RecurrentMapping, work: CtaWork, resident: int) -> Sch
                 body.fp32(f"{g.name}_{c}", amount, deps, einsum=einsum)
             else:
                 body.exp(f"{g.name}_{c}", amount, deps, einsum=einsum)
-            for tensor in staging:   # a computed operand is staged once its last piece is done
-                producer = plan.work.producer(tensor)
-                if tensor in inputs or producer is None:
+            for key in staging:   # a computed operand is staged once its last piece is done
+                producer = plan.work.producer(key[0])
+                if key[0] in inputs or producer is None:
                     continue
                 holders = [n for n, einsums in held.items() if producer in einsums]
                 if holders and holders[-1] == g.name:
-                    stage(c, tensor, [f"{h}_{c}" for h in holders])
+                    stage(c, key, [f"{h}_{c}" for h in holders])
         for tensor in cascade.outputs:
             producer = plan.work.producer(tensor)
             holders = [f"{g.name}_{c}" for g in groups if any(p.einsum.split(".")[0] == producer for p in g.pieces)]
@@ -395,4 +406,4 @@ def map_recurrent(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention
 
 
 __all__ = ["OPERAND_BYTES", "RecurrentLayout", "RecurrentMapping", "map_recurrent", "recurrent_layout",
-           "recurrent_schedule", "step_groups"]
+           "recurrent_schedule", "staged_operands", "step_groups"]

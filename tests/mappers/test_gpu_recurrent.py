@@ -98,14 +98,15 @@ def test_bad_recurrent_mappings_are_one_line(gpu: dict, message: str) -> None:
 
 
 def test_operand_staging_moves_the_operands_through_smem() -> None:
-    """operand_staging: per step and CTA each GEMM operand is written to SMEM once in FP32 -- Q (B x d),
-    K (d x B), V (B x Fs), Q K^T (B x B), the state S (d x Fs) -- and the two computed ones are also read
+    """operand_staging: per step and CTA each GEMM operand is written to SMEM once per MMA operand layout
+    in FP32 -- Q (B x d, A), K (d x B, as B of Q K^T and as A of K^T V: twice), V (B x Fs, B), Q K^T
+    (B x B, A), the state S (d x Fs, B) -- and the two computed ones are also read
     back by their GEMMs: Q K^T as the rows-indexed A operand (once), S as the B operand of Q S (by each
     of the 4 warps). The loaded operands' reads are charged with or without staging."""
     spec, seq, d = load_gpu("h100-sxm"), 4096, 128
     on = predict_cascade(spec, "lightning2-causal", "gpu-lightning2", _workload(seq, d))
     off = predict_cascade(spec, "lightning2-causal", _mapping_with(operand_staging=False), _workload(seq, d))
-    writes = (B * d + d * B + B * FS + B * B + d * FS) * 4
+    writes = (B * d + 2 * d * B + B * FS + B * B + d * FS) * 4
     reads = B * B * 4 + 4 * d * FS * 4
     per_cta_step = writes + reads
     expected = per_cta_step * (seq // B) * 4 * 32 * (d // FS)
