@@ -121,6 +121,7 @@ class TensorFlops(_Section):
     fp16: SourcedInt
     bf16: SourcedInt
     fp8: SourcedInt | None = None   # absent: no FP8 tensor cores (A100)
+    tf32: SourcedInt | None = None  # TF32 operands (FP32 inputs on the tensor cores); absent: not described
 
 
 class PerSmPerClock(_Section):
@@ -215,6 +216,14 @@ ENERGY_ACTIONS: dict[str, str] = {
 }
 """Every action a GPU schedule counts, and the unit one count is in."""
 
+OPTIONAL_ENERGY_ACTIONS: dict[str, str] = {"tensor.flop_tf32": "flop"}
+"""Actions a spec may price (a schedule that counts one on a spec without it is refused by
+:func:`gpu_energy_breakdown_pj`, naming the action): TF32 tensor FLOPs (FP32 operands, Lightning-2's
+Triton kernel)."""
+
+TENSOR_TYPES: tuple[str, ...] = DTYPES + ("tf32",)
+"""Operand types the tensor cores may be described for: the workload dtypes plus TF32."""
+
 
 GPU_FEATURES: tuple[str, ...] = ("mma_sync", "cp_async", "wgmma", "tma", "warp_specialization", "clusters")
 """Instruction-set features a GPU mapping may need: ``mma.sync`` tensor instructions, ``cp.async`` copies
@@ -259,9 +268,9 @@ class GpuSpec(SpecDocument):
         return self.clocks.tensor_hz.value
 
     def tensor_flops_per_cycle(self, dtype: str) -> int:
-        """Dense tensor-core FLOPs per SM per clock for ``dtype`` (fp16, bf16, fp8)."""
-        if dtype not in DTYPES:
-            raise SpecError(f"{self._origin}: dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+        """Dense tensor-core FLOPs per SM per clock for ``dtype`` (fp16, bf16, fp8, tf32)."""
+        if dtype not in TENSOR_TYPES:
+            raise SpecError(f"{self._origin}: dtype: expected one of {', '.join(TENSOR_TYPES)}, got {dtype!r}")
         entry = getattr(self.per_sm_per_clock.tensor_flops, dtype)
         if entry is None:
             raise SpecError(f"{self._origin}: per_sm_per_clock.tensor_flops.{dtype}: missing ({self.name} has "
@@ -341,11 +350,12 @@ class GpuSpec(SpecDocument):
             raise _inconsistent("clocks.boost_hz.value", f"expected at least tensor_hz "
                                 f"({self.clocks.tensor_hz.value:g}), got {self.clocks.boost_hz.value:g}")
         for key, entry in self.energy.items():
-            if key not in ENERGY_ACTIONS:
+            known = {**ENERGY_ACTIONS, **OPTIONAL_ENERGY_ACTIONS}
+            if key not in known:
                 raise _inconsistent(f"energy.{key}", f"unknown action '{key}' (known: "
-                                    f"{', '.join(ENERGY_ACTIONS)})")
-            if entry.per != ENERGY_ACTIONS[key]:
-                raise _inconsistent(f"energy.{key}.per", f"expected '{ENERGY_ACTIONS[key]}' for {key}, "
+                                    f"{', '.join(known)})")
+            if entry.per != known[key]:
+                raise _inconsistent(f"energy.{key}.per", f"expected '{known[key]}' for {key}, "
                                     f"got '{entry.per}'")
         missing = [key for key in ENERGY_ACTIONS if key not in self.energy]
         if missing:

@@ -124,8 +124,9 @@ def _assign(work: GpuCascadeWork, section: GpuSection, where: str) -> dict[str, 
     return {name: g for name, g in groups.items() if g.pieces}
 
 
-def plan_groups(work: GpuCascadeWork, section: GpuSection, where: str) -> GroupPlan:
-    """Group the cascade's pieces per ``section.ops`` and resolve stages and dependencies."""
+def plan_groups(work: GpuCascadeWork, section: GpuSection, where: str, *, staged: bool = True) -> GroupPlan:
+    """Group the cascade's pieces per ``section.ops`` and resolve stages and dependencies
+    (``staged=False``: every op in stage 0, for templates that issue a step's ops in program order)."""
     groups = _assign(work, section, where)
     home: dict[tuple[str, str], str] = {}   # (einsum, piece kind) -> groups holding such pieces
     providers: dict[str, list[str]] = {}
@@ -193,6 +194,8 @@ def plan_groups(work: GpuCascadeWork, section: GpuSection, where: str) -> GroupP
                             read.relation == "final" or (group.place in ("post", "merge")
                                                          and groups_place(work, read.tensor) == "tile"))
     plan = GroupPlan(groups, work)
+    if not staged:
+        return plan
     # stages: a tensor op that waits for off-tensor work of its own tile runs one tile behind
     for group in plan.of_place("tile"):
         if group.unit == UNIT_TENSOR and any(

@@ -10,7 +10,10 @@ consumers follow:
 ``warp_specialized``  a producer warpgroup loads K/V tiles into a ring of ``stages`` SMEM buffers by
                       TMA while consumer warpgroups compute, with ping-pong between the warpgroups
                       and the next tile's first GEMM issued before the current tile's second (FA3);
-``multi_pass``        the CTA walks the K/V tiles once per pass (:mod:`mappers.gpu_multi_pass`).
+``multi_pass``        the CTA walks the K/V tiles once per pass (:mod:`mappers.gpu_multi_pass`);
+``recurrent``         one CTA walks a cascade's iterative rank carrying its state, one block of
+                      the inputs in and of the outputs out per step (Lightning-2;
+                      :mod:`mappers.gpu_template_recurrent`, which builds the whole mapping).
 
 Nothing here names an Einsum. The mapper builds schedules and never runs the engine: the result is a
 :class:`~mappers.gpu_common.GpuMapping` whose ``cta_schedule(work)`` gives one CTA group's schedule;
@@ -425,6 +428,10 @@ def _check_one_pass(cascade: Cascade, section: GpuSection, where: str) -> None:
 def map_cascade(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, spec: GpuSpec, *,
                 section: GpuSection | None = None, design: str | None = None) -> GpuMapping:
     """The GPU mapping of ``cascade`` with ``mapping`` for ``workload`` on ``spec`` (no engine run)."""
+    if (section or gpu_section(mapping)).style == "recurrent":
+        from attnsim.mappers.gpu_template_recurrent import map_recurrent
+
+        return map_recurrent(cascade, mapping, workload, spec, section=section, design=design)
     resolved = resolve(cascade, mapping, workload, spec, section)
     section = resolved.section
     tile = resolved.tile

@@ -4,8 +4,13 @@ The shared schema (:mod:`mappers.mapping_spec`) keeps the section free-form; thi
 and reads it for :mod:`mappers.gpu_cascade_mapper`. Keys (docs/mapping-gpu.md has the full story)::
 
     gpu:
-      style: in_phase | warp_specialized | multi_pass   # the CTA's schedule template
+      style: in_phase | warp_specialized | multi_pass | recurrent   # the CTA's schedule template
+                                  # (recurrent: one CTA walks a cascade's iterative rank, carrying its
+                                  # state; mappers.gpu_template_recurrent)
       tensor_instruction: mma.sync | wgmma   # calibration '<instruction>_tensor_fraction' of the spec
+      operand_dtype: tf32         # tensor-core operands in TF32 (FP32 in registers), not the workload's dtype
+      operand_staging: true       # recurrent: each step's GEMM operands (loaded or computed) pass through
+                                  # SMEM, written once and read by the GEMMs (Triton's dot-operand layouts)
       rows_rank: p                # the query rank: block_m rows per CTA, split over the consumers
       keys_rank: m                # the rank each CTA walks in K/V tiles of block_n (its tile rank or
                                   # the rank itself when the cascade does not partition it)
@@ -154,8 +159,10 @@ class SplitPolicy(_Section):
 class GpuSection(_Section):
     """The validated ``gpu:`` section (module docstring)."""
 
-    style: Literal["in_phase", "warp_specialized", "multi_pass"]
+    style: Literal["in_phase", "warp_specialized", "multi_pass", "recurrent"]
     tensor_instruction: Literal["mma.sync", "wgmma"]
+    operand_dtype: Literal["tf32"] | None = None   # tensor-core operands other than the workload dtype
+    operand_staging: bool = False   # recurrent: every GEMM operand is written to SMEM and read back (Triton)
     rows_rank: str = Field(min_length=1)
     keys_rank: str = Field(min_length=1)
     shapes: dict[str, Literal["seq", "head_dim", "splits", "window"]]

@@ -8,7 +8,7 @@ import pytest
 
 from attnsim.archsim.errors import SpecError
 from attnsim.archsim.spec import read_yaml_mapping
-from attnsim.archsim.gpu_spec import (DTYPE_BYTES, ENERGY_ACTIONS, GpuSpec, available_gpus, gpu_energy_breakdown_pj,
+from attnsim.archsim.gpu_spec import (DTYPE_BYTES, ENERGY_ACTIONS, OPTIONAL_ENERGY_ACTIONS, GpuSpec, available_gpus, gpu_energy_breakdown_pj,
                                      is_gpu_mapping, load_gpu)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +75,7 @@ def test_energy_at_peak_stays_under_the_board_bound() -> None:
     # GA §1.3: 700 W / 989 TFLOP/s = 0.71 pJ per dense FP16 FLOP is everything included
     spec = load_gpu("h100-sxm")
     assert spec.energy["tensor.flop_fp16"].pj < 700 / 989.4e12 * 1e12
-    assert set(spec.energy) == set(ENERGY_ACTIONS)
+    assert set(spec.energy) == set(ENERGY_ACTIONS) | set(OPTIONAL_ENERGY_ACTIONS)   # every spec prices TF32 too
 
 
 def test_energy_breakdown_is_counts_times_table_plus_static_power() -> None:
@@ -114,14 +114,14 @@ def _variant(tmp_path: Path, old: str, new: str) -> Path:
     ("sm_count: {value: 132, source: \"GA §1.1 (NVIDIA datasheet via hpctech/prohardver): 132 SMs enabled "
      "(66 TPC), die has 144\"}", "sm_count: {value: 132}", "sm_count.source: missing required key"),
     ("    fp8:  {value: 8192,", "    fp4:  {value: 8192,",
-     "per_sm_per_clock.tensor_flops.fp4: unknown key 'fp4' (known: fp16, bf16, fp8)"),
+     "per_sm_per_clock.tensor_flops.fp4: unknown key 'fp4' (known: fp16, bf16, fp8, tf32)"),
     ("    value: 0.0\n", "    value: 1.5\n", "calibration.mufu_tensor_overlap.value: expected a number in [0, 1], "
                                              "got 1.5"),
     ("  smem_bytes_per_cta:         {value: 232448,", "  smem_bytes_per_cta:         {value: 300000,",
      "storage.smem_bytes_per_cta.value: expected at most smem_bytes_per_sm (233472), got 300000"),
     ("  mufu.op:          {pj: 4.6, per: op,", "  mufu.exp:         {pj: 4.6, per: op,",
      "energy.mufu.exp: unknown action 'mufu.exp' (known: tensor.flop_fp16, tensor.flop_bf16, "
-     "tensor.flop_fp8, fp32.op, mufu.op, smem.byte, l2.byte, hbm.byte)"),
+     "tensor.flop_fp8, fp32.op, mufu.op, smem.byte, l2.byte, hbm.byte, tensor.flop_tf32)"),
     ("  hbm.byte:         {pj: 31.2, per: byte,", "  hbm.byte:         {pj: 31.2, per: op,",
      "energy.hbm.byte.per: expected 'byte' for hbm.byte, got 'op'"),
     ("  l2.byte:          {pj: 1.25, per: byte, estimate: true,", "  l2.byte:          {pj: 1.25, per: byte, "
