@@ -476,6 +476,171 @@ class _Simulator:
                 + (f"; buffers {levels}" if levels else ""))
 
 
+class _FastPathDeclined(Exception):
+    """The list-scheduling fast path gave up (its operation budget); the event engine runs instead."""
+
+
+class _ListScheduler:
+    """Fast path for schedules with no buffer claims or releases and one lane per unit.
+
+    Then nothing contends (in-order units, no buffers) and the event engine's start times are those of
+    list scheduling in program order: start = max(end of the unit's previous operation, end of every
+    dependency), end = start + duration, and cycles = the latest end. Every dependency precedes in
+    program order, so one walk computes them. Each iteration of a repeated block is a max-plus map F from
+    the state S (the end of the last instance of every operation of the block in the last
+    max(lag, 1) iterations) to the next state. When three consecutive states lie on a line
+    (S(k) - S(k-1) = S(k-1) - S(k-2) = v), the walk probes an iteration K further on: it installs the
+    predicted S(K) = S(k) + (K - k) v, runs iteration K and compares the result with S(k) + (K + 1 - k) v.
+    Each component of F(S(k-2) + (j - k + 2) v) is a maximum of affine functions of j, hence convex; it
+    equals the affine prediction at j = k-2, k-1 and K, so at every j in between: every skipped
+    iteration is exactly the predicted one. The first probe is the block's last iteration (a periodic or
+    drifting-to-the-end run costs one probe); otherwise probes gallop (1, 2, 4 ... iterations ahead) and
+    bisect the first failure; a failed probe's result is discarded. See docs/engine.md.
+    """
+
+    def __init__(self, program: _Program, budget: int | None) -> None:
+        self.p = program
+        self.budget = budget
+        self.end: dict[int, int] = {}
+        self.free = [0] * len(program.units)
+        self.bases = [0] * (len(program.loops) + 2)
+        self.iters = [0] * (len(program.loops) + 2)
+        self.ops = 0
+        self.extrapolated_iterations = 0
+        self.last_offsets: dict[int, tuple] = {}
+        self.unit_slots: dict[int, tuple] = {}
+        for loop in program.loops:
+            nodes = program.nodes[loop.op_lo:loop.op_hi]
+            offsets = tuple(_offsets_within(node, loop)[1] if loop is not program.root else 0
+                            for node in nodes)
+            self.last_offsets[loop.index] = offsets
+            last: dict[int, tuple[int, int]] = {}
+            for slot, (node, offset) in enumerate(zip(nodes, offsets)):
+                if node.unit not in last or offset > last[node.unit][0]:
+                    last[node.unit] = (offset, slot)
+            self.unit_slots[loop.index] = tuple((u, slot) for u, (_, slot) in last.items())
+
+    def run(self) -> int:
+        self._loop(self.p.root, 0, 0)
+        return max(self.free) if self.free else 0
+
+    def _state(self, loop: _Loop, run_start: int, k: int, width: int) -> tuple:
+        end = self.end
+        offsets = self.last_offsets[loop.index]
+        out = []
+        for j in range(k - width, k):
+            base = run_start + j * loop.length
+            out.extend(end[base + offset] for offset in offsets)
+        return tuple(out)
+
+    def _install(self, loop: _Loop, run_start: int, k: int, width: int, state: tuple) -> None:
+        end = self.end
+        offsets = self.last_offsets[loop.index]
+        n = len(offsets)
+        for row, j in enumerate(range(k - width, k)):
+            base = run_start + j * loop.length
+            for slot, offset in enumerate(offsets):
+                end[base + offset] = state[row * n + slot]
+        last_row = (width - 1) * n
+        for u, slot in self.unit_slots[loop.index]:
+            self.free[u] = state[last_row + slot]
+
+    def _iteration(self, loop: _Loop, run_start: int, depth: int, k: int) -> None:
+        base = run_start + k * loop.length
+        self.iters[depth] = k
+        self.bases[depth] = base
+        end, free, bases, iters = self.end, self.free, self.bases, self.iters
+        for item in loop.items:
+            if isinstance(item, _Loop):
+                self._loop(item, base + item.offset, depth + 1)
+                continue
+            t = free[item.unit]
+            for dep in item.deps:
+                if dep[0] == 0:
+                    gd = bases[dep[1]] + dep[2]
+                else:
+                    it = iters[dep[1]]
+                    if it >= dep[2]:
+                        gd = bases[dep[1]] - dep[2] * dep[3] + dep[4]
+                    else:
+                        found = _Simulator._fallback(dep[6], bases[dep[1]] - it * dep[3])
+                        if found is None:
+                            continue
+                        gd = found[0]
+                e = end[gd]
+                if e > t:
+                    t = e
+            t += item.duration
+            end[base + item.offset] = t
+            free[item.unit] = t
+            self.ops += 1
+        if self.budget is not None and self.ops > self.budget:
+            raise _FastPathDeclined
+
+    def _loop(self, loop: _Loop, run_start: int, depth: int) -> None:
+        repeats = loop.repeats
+        jumpable = loop is not self.p.root and repeats >= _MIN_REPEATS_TO_EXTRAPOLATE
+        width = max(loop.max_lag, 1)
+        history: list[tuple] = []
+        k = 0
+        while k < repeats:
+            self._iteration(loop, run_start, depth, k)
+            k += 1
+            if not jumpable or k < width or k >= repeats:
+                continue
+            history.append(self._state(loop, run_start, k, width))
+            if len(history) > 3:
+                del history[0]
+            # S(k-2), S(k-1), S(k): iteration k-3 >= width ran the generic body (no fallback here)
+            if len(history) == 3 and k - 3 >= width:
+                s0, s1, s2 = history
+                v = tuple(b - a for a, b in zip(s1, s2))
+                if all(b - a == d for a, b, d in zip(s0, s1, v)):
+                    k = self._jump(loop, run_start, depth, k, width, s2, v)
+                    history.clear()
+
+    def _jump(self, loop: _Loop, run_start: int, depth: int, k: int, width: int, state: tuple,
+              v: tuple) -> int:
+        """From S(k) = ``state`` on the line of slope ``v``: the next iteration to simulate."""
+        repeats = loop.repeats
+
+        def predicted(j: int) -> tuple:
+            step = j - k
+            return tuple(a + step * d for a, d in zip(state, v))
+
+        def probe(K: int) -> bool:
+            self._install(loop, run_start, K, width, predicted(K))
+            self._iteration(loop, run_start, depth, K)
+            return self._state(loop, run_start, K + 1, width) == predicted(K + 1)
+
+        good = k - 1            # S(good + 1) is known exactly
+        bad = None
+        distance = 1
+        if repeats - 1 > k and probe(repeats - 1):   # affine to the end (periodic ones are): one probe
+            self.extrapolated_iterations += repeats - 1 - k
+            return repeats
+        while True:
+            K = min(good + distance, repeats - 1)
+            if K <= good:
+                break
+            if probe(K):
+                good = K
+                distance *= 2
+            else:
+                bad = K
+                break
+        while bad is not None and bad - good > 1:
+            mid = (good + bad) // 2
+            if probe(mid):
+                good = mid
+            else:
+                bad = mid
+        if bad is not None:
+            self._install(loop, run_start, good + 1, width, predicted(good + 1))
+        self.extrapolated_iterations += max(0, good + 1 - k)
+        return good + 1
+
+
 def _sum_by_op(program: _Program, counts: list[int]) -> tuple[dict[str, float], dict[str, float],
                                                                dict[str, dict[str, float]]]:
     """(actions, busy cycles per unit, per-Einsum busy cycles per unit) from execution counts."""
@@ -494,11 +659,29 @@ def _sum_by_op(program: _Program, counts: list[int]) -> tuple[dict[str, float], 
     return actions, busy, per_einsum
 
 
+def _list_schedulable(program: _Program) -> bool:
+    """No buffer traffic and one lane per unit: the engine reduces to list scheduling."""
+    return all(lanes == 1 for lanes in program.lanes) and \
+        not any(node.claims or node.releases for node in program.nodes)
+
+
+def _instance_counts(program: _Program) -> list[int]:
+    """Executions per op when every instance runs: the product of its enclosing repeats."""
+    counts = []
+    for node in program.nodes:
+        count = 1
+        for loop in node.path[1:]:
+            count *= loop.repeats
+        counts.append(count)
+    return counts
+
+
 DEFAULT_MAX_SIMULATED_OPS = 20_000_000
 
 
 def run(schedule: Schedule, arch: Arch | None = None, *, extrapolate: bool = True,
-        trace: bool = False, max_simulated_ops: int | None = DEFAULT_MAX_SIMULATED_OPS) -> Result:
+        trace: bool = False, max_simulated_ops: int | None = DEFAULT_MAX_SIMULATED_OPS,
+        fast: bool = True) -> Result:
     """Execute ``schedule``; return cycles, activity, actions and (with ``arch``) energy, area, time.
 
     Args:
@@ -511,15 +694,31 @@ def run(schedule: Schedule, arch: Arch | None = None, *, extrapolate: bool = Tru
         max_simulated_ops: give up (ScheduleError) after simulating this many operation instances
             (a guard against schedules that never become periodic and are too long to simulate in
             full); None = no limit.
+        fast: with ``extrapolate`` and no ``trace``, run schedules without buffer claims/releases and
+            with one lane per unit on the list-scheduling fast path (:class:`_ListScheduler`, exact);
+            False = always the event engine (the reference the tests compare against).
     """
     if not isinstance(schedule, Schedule):
         raise ScheduleError(f"expected a Schedule, got {type(schedule).__name__}")
     program = _Program(schedule)
-    simulator = _Simulator(program, extrapolate=extrapolate and not trace, trace=trace,
-                           max_simulated_ops=max_simulated_ops)
-    simulator.run()
-    cycles = int(simulator.t) if simulator.simulated_ops else 0
-    actions, busy, per_einsum = _sum_by_op(program, simulator.counts)
+    listed = None
+    if fast and extrapolate and not trace and _list_schedulable(program):
+        listed = _ListScheduler(program, max_simulated_ops)
+        try:
+            cycles = listed.run()
+        except _FastPathDeclined:
+            listed = None
+    if listed is not None:
+        counts = _instance_counts(program)
+        extrapolated, simulated = listed.extrapolated_iterations, listed.ops
+    else:
+        simulator = _Simulator(program, extrapolate=extrapolate and not trace, trace=trace,
+                               max_simulated_ops=max_simulated_ops)
+        simulator.run()
+        cycles = int(simulator.t) if simulator.simulated_ops else 0
+        counts = simulator.counts
+        extrapolated, simulated = simulator.extrapolated_iterations, simulator.simulated_ops
+    actions, busy, per_einsum = _sum_by_op(program, counts)
     utilisation = {unit: (busy[unit] / (cycles * program.lanes[u]) if cycles else 0.0)
                    for u, unit in enumerate(program.units)}
     traffic_bytes = actions.get("dram.read", 0) + actions.get("dram.write", 0)
@@ -530,8 +729,8 @@ def run(schedule: Schedule, arch: Arch | None = None, *, extrapolate: bool = Tru
     return Result(cycles=cycles, latency_s=latency_s, busy_cycles=busy, utilisation=utilisation,
                   per_einsum=per_einsum, actions=actions, energy_pj=energy_pj,
                   energy_breakdown_pj=breakdown, traffic_bytes=traffic_bytes, area_mm2=area,
-                  extrapolated_iterations=simulator.extrapolated_iterations,
-                  simulated_ops=simulator.simulated_ops, timeline=simulator.trace)
+                  extrapolated_iterations=extrapolated, simulated_ops=simulated,
+                  timeline=None if listed is not None else simulator.trace)
 
 
 def _arch_figures(arch: Arch, cycles: int, actions: Mapping[str, float]
