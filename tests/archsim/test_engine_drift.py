@@ -79,3 +79,27 @@ def test_seeded_random_drifts():
     for _ in range(40):
         same_as_full_reference(drifting_nest(rng.randint(1, 6), rng.randint(4, 150), rng.randint(0, 9),
                                              rng.randint(0, 9), rng.randint(0, 30)))
+
+
+def test_the_papers_120_points_are_identical_with_and_without_the_fast_path(tmp_path, monkeypatch):
+    from attnsim.archsim import engine
+    from attnsim.studies.cli import main
+
+    outputs = {}
+    used: list[int] = []
+    original = engine._ListScheduler.run
+    monkeypatch.setattr(engine._ListScheduler, "run", lambda self: used.append(1) or original(self))
+    for fast in (True, False):
+        used.clear()
+        monkeypatch.setitem(engine.run.__kwdefaults__, "fast", fast)
+        out = tmp_path / str(fast)
+        # one process, so the patched default reaches every engine run
+        monkeypatch.setattr("sys.argv", ["attnsim", "paper", "--out", str(out), "--workers", "1"])
+        try:
+            main()
+        except SystemExit as done:
+            assert not done.code
+        outputs[fast] = {name: (out / name).read_bytes() for name in ("attention.csv", "end2end.csv")}
+        assert bool(used) == fast     # the comparison is meaningful: one run used the fast path, one did not
+    assert outputs[True]["attention.csv"].count(b"\n") == 121     # header + 120 points
+    assert outputs[True] == outputs[False]
