@@ -24,6 +24,12 @@ end (the last iteration is never skipped), the result equals the full simulation
 action for action. Nested blocks extrapolate at every level (inner runs inside each outer iteration,
 then the outer loop itself).
 
+Fast path (default): schedules with no buffer claims or releases and one lane per unit are list
+scheduling in program order; :class:`_ListScheduler` computes them directly and jumps over runs whose
+per-iteration state moves on a line (periodic or drifting), each jump proven by one probe iteration at
+its far end (max-plus maps are convex along a line; see its docstring and docs/engine.md). ``fast=False``
+gives the event engine below for every schedule.
+
 Schedules in which some unit can run unboundedly ahead of another (nothing couples them: no dependency,
 no shared buffer) never repeat relative to a single iteration; they are simulated in full, still exact,
 up to ``max_simulated_ops``.
