@@ -512,7 +512,8 @@ def _live_fraction(builder: _GroupBuilder, resolved: ResolvedGroup, einsum: Eins
     from attnsim.mappers.cascade_plan import gqa_pack
     from attnsim.mappers.masking import einsum_conditions, live_cell_fraction
 
-    conditions = einsum_conditions(builder.work, einsum.name, f"{builder.where}.masking")
+    pack = gqa_pack(builder.workload, builder.mapping)
+    conditions = einsum_conditions(builder.work, einsum.name, f"{builder.where}.masking", pack)
     if not conditions:
         return Fraction(1)
     group = builder.group
@@ -526,7 +527,7 @@ def _live_fraction(builder: _GroupBuilder, resolved: ResolvedGroup, einsum: Eins
             size = builder.arch.arrays.pe2d.rows
         cells[rank] = (size, builder.extents[rank])
     query = next((r for r, sym in builder.work.cascade.ranks.items() if sym.name == "P"), None)
-    return live_cell_fraction(conditions, cells, query, gqa_pack(builder.workload, builder.mapping))
+    return live_cell_fraction(conditions, cells, query, pack)
 
 
 def _compute(builder: _GroupBuilder, resolved: ResolvedGroup, einsum: EinsumWork, unit: str,

@@ -66,10 +66,11 @@ def masked_groups(plan: Plan, mask: Mask) -> tuple[MaskedGroup, ...]:
     then per iteration the blocks live and finishing (MappingError, naming ``masking``, for a nest or a
     mask this cannot handle)."""
     where = plan.where("masking")
-    if plan.tail is not None or plan.last_iteration_tile is not None:
+    if (plan.tail is not None and not single_partial_block(plan)) or plan.last_iteration_tile is not None:
         raise MappingError(f"{where}: skipping masked tiles needs tiles that divide the lengths (no partial "
-                           "K/V tile or query group); expected M a multiple of the K/V tile and P of a group of "
-                           "query blocks, or masking.masked_tiles: compute")
+                           "K/V tile or query group, except one partial query block per head); expected M a "
+                           "multiple of the K/V tile and P of a group of query blocks, or masking.masked_tiles: "
+                           "compute")
     if len(plan.outer) > 1 or len(plan.inner) > 1:
         raise MappingError(f"{where}: skipping masked tiles needs at most one dram loop outside the iterative "
                            "loop and one global_buffer loop inside it; expected masking.masked_tiles: compute")
@@ -107,8 +108,9 @@ def masked_groups(plan: Plan, mask: Mask) -> tuple[MaskedGroup, ...]:
         return edge(ends[0], -1), edge(ends[-1], iterations)
 
     groups = []
+    blocks = plan.tail.blocks if plan.tail is not None else inner_factor
     for g in range(outer_factor):
-        intervals = [live(g, b) for b in range(inner_factor)]
+        intervals = [live(g, b) for b in range(blocks)]
         if any(x is None for x in intervals):
             raise MappingError(f"{where}: the mask leaves a block of queries (group {g}) with no key; expected "
                                "every query to attend to some key")
@@ -130,6 +132,13 @@ def masked_groups(plan: Plan, mask: Mask) -> tuple[MaskedGroup, ...]:
                 runs.append([high - low, finishing, 1])
         groups.append(MaskedGroup(tuple((a, f, c) for a, f, c in runs)))
     return tuple(groups)
+
+
+def single_partial_block(plan: Plan) -> bool:
+    """Whether each head's queries are one partial block (fewer rows than a tile: decode's one query, a
+    chunk shorter than the array's columns) -- the one query remainder the masked nest runs, on the
+    block's real rows."""
+    return plan.tail is not None and plan.tail.groups_per_head == 1 and plan.tail.blocks == 1
 
 
 def _steps(group: MaskedGroup) -> list[_Step]:
@@ -157,7 +166,12 @@ def masked_nest(plan: Plan, builder: _TileBuilder, groups: Sequence[MaskedGroup]
     word = arch.word_bytes
     work = plan.work
     fill = "global_buffer.write" in plan.charge
-    group_bytes = sum(work.einsums[_reader(plan, t)].read_elements(plan.block_tile)[t]
+    partial = single_partial_block(plan)
+    block_tile = plan.tail.block_tile if partial else plan.block_tile
+    tile = plan.tile
+    if partial and plan.tail.last_tile is not None:
+        tile = {**plan.tile, plan.tail.rank: plan.tail.last_tile[plan.tail.rank]}
+    group_bytes = sum(work.einsums[_reader(plan, t)].read_elements(block_tile)[t]
                       for t in plan.group_tensors) * word
     tile_bytes = sum(work.einsums[_reader(plan, t)].read_elements(plan.tile)[t] for t in plan.stream_tensors) * word
     last_reader = builder.stream_readers[-1] if builder.stream_readers else plan.order[-1]
@@ -172,7 +186,8 @@ def masked_nest(plan: Plan, builder: _TileBuilder, groups: Sequence[MaskedGroup]
         out = []
         for last, count in ((True, finishing), (False, regular)):
             if count:
-                out.append(Block(tuple(builder.tile(_Role(last, False, False, True), deps)), count,
+                out.append(Block(tuple(builder.tile(_Role(last, False, False, True), deps,
+                                                    None if tile is plan.tile else tile)), count,
                                  "tiles_last" if last else "tiles"))
         return out
 

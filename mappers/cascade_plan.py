@@ -161,6 +161,13 @@ def resolve_sizes_with_remainders(cascade: Cascade, mapping: MappingSpec, worklo
     for name, expression in mapping.sizes.items():
         sizes[name] = evaluate_expression(expression, values, f"{mapping.origin}: sizes.{name}")
         values[name] = sizes[name]
+    window = workload.attention_shape(seq).sliding_window
+    if window is not None and any(s.name == "W" for s in cascade.ranks.values()):
+        # a window cascade's size W is the workload's sliding window (a mapping's sizes.W only where it has none)
+        if "W" in mapping.sizes and sizes["W"] != window:
+            raise MappingError(f"{mapping.origin}: sizes.W: the mapping fixes the window W = {sizes['W']} but the "
+                               f"workload {workload.name} has sliding_window {window}; expected no sizes.W or the same")
+        sizes["W"] = window
     padded = _pad_workload_sizes(cascade, sizes, frozenset(workload_sizes(workload, seq)) - set(mapping.sizes))
     try:
         return cascade_work(cascade, sizes), padded

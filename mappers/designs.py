@@ -37,10 +37,19 @@ class Design:
     description: str
     mapping: str | None = None  # the mapping file (specs/mappings/) of the generic path
     causal_cascade: str | None = None  # the built-in cascade with the causal mask, for causal prefill
+    window_cascade: str | None = None  # the built-in cascade with the causal sliding-window mask (its size W)
 
-    def cascade_for(self, causal: bool) -> str:
-        """The cascade the design runs: ``causal_cascade`` for a causal point with more than one query
-        (the mask is a cascade file, not a flag), else ``cascade``."""
+    def cascade_for(self, mask: str | bool | None) -> str:
+        """The cascade the design runs for a point's mask (:func:`masked_point`): ``window_cascade`` for
+        ``"window"``, ``causal_cascade`` for ``"causal"`` (or True), else ``cascade`` -- the mask is a
+        cascade file, not a flag. MappingError (one line, naming ``sliding_window``) for a window on a
+        design that registers no window cascade."""
+        if mask == "window":
+            if self.window_cascade is None:
+                raise MappingError(f"design {self.name}: sliding_window: the design has no window cascade; "
+                                   "expected a design with one (mappers/designs.py) or a workload without a window")
+            return self.window_cascade
+        causal = mask is True or mask == "causal"
         return self.causal_cascade if causal and self.causal_cascade else self.cascade
 
 
@@ -73,22 +82,22 @@ class MappedAttention:
 DESIGNS: dict[str, Design] = {d.name: d for d in (
     Design("unfused", "attnsim.mappers.baselines:map_unfused", "attention-3pass", "flat-cloud",
            "QK and AV as GEMMs on the 2D array, 3-pass softmax on the 1D array, phases in sequence, "
-           "QK and A through DRAM (FuseMax paper §VI-A, fact sheet §4.5)", "unfused", "attention-3pass-causal"),
+           "QK and A through DRAM (FuseMax paper §VI-A, fact sheet §4.5)", "unfused", "attention-3pass-causal", "window-attention-3pass"),
     Design("flat", "attnsim.mappers.baselines:map_flat", "attention-3pass", "flat-cloud",
            "FLAT: row-granular fusion of QK, softmax (3-pass, 1D array) and AV (fact sheet §4.5)", "flat",
-           "attention-3pass-causal"),
+           "attention-3pass-causal", "window-attention-3pass"),
     Design("flash2", "attnsim.mappers.flash2:map_attention", "attention-1pass", "fusemax-cloud",
            "FlashAttention-2's schedule of the 1-pass cascade: tile by tile, GEMM -> softmax -> GEMM in "
-           "series, deferred division", "flash2", "attention-1pass-causal"),
+           "series, deferred division", "flash2", "attention-1pass-causal", "window-attention"),
     Design("fusemax-cascade", "attnsim.mappers.fusemax:map_cascade", "attention-1pass", "flat-cloud",
            "+Cascade: the 1-pass cascade on FLAT's hardware (fact sheet §4.3)", "fusemax-cascade",
-           "attention-1pass-causal"),
+           "attention-1pass-causal", "window-attention"),
     Design("fusemax-arch", "attnsim.mappers.fusemax:map_architecture", "attention-1pass", "fusemax-cloud",
            "+Architecture: FuseMax hardware, one tile at a time (fact sheet §4.3)", "fusemax-arch",
-           "attention-1pass-causal"),
+           "attention-1pass-causal", "window-attention"),
     Design("fusemax", "attnsim.mappers.fusemax:map_binding", "attention-1pass", "fusemax-cloud",
            "+Binding: FuseMax's full binding, Mapping 1 with 2D/1D interleaving (fact sheet §4.1-4.2)", "fusemax",
-           "attention-1pass-causal"),
+           "attention-1pass-causal", "window-attention"),
 )}
 
 PAPER_DESIGNS = ("unfused", "flat", "fusemax-cascade", "fusemax-arch", "fusemax")
@@ -102,11 +111,15 @@ def design(name: str) -> Design:
     return DESIGNS[name]
 
 
-def masked_point(workload: Any, seq: int) -> bool:
-    """Whether ``workload`` at ``seq`` tokens needs the causal mask: causal with more than one query (a
-    decode step's one query sees every key of the cache)."""
+def masked_point(workload: Any, seq: int) -> str | None:
+    """The mask ``workload`` at ``seq`` tokens needs: ``"window"`` when its sliding window is shorter
+    than the KV length (even for one query: a decode step reads only the last ``W`` keys), else
+    ``"causal"`` when causal with more than one query (a decode step's one query sees every key of the
+    cache), else None."""
     shape = workload.attention_shape(seq)
-    return bool(shape.causal and shape.q_len > 1)
+    if shape.sliding_window is not None and shape.sliding_window < shape.kv_len:
+        return "window"
+    return "causal" if shape.causal and shape.q_len > 1 else None
 
 
 def design_cascade(name: str, workload: Any, seq: int) -> str:

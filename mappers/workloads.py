@@ -93,6 +93,19 @@ class AttentionShape(NamedTuple):
         """Multiply-accumulates of QK and AV over all heads: ``B H pairs (E + F)``."""
         return self.batch * self.heads * self.attended_pairs() * (self.head_dim_e + self.head_dim_f)
 
+    def visible_kv_len(self) -> int:
+        """Keys that some query sees: the whole cache, or with a causal window of ``W`` the last
+        ``min(M, W + P - 1)`` (the first query, at position ``M - P``, sees back to ``M - P - W + 1``):
+        a windowed decode step reads ``min(M, W)`` keys."""
+        if self.causal and self.sliding_window is not None:
+            return min(self.kv_len, self.sliding_window + self.q_len - 1)
+        return self.kv_len
+
+    def kv_read_bytes(self, word_bytes: int) -> int:
+        """Bytes of the K and V that some query sees, read once: ``B HKV visible_kv_len (E + F) word``
+        (:meth:`kv_bytes` without a window)."""
+        return self.batch * self.kv_heads * self.visible_kv_len() * (self.head_dim_e + self.head_dim_f) * word_bytes
+
     def kv_bytes(self, word_bytes: int) -> int:
         """Bytes of K and V read once (the KV cache of one layer): ``B HKV M (E + F) word``."""
         return self.batch * self.kv_heads * self.kv_len * (self.head_dim_e + self.head_dim_f) * word_bytes

@@ -162,9 +162,16 @@ def _check_attention(cascade: Cascade, used_sizes: dict[str, int], resolved: dic
     v = rng.standard_normal((m_size, f_size)).astype(dtype)
     attention = cascade.meta["attention"]
     out = einsum_ir.evaluate(cascade, used_sizes, {"Q": q.T, "K": k.T, "V": v.T}, dtype)["AV"].T
-    reference = softmax_attention(q, k, v, causal=attention["causal"])
     tile_m = resolved.get(shape_symbol("M0"))
-    numba_out = _numba_attention(q, k, v, attention["algorithm"], attention["causal"], tile_m)
+    if attention["causal"] and p_size < m_size:
+        # the causal cascades are end-aligned (the P queries are the last P of the M positions): the
+        # references, start-aligned, run over M queries with q in the last P rows, keeping those rows
+        full = np.concatenate([rng.standard_normal((m_size - p_size, e_size)).astype(dtype), q])
+        reference = softmax_attention(full, k, v, causal=True)[m_size - p_size:]
+        numba_out = _numba_attention(full, k, v, attention["algorithm"], True, tile_m)[m_size - p_size:]
+    else:
+        reference = softmax_attention(q, k, v, causal=attention["causal"])
+        numba_out = _numba_attention(q, k, v, attention["algorithm"], attention["causal"], tile_m)
     return {
         f"numba {attention['algorithm']}": _errors(out, numba_out),
         "numpy softmax": _errors(out, reference),
@@ -218,6 +225,18 @@ def _kernel_references() -> dict[str, tuple[Callable[[Mapping[str, np.ndarray], 
     def split_k(x, sizes):
         return kr.split_k_decode(*_qkv(x), sizes["S"]).T
 
+    def end_aligned(fn):
+        """The causal cascades are end-aligned (the P queries are the last P of the M positions); the
+        kernels are start-aligned: run them over M queries, the cascade's in the last P, keep those."""
+        def run(x, sizes):
+            q, keys = np.asarray(x["Q"]), np.asarray(x["K"]).shape[1]
+            if q.shape[1] >= keys:
+                return fn(x, sizes)
+            padded = {**x, "Q": np.concatenate([np.zeros((q.shape[0], keys - q.shape[1]), q.dtype), q], axis=1)}
+            return fn(padded, sizes)[:, keys - q.shape[1]:]
+        return run
+
+    @end_aligned
     def sigmoid_causal(x, sizes):
         return kr.sigmoid_attention(*_qkv(x), causal=True).T
 
@@ -233,6 +252,7 @@ def _kernel_references() -> dict[str, tuple[Callable[[Mapping[str, np.ndarray], 
     def gated(x, sizes):
         return kr.gated_attention(*_qkv(x), np.asarray(x["GL"])).T
 
+    @end_aligned
     def window(x, sizes):
         return kr.window_attention(*_qkv(x), sizes["W"]).T
 

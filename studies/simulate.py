@@ -126,19 +126,20 @@ def linear_layers(workload: Workload, seq: int, arch: Arch) -> dict[str, Any]:
 
 def attention_bounds(workload: Workload, seq: int, arch: Arch, result: Result) -> dict[str, Any]:
     """The point's attention shape and what bounds it: ``kv_bytes`` (K and V of one layer, read once),
-    ``compulsory_bytes`` (Q, K, V and the output, each moved once), ``dram_floor_s`` = compulsory bytes
+    ``kv_read_bytes`` (the K and V some query sees: the last ``min(M, W + P - 1)`` keys under a causal
+    window), ``compulsory_bytes`` (Q, the K and V read, and the output, each moved once), ``dram_floor_s`` = compulsory bytes
     over the DRAM bandwidth (no mapping is faster), ``dram_bandwidth_fraction`` (achieved traffic /
     latency over the bandwidth) and ``bound``: the busiest of the DRAM channel and the two arrays
     (:func:`spatial_bound`)."""
     shape = workload.attention_shape(seq)
     word = arch.word_bytes
     queries = shape.batch * shape.heads * shape.q_len
-    compulsory = shape.kv_bytes(word) + queries * (shape.head_dim_e + shape.head_dim_f) * word
+    compulsory = shape.kv_read_bytes(word) + queries * (shape.head_dim_e + shape.head_dim_f) * word
     bandwidth = float(arch.dram.bandwidth_bytes_per_s)
     return {
         "phase": workload.phase, "batch": shape.batch, "heads": shape.heads, "kv_heads": shape.kv_heads,
         "q_len": shape.q_len, "kv_len": shape.kv_len, "causal": shape.causal,
-        "kv_bytes": shape.kv_bytes(word), "compulsory_bytes": compulsory,
+        "kv_bytes": shape.kv_bytes(word), "kv_read_bytes": shape.kv_read_bytes(word), "compulsory_bytes": compulsory,
         "dram_floor_s": compulsory / bandwidth,
         "dram_bandwidth_fraction": result.traffic_bytes / result.latency_s / bandwidth if result.latency_s else 0.0,
         "bound": spatial_bound(result.utilisation.get("pe2d", 0.0), result.utilisation.get("pe1d", 0.0),

@@ -189,7 +189,8 @@ def test_every_builtin_loads():
                           "sigmoid-attention", "softplus-attention", "linear-attention", "linear-attention-causal",
                           "split-k-decode", "clipped-softmax-attention", "selective-temperature-attention",
                           "split-k-attention", "split-k-attention-causal", "sigmoid-attention-causal", "softplus-lssa", "softplus-lssa-normalised",
-                          "hedgehog-attention", "lightning2-causal", "gated-attention", "window-attention"}
+                          "hedgehog-attention", "lightning2-causal", "gated-attention", "window-attention",
+                          "window-attention-3pass"}
     for name in names:
         cascade = einsum_ir.load_builtin(name)
         assert cascade.name == name and cascade.description
@@ -199,8 +200,9 @@ def test_every_builtin_loads():
 
 
 def test_causal_cascades_filter_key_index_at_most_query_index():
+    # end-aligned: the P queries are the last P of the M positions (query p at position p + M - P)
     cascade = einsum_ir.load_builtin("attention-1pass-causal")
     (condition,) = cascade.einsum("BQK").filters
     m1, m0, p = (einsum_ir.rank_symbol(n) for n in ("m1", "m0", "p"))
     assert condition.op == "<=" and sympy.expand(condition.lhs - (m1 * shape_symbol("M0") + m0)) == 0
-    assert condition.rhs == p
+    assert sympy.expand(condition.rhs - (p + shape_symbol("M") - shape_symbol("P"))) == 0

@@ -26,12 +26,13 @@ def builtin(name: str):
 
 
 def numpy_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, causal: bool) -> np.ndarray:
-    """softmax_m(q k^T) v in fp64; q (P,E), k (M,E), v (M,F); causal keeps m <= p."""
+    """softmax_m(q k^T) v in fp64; q (P,E), k (M,E), v (M,F); causal keeps m <= p + M - P (the P
+    queries are the last P of the M positions; m <= p when P = M)."""
     q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
     logits = q @ k.T
     if causal:
         p_index, m_index = np.indices(logits.shape)
-        logits = np.where(m_index <= p_index, logits, -np.inf)
+        logits = np.where(m_index <= p_index + k.shape[0] - q.shape[0], logits, -np.inf)
     weights = np.exp(logits - logits.max(axis=1, keepdims=True))
     return (weights / weights.sum(axis=1, keepdims=True)) @ v
 
@@ -59,7 +60,8 @@ shapes = st.fixed_dictionaries({
 def test_random_shapes_match_numpy_attention(name, dtype, shape):
     rng = np.random.default_rng(shape["seed"])
     m = shape["m0"] * shape["m1"]
-    q = (2.0 * rng.standard_normal((shape["p"], shape["e"]))).astype(dtype)
+    p = min(shape["p"], m) if name.endswith("-causal") else shape["p"]   # causal: P <= M, queries at the end
+    q = (2.0 * rng.standard_normal((p, shape["e"]))).astype(dtype)
     k = (2.0 * rng.standard_normal((m, shape["e"]))).astype(dtype)
     v = rng.standard_normal((m, shape["f"])).astype(dtype)
     out = run_cascade(name, q, k, v, shape["m0"])
@@ -78,7 +80,8 @@ def test_logits_of_1e4_stay_finite_and_exact(name, dtype, shape, sign):
     # magnitudes up to 1e4 per product: naive exp would overflow to inf / underflow every weight to 0.
     rng = np.random.default_rng(shape["seed"])
     m = shape["m0"] * shape["m1"]
-    q = (sign * rng.integers(-100, 101, (shape["p"], shape["e"]))).astype(dtype)
+    p = min(shape["p"], m) if name.endswith("-causal") else shape["p"]   # causal: P <= M, queries at the end
+    q = (sign * rng.integers(-100, 101, (p, shape["e"]))).astype(dtype)
     k = rng.integers(-100, 101, (m, shape["e"])).astype(dtype)
     k[0, :] = 100.0 * np.sign(q[0, :] + 0.5)  # query 0 meets a logit of +100 * sum|q| (about 1e4 per e)
     v = rng.standard_normal((m, shape["f"])).astype(dtype)
@@ -91,7 +94,7 @@ def test_logits_of_1e4_stay_finite_and_exact(name, dtype, shape, sign):
 @pytest.mark.parametrize("name", ALL_ATTENTION)
 def test_all_equal_rows_average_the_values(name):
     # Every key is the same vector, so each query weighs its visible keys equally: the output is the mean of
-    # V over m (over m <= p when causal), computed here with cumulative sums.
+    # V over m (over m <= p + M - P when causal), computed here with cumulative sums.
     m, p, e, f, m0 = 12, 9, 3, 2, 4
     rng = np.random.default_rng(7)
     q = rng.standard_normal((p, e))
@@ -99,7 +102,7 @@ def test_all_equal_rows_average_the_values(name):
     v = rng.standard_normal((m, f))
     out = run_cascade(name, q, k, v, m0)
     if name.endswith("-causal"):
-        visible = np.minimum(np.arange(p), m - 1) + 1
+        visible = np.arange(p) + m - p + 1          # end-aligned: query i at position m - p + i
         expected = np.cumsum(v, axis=0)[visible - 1] / visible[:, None]
     else:
         expected = np.tile(v.mean(axis=0), (p, 1))

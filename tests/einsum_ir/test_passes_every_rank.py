@@ -54,6 +54,7 @@ EXPECTED["hedgehog-attention"] = {"E": 1, "F": 1, "P": 1, "M": 1, "D": 3}
 EXPECTED["lightning2-causal"] = {"E": 1, "F": 1, "N": 1}
 EXPECTED["gated-attention"] = {"E": 1, "F": 1, "P": 1, "M": 1}
 EXPECTED["window-attention"] = {"E": 1, "F": 1, "P": 1, "M": 1}
+EXPECTED["window-attention-3pass"] = {"E": 1, "F": 1, "P": 1, "M": 3}   # attention-3pass with the band filter
 # clipped softmax: GM needs all of QK, SD all of SN, and the clip acts on SN/SD, so the division
 # cannot be deferred past it: 3 over M. Per-query temperature scales the logits only: the deferred
 # 3-pass form, 2 over M.
@@ -67,7 +68,7 @@ PARTITION_PARTS["linear-attention-causal"] = {"T", "B"}
 PARTITION_PARTS["lightning2-causal"] = {"T", "B"}
 PARTITION_PARTS["gated-attention"] = {"M1", "M0"}
 PARTITION_PARTS["window-attention"] = {"M1", "M0"}
-SIZE_ONLY = {"window-attention": {"W"}}   # a rank declared only to name the window size; no Einsum walks it
+SIZE_ONLY = {"window-attention": {"W"}, "window-attention-3pass": {"W"}}   # a rank declared only to name the window size; no Einsum walks it
 
 
 def test_expectations_cover_every_builtin():

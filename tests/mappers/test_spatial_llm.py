@@ -173,7 +173,6 @@ def test_simulate_cli_decode_prints_latency_utilisation_traffic_and_the_bound(ca
 
 @pytest.mark.parametrize("args, message", [
     (["--phase", "verify"], "--phase: expected one of prefill, decode, chunked-prefill"),
-    (["--phase", "chunked-prefill", "--q-len", "512", "--causal"], "needs q_len = kv_len"),
     (["--seq", "4K", "--kv-len", "4K"], "give either --seq or --kv-len"),
 ])
 def test_simulate_cli_refuses_bad_shapes_in_one_line(capsys, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
@@ -184,10 +183,19 @@ def test_simulate_cli_refuses_bad_shapes_in_one_line(capsys, args: list[str], me
     assert "\n" not in err and message in err
 
 
-def test_a_causal_cascade_is_refused_where_query_and_key_indices_do_not_align() -> None:
-    decode = load_workload("llama-3.1-8b").with_shape(phase="decode")
+def test_a_causal_cascade_is_refused_where_query_and_key_indices_do_not_align(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # the built-in causal cascades are end-aligned (m <= p + M - P) and take any q_len <= kv_len
+    # (tests/mappers/test_chunked_prefill.py); a filter m <= p, which assumes the queries are the keys,
+    # is refused where they are not
+    from importlib import resources
+
+    text = resources.files("attnsim.specs").joinpath("cascades/attention-1pass-causal.yaml").read_text()
+    assert text.count("<= p + M - P") == 3   # the description and the two filters
+    path = tmp_path / "start-aligned.yaml"
+    path.write_text(text.replace("<= p + M - P", "<= p").replace("name: attention-1pass-causal", "name: start-aligned"))
+    chunk = load_workload("llama-3.1-8b").with_shape(phase="chunked-prefill", q_len=512)
     with pytest.raises(MappingError, match="needs q_len = kv_len"):
-        map_named("attention-1pass-causal", "fusemax", decode, 4096, load_arch("fusemax-cloud"))
+        map_named(str(path), "fusemax", chunk, 4096, load_arch("fusemax-cloud"))
     with pytest.raises(MappingError, match="is causal but the cascade attention-1pass has no mask"):
         map_named("attention-1pass", "fusemax", load_workload("llama-3.1-8b"), 4096, load_arch("fusemax-cloud"))
 

@@ -140,14 +140,18 @@ def test_chunked_prefill_queries_a_chunk_of_the_context() -> None:
 @pytest.mark.parametrize("name", sorted(PUBLIC_CONFIGS))
 def test_spatial_designs_run_the_causal_cascade_and_refuse_what_they_would_silently_drop(name: str) -> None:
     # A causal decoder workload in prefill runs the design's causal cascade (the mask is a cascade file);
-    # a sliding window, which the spatial path does not model yet, is refused rather than dropped.
+    # a sliding window shorter than the length runs the design's window cascade (W the workload's), and a
+    # cascade without a window is refused rather than the window dropped.
     from attnsim.studies.simulate import simulate
 
-    if load_workload(name).sliding_window is not None:
+    window = load_workload(name).sliding_window
+    if window is not None:
+        report = simulate("fusemax", name, 2 * window)
+        assert report["cascade"] == "window-attention" and report["choices"]["sizes"]["W"] == window
         with pytest.raises(MappingError) as info:
-            simulate("fusemax", name, 1024)
+            simulate(None, name, 2 * window, cascade="attention-1pass-causal", mapping="fusemax")
         text = str(info.value)
-        assert "\n" not in text and "sliding_window" in text and "not simulated" in text
+        assert "\n" not in text and "sliding_window" in text and "no window size W" in text
     else:
         report = simulate("fusemax", name, 1024)
         assert report["cascade"] == "attention-1pass-causal" and report["causal"] and report["q_len"] == 1024
