@@ -1,5 +1,5 @@
-"""Engine time per schedule: the frozen pre-optimisation engine (``tests/archsim/engine_reference.py``)
-against ``archsim.engine``, in one process, on the mapping search's slowest kind of schedule (FuseMax's hand
+"""Engine time per schedule: the event engine (``archsim.engine.run(..., fast=False)``, the path that
+predates the list-scheduling fast path, unchanged) against the default fast path, in one process, on the mapping search's slowest kind of schedule (FuseMax's hand
 mapping of attention-1pass on fusemax-cloud through the generic mapper, the kind of schedule the search's
 engine runs spend their time on). Prints per schedule the time of each path,
 new/old as a ratio, and checks that both give the same cycles, actions and busy cycles.
@@ -11,23 +11,15 @@ Run under ``nice -n 19`` on a shared machine; the ratio, not the seconds, is the
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
-from pathlib import Path
 
 from attnsim.archsim import engine, load_arch
 from attnsim.mappers.cascade_mapper import load_cascade_arg, map_cascade
 from attnsim.mappers.mapping_spec import load_mapping
 from attnsim.mappers.workloads import load_workload
 
-_REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "archsim" / "engine_reference.py"
-
-
-def _reference_engine():
-    spec = importlib.util.spec_from_file_location("engine_reference", _REFERENCE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _event_engine(schedule, arch):
+    return engine.run(schedule, arch, fast=False)
 
 
 def _best_of(function, schedule, arch, repeat: int):
@@ -45,7 +37,6 @@ def main() -> None:
     parser.add_argument("--seqs", nargs="+", type=int, default=[65536, 1048576])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    reference = _reference_engine()
     arch = load_arch("fusemax-cloud")
     cascade = load_cascade_arg("attention-1pass")
     base = load_mapping("fusemax")
@@ -55,7 +46,7 @@ def main() -> None:
     total_old = total_new = 0.0
     for seq in args.seqs:
         schedule = map_cascade(cascade, base, workload, seq, arch).schedule
-        old_s, old = _best_of(reference.run, schedule, arch, args.repeat)
+        old_s, old = _best_of(_event_engine, schedule, arch, args.repeat)
         new_s, new = _best_of(engine.run, schedule, arch, args.repeat)
         assert (old.cycles, old.actions, old.busy_cycles, old.energy_pj) == \
             (new.cycles, new.actions, new.busy_cycles, new.energy_pj), seq

@@ -1,21 +1,16 @@
 """The engine's list-scheduling fast path (affine jumps, ``archsim.engine._ListScheduler``) against the
-frozen pre-fast-path engine (``engine_reference.py``) simulating in full: identical cycles, actions, busy
+event engine (``fast=False``, the path that predates the fast path, unchanged) simulating in full with no
+extrapolation: identical cycles, actions, busy
 and per-Einsum cycles and utilisation, bit for bit, on random programs and on drifting pipelines."""
 from __future__ import annotations
 
-import importlib.util
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from attnsim.archsim.engine import run
 from attnsim.archsim.schedule import Block, Operation, Schedule, ScheduleError
-
-_spec = importlib.util.spec_from_file_location("engine_reference", Path(__file__).parent / "engine_reference.py")
-reference = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(reference)
 
 from test_engine import random_nested_schedules, random_schedules  # noqa: E402
 
@@ -31,7 +26,7 @@ def outcome(result):
 
 def same_as_full_reference(schedule: Schedule) -> None:
     try:
-        expected = outcome(reference.run(schedule, extrapolate=False, max_simulated_ops=None))
+        expected = outcome(run(schedule, fast=False, extrapolate=False, max_simulated_ops=None))
     except ScheduleError:
         with pytest.raises(ScheduleError):
             run(schedule)
