@@ -18,6 +18,7 @@ variant's generated spec, written to --out-dir next to its results:
   raw     DRAM, global buffer, MACs: no storage in the PE (AccelForge's simple.yaml shape)
   pe-qk   plus a 4-word PE register at 0 pJ that may hold only QK (attnsim forwards QK in the PE, uncharged)
   pe-all  plus a 4-word PE register at 0 pJ that may hold any tensor (operand reuse in the PE for free)
+  pe-priced  the pe-all register priced as flat-edge's PE register file (pe2d.register_file.read/write)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ CASCADE = DATA / "qk-av.yaml"
 MODEL = DATA / "one-head.yaml"
 ARCH = "flat-edge"
 ARCH_FILE = ROOT / "specs" / "arch" / f"{ARCH}.yaml"
-VARIANTS = ("raw", "pe-qk", "pe-all")
+VARIANTS = ("raw", "pe-qk", "pe-all")     # and "pe-priced" (not in the default set)
 
 
 def search_wall_s(seq: int) -> float:
@@ -114,6 +115,13 @@ def accelforge_spec(seq: int, variant: str) -> str:
                    ("global_buffer.write", "row"), ("pe2d.mac", "op")):
         assert e[k]["per"] == per, (k, e[k])
     pe = ""
+    reg_read = reg_write = 0
+    reg_note = ("0 pJ: attnsim forwards a tile-local intermediate in the\n  # PE without charging it (placement `pe`)")
+    if variant == "pe-priced":
+        reg_read, reg_write = e["pe2d.register_file.read"]["pj"], e["pe2d.register_file.write"]["pj"]
+        assert e["pe2d.register_file.read"]["per"] == "word"
+        reg_note = (f"priced as pe2d.register_file.read/write: {reg_read} / {reg_write} pJ per word\n"
+                    f"  # ({e['pe2d.register_file.read']['source']})")
     if variant != "raw":
         keep = "QK" if variant == "pe-qk" else "All"
         pe = f"""  - !Container
@@ -121,8 +129,7 @@ def accelforge_spec(seq: int, variant: str) -> str:
     spatial:                    # {ARCH_FILE.name} arrays.pe2d: {rows} x {cols}
     - {{name: rows, fanout: {rows}}}
     - {{name: cols, fanout: {cols}}}
-  # The per-PE register file (arrays.pe2d: 4 x 16 b). 0 pJ: attnsim forwards a tile-local intermediate in the
-  # PE without charging it (placement `pe`); variant {variant}: may hold {keep}.
+  # The per-PE register file (arrays.pe2d: 4 x 16 b). {reg_note}; variant {variant}: may hold {keep}.
   - !Memory
     name: PERegister
     size: 4 * {wb * 8}
@@ -130,8 +137,8 @@ def accelforge_spec(seq: int, variant: str) -> str:
     area: 0
     tensors: {{keep: Nothing, may_keep: {keep}}}
     actions:
-    - {{name: read, energy: 0, bits_per_action: {wb * 8}, throughput: inf}}
-    - {{name: write, energy: 0, bits_per_action: {wb * 8}, throughput: inf}}
+    - {{name: read, energy: {reg_read}, bits_per_action: {wb * 8}, throughput: inf}}
+    - {{name: write, energy: {reg_write}, bits_per_action: {wb * 8}, throughput: inf}}
 """
     mac_spatial = "" if pe else f"""    spatial:                    # {ARCH_FILE.name} arrays.pe2d: {rows} x {cols}
     - {{name: rows, fanout: {rows}}}
