@@ -9,9 +9,10 @@ query blocks > the tile on the arrays) with three differences:
   group of the first query rows needs only the first K/V tiles);
 * an iteration runs only its blocks' unmasked tiles; a block whose last unmasked tile this is runs its
   after-loop Einsums (the deferred division) and stores its output there, first in the iteration;
-* loads are issued in program order (each group's resident tensors, then per iteration its K/V tile)
-  and wait for the slot two iterations back (double buffering); the DRAM unit, in order, runs ahead of
-  the arrays by itself.
+* loads are issued in program order (per iteration its K/V tile) and wait for the slot two iterations
+  back (double buffering); as in the dense nest, a group's last iteration loads the next group's
+  resident tensors and first K/V tile (a prologue loads the first group's, the very last group loads
+  nothing ahead); the DRAM unit, in order, runs ahead of the arrays by itself.
 
 To keep the schedule a nest of repeated blocks, the iterations after a group's first run (the causal
 diagonal: one block fewer per iteration) are paired first with last when every pair then holds the same
@@ -24,7 +25,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from attnsim.archsim.schedule import Block, Dep, Operation
@@ -180,9 +181,9 @@ def masked_nest(plan: Plan, builder: _TileBuilder, groups: Sequence[MaskedGroup]
         actions = {"dram.read": n_bytes, "global_buffer.write": n_bytes // word if fill else 0}
         return _op(id, "dram", "", math.ceil(dram_cycles(arch, n_bytes)), actions, deps)
 
-    deps: tuple[Dep, ...] = ("group_load", "stream_load")
+    slot_free: tuple[Dep, ...] = (("prev", last_reader),)
 
-    def tiles(finishing: int, regular: int) -> list[Block]:
+    def tiles(finishing: int, regular: int, deps: tuple[Dep, ...]) -> list[Block]:
         out = []
         for last, count in ((True, finishing), (False, regular)):
             if count:
@@ -191,17 +192,53 @@ def masked_nest(plan: Plan, builder: _TileBuilder, groups: Sequence[MaskedGroup]
                                  "tiles_last" if last else "tiles"))
         return out
 
-    def group(masked: MaskedGroup, count: int) -> Block:
-        items: list = [load("group_load", group_bytes, ())]
-        for step in _steps(masked):
-            items.append(Block((load("stream_load", step.iterations * tile_bytes, (("prev", last_reader, 2),)),
-                                *tiles(step.finishing, step.regular)), step.count,
-                               "iteration_pairs" if step.iterations == 2 else "iterations"))
+    def group(masked: MaskedGroup, count: int, prefetch: bool) -> Block:
+        """The group's steps; its first iteration's K/V tile and its query block were loaded during the
+        group before it (``group_next``, ``stream_next``), and with ``prefetch`` its last iteration
+        loads the next group's. Loaded later in the same group: ``("prev", x)``, the previous group's;
+        else the most recent ``x`` before (docs: archsim.schedule)."""
+        earlier: Callable[[str], Dep] = (lambda x: ("prev", x)) if prefetch else (lambda x: x)
+        q_dep = earlier("group_next")
+        next_loads = [load("group_next", group_bytes, slot_free), load("stream_next", tile_bytes, slot_free)]
+        steps = _steps(masked)
+        items: list = []
+        for index, step in enumerate(steps):
+            first, last = index == 0, prefetch and index == len(steps) - 1
+
+            def iteration(loads_first: bool, prefetches: bool, repeats: int, name: str) -> Block:
+                stream = (load("stream_load", step.iterations * tile_bytes, (("prev", last_reader, 2),)),) \
+                    if loads_first else ()
+                deps = (q_dep, "stream_load") if loads_first else (q_dep, earlier("stream_next"))
+                return Block((*stream, *(next_loads if prefetches else ()), *tiles(step.finishing, step.regular, deps)),
+                             repeats, name)
+
+            kind = "iteration_pairs" if step.iterations == 2 else "iterations"
+            regular = step.count - first - (last and not (first and step.count == 1))
+            if first:   # iterations 1 only: a group's first run (_steps)
+                items.append(iteration(False, last and step.count == 1, 1, "iteration_first"))
+            if regular:
+                items.append(iteration(True, False, regular, kind))
+            if last and not (first and step.count == 1):
+                items.append(iteration(True, True, 1, "iteration_last"))
         return Block(tuple(items), count, "group")
 
     # consecutive groups with the same tiles (a window's band past its first W keys) repeat one block
     runs = [(masked, len(list(same))) for masked, same in itertools.groupby(groups)]
-    return (Block(tuple(group(m, n) for m, n in runs), heads, "heads"),)
+    prologue = Block((load("group_next", group_bytes, ()), load("stream_next", tile_bytes, ())), 1, "prologue")
+
+    def head(final: bool) -> tuple[Block, ...]:
+        """One head's runs of groups; every group but the very last one prefetches the next group's."""
+        if not final:
+            return tuple(group(m, n, True) for m, n in runs)
+        *before, (last_group, n) = runs
+        return (*(group(m, c, True) for m, c in before), *((group(last_group, n - 1, True),) if n > 1 else ()),
+                group(last_group, 1, False))
+
+    blocks = [prologue]
+    if heads > 1:
+        blocks.append(Block(head(False), heads - 1, "heads"))
+    blocks.append(Block(head(True), 1, "head_last"))
+    return tuple(blocks)
 
 
 __all__ = ["MaskedGroup", "masked_groups", "masked_nest"]
