@@ -79,8 +79,13 @@ Backward-pass mechanisms (:data:`BACKWARD_MECHANISMS`, read by mappers/gpu_templ
                       ``bar.sync``: prior memory accesses are performed before it completes). Barriers (1)
                       and (3) follow GEMMs whose results are not read across them (dK, dV stay in
                       registers), so only their far side is charged; the ``bar.sync`` instruction's own
-                      latency is not charged (no published figure found). Latencies: the spec's
-                      ``latencies`` section. Off, phases follow one another at the units' throughput.
+                      latency is not charged (no published figure found). No work crosses a barrier: the
+                      next block's S operand reads wait for the previous block's dK GEMM (off, the
+                      throughput schedule lets them run beside its last k-step). The ``cp_async_wait<0>``
+                      before barrier (1) also waits for dO, which the schedule keeps at the dP GEMM
+                      (``source_load_points``): the drain adds latency, not that load wait. Latencies:
+                      the spec's ``latencies`` section. Off, phases follow one another at the units'
+                      throughput.
                       Not for FA3: its consumers' only blocking barrier per query block
                       (``NamedBarrier::sync`` dQEmpty before the dQ wgmma, hopper/
                       mainloop_bwd_sm90_tma_gmma_ws.hpp at bafe2530) is passed with the dK wgmma still in

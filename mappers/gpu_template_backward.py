@@ -31,7 +31,10 @@ reads from SMEM: each operand read once per warp partition of the other GEMM dim
 operands are read in k-steps of 16 along its own reduction extent (S, dP: head_dim; dV, dK: block_m;
 dQ: block_n); with ``operand_read_completion`` its result waits for the last read and one more k-step
 of tensor work, and with ``source_op_order`` P's exp, pack and SMEM store precede the dP GEMM
-(mechanisms of :mod:`mappers.gpu_mechanisms`).
+(mechanisms of :mod:`mappers.gpu_mechanisms`). With ``barrier_drain`` the three ``__syncthreads()`` per
+query block become ``latency`` ops (the latencies they expose: :func:`~mappers.gpu_mechanisms.barrier_drain_cycles`)
+before the S GEMM (after the previous block's dK GEMM), between dS's SMEM store and the dV GEMM, and
+between the dV and dQ GEMMs.
 ``warp_specialized`` (FA3): a producer loads Q/dO into ``stages`` buffers; the consumers' ops wait
 only for their data (wgmma reads SMEM operands itself).
 """
@@ -233,10 +236,11 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
         # P and dS go to SMEM as the next GEMMs' operands; with dV and dK in RS only dS (dQ's A operand)
         staged = 1 if mech.smem_operand_reads and {"dV", "dK"} <= set(tile.registers_a) else 2
         s_deps = data["Q"] + kv
-        if drain:   # barrier (1): cp_async_wait<0> + __syncthreads after the previous block's dK GEMM;
-            # the S GEMM's first ldmatrix follows it (first iteration: no previous dK, dropped)
-            s_deps = s_deps + [ops.add("bar_top", "latency", drain["top"],
-                                       data["Q"] + data["dO"] + [("prev", "dK")], einsum="S")]
+        if drain:   # barrier (1): __syncthreads after the previous block's dK GEMM (first iteration: no
+            # previous dK, dropped); the S GEMM's first ldmatrix follows it. Its cp_async_wait<0> also waits
+            # for dO, which the schedule keeps at the dP GEMM (source_load_points): the drain is latency only
+            s_deps = s_deps + [ops.add("bar_top", "latency", drain["top"], data["Q"] + [("prev", "dK")],
+                                       einsum="S")]
         mma("S", s_deps, bm * d, bn * d, wm_sdp, d)
         s_ready = ["S"]
         if masked_blocks:   # the diagonal blocks' causal mask, between S and the exponentials
