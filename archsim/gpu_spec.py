@@ -153,6 +153,20 @@ class Memory(_Section):
     l2_latency_cycles: SourcedInt
 
 
+class Latencies(_Section):
+    """Instruction latencies in SM clock cycles (issue to result / to completion), for the named
+    schedule mechanisms that price exposed latency (mappers/gpu_mechanisms.py ``barrier_drain``).
+
+    - ``smem_cycles``: a shared-memory access (``ld.shared`` / ``ldmatrix`` / ``st.shared``).
+    - ``mma_sync_cycles``: one ``mma.sync`` (HMMA) instruction, issue to accumulator result.
+    - ``fp32_cycles``: one dependent FP32 ALU instruction (FADD, FMUL, FFMA, the F32 -> F16 convert).
+    """
+
+    smem_cycles: SourcedInt
+    mma_sync_cycles: SourcedInt
+    fp32_cycles: SourcedInt
+
+
 class CalibrationTable(_Section):
     """The model's named calibration constants (see ``specs/arch/h100-sxm.yaml`` for each justification).
 
@@ -254,6 +268,7 @@ class GpuSpec(SpecDocument):
     energy: dict[str, EnergyEntry]
     features: Features | None = None   # absent: every feature of GPU_FEATURES (Hopper)
     special_functions: SpecialFunctions | None = None
+    latencies: Latencies | None = None   # absent: mechanisms that need instruction latencies refuse
 
     # -- derived quantities -----------------------------------------------------------------------
 

@@ -125,15 +125,21 @@ ROUND3_MECHANISMS: tuple[str, ...] = ("operand_read_completion", "source_op_orde
 """FA2's backward mechanisms of issue #17's third round (docs/validation.md's before/after table)."""
 
 
-def backward_before_after(spec: GpuSpec) -> tuple[dict[Key, float], float]:
-    """FA2 backward TFLOPS per published point with the round-3 mechanisms off, and that MAPE."""
+ROUND4_MECHANISMS: tuple[str, ...] = ("barrier_drain",)
+"""FA2's backward mechanism of issue #17's fourth round: the latency exposed at its __syncthreads."""
+
+
+def backward_before_after(spec: GpuSpec, mechanisms: tuple[str, ...] = ROUND3_MECHANISMS
+                          ) -> tuple[dict[Key, float], float]:
+    """FA2 backward TFLOPS per published point with ``mechanisms`` off (the others as in the mapping),
+    and that MAPE."""
     from attnsim.mappers import gpu_template_backward as template
     from attnsim.mappers.gpu_mechanisms import with_mechanisms
 
     published = load_backward()
     keys = [k for k in sorted(published) if k[0] == "flash2"]
     original = template.backward_section
-    template.backward_section = lambda mapping: with_mechanisms(original(mapping), **{n: False for n in ROUND3_MECHANISMS})
+    template.backward_section = lambda mapping: with_mechanisms(original(mapping), **{n: False for n in mechanisms})
     try:
         before = {k: run_backward(spec, k[0], make_workload(k[2], k[1])).tflops for k in keys}
     finally:
@@ -141,10 +147,12 @@ def backward_before_after(spec: GpuSpec) -> tuple[dict[Key, float], float]:
     return before, mape_percent([before[k] for k in keys], [published[k] for k in keys])
 
 
-def before_after_lines(before: dict[Key, float], model: dict[Key, float]) -> list[str]:
-    """Markdown rows: FA2's published backward TFLOPS, the model without and with the round-3 mechanisms."""
+def before_after_lines(before: dict[Key, float], model: dict[Key, float],
+                       label: str = "round-3 mechanisms off") -> list[str]:
+    """Markdown rows: FA2's published backward TFLOPS, the model without (``label``) and with some
+    mechanisms."""
     published = load_backward()
-    lines = ["| head dim | seqlen | published | before (round-3 mechanisms off) | error | after | error |",
+    lines = [f"| head dim | seqlen | published | before ({label}) | error | after | error |",
              "|---|---|---|---|---|---|---|"]
     for key in sorted(before):
         q, b, a = published[key], before[key], model[key]
@@ -153,4 +161,4 @@ def before_after_lines(before: dict[Key, float], model: dict[Key, float]) -> lis
     return lines
 
 
-__all__ += ["ROUND3_MECHANISMS", "backward_before_after", "before_after_lines"]
+__all__ += ["ROUND3_MECHANISMS", "ROUND4_MECHANISMS", "backward_before_after", "before_after_lines"]

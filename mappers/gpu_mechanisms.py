@@ -63,6 +63,33 @@ Backward-pass mechanisms (:data:`BACKWARD_MECHANISMS`, read by mappers/gpu_templ
                       (``m_block * kBlockM < (n_block + 1) * kBlockN``: ceil(block_n / block_m) of them,
                       the last a CTA visits) are masked before the exponentials, 2 FP32 ops per score
                       (FA2 mask.h ``apply_mask_causal``). Off, causal only skips the blocks above it.
+``barrier_drain``     an in-phase backward (FA2, one CTA of 8 warps per SM) separates the phases of a
+                      query block with CTA-wide barriers, where the pipelines drain (no other CTA fills
+                      them): :data:`FA2_BARRIERS_PER_ITERATION` ``__syncthreads()`` per query block
+                      (compute_dq_dk_dv_1colblock, flash_bwd_kernel.h, v2.5.8, Seq_parallel, Is_V_in_regs
+                      and No_double_buffer false for head dims 64 and 128): (1) at the top, after
+                      ``cp_async_wait<0>``, before the S GEMM's first ``ldmatrix``; (2) after dS is
+                      stored to SMEM, before the dV GEMM reads P^T / dO^T; (3) after the dV GEMM ("we're
+                      writing to the same sdO location"), before the dQ GEMM. Each exposes the latency of
+                      the dependent instructions around it that the throughput schedule overlaps
+                      (:func:`barrier_drain_cycles`): the first ``ldmatrix`` after every barrier (one SMEM
+                      latency before the tensor pipe restarts), and before barrier (2) the chain from the
+                      dP GEMM's last ``mma.sync`` result through dS = P (dP - D) (FADD, FMUL), the F32 -> F16
+                      convert and the ``st.shared`` that the barrier must see performed (PTX ISA
+                      ``bar.sync``: prior memory accesses are performed before it completes). Barriers (1)
+                      and (3) follow GEMMs whose results are not read across them (dK, dV stay in
+                      registers), so only their far side is charged; the ``bar.sync`` instruction's own
+                      latency is not charged (no published figure found). No work crosses a barrier: the
+                      next block's S operand reads wait for the previous block's dK GEMM (off, the
+                      throughput schedule lets them run beside its last k-step). The ``cp_async_wait<0>``
+                      before barrier (1) also waits for dO, which the schedule keeps at the dP GEMM
+                      (``source_load_points``): the drain adds latency, not that load wait. Latencies:
+                      the spec's ``latencies`` section. Off, phases follow one another at the units'
+                      throughput.
+                      Not for FA3: its consumers' only blocking barrier per query block
+                      (``NamedBarrier::sync`` dQEmpty before the dQ wgmma, hopper/
+                      mainloop_bwd_sm90_tma_gmma_ws.hpp at bafe2530) is passed with the dK wgmma still in
+                      flight (``flash::gemm<..., wg_wait=1>``), so the tensor cores do not drain there.
 
 The exponential rate (MUFU, unchanged while the FP8 tensor rate doubles), the causal diagonal-tile
 mask work and the causal wave imbalance are not switches here: they follow from the spec's rates,
@@ -115,7 +142,7 @@ MECHANISMS: tuple[str, ...] = ("cta_setup", "epilogue_smem", "kernel_launch", "p
 """The switchable mechanisms, in the order docs/validation.md's ablation lists them."""
 
 BACKWARD_MECHANISMS: tuple[str, ...] = ("smem_operand_reads", "source_load_points", "operand_read_completion",
-                                        "source_op_order", "causal_diagonal_mask")
+                                        "source_op_order", "causal_diagonal_mask", "barrier_drain")
 """The backward template's mechanisms (module docstring); docs/validation.md's backward ablation."""
 
 
@@ -135,6 +162,30 @@ class Mechanisms(BaseModel):
     operand_read_completion: bool = False
     source_op_order: bool = False
     causal_diagonal_mask: bool = False
+    barrier_drain: bool = False
+
+
+FA2_BARRIERS_PER_ITERATION = 3
+"""``__syncthreads()`` per query block of FA2's backward main loop (flash_bwd_kernel.h, v2.5.8,
+``compute_dq_dk_dv_1colblock``, the traits of run_mha_bwd_hdim64 / hdim128 with >= 144 KB SMEM:
+Is_V_in_regs false, No_double_buffer false, Seq_parallel; the ``!Double_buffer`` and ``Is_last``
+barriers are not taken): top of the loop (after ``cp_async_wait<0>``), after dS's SMEM store, after
+the dV GEMM."""
+
+DS_DEPENDENT_FP32_INSTRUCTIONS = 3
+"""Dependent FP32-pipe instructions from dP's accumulator to dS's 16-bit value in FA2's backward:
+``dP - D`` (FADD), ``P * (...)`` (FMUL) (``pointwise_mult`` in flash_bwd_kernel.h, v2.5.8) and the
+F32 -> F16 pack (``convert_type``)."""
+
+
+def barrier_drain_cycles(latencies: Any) -> dict[str, int]:
+    """Exposed cycles at each of FA2's :data:`FA2_BARRIERS_PER_ITERATION` barriers per query block
+    (module docstring, ``barrier_drain``), from a spec's ``latencies`` section (SM clock cycles):
+    ``top`` and ``dV`` the first ``ldmatrix`` after the barrier; ``dS`` the dP ``mma.sync`` result, the
+    dS FP32 chain, the ``st.shared`` before the barrier and the ``ldmatrix`` after it."""
+    smem, mma, fp32 = (latencies.smem_cycles.value, latencies.mma_sync_cycles.value,
+                       latencies.fp32_cycles.value)
+    return {"top": smem, "dS": mma + DS_DEPENDENT_FP32_INSTRUCTIONS * fp32 + smem + smem, "dV": smem}
 
 
 def with_mechanisms(section: Any, **switches: bool) -> Any:
@@ -192,6 +243,7 @@ def renamed_copy(ops: Iterable[Operation], prefix: str) -> list[Operation]:
     return out
 
 
-__all__ = ["BACKWARD_MECHANISMS", "LANES_PER_WARP_INSTRUCTION", "LAUNCH_GAP_S", "MECHANISMS", "Mechanisms", "PERMUTE_OPS_PER_ELEMENT",
+__all__ = ["BACKWARD_MECHANISMS", "DS_DEPENDENT_FP32_INSTRUCTIONS", "FA2_BARRIERS_PER_ITERATION",
+           "barrier_drain_cycles", "LANES_PER_WARP_INSTRUCTION", "LAUNCH_GAP_S", "MECHANISMS", "Mechanisms", "PERMUTE_OPS_PER_ELEMENT",
            "SCALAR_STORE_BYTES", "TRANSPOSE_ISSUE_PER_BYTE", "TRANSPOSE_SMEM_BYTES_PER_BYTE", "launch_cycles",
            "permute_ops", "renamed_copy", "transposed_inputs", "with_mechanisms"]

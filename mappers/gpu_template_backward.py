@@ -31,7 +31,10 @@ reads from SMEM: each operand read once per warp partition of the other GEMM dim
 operands are read in k-steps of 16 along its own reduction extent (S, dP: head_dim; dV, dK: block_m;
 dQ: block_n); with ``operand_read_completion`` its result waits for the last read and one more k-step
 of tensor work, and with ``source_op_order`` P's exp, pack and SMEM store precede the dP GEMM
-(mechanisms of :mod:`mappers.gpu_mechanisms`).
+(mechanisms of :mod:`mappers.gpu_mechanisms`). With ``barrier_drain`` the three ``__syncthreads()`` per
+query block become ``latency`` ops (the latencies they expose: :func:`~mappers.gpu_mechanisms.barrier_drain_cycles`)
+before the S GEMM (after the previous block's dK GEMM), between dS's SMEM store and the dV GEMM, and
+between the dV and dQ GEMMs.
 ``warp_specialized`` (FA3): a producer loads Q/dO into ``stages`` buffers; the consumers' ops wait
 only for their data (wgmma reads SMEM operands itself).
 """
@@ -47,7 +50,7 @@ from attnsim.archsim.gpu_spec import GpuSpec
 from attnsim.archsim.schedule import Schedule
 from attnsim.mappers.errors import MappingError
 from attnsim.mappers.gpu_common import GpuAttention, OpList, Rates, cycles, sm_schedule
-from attnsim.mappers.gpu_mechanisms import LANES_PER_WARP_INSTRUCTION, Mechanisms, launch_cycles
+from attnsim.mappers.gpu_mechanisms import LANES_PER_WARP_INSTRUCTION, Mechanisms, barrier_drain_cycles, launch_cycles
 from attnsim.mappers.gpu_mapping import matches
 from attnsim.mappers.mapping_spec import MappingSpec
 from attnsim.mappers.workloads import format_validation_error
@@ -155,9 +158,15 @@ def map_backward(mapping: MappingSpec, workload: GpuAttention, spec: GpuSpec) ->
     if workload.causal:
         order = tuple(sorted(order, reverse=True))
     readers = sum(per_head) / (-(-workload.seq // tile.block_m))   # CTAs reading each query block
+    drain: dict[str, int] | None = None
+    if section.mechanisms.barrier_drain and section.schedule == "in_phase":
+        if spec.latencies is None:
+            raise MappingError(f"{mapping.origin}: gpu.mechanisms.barrier_drain: the spec {spec.name} has no "
+                               "latencies section (smem_cycles, mma_sync_cycles, fp32_cycles)")
+        drain = barrier_drain_cycles(spec.latencies)
 
     def schedule(blocks: int) -> Schedule:
-        return _cta_schedule(section, tile, rates, workload, blocks, 1.0 / readers)
+        return _cta_schedule(section, tile, rates, workload, blocks, 1.0 / readers, drain)
 
     return BackwardMapping(workload, tile, order, schedule, _helpers(workload, spec, rates),
                            launch_cycles(section.mechanisms, spec.clock_hz),
@@ -166,10 +175,11 @@ def map_backward(mapping: MappingSpec, workload: GpuAttention, spec: GpuSpec) ->
 
 
 def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, workload: GpuAttention,
-                  blocks: int, hbm_q: float) -> Schedule:
+                  blocks: int, hbm_q: float, drain: Mapping[str, int] | None = None) -> Schedule:
     """One CTA over ``blocks`` query blocks: the prologue loads K_j, V_j and query block 0; each body
     iteration loads query block i + 1 (into the buffer block i - 1 used) and computes block i; the
-    epilogue computes the last block and stores dK_j, dV_j."""
+    epilogue computes the last block and stores dK_j, dV_j. ``drain``: cycles exposed at each of FA2's
+    barriers per query block (``top``, ``dS``, ``dV``; :func:`barrier_drain_cycles`), None: none."""
     bm, bn, d, b = tile.block_m, tile.block_n, workload.head_dim, workload.element_bytes
     in_phase = section.schedule == "in_phase"
     units = tile.threads // 32 if in_phase else max(1, (tile.threads - 128) // 128)   # warps / consumer WGs
@@ -225,7 +235,13 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
         wm_sdp, wm_dkv, wm_dq = tile.warps_m
         # P and dS go to SMEM as the next GEMMs' operands; with dV and dK in RS only dS (dQ's A operand)
         staged = 1 if mech.smem_operand_reads and {"dV", "dK"} <= set(tile.registers_a) else 2
-        mma("S", data["Q"] + kv, bm * d, bn * d, wm_sdp, d)
+        s_deps = data["Q"] + kv
+        if drain:   # barrier (1): __syncthreads after the previous block's dK GEMM (first iteration: no
+            # previous dK, dropped); the S GEMM's first ldmatrix follows it. Its cp_async_wait<0> also waits
+            # for dO, which the schedule keeps at the dP GEMM (source_load_points): the drain is latency only
+            s_deps = s_deps + [ops.add("bar_top", "latency", drain["top"], data["Q"] + [("prev", "dK")],
+                                       einsum="S")]
+        mma("S", s_deps, bm * d, bn * d, wm_sdp, d)
         s_ready = ["S"]
         if masked_blocks:   # the diagonal blocks' causal mask, between S and the exponentials
             ops.fp32("mask", MASK_OPS_PER_SCORE * scores * masked_blocks, serial(["S"]), einsum="P")
@@ -260,10 +276,16 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
                 issued["Q"] = ops.load("ldQ", q_bytes + stat_bytes, hbm_q, ["dS"])
             ops.add("PdS_smem", "smem", cycles(staged * scores * GRAD_BYTES, rates.smem_bytes), ["dS"],
                     einsum="dS", actions={"smem.byte": staged * scores * GRAD_BYTES})
-        mma("dV", ["PdS_smem"], bn * bm, bm * d, wm_dkv, bm)
+        staged_at = ["PdS_smem"]
+        if drain:   # barrier (2): dP result -> dS chain -> st.shared, __syncthreads, then ldmatrix
+            staged_at = [ops.add("bar_dS", "latency", drain["dS"], ["PdS_smem"], einsum="dS")]
+        mma("dV", staged_at, bn * bm, bm * d, wm_dkv, bm)
         if next_loads:
             issued["dO"] = ops.load("ldDO", q_bytes, hbm_q, ["dV"])
-        mma("dQ", ["PdS_smem"], bm * bn, bn * d, wm_dq, bn)   # dQ before dK, as both kernels issue them
+        dq_deps = staged_at
+        if drain:   # barrier (3): __syncthreads after the dV GEMM (sdO is reloaded), then the dQ ldmatrix
+            dq_deps = staged_at + [ops.add("bar_dV", "latency", drain["dV"], ["dV"], einsum="dQ")]
+        mma("dQ", dq_deps, bm * bn, bn * d, wm_dq, bn)   # dQ before dK, as both kernels issue them
         accum = bm * d * ACCUM_BYTES
         if section.dq_accumulation == "atomic":   # one atomicAdd (RED.F32) per element and thread
             ops.add("dQ_issue", "fp32", cycles(bm * d, rates.fp32_ops), serial(["dQ"]), einsum="dQ")
@@ -278,7 +300,7 @@ def _cta_schedule(section: BackwardSection, tile: BackwardTile, rates: Rates, wo
             ops.store("dQacc", accum, ["dQ_smem"], einsum="dQ", to_hbm=False)
             if mech.smem_operand_reads:   # the TMA reads dQ back from SMEM, asynchronously
                 deferred.append(("dQ_tma_read", accum, "dQ_smem"))
-        mma("dK", ["PdS_smem"], bn * bm, bm * d, wm_dkv, bm)
+        mma("dK", staged_at, bn * bm, bm * d, wm_dkv, bm)
         return issued
 
     deferred: list[tuple[str, float, str]] = []

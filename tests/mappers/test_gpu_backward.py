@@ -140,7 +140,8 @@ A100_FWD_BWD_PUBLISHED = {(128, False, 4096): 196.0, (64, True, 4096): 156.0, (1
 
 @pytest.mark.parametrize("key", sorted(A100_FWD_BWD_PUBLISHED))
 def test_a100_forward_plus_backward_within_ten_percent_of_the_fa2_paper(key: tuple[int, bool, int]) -> None:
-    # achieved +1.0%, -3.6%, +4.0% (docs/validation.md); the issue's target, 10%, is the tolerance: a
+    # achieved with barrier_drain: d128 4k -3.8%, d64 causal 4k -4.6%, d128 causal 16k -1.0% (before it:
+    # +1.0%, -3.6%, +4.0%; docs/validation.md); the issue's target, 10%, is the tolerance: a
     # published check, not a tuned one (nothing in the A100 spec or the FA2 mappings was set from it)
     head_dim, causal, seq = key
     report = pass_report("a100-sxm-80gb", "flash2", seq, head_dim, "forward+backward", causal=causal)
@@ -263,8 +264,9 @@ FA2_BACKWARD_PUBLISHED = {(64, 2048): 264.0, (128, 2048): 291.0, (128, 16384): 3
 
 @pytest.mark.parametrize("key", sorted(FA2_BACKWARD_PUBLISHED))
 def test_fa2_backward_within_fourteen_percent_of_the_fa3_paper(key: tuple[int, int]) -> None:
-    # achieved +6.8%, +11.9%, +12.2% (docs/validation.md; the model over-predicts FA2's backward); the
-    # tolerance is the largest achieved error of these points plus a 2-point margin, not the target (10%)
+    # achieved +5.3%, +10.1%, +10.2% with barrier_drain (+6.8%, +11.9%, +12.2% without; docs/validation.md:
+    # the model over-predicts FA2's backward); the tolerance is the round-3 largest achieved error plus a
+    # 2-point margin, not the target (10%)
     head_dim, seq = key
     tflops = run_backward(H100, "flash2", make_workload(seq, head_dim)).tflops
     published = FA2_BACKWARD_PUBLISHED[key]
@@ -290,3 +292,125 @@ def test_causal_diagonal_mask_only_slows_causal_runs(monkeypatch: pytest.MonkeyP
     assert _backward_without(monkeypatch, design, causal, causal_diagonal_mask=False) >= on_causal * (1 - 1e-9)
     assert _backward_without(monkeypatch, design, plain, causal_diagonal_mask=False) == pytest.approx(on_plain,
                                                                                                     rel=1e-12)
+
+
+# ---- issue #17, round 4: the latency FA2's __syncthreads expose (barrier_drain)
+
+A100 = load_gpu("a100-sxm-80gb")
+FA2_SYNCTHREADS_PER_QUERY_BLOCK = 3
+"""Counted here from flash_bwd_kernel.h (v2.5.8, compute_dq_dk_dv_1colblock, Seq_parallel, Is_V_in_regs and
+No_double_buffer false): the loop's top (after cp_async_wait<0>), after dS's SMEM store, after the dV GEMM."""
+
+
+def _fa2_mapping(spec, workload, **switches: bool):
+    """FA2's backward mapping on ``spec`` with some mechanisms set."""
+    from attnsim.mappers import gpu_template_backward as template
+    from attnsim.mappers.gpu_mechanisms import with_mechanisms
+
+    original = template.backward_section
+    template.backward_section = lambda mapping: with_mechanisms(original(mapping), **switches)
+    try:
+        return map_backward(load_mapping("gpu-flash2-backward"), workload, spec)
+    finally:
+        template.backward_section = original
+
+
+def _drain_bound_cycles_per_block(spec, block_m: int, block_n: int, head_dim: int) -> int:
+    """Upper bound on the cycles the three barriers add per query block: their exposed latencies from the
+    spec (the first ldmatrix after each barrier: 3 SMEM latencies; before the dS barrier the dP mma.sync
+    result, 3 dependent FP32 instructions -- FADD, FMUL, convert -- and the st.shared, one SMEM latency),
+    plus the work the throughput schedule let cross the top barrier and a barrier forbids: the next
+    block's first operand reads beside the dK GEMM's last k-step (2 x block_n x head_dim x 16 FLOPs at the
+    mma.sync rate; dK reduces over the block's rows in k-steps of 16)."""
+    lat = spec.latencies
+    smem, mma, fp32 = lat.smem_cycles.value, lat.mma_sync_cycles.value, lat.fp32_cycles.value
+    rate = spec.tensor_flops_per_cycle("fp16") * spec.calibration_value("mma_sync_tensor_fraction")
+    last_k_step = -(-(2 * block_n * head_dim * 16) // rate)
+    return FA2_SYNCTHREADS_PER_QUERY_BLOCK * smem + mma + 3 * fp32 + smem + int(last_k_step)
+
+
+def test_barrier_drain_is_on_in_fa2_and_off_in_fa3() -> None:
+    assert backward_section(load_mapping("gpu-flash2-backward")).mechanisms.barrier_drain
+    assert not backward_section(load_mapping("gpu-flash3-backward")).mechanisms.barrier_drain
+
+
+def test_barrier_drain_off_only_removes_its_latency_ops() -> None:
+    # off, the schedule is the on-schedule without its three latency ops per query block: same ops, units
+    # and durations, and no dependency that the on-schedule does not have directly or through a barrier
+    workload = make_workload(2048, 128)
+    on = _fa2_mapping(H100, workload, barrier_drain=True).cta_schedule(4)
+    off = _fa2_mapping(H100, workload, barrier_drain=False).cta_schedule(4)
+    for on_block, off_block in zip(on.blocks, off.blocks):
+        bars = {op.id: op for op in on_block.ops if op.id.startswith("bar_")}
+        assert all(op.unit == "latency" for op in bars.values())
+        kept = [op for op in on_block.ops if op.id not in bars]
+        assert [(op.id, op.unit, op.duration_cycles) for op in kept] == \
+            [(op.id, op.unit, op.duration_cycles) for op in off_block.ops]
+        assert not [op for op in off_block.ops if op.id.startswith("bar_")]
+        for a, b in zip(kept, off_block.ops):
+            through = set(a.deps) | {d for dep in a.deps if dep in bars for d in bars[dep].deps}
+            assert set(b.deps) <= through, (a.id, b.deps, a.deps)
+    assert sum(1 for op in on.blocks[1].ops if op.id.startswith("bar_")) == FA2_SYNCTHREADS_PER_QUERY_BLOCK
+
+
+def test_barrier_drain_latencies_by_hand() -> None:
+    # H100 (spec latencies: SMEM 29, mma.sync 24, FP32 4 cycles): the top and post-dV barriers expose one
+    # ldmatrix, 29 cycles each; the dS barrier 24 + 3 x 4 + 29 + 29 = 94; the dV GEMM's first operand read
+    # starts 94 cycles after dS's SMEM store ends
+    mapping = _fa2_mapping(H100, make_workload(4096, 128), barrier_drain=True)
+    body = {op.id: op.duration_cycles for op in mapping.cta_schedule(6).blocks[1].ops if op.id.startswith("bar_")}
+    assert body == {"bar_top": 29, "bar_dS": 94, "bar_dV": 29}
+    times = _body_times("gpu-flash2-backward", 128)
+    assert times["dV_k_ldsm0"][0] - times["PdS_smem"][1] == 94
+
+
+@pytest.mark.parametrize("spec", [H100, A100], ids=["h100", "a100"])
+@pytest.mark.parametrize("head_dim, seq, causal", [(64, 1024, False), (128, 4096, False), (128, 2048, True)])
+def test_barrier_drain_only_adds_time_and_at_most_its_latencies(spec, head_dim: int, seq: int,
+                                                               causal: bool) -> None:
+    # a drain only delays: each CTA takes at least as long with it, and at most the barriers' exposed
+    # latencies (and the overlap the top barrier forbids) per query block longer (closed form from the
+    # counts, the tile and the spec; FA2's tiles: 128 x 128 at head dim 64, 64 x 128 at 128)
+    workload = make_workload(seq, head_dim, causal=causal)
+    on, off = (_fa2_mapping(spec, workload, barrier_drain=flag) for flag in (True, False))
+    block_m = {64: 128, 128: 64}[head_dim]
+    bound = _drain_bound_cycles_per_block(spec, block_m, 128, head_dim)
+    added = []
+    for blocks in sorted(set(on.order)):
+        on_cycles = run_schedule(on.cta_schedule(blocks)).cycles
+        off_cycles = run_schedule(off.cta_schedule(blocks)).cycles
+        assert 0 <= on_cycles - off_cycles <= blocks * bound, (blocks, on_cycles, off_cycles)
+        added.append(on_cycles - off_cycles)
+    assert max(added) > 0
+    from attnsim.studies.gpu_backward import run_backward as run
+    from attnsim.mappers import gpu_template_backward as template
+    from attnsim.mappers.gpu_mechanisms import with_mechanisms
+    original = template.backward_section
+    try:
+        template.backward_section = lambda mapping: with_mechanisms(original(mapping), barrier_drain=False)
+        tflops_off = run(spec, "flash2", workload).tflops
+    finally:
+        template.backward_section = original
+    tflops_on = run(spec, "flash2", workload).tflops
+    assert tflops_on <= tflops_off * (1 + 1e-12)
+    assert tflops_on < spec.peak_tensor_flops_per_s("fp16") / 1e12
+
+
+def test_barrier_drain_does_not_apply_to_the_warp_specialised_fa3(monkeypatch: pytest.MonkeyPatch) -> None:
+    # FA3's consumers pass their one blocking barrier per query block with the dK wgmma in flight: the switch
+    # is read by the in-phase schedule only, so turning it on for FA3 changes nothing
+    from attnsim.mappers import gpu_template_backward as template
+    from attnsim.mappers.gpu_mechanisms import with_mechanisms
+
+    workload = make_workload(2048, 128)
+    plain = run_backward(H100, "flash3", workload).tflops
+    original = template.backward_section
+    monkeypatch.setattr(template, "backward_section", lambda mapping: with_mechanisms(original(mapping),
+                                                                                         barrier_drain=True))
+    assert run_backward(H100, "flash3", workload).tflops == plain
+
+
+def test_barrier_drain_needs_the_spec_latencies() -> None:
+    bare = H100.model_copy(update={"latencies": None})
+    with pytest.raises(MappingError, match="latencies"):
+        map_backward(load_mapping("gpu-flash2-backward"), make_workload(1024, 64), bare)
