@@ -242,19 +242,24 @@ def test_operand_read_completion_does_not_bind_on_the_a100() -> None:
     # on the A100 each FA2 GEMM's tensor time (2048 FLOP per clock) is at least its ldmatrix time at
     # 128 B per clock (head dim 128, S: 2097152 / 2048 = 1024 cycles against 128 KB / 128 B = 1024), so
     # the GEMM's result never waits for a read: the A100 backward is the same with the mechanism off
-    from attnsim.mappers import gpu_template_backward as template
-    from attnsim.mappers.gpu_mechanisms import with_mechanisms
-
     a100 = load_gpu("a100-sxm-80gb")
     workload = make_workload(2048, 128)
     on = run_backward(a100, "flash2", workload).tflops
+    off = _fa2_tflops_with(a100, workload, operand_read_completion=False)
+    assert off == pytest.approx(on, rel=1e-3)
+
+
+def _fa2_tflops_with(spec, workload, **switches: bool) -> float:  # type: ignore[no-untyped-def]
+    """FA2's backward TFLOPS with some of its mapping's mechanisms switched (the rest as the mapping)."""
+    from attnsim.mappers import gpu_template_backward as template
+    from attnsim.mappers.gpu_mechanisms import with_mechanisms
+
     original = template.backward_section
     try:
-        template.backward_section = lambda mapping: with_mechanisms(original(mapping), operand_read_completion=False)
-        off = run_backward(a100, "flash2", workload).tflops
+        template.backward_section = lambda mapping: with_mechanisms(original(mapping), **switches)
+        return run_backward(spec, "flash2", workload).tflops
     finally:
         template.backward_section = original
-    assert off == pytest.approx(on, rel=1e-3)
 
 
 FA2_BACKWARD_PUBLISHED = {(64, 2048): 264.0, (128, 2048): 291.0, (128, 16384): 322.0}
@@ -382,16 +387,8 @@ def test_barrier_drain_only_adds_time_and_at_most_its_latencies(spec, head_dim: 
         assert 0 <= on_cycles - off_cycles <= blocks * bound, (blocks, on_cycles, off_cycles)
         added.append(on_cycles - off_cycles)
     assert max(added) > 0
-    from attnsim.studies.gpu_backward import run_backward as run
-    from attnsim.mappers import gpu_template_backward as template
-    from attnsim.mappers.gpu_mechanisms import with_mechanisms
-    original = template.backward_section
-    try:
-        template.backward_section = lambda mapping: with_mechanisms(original(mapping), barrier_drain=False)
-        tflops_off = run(spec, "flash2", workload).tflops
-    finally:
-        template.backward_section = original
-    tflops_on = run(spec, "flash2", workload).tflops
+    tflops_off = _fa2_tflops_with(spec, workload, barrier_drain=False)
+    tflops_on = run_backward(spec, "flash2", workload).tflops
     assert tflops_on <= tflops_off * (1 + 1e-12)
     assert tflops_on < spec.peak_tensor_flops_per_s("fp16") / 1e12
 
