@@ -107,6 +107,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from attnsim.archsim.gpu_spec import Latencies
 from attnsim.archsim.schedule import Operation
 
 LANES_PER_WARP_INSTRUCTION = 32
@@ -178,7 +179,7 @@ DS_DEPENDENT_FP32_INSTRUCTIONS = 3
 F32 -> F16 pack (``convert_type``)."""
 
 
-def barrier_drain_cycles(latencies: Any) -> dict[str, int]:
+def barrier_drain_cycles(latencies: Latencies) -> dict[str, int]:
     """Exposed cycles at each of FA2's :data:`FA2_BARRIERS_PER_ITERATION` barriers per query block
     (module docstring, ``barrier_drain``), from a spec's ``latencies`` section (SM clock cycles):
     ``top`` and ``dV`` the first ``ldmatrix`` after the barrier; ``dS`` the dP ``mma.sync`` result, the

@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 
 import pytest
+from flat_traffic_oracle import flat_traffic_bytes
 
 from attnsim.archsim.spec import load_arch
 from attnsim.mappers.cascade_mapper import map_named
@@ -188,8 +189,6 @@ def test_tables_placement_is_not_the_traffic_minimum_of_flats_own_model() -> Non
     buffer, so it fits -- cuts FLAT's traffic by a fifth, yet FLAT's search streamed Q; and XLM keeps V on
     chip at the same length where BERT streams it. FLAT's choice there is not the minimum of traffic (nor of
     energy, which FLAT prices as traffic x 32), so the table stays the data for its 12 lengths."""
-    from flat_traffic_oracle import flat_traffic_bytes   # tests/mappers is on the path (rootdir conftest)
-
     rows = {(row["models"], row["seq_len"]): row for row in _cloud_rows()}
     bert = rows[("BERT", "1K")]
     assert flat_traffic_bytes(bert) == pytest.approx(float(bert["mem_traffic"]), rel=5e-4)

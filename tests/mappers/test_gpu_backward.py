@@ -85,15 +85,15 @@ def test_bad_pass_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str
 
 # ---- issue #17, round 2: the backward mechanisms and the FA2 paper's A100 forward+backward figure
 
-def _backward_without(monkeypatch: pytest.MonkeyPatch, design: str, workload, **off: bool) -> float:
-    """Backward TFLOPS of ``design`` with some mechanisms of its mapping switched off."""
+def _backward_switched(monkeypatch: pytest.MonkeyPatch, design: str, workload, spec=H100, **switches: bool) -> float:
+    """Backward TFLOPS of ``design`` on ``spec`` with some mechanisms of its mapping set (the rest as the mapping)."""
     from attnsim.mappers import gpu_template_backward as template
     from attnsim.mappers.gpu_mechanisms import with_mechanisms
 
     original = template.backward_section
-    monkeypatch.setattr(template, "backward_section", lambda mapping: with_mechanisms(original(mapping), **off))
+    monkeypatch.setattr(template, "backward_section", lambda mapping: with_mechanisms(original(mapping), **switches))
     try:
-        return run_backward(H100, design, workload).tflops
+        return run_backward(spec, design, workload).tflops
     finally:
         monkeypatch.setattr(template, "backward_section", original)
 
@@ -106,7 +106,7 @@ def test_smem_port_traffic_never_speeds_the_backward_up(monkeypatch: pytest.Monk
     # unit: switching it off can only make the backward faster or leave it unchanged
     workload = make_workload(seq, head_dim)
     on = run_backward(H100, design, workload).tflops
-    off = _backward_without(monkeypatch, design, workload, smem_operand_reads=False)
+    off = _backward_switched(monkeypatch, design, workload, smem_operand_reads=False)
     assert off >= on * (1 - 1e-9), (design, head_dim, seq, on, off)
 
 
@@ -129,7 +129,7 @@ def test_fa2_load_points_do_not_speed_the_backward_up(monkeypatch: pytest.Monkey
     # the top of the iteration, so switching it off can only help or leave the time unchanged
     workload = make_workload(2048, 128)
     on = run_backward(H100, "flash2", workload).tflops
-    off = _backward_without(monkeypatch, "flash2", workload, source_load_points=False)
+    off = _backward_switched(monkeypatch, "flash2", workload, source_load_points=False)
     assert off >= on * (1 - 1e-9)
 
 
@@ -232,34 +232,21 @@ def test_fa2_round3_mechanisms_never_speed_the_backward_up(monkeypatch: pytest.M
     # it): switching either off can only make the backward faster or leave it unchanged
     workload = make_workload(seq, head_dim)
     on = run_backward(H100, "flash2", workload).tflops
-    off = _backward_without(monkeypatch, "flash2", workload, **{mechanism: False})
+    off = _backward_switched(monkeypatch, "flash2", workload, **{mechanism: False})
     assert off >= on * (1 - 1e-9), (mechanism, head_dim, seq, on, off)
     if mechanism == "operand_read_completion":   # the H100's SMEM reads outrun its mma.sync time: it binds
         assert off > on * 1.02
 
 
-def test_operand_read_completion_does_not_bind_on_the_a100() -> None:
+def test_operand_read_completion_does_not_bind_on_the_a100(monkeypatch: pytest.MonkeyPatch) -> None:
     # on the A100 each FA2 GEMM's tensor time (2048 FLOP per clock) is at least its ldmatrix time at
     # 128 B per clock (head dim 128, S: 2097152 / 2048 = 1024 cycles against 128 KB / 128 B = 1024), so
     # the GEMM's result never waits for a read: the A100 backward is the same with the mechanism off
     a100 = load_gpu("a100-sxm-80gb")
     workload = make_workload(2048, 128)
     on = run_backward(a100, "flash2", workload).tflops
-    off = _fa2_tflops_with(a100, workload, operand_read_completion=False)
+    off = _backward_switched(monkeypatch, "flash2", workload, a100, operand_read_completion=False)
     assert off == pytest.approx(on, rel=1e-3)
-
-
-def _fa2_tflops_with(spec, workload, **switches: bool) -> float:  # type: ignore[no-untyped-def]
-    """FA2's backward TFLOPS with some of its mapping's mechanisms switched (the rest as the mapping)."""
-    from attnsim.mappers import gpu_template_backward as template
-    from attnsim.mappers.gpu_mechanisms import with_mechanisms
-
-    original = template.backward_section
-    try:
-        template.backward_section = lambda mapping: with_mechanisms(original(mapping), **switches)
-        return run_backward(spec, "flash2", workload).tflops
-    finally:
-        template.backward_section = original
 
 
 FA2_BACKWARD_PUBLISHED = {(64, 2048): 264.0, (128, 2048): 291.0, (128, 16384): 322.0}
@@ -294,8 +281,8 @@ def test_causal_diagonal_mask_only_slows_causal_runs(monkeypatch: pytest.MonkeyP
     # the mask adds work to causal runs only: off, a causal backward is faster or equal, a non-causal one equal
     causal, plain = make_workload(1024, 64, causal=True), make_workload(1024, 64)
     on_causal, on_plain = run_backward(H100, design, causal).tflops, run_backward(H100, design, plain).tflops
-    assert _backward_without(monkeypatch, design, causal, causal_diagonal_mask=False) >= on_causal * (1 - 1e-9)
-    assert _backward_without(monkeypatch, design, plain, causal_diagonal_mask=False) == pytest.approx(on_plain,
+    assert _backward_switched(monkeypatch, design, causal, causal_diagonal_mask=False) >= on_causal * (1 - 1e-9)
+    assert _backward_switched(monkeypatch, design, plain, causal_diagonal_mask=False) == pytest.approx(on_plain,
                                                                                                     rel=1e-12)
 
 
@@ -320,7 +307,7 @@ def _fa2_mapping(spec, workload, **switches: bool):
         template.backward_section = original
 
 
-def _drain_bound_cycles_per_block(spec, block_m: int, block_n: int, head_dim: int) -> int:
+def _drain_bound_cycles_per_block(spec, block_n: int, head_dim: int) -> int:
     """Upper bound on the cycles the three barriers add per query block: their exposed latencies from the
     spec (the first ldmatrix after each barrier: 3 SMEM latencies; before the dS barrier the dP mma.sync
     result, 3 dependent FP32 instructions -- FADD, FMUL, convert -- and the st.shared, one SMEM latency),
@@ -371,15 +358,14 @@ def test_barrier_drain_latencies_by_hand() -> None:
 
 @pytest.mark.parametrize("spec", [H100, A100], ids=["h100", "a100"])
 @pytest.mark.parametrize("head_dim, seq, causal", [(64, 1024, False), (128, 4096, False), (128, 2048, True)])
-def test_barrier_drain_only_adds_time_and_at_most_its_latencies(spec, head_dim: int, seq: int,
-                                                               causal: bool) -> None:
+def test_barrier_drain_only_adds_time_and_at_most_its_latencies(monkeypatch: pytest.MonkeyPatch, spec,
+                                                               head_dim: int, seq: int, causal: bool) -> None:
     # a drain only delays: each CTA takes at least as long with it, and at most the barriers' exposed
     # latencies (and the overlap the top barrier forbids) per query block longer (closed form from the
     # counts, the tile and the spec; FA2's tiles: 128 x 128 at head dim 64, 64 x 128 at 128)
     workload = make_workload(seq, head_dim, causal=causal)
     on, off = (_fa2_mapping(spec, workload, barrier_drain=flag) for flag in (True, False))
-    block_m = {64: 128, 128: 64}[head_dim]
-    bound = _drain_bound_cycles_per_block(spec, block_m, 128, head_dim)
+    bound = _drain_bound_cycles_per_block(spec, 128, head_dim)   # block_n = 128 at both head dims
     added = []
     for blocks in sorted(set(on.order)):
         on_cycles = run_schedule(on.cta_schedule(blocks)).cycles
@@ -387,7 +373,7 @@ def test_barrier_drain_only_adds_time_and_at_most_its_latencies(spec, head_dim: 
         assert 0 <= on_cycles - off_cycles <= blocks * bound, (blocks, on_cycles, off_cycles)
         added.append(on_cycles - off_cycles)
     assert max(added) > 0
-    tflops_off = _fa2_tflops_with(spec, workload, barrier_drain=False)
+    tflops_off = _backward_switched(monkeypatch, "flash2", workload, spec, barrier_drain=False)
     tflops_on = run_backward(spec, "flash2", workload).tflops
     assert tflops_on <= tflops_off * (1 + 1e-12)
     assert tflops_on < spec.peak_tensor_flops_per_s("fp16") / 1e12
@@ -396,15 +382,9 @@ def test_barrier_drain_only_adds_time_and_at_most_its_latencies(spec, head_dim: 
 def test_barrier_drain_does_not_apply_to_the_warp_specialised_fa3(monkeypatch: pytest.MonkeyPatch) -> None:
     # FA3's consumers pass their one blocking barrier per query block with the dK wgmma in flight: the switch
     # is read by the in-phase schedule only, so turning it on for FA3 changes nothing
-    from attnsim.mappers import gpu_template_backward as template
-    from attnsim.mappers.gpu_mechanisms import with_mechanisms
-
     workload = make_workload(2048, 128)
     plain = run_backward(H100, "flash3", workload).tflops
-    original = template.backward_section
-    monkeypatch.setattr(template, "backward_section", lambda mapping: with_mechanisms(original(mapping),
-                                                                                         barrier_drain=True))
-    assert run_backward(H100, "flash3", workload).tflops == plain
+    assert _backward_switched(monkeypatch, "flash3", workload, barrier_drain=True) == plain
 
 
 def test_barrier_drain_needs_the_spec_latencies() -> None:

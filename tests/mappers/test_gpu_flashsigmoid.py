@@ -7,6 +7,9 @@ against exp + reciprocal (2 MUFU) when the spec declares no form.
 """
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pytest
 
 from attnsim.archsim.errors import SpecError
@@ -69,9 +72,6 @@ def test_an_unknown_mufu_function_is_refused() -> None:
 # --------------------------------------------------------------------------------------------------
 # The published figure as data: benchmarks/data/flashsigmoid_h100_fwd_ms.csv, digitised from
 # apple/ml-sigmoid-attention 9273b49 figures/H100_noalibi_FWD_Full_17.39_0.07_Causal_18.76_0.06.png.
-
-import csv
-from pathlib import Path
 
 FIGURE_CSV = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "flashsigmoid_h100_fwd_ms.csv"
 FIGURE_NAME_AVERAGE = {"full": 17.39, "causal": 18.76}    # percent, from the figure's file name
