@@ -450,7 +450,12 @@ def section_text(h100: GpuSpec, preds: dict[str, dict], h200_preds: dict[str, di
         "",
         "Structural choices (not fitted): FA2 issues its ldmatrix operand reads in 16-deep k-steps, the "
         "first step of each GEMM exposed, the rest overlapped with the mma.sync work; its cp.async K/V "
-        "fills share the 128 B/clock SMEM port; its warps and its 2 resident CTAs run in phase (GEMM -> "
+        "fills share the 128 B/clock SMEM port, V's fill after the QK GEMM's operand reads (mechanism "
+        "`lagging_fill_order`: flash_fwd_kernel.h v2.5.8 issues V's load right before that GEMM and waits "
+        "for it after; before issue #16's round 3 the template's in-order port wrote both CTAs' V first, so "
+        "one CTA's QK reads waited for the other's V load latency, FA2 MAPE 5.0% -> the value below, head "
+        "dim 64 from -10% to within +-7%, head dim 128 from -7..+4% to +6..+14%); one launch gap per call "
+        "(`kernel_launch`, as FA3's and FA2's backward mappings); its warps and its 2 resident CTAs run in phase (GEMM -> "
         "softmax -> GEMM in series). FA3 runs one CTA per SM, a producer warpgroup with two K/V stages, "
         "ping-pong and intra-warpgroup pipelining, TMA multicast in clusters of 2 for non-causal head "
         "dims 128/256. Softmax costs per score: row max, scale-and-subtract FMA, row sum, half a pack "
@@ -471,8 +476,10 @@ def section_text(h100: GpuSpec, preds: dict[str, dict], h200_preds: dict[str, di
         "model charges every CTA its full prologue -- Q load, first K/V tiles at HBM latency -- and "
         "epilogue, while FA3's persistent producer prefetches the next tile's Q/K/V during the current "
         "epilogue); FA3 head dim 64 (-3 to -8%); FA3 causal head dim 256 at 16k (+5%: L2-bound in the "
-        "model); FA2 head dim 64 non-causal (-8 to -10%: the exposed first ldmatrix step of its short "
-        "GEMMs and the SMEM port shared with cp.async weigh most there).",
+        "model); FA2 head dim 128 (+6 to +14%, growing with the length non-causal): compiled for sm_90, FA2's "
+        "main loop issues per warp and K/V tile about 140 instructions more than the model charges "
+        "(register moves, -inf checks, shuffles, spill loads and stores: `benchmarks/sass_counts.py`, "
+        "`benchmarks/data/fa2_flashsigmoid_sass_counts.csv`), none of which the schedule prices.",
         "",
         "**FA3 ablation** (FA3 Table 2: batch 4, seqlen 8448, 16 heads, head dim 128, non-causal FP16; "
         "the flash3 mapping's `pingpong`/`intra_pipeline`/`warp_specialized` switches; 'no pipelining' = no ping-pong and no intra-warpgroup overlap, 'no "

@@ -565,9 +565,14 @@ class OpList:
             ends += (self.add(f"{op_id}_hbm", "hbm", cycles(hbm_bytes, self.rates.hbm_bytes), (start,),
                               einsum=einsum, actions={"hbm.byte": hbm_bytes}),)
         if smem_write:
-            ends += (self.add(f"{op_id}_smem", "smem", cycles(nbytes, self.rates.smem_bytes), (start,),
-                              einsum=einsum, actions={"smem.byte": nbytes}),)
+            ends += (self.smem_write(op_id, nbytes, einsum=einsum),)
         return ends
+
+    def smem_write(self, op_id: str, nbytes: float, *, einsum: str = "") -> str:
+        """The SMEM write of load ``op_id``'s data (cp.async) on the ``smem`` port, once its access latency
+        has passed; emitted apart from the load, it takes the port at this point of the program order."""
+        return self.add(f"{op_id}_smem", "smem", cycles(nbytes, self.rates.smem_bytes), (f"{op_id}_lat",),
+                        einsum=einsum, actions={"smem.byte": nbytes})
 
     def store(self, op_id: str, nbytes: float, deps: Iterable[Any], *, einsum: str = "",
               to_hbm: bool = True) -> tuple[str, ...]:

@@ -30,6 +30,17 @@ flash-attention repository, cited per constant) priced at the spec's rates and l
                       register layout of the second GEMM's A operand: two byte permutes per 8
                       elements (:data:`PERMUTE_OPS_PER_ELEMENT`) on the ALU issue slots.
 
+Forward in-phase mechanism (:data:`IN_PHASE_MECHANISMS`, read by mappers/gpu_template_in_phase.py):
+
+``lagging_fill_order`` FA2's forward issues V's ``cp.async`` load at the top of each K/V iteration, right
+                      before the QK GEMM (flash_fwd_kernel.h, v2.5.8: ``copy(gmem_tiled_copy_QKV, tVgV,
+                      tVsV)``, ``cp_async_fence``, then ``flash::gemm`` for S), and waits for it only after
+                      that GEMM (``cp_async_wait<0>`` before the softmax). The data lands at least an L2
+                      latency after the issue, by when the GEMM's ``ldmatrix`` reads are queued at the SMEM
+                      port, so V's SMEM write follows the QK GEMM's operand reads on the port. Off, the
+                      template's in-order port serves every copy's V write first, so one resident CTA's QK
+                      reads wait for the other CTA's V load latency (a wait the kernel does not have).
+
 Backward-pass mechanisms (:data:`BACKWARD_MECHANISMS`, read by mappers/gpu_template_backward.py):
 
 ``smem_operand_reads`` the warpgroup MMAs (wgmma) of a warp-specialised backward read their SMEM
@@ -147,6 +158,10 @@ BACKWARD_MECHANISMS: tuple[str, ...] = ("smem_operand_reads", "source_load_point
 """The backward template's mechanisms (module docstring); docs/validation.md's backward ablation."""
 
 
+IN_PHASE_MECHANISMS: tuple[str, ...] = ("lagging_fill_order",)
+"""The forward in-phase template's mechanisms (module docstring)."""
+
+
 class Mechanisms(BaseModel):
     """The ``gpu.mechanisms`` section: which named mechanisms the schedule includes (module doc)."""
 
@@ -164,6 +179,7 @@ class Mechanisms(BaseModel):
     source_op_order: bool = False
     causal_diagonal_mask: bool = False
     barrier_drain: bool = False
+    lagging_fill_order: bool = False
 
 
 FA2_BARRIERS_PER_ITERATION = 3
@@ -191,7 +207,7 @@ def barrier_drain_cycles(latencies: Latencies) -> dict[str, int]:
 
 def with_mechanisms(section: Any, **switches: bool) -> Any:
     """A copy of a GPU section with some mechanisms set (unknown names: ValueError)."""
-    known = MECHANISMS + BACKWARD_MECHANISMS
+    known = MECHANISMS + BACKWARD_MECHANISMS + IN_PHASE_MECHANISMS
     unknown = sorted(set(switches) - set(known))
     if unknown:
         raise ValueError(f"mechanisms: unknown {', '.join(unknown)} (expected {', '.join(known)})")
@@ -244,7 +260,7 @@ def renamed_copy(ops: Iterable[Operation], prefix: str) -> list[Operation]:
     return out
 
 
-__all__ = ["BACKWARD_MECHANISMS", "DS_DEPENDENT_FP32_INSTRUCTIONS", "FA2_BARRIERS_PER_ITERATION",
+__all__ = ["BACKWARD_MECHANISMS", "DS_DEPENDENT_FP32_INSTRUCTIONS", "FA2_BARRIERS_PER_ITERATION", "IN_PHASE_MECHANISMS",
            "barrier_drain_cycles", "LANES_PER_WARP_INSTRUCTION", "LAUNCH_GAP_S", "MECHANISMS", "Mechanisms", "PERMUTE_OPS_PER_ELEMENT",
            "SCALAR_STORE_BYTES", "TRANSPOSE_ISSUE_PER_BYTE", "TRANSPOSE_SMEM_BYTES_PER_BYTE", "launch_cycles",
            "permute_ops", "renamed_copy", "transposed_inputs", "with_mechanisms"]

@@ -7,6 +7,8 @@ previous tile, one read by stage-1 ops after this iteration's), the stage-0 tens
 ops, then the ops that wait for this iteration's stage-1 ops. Tensor ops read their SMEM operands with
 ldmatrix in ``ldmatrix_k_step``-deep steps (the first exposed), and with ``cp_async`` every tile load
 also writes SMEM through the SM's port; body ops wait for a load's L2/HBM transfer, not its SMEM write.
+With the ``lagging_fill_order`` mechanism (mappers/gpu_mechanisms.py) the SMEM write of a tile read only
+by the stage-1 ops (V) takes the port after this iteration's stage-0 operand reads, not before them.
 The prologue holds tile 0's stage-0 work (and the mask work of the other diagonal tiles, so the body
 stays uniform), the epilogue the last tile's stage-1 ops, the work after the loop and the stores.
 """
@@ -49,11 +51,13 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
     def nbytes(tensor: str) -> float:
         return layout.tensor_elements(cascade, tensor, rows, bn) * b
 
-    def load(ops: OpList, tensor: str, c: str, deps: list[Any]) -> tuple[str, ...]:
-        per_tile = tensor in plan.work.tile_inputs
-        fill = kfill if per_tile else rfill
-        return ops.load(f"ld{tensor}_{c}", nbytes(tensor) * fill, hbm_kv if per_tile else 1.0, deps,
-                        einsum=tensor, smem_write=section.cp_async)
+    def load_bytes(tensor: str) -> float:
+        return nbytes(tensor) * (kfill if tensor in plan.work.tile_inputs else rfill)
+
+    def load(ops: OpList, tensor: str, c: str, deps: list[Any], *, smem_write: bool = True) -> tuple[str, ...]:
+        hbm = hbm_kv if tensor in plan.work.tile_inputs else 1.0
+        return ops.load(f"ld{tensor}_{c}", load_bytes(tensor), hbm, deps, einsum=tensor,
+                        smem_write=section.cp_async and smem_write)
 
     def transfer(ends: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(e for e in ends if not e.endswith("_smem"))
@@ -120,14 +124,19 @@ def in_phase_schedule(m: CascadeMapping, work: CtaWork, resident: int) -> Schedu
     for c in copies:
         for tensor in early:
             load(body, tensor, c, war(tensor, c))
+    late_fill = section.cp_async and section.mechanisms.lagging_fill_order
     for c in copies:
         for tensor in lagging:
-            load(body, tensor, c, war(tensor, c))
+            load(body, tensor, c, war(tensor, c), smem_write=not late_fill)
     for c in copies:
         for g in stage0:
             order = [f"{s.name}_{c}" for s in stage1]   # the copy's warps issue their GEMMs in order
             gemm(body, g, c, dep_ids(plan, g, c, emitted(body, before_body), body_ids, iteration_block=True)
                  + input_deps(plan, g, body_ends[c], body=True) + order)
+    if late_fill:   # the lagging tiles land while the stage-0 GEMMs read their operands: the port serves those first
+        for c in copies:
+            for tensor in lagging:
+                body.smem_write(f"ld{tensor}_{c}", load_bytes(tensor), einsum=tensor)
     for c in copies:
         for g in softmax:
             emit_group(body, g, f"{g.name}_{c}", extents,

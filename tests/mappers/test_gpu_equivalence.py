@@ -27,7 +27,7 @@ from attnsim.archsim.gpu_spec import load_gpu
 from attnsim.mappers.gpu_common import fa3_protocol_workload
 from attnsim.mappers.gpu_cascade_mapper import map_cascade
 from attnsim.mappers.gpu_mapping import gpu_section
-from attnsim.mappers.gpu_mechanisms import MECHANISMS, with_mechanisms
+from attnsim.mappers.gpu_mechanisms import IN_PHASE_MECHANISMS, MECHANISMS, with_mechanisms
 from attnsim.studies.gpu import GPU_DESIGNS, gpu_cascade, gpu_mapping_spec, run_gpu_mapping
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -44,7 +44,7 @@ def _without_mechanisms(design: str, workload):
     """The generic path's mapping of ``workload`` with every named mechanism off."""
     cascade, mapping = GPU_DESIGNS[design]
     spec = gpu_mapping_spec(mapping)
-    section = with_mechanisms(gpu_section(spec), **{name: False for name in MECHANISMS})
+    section = with_mechanisms(gpu_section(spec), **{name: False for name in MECHANISMS + IN_PHASE_MECHANISMS})
     return map_cascade(gpu_cascade(cascade, workload.causal), spec, workload, H100, section=section, design=design)
 
 
