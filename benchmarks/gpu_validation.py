@@ -307,13 +307,14 @@ def backward_text(model: dict, mapes: dict[str, float], ablation_rows: list | No
         "seqlen, hidden 2048, FLOPs 3.5 x forward; `attnsim gpu --design flash2 --pass forward+backward "
         "--arch a100-sxm-80gb|h100-sxm`). Nothing in the A100 spec or the FA2 mappings was set from it (the "
         "fourth round added the A100's instruction latencies and `barrier_drain`, from their sources: "
-        "A100 forward+backward 2.7% -> the MAPE below); "
+        "A100 forward+backward 2.7% -> 3.5%; issue #16's round 3, `lagging_fill_order` and `kernel_launch` in "
+        "the forward: 3.5% -> the MAPE below, and the H100's 4.4% -> its value below); "
         "the FA2 tiles are the release's (commit 4f285b35, the same as v2.5.8's for head dims 64/128 "
         "with >= 144 KB of SMEM per block, which both GPUs have). MAPE: "
         + ", ".join(f"{gpu} **{value:.1f}%**" for gpu, value in sorted(fb_mapes.items()))
         + " (target: A100 within 10%). Caution: only the sum is checked on the A100 -- the paper's "
         "forward-only and backward-only A100 figures were not available as data here -- and the model's "
-        "A100 forward alone is at 49-56% of the 312 TFLOPS peak at 8k-16k while the FA2 abstract "
+        "A100 forward alone is at 55-64% of the 312 TFLOPS peak at 8k-16k (49-56% before round 3) while the FA2 abstract "
         "reports forward at up to 73%, so the A100 forward may be under- and its backward "
         "over-predicted with the errors cancelling in the sum; the H100 rows, where the FA3 paper gives "
         "both parts, show the FA2 backward's over-prediction carried into the sum.",
