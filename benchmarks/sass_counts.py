@@ -17,8 +17,9 @@ no ALiBi, even M/N and K, no returned softmax; ``Flash_fwd_kernel_traits<64, 128
 ``<128, 128, 64, 4>`` (both launch templates' choice on sm_90), non-causal and causal.
 
 Counts: ``ptxas -v``'s registers and spill bytes per thread, and per warp the SASS instructions of one
-K/V iteration of the main loop -- the span from a backward branch's target to the branch that holds
-two GEMMs' worth of HMMA instructions (256 = (32 rows / 16) x ... for both tiles), by opcode.
+K/V iteration of the main loop -- the span from a backward branch's target to its branch that holds the
+most HMMA instructions (both GEMMs of one tile: 256 m16n8k16 per warp for both tilings), by opcode.
+tests/mappers/test_gpu_sass_counts.py checks the model's per-tile work against these counts.
 
 Usage: ``python benchmarks/sass_counts.py --fa2 DIR --flashsigmoid DIR --cutlass DIR --work DIR``
 (compiles, disassembles, counts, writes the CSV), or ``--listing NAME=FILE`` to count existing

@@ -49,8 +49,7 @@ def _body_rows(on: bool) -> list:
     mapping = _mapping(GpuAttention(batch=1, heads=2, seq=1024, head_dim=128), on)
     assert mapping.occupancy.resident_ctas == 2
     schedule = mapping.cta_schedule(mapping.order[0])
-    rows = [r for r in run(schedule, trace=True).timeline if r.block == "body" and r.iteration == 4]
-    return rows
+    return [r for r in run(schedule, trace=True).timeline if r.block == "body" and r.iteration == 4]
 
 
 @pytest.mark.parametrize("on", [True, False])
