@@ -1,9 +1,11 @@
 """Instruction counts of Lightning Attention-2's Triton forward kernel, compiled for the A100 and H100.
 
 Offline evidence for docs/validation.md (issue #16), not part of the model or the tests: it needs Triton
-3.1 and PyTorch, which the kernel file imports (the optional extra ``triton-sass``, in an environment of
-its own), and a checkout of OpenNLPLab/lightning-attention at commit 0ae41be (the commit of the
-published table), which the project does not carry. What it counts is written to
+(2.2, the release of the published run's time, or 3.1; each run writes its version's rows) and PyTorch,
+which the kernel file imports (the optional extra ``triton-sass`` installs 3.1; 2.2 goes in an
+environment of its own, ``pip install triton==2.2.0 torch numpy``), and a checkout of
+OpenNLPLab/lightning-attention at commit 0ae41be (the commit of the published table, March 2024), which
+the project does not carry. What it counts is written to
 ``benchmarks/data/lightning2_triton_sass_counts.csv`` (committed), so nothing reads the sources at run or
 test time.
 
@@ -12,14 +14,15 @@ What is compiled: ``_fwd_kernel`` of ``lightning_attn/ops/triton/lightning_attn2
 bf16): d = e = 128, BLOCK = 64, BLOCK_MODEL = 32, NUM_BLOCK = n / 64 (n = 8192 here; the loop body does
 not depend on it), Triton's launch defaults num_warps = 4 and num_stages = 3, and the pointer arguments
 16-byte aligned (the specialisation Triton's JIT applies to PyTorch's allocations). ``triton.compile``
-needs no GPU. Targets: sm_80 (A100) and sm_90 (H100; Triton 3.1 emits wgmma there, Triton 2.x of the
-published run may not have).
+needs no GPU (Triton 2.x's only at the end, for the launcher, which is skipped). Targets: sm_80 (A100)
+and sm_90 (H100; both versions emit wgmma there).
 
 Counts: ``ptxas -v`` (Triton's bundled ptxas) registers and spill bytes per thread, the shared memory
 Triton allocates per CTA, and per warp the SASS instructions of one iteration of the block loop -- the
 span from a backward branch's target to its branch that holds the most tensor instructions -- by opcode
 with its width suffix, and the shared-memory bytes those instructions move per warp (32 threads x the
-access width; ldmatrix.x4 512 B, cp.async 16 B per thread).
+access width; ldmatrix.x4 512 B, cp.async 16 B per thread; wgmma's own operand reads from SMEM are
+not per-thread instructions and are not in it).
 tests/mappers/test_gpu_lightning2_sass.py checks the model's per-block tensor work against these counts.
 
 Usage: ``python benchmarks/triton_sass_counts.py --source DIR [--work DIR]``.
@@ -70,24 +73,64 @@ def heaviest_loop(listing: str) -> collections.Counter:
     return best
 
 
-def compile_target(source: Path, cc: int, work: Path) -> dict:
-    """One row: resources and main-loop counts of the kernel compiled for ``sm_<cc>``."""
+def _load_kernel(source: Path):
+    spec = importlib.util.spec_from_file_location("lightning_attn2_no_decay", source / KERNEL_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module._fwd_kernel
+
+
+def _compile_3x(fn, cc: int) -> tuple[str, bytes, int]:
+    """(PTX, cubin, shared bytes per CTA) with Triton 3.x's GPU-free ``triton.compile``."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
     from triton.compiler.compiler import AttrsDescriptor
 
-    spec = importlib.util.spec_from_file_location("lightning_attn2_no_decay", source / KERNEL_FILE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     signature = {**{p: "*bf16" for p in ("Q", "K", "V", "Out")}, **{k: "constexpr" for k in CONSTANTS}}
-    kernel = triton.compile(ASTSource(fn=module._fwd_kernel, signature=signature, constants=CONSTANTS,
+    kernel = triton.compile(ASTSource(fn=fn, signature=signature, constants=CONSTANTS,
                                       attrs=AttrsDescriptor(divisible_by_16=(0, 1, 2, 3), equal_to_1=())),
                             target=GPUTarget("cuda", cc, 32), options=OPTIONS)
-    tools = Path(triton.__file__).parent / "backends" / "nvidia" / "bin"
+    return kernel.asm["ptx"], kernel.asm["cubin"], kernel.metadata.shared
+
+
+def _compile_2x(fn, cc: int, work: Path) -> tuple[str, bytes, int]:
+    """The same with Triton 2.x, whose ``compile`` ends by building a launcher against libcuda: the
+    launcher is skipped (no GPU here) after the compiled stages and their metadata are in the cache."""
+    import json
+    import os
+
+    os.environ["TRITON_CACHE_DIR"] = str(work / f"cache-{cc}")
+    import triton
+    import triton.compiler.compiler as compiler
+
+    no_launcher = work / "no-launcher.so"
+    compiler.make_stub = lambda *args, **kwargs: str(no_launcher)   # metadata is cached after this call
+    constants = {fn.arg_names.index(k): v for k, v in CONSTANTS.items()}
+    try:
+        triton.compile(fn, signature={i: "*bf16" for i in range(4)}, constants=constants,
+                       configs=[compiler.instance_descriptor(divisible_by_16={0, 1, 2, 3}, equal_to_1=set())],
+                       cc=cc, **OPTIONS)
+    except ImportError as error:   # loading the launcher that was not built
+        if str(no_launcher) not in str(error):
+            raise
+    found = {f.name: f for f in (work / f"cache-{cc}").rglob("_fwd_kernel.*")}
+    shared = json.loads(found["_fwd_kernel.json"].read_text())["shared"]
+    return found["_fwd_kernel.ptx"].read_text(), found["_fwd_kernel.cubin"].read_bytes(), shared
+
+
+def compile_target(source: Path, cc: int, work: Path) -> dict:
+    """One row: resources and main-loop counts of the kernel compiled for ``sm_<cc>``."""
+    import triton
+
+    fn = _load_kernel(source)
+    major = int(triton.__version__.split(".")[0])
+    ptx_text, cubin_bytes, shared = _compile_3x(fn, cc) if major >= 3 else _compile_2x(fn, cc, work)
+    package = Path(triton.__file__).parent
+    tools = package / ("backends/nvidia/bin" if major >= 3 else "third_party/cuda/bin")
     ptx, cubin = work / f"lightning2_sm{cc}.ptx", work / f"lightning2_sm{cc}.cubin"
-    ptx.write_text(kernel.asm["ptx"])
-    cubin.write_bytes(kernel.asm["cubin"])
+    ptx.write_text(ptx_text)
+    cubin.write_bytes(cubin_bytes)
     arch = f"sm_{cc}a" if cc >= 90 else f"sm_{cc}"
     log = subprocess.run([str(tools / "ptxas"), "-v", f"-arch={arch}", str(ptx), "-o", str(work / "ptxas.cubin")],
                          check=True, capture_output=True, text=True).stderr
@@ -98,7 +141,7 @@ def compile_target(source: Path, cc: int, work: Path) -> dict:
     span = heaviest_loop(listing)
     row = {"kernel": "lightning2-no-decay-0ae41be", "target": f"sm_{cc}", "triton": triton.__version__,
            "registers": int(registers.group(1)), "spill_store_bytes": int(spill.group(1)),
-           "spill_load_bytes": int(spill.group(2)), "smem_bytes_per_cta": kernel.metadata.shared,
+           "spill_load_bytes": int(spill.group(2)), "smem_bytes_per_cta": shared,
            "instructions": sum(span.values()),
            "smem_bytes_per_warp": 32 * sum(SMEM_BYTES_PER_THREAD.get(op, 0) * n for op, n in span.items())}
     family = collections.Counter()
@@ -115,6 +158,12 @@ def compile_target(source: Path, cc: int, work: Path) -> dict:
     return row
 
 
+def _committed_rows() -> list[dict]:
+    if not OUT.is_file():
+        return []
+    return list(csv.DictReader(line for line in OUT.read_text().splitlines() if not line.startswith("#")))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--source", type=Path, required=True, help="checkout of OpenNLPLab/lightning-attention")
@@ -124,18 +173,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"triton_sass_counts: {args.source / KERNEL_FILE}: not found (give a checkout at 0ae41be)",
               file=sys.stderr)
         return 2
-    args.work.mkdir(parents=True, exist_ok=True)
-    table = [compile_target(args.source, cc, args.work) for cc in TARGETS]
+    import triton
+
+    work = args.work / f"triton-{triton.__version__}"
+    work.mkdir(parents=True, exist_ok=True)
+    fresh = [compile_target(args.source, cc, work) for cc in TARGETS]
+    kept = [row for row in _committed_rows() if row["triton"] != triton.__version__]
+    table = sorted(kept + fresh, key=lambda row: (row["triton"], row["target"]))
     with OUT.open("w", newline="") as handle:
         handle.write("# Lightning-2 no-decay Triton forward kernel (OpenNLPLab/lightning-attention 0ae41be): ptxas\n"
                      "# registers / spill bytes per thread, Triton's SMEM per CTA, per-warp SASS of one block\n"
                      "# iteration (benchmarks/triton_sass_counts.py docstring: shape, options, method)\n")
-        writer = csv.DictWriter(handle, fieldnames=list(table[0]))
+        writer = csv.DictWriter(handle, fieldnames=list(fresh[0]))
         writer.writeheader()
         writer.writerows(table)
-    for row in table:
+    for row in fresh:
         print(", ".join(f"{k}={v}" for k, v in row.items()))
-    print(f"wrote {OUT}")
+    print(f"wrote {OUT} (Triton {triton.__version__}'s rows; other versions' rows kept)")
     return 0
 
 
