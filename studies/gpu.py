@@ -104,8 +104,17 @@ def is_causal(cascade: Cascade) -> bool:
     return any(einsum.filters for einsum in cascade.einsums)
 
 
+DATAFLOW_MAPPINGS: dict[str, str] = {"flash2": "gpu-fa2-style", "flash3": "gpu-fa3-style"}
+"""GPU mapping names that stand for a design's dataflow over *any* 1-pass cascade (``attnsim gpu
+--cascade FILE --mapping flash2|flash3``): FA2's and FA3's tiles and schedules without the design's
+grouping of the softmax Einsums (the design itself, ``--design flash2``, is the softmax cascade with
+``gpu-flash2``)."""
+
+
 def gpu_mapping_spec(name_or_path: str) -> MappingSpec:
-    """A ``target: gpu`` mapping by name (specs/mappings/) or path; MappingError naming the file."""
+    """A ``target: gpu`` mapping by name (specs/mappings/, or a :data:`DATAFLOW_MAPPINGS` name) or path;
+    MappingError naming the file."""
+    name_or_path = DATAFLOW_MAPPINGS.get(name_or_path, name_or_path)
     return _cached_mapping(name_or_path, _mapping_stamp(name_or_path))
 
 
@@ -349,7 +358,7 @@ def mape_percent(predicted: list[float], published: list[float]) -> float:
     return 100.0 * sum(abs(p - q) / q for p, q in zip(predicted, published)) / len(published)
 
 
-__all__ = ["DEFAULT_GPU", "GPU_DESIGNS", "PHASES",
+__all__ = ["DATAFLOW_MAPPINGS", "DEFAULT_GPU", "GPU_DESIGNS", "PHASES",
            "GpuRun", "REPORT_KEYS", "SWITCHES", "bounding_unit", "build_gpu_mapping", "design_pair", "gpu_cascade",
            "gpu_mapping_spec", "gpu_report", "is_causal", "make_workload", "mape_percent", "predict",
            "predict_cascade", "run_gpu_mapping", "run_report"]

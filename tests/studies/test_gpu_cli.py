@@ -132,6 +132,32 @@ def test_any_cascade_file_with_a_mapping(tmp_path: Path, capsys: pytest.CaptureF
     assert report["latency_s"] > 0
 
 
+GPU_SPECS = ("a100-sxm-80gb", "h100-pcie", "h100-sxm", "h200")
+
+
+@pytest.mark.parametrize("arch", GPU_SPECS)
+@pytest.mark.parametrize(("alias", "mapping"), [("flash2", "gpu-fa2-style"), ("flash3", "gpu-fa3-style")])
+def test_a_variant_cascade_file_with_a_designs_dataflow(capsys: pytest.CaptureFixture[str], arch: str, alias: str,
+                                                        mapping: str) -> None:
+    # issue #16: `--cascade FILE --mapping flash2|flash3` with the shape flags of --design, on every GPU spec;
+    # FA3's dataflow needs wgmma, which the A100 lacks: a one-line error there
+    shape = ("--arch", arch, "--seq", "4096", "--batch", "2", "--heads", "16", "--head-dim", "128",
+             "--dtype", "bf16", "--causal", "--json")
+    cascade = str(ROOT / "specs" / "cascades" / "sigmoid-attention.yaml")
+    code, out, err = _run(capsys, "--cascade", cascade, "--mapping", alias, *shape)
+    if alias == "flash3" and arch == "a100-sxm-80gb":
+        assert code == 2 and out == ""
+        assert err.count("\n") == 1 and "needs the GPU feature 'wgmma'" in err
+        return
+    assert (code, err) == (0, "")
+    report = json.loads(out)
+    assert (report["cascade"], report["mapping"]) == ("sigmoid-attention-causal", mapping)
+    assert (report["batch"], report["heads"], report["seq"], report["head_dim"], report["dtype"],
+            report["causal"]) == (2, 16, 4096, 128, "bf16", True)
+    code, out, _ = _run(capsys, "--cascade", cascade, "--mapping", mapping, *shape)
+    assert code == 0 and json.loads(out)["latency_s"] == report["latency_s"]
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--design", "flash2", "--cascade", "attention-1pass", "--seq", "512", "--head-dim", "64"],
      "gpu: --design: give either --design or --cascade and --mapping, not both"),

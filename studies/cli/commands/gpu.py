@@ -44,7 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                                          "are given)")
     parser.add_argument("--cascade", help="a cascade: a built-in name (attnsim cascades) or a YAML file")
     parser.add_argument("--mapping", help="a target: gpu mapping: a name in specs/mappings/ (gpu-flash2, "
-                                          "gpu-flash3, gpu-flat, gpu-fusemax, gpu-fa2-style ...) or a YAML file")
+                                          "gpu-flash3, gpu-flat, gpu-fusemax, gpu-fa2-style ...), flash2 or "
+                                          "flash3 (FA2's or FA3's dataflow for any 1-pass cascade: gpu-fa2-style, "
+                                          "gpu-fa3-style), or a YAML file")
     parser.add_argument("--seq", help="sequence length (queries = keys in prefill), e.g. 4096, 4K or 1M")
     parser.add_argument("--kv-len", help="key/value (KV cache) length; instead of --seq")
     parser.add_argument("--q-len", help="query length (default: the KV length in prefill, 1 in decode; "
