@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from sass_listing import families, heaviest_loop, write_counts
 
 OUT = Path(__file__).resolve().parent / "data" / "fa2_flashsigmoid_sass_counts.csv"
 
@@ -76,8 +77,6 @@ CLASSES = ("HMMA", "LDSM", "MUFU", "FMUL", "FFMA", "FADD", "FMNMX", "F2FP", "FSE
 """Opcodes counted one by one; every other opcode goes to ``other``."""
 
 _KERNEL = re.compile(r"traitsILi(\d+)ELi128ELi(\d+)ELi4E.*?EELb0ELb(\d)E")
-_INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);")
-
 
 def compile_kernels(name: str, source: Path, cutlass: Path, work: Path) -> tuple[Path, str]:
     """Compile the instantiated kernels of one source tree; (cuobjdump -sass listing, ptxas log)."""
@@ -115,23 +114,13 @@ def ptxas_resources(log: str) -> dict[tuple[int, int, bool], dict[str, int]]:
 
 
 def main_loop_counts(listing: str) -> dict[tuple[int, int, bool], collections.Counter]:
-    """(head dim, block_n, causal) -> opcode counts of one main-loop iteration (the backward-branch span
-    with the most HMMA instructions)."""
+    """(head dim, block_n, causal) -> opcode-family counts of one main-loop iteration (the backward-branch
+    span with the most HMMA instructions)."""
     out = {}
     for body in re.split(r"\n\s*Function : ", listing)[1:]:
         match = _KERNEL.search(body.split("\n", 1)[0])
-        if not match:
-            continue
-        ins = [(int(a, 16), op.split(".")[0], rest) for a, op, rest in _INSTRUCTION.findall(body)]
-        where = {a: i for i, (a, _, _) in enumerate(ins)}
-        best: collections.Counter = collections.Counter()
-        for i, (a, op, rest) in enumerate(ins):
-            target = re.search(r"0x([0-9a-f]+)", rest) if op == "BRA" else None
-            if target and int(target.group(1), 16) <= a and int(target.group(1), 16) in where:
-                span = collections.Counter(o for _, o, _ in ins[where[int(target.group(1), 16)]:i + 1])
-                if span["HMMA"] > best["HMMA"]:
-                    best = span
-        out[(int(match.group(1)), int(match.group(2)), match.group(3) == "1")] = best
+        if match:
+            out[(int(match.group(1)), int(match.group(2)), match.group(3) == "1")] = families(heaviest_loop(body))
     return out
 
 
@@ -168,15 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     if not table:
         print("sass_counts: nothing to count (give --fa2/--flashsigmoid or --listing)", file=sys.stderr)
         return 2
-    fields = list(dict.fromkeys(k for row in table for k in row))
-    with OUT.open("w", newline="") as handle:
-        handle.write("# Per-warp SASS instructions of one main-loop K/V iteration, and ptxas registers / spill bytes per\n"
-                     "# thread; nvcc 13.0 for sm_90 (benchmarks/sass_counts.py docstring: sources, flags, method)\n")
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(table)
-    for row in table:
-        print(", ".join(f"{k}={v}" for k, v in row.items()))
+    write_counts(OUT, "Per-warp SASS instructions of one main-loop K/V iteration, and ptxas registers / spill bytes per\n"
+                      "thread; nvcc 13.0 for sm_90 (benchmarks/sass_counts.py docstring: sources, flags, method)", table)
     print(f"wrote {OUT}")
     return 0
 

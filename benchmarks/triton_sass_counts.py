@@ -30,13 +30,14 @@ Usage: ``python benchmarks/triton_sass_counts.py --source DIR [--work DIR]``.
 from __future__ import annotations
 
 import argparse
-import collections
 import csv
 import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from sass_listing import families, heaviest_loop, write_counts
 
 OUT = Path(__file__).resolve().parent / "data" / "lightning2_triton_sass_counts.csv"
 KERNEL_FILE = Path("lightning_attn") / "ops" / "triton" / "lightning_attn2_no_decay.py"
@@ -45,7 +46,6 @@ CONSTANTS = {"b": 4, "h": 32, "n": SEQ, "d": 128, "e": 128, "BLOCK": 64, "NUM_BL
 OPTIONS = {"num_warps": 4, "num_stages": 3}
 TARGETS = (80, 90)
 
-_INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)([^;]*);")
 TENSOR_OPS = ("HMMA", "HGMMA")
 SMEM_BYTES_PER_THREAD = {"LDS": 4, "LDS.U": 4, "LDS.64": 8, "LDS.U.64": 8, "LDS.128": 16, "LDS.U.128": 16,
                          "STS": 4, "STS.64": 8, "STS.128": 16, "LDSM.16.M88.4": 16, "LDSM.16.MT88.4": 16,
@@ -53,24 +53,6 @@ SMEM_BYTES_PER_THREAD = {"LDS": 4, "LDS.U": 4, "LDS.64": 8, "LDS.U.64": 8, "LDS.
 """Bytes each thread moves through shared memory per instruction (a warp moves 32x)."""
 COLUMNS = ("HMMA", "HGMMA", "LDSM", "LDS", "STS", "LDGSTS", "LDG", "LDL", "STL", "BAR", "IMAD", "PRMT")
 """Opcode families counted one by one (any width); the rest go to ``other``."""
-
-
-def heaviest_loop(listing: str) -> collections.Counter:
-    """Full-opcode counts of the backward-branch span with the most tensor instructions."""
-    ins = [(int(a, 16), op, rest) for a, op, rest in _INSTRUCTION.findall(listing)]
-    where = {a: i for i, (a, _, _) in enumerate(ins)}
-    best: collections.Counter = collections.Counter()
-
-    def tensor(span: collections.Counter) -> int:
-        return sum(n for op, n in span.items() if op.split(".")[0] in TENSOR_OPS)
-
-    for i, (a, op, rest) in enumerate(ins):
-        target = re.search(r"0x([0-9a-f]+)", rest) if op == "BRA" else None
-        if target and int(target.group(1), 16) <= a and int(target.group(1), 16) in where:
-            span = collections.Counter(o for _, o, _ in ins[where[int(target.group(1), 16)]:i + 1])
-            if tensor(span) > tensor(best):
-                best = span
-    return best
 
 
 def _load_kernel(source: Path):
@@ -138,15 +120,13 @@ def compile_target(source: Path, cc: int, work: Path) -> dict:
                              text=True).stdout
     spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", log)
     registers = re.search(r"Used (\d+) registers", log)
-    span = heaviest_loop(listing)
+    span = heaviest_loop(listing, TENSOR_OPS)
     row = {"kernel": "lightning2-no-decay-0ae41be", "target": f"sm_{cc}", "triton": triton.__version__,
            "registers": int(registers.group(1)), "spill_store_bytes": int(spill.group(1)),
            "spill_load_bytes": int(spill.group(2)), "smem_bytes_per_cta": shared,
            "instructions": sum(span.values()),
            "smem_bytes_per_warp": 32 * sum(SMEM_BYTES_PER_THREAD.get(op, 0) * n for op, n in span.items())}
-    family = collections.Counter()
-    for op, n in span.items():
-        family[op.split(".")[0]] += n
+    family = families(span)
     row.update({c.lower(): family.get(c, 0) for c in COLUMNS})
     row["other"] = sum(n for op, n in family.items() if op not in COLUMNS)
     row["widths"] = " ".join(f"{op}:{n}" for op, n in sorted(span.items())
@@ -180,15 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     fresh = [compile_target(args.source, cc, work) for cc in TARGETS]
     kept = [row for row in _committed_rows() if row["triton"] != triton.__version__]
     table = sorted(kept + fresh, key=lambda row: (row["triton"], row["target"]))
-    with OUT.open("w", newline="") as handle:
-        handle.write("# Lightning-2 no-decay Triton forward kernel (OpenNLPLab/lightning-attention 0ae41be): ptxas\n"
-                     "# registers / spill bytes per thread, Triton's SMEM per CTA, per-warp SASS of one block\n"
-                     "# iteration (benchmarks/triton_sass_counts.py docstring: shape, options, method)\n")
-        writer = csv.DictWriter(handle, fieldnames=list(fresh[0]))
-        writer.writeheader()
-        writer.writerows(table)
-    for row in fresh:
-        print(", ".join(f"{k}={v}" for k, v in row.items()))
+    write_counts(OUT, "Lightning-2 no-decay Triton forward kernel (OpenNLPLab/lightning-attention 0ae41be): ptxas\n"
+                      "registers / spill bytes per thread, Triton's SMEM per CTA, per-warp SASS of one block\n"
+                      "iteration (benchmarks/triton_sass_counts.py docstring: shape, options, method)", table)
     print(f"wrote {OUT} (Triton {triton.__version__}'s rows; other versions' rows kept)")
     return 0
 
