@@ -188,6 +188,7 @@ def test_every_builtin_loads():
                           "attention-3pass-deferred-causal", "attention-2pass-causal", "attention-1pass-causal",
                           "sigmoid-attention", "softplus-attention", "linear-attention", "linear-attention-causal",
                           "split-k-decode", "clipped-softmax-attention", "selective-temperature-attention",
+                          "selective-temperature-attention-1pass",
                           "split-k-attention", "split-k-attention-causal", "sigmoid-attention-causal", "softplus-lssa", "softplus-lssa-normalised",
                           "hedgehog-attention", "lightning2-causal", "gated-attention", "window-attention",
                           "window-attention-3pass"}

@@ -60,6 +60,8 @@ EXPECTED["window-attention-3pass"] = {"E": 1, "F": 1, "P": 1, "M": 3}   # attent
 # 3-pass form, 2 over M.
 EXPECTED["clipped-softmax-attention"] = {"E": 1, "F": 1, "P": 1, "M": 3}
 EXPECTED["selective-temperature-attention"] = {"E": 1, "F": 1, "P": 1, "M": 2}
+# ... and its tiled form with the running max of the scaled logits (attention-1pass with TQK): 1 over M
+EXPECTED["selective-temperature-attention-1pass"] = {"E": 1, "F": 1, "P": 1, "M": 1}
 PARTITION_PARTS = {name: {"M1", "M0"} for name in EXPECTED if name.startswith(("attention-1pass", "attention-2pass"))}
 PARTITION_PARTS["split-k-decode"] = {"S", "KS"}
 PARTITION_PARTS["split-k-attention"] = {"S", "M1", "M0"}
@@ -67,6 +69,7 @@ PARTITION_PARTS["split-k-attention-causal"] = {"S", "M1", "M0"}
 PARTITION_PARTS["linear-attention-causal"] = {"T", "B"}
 PARTITION_PARTS["lightning2-causal"] = {"T", "B"}
 PARTITION_PARTS["gated-attention"] = {"M1", "M0"}
+PARTITION_PARTS["selective-temperature-attention-1pass"] = {"M1", "M0"}
 PARTITION_PARTS["window-attention"] = {"M1", "M0"}
 SIZE_ONLY = {"window-attention": {"W"}, "window-attention-3pass": {"W"}}   # a rank declared only to name the window size; no Einsum walks it
 

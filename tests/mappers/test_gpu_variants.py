@@ -83,3 +83,29 @@ def test_variant_latency_never_undercuts_its_bounds(name: str, seq: int, head_di
     for unit, bound in _bounds_s(name, workload).items():
         assert run.latency_s >= bound * (1 - 1e-9), (unit, run.latency_s, bound)
     assert run.hbm_bytes >= workload.batch * workload.heads * (3 * seq * head_dim * 2 + 2 * seq * head_dim) * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("mapping", ["gpu-fa2-style", "gpu-fa3-style"])
+def test_selective_temperature_adds_one_fp32_op_per_score(mapping: str) -> None:
+    """The 1-pass selective attention cascade is attention-1pass with each score times its query's
+    temperature (TQK): per K/V tile one FP32 op per score more than softmax, the same tensor and MUFU
+    work, and the latency no lower."""
+    from attnsim.studies.gpu import build_gpu_mapping
+
+    workload = GpuAttention(batch=4, heads=8, seq=4096, head_dim=128)
+
+    def body_actions(cascade: str) -> tuple[dict[str, float], object]:
+        gpu_mapping = build_gpu_mapping(H100, cascade, mapping, workload)
+        totals: dict[str, float] = {}
+        for op in gpu_mapping.cta_schedule(gpu_mapping.order[0], 1).blocks[1].ops:
+            for key, value in op.actions.items():
+                totals[key] = totals.get(key, 0.0) + value
+        return totals, gpu_mapping.tile
+
+    selective, tile = body_actions("selective-temperature-attention-1pass")
+    softmax, _ = body_actions("attention-1pass")
+    assert selective["fp32.op"] - softmax["fp32.op"] == tile.block_m * tile.block_n
+    for key in ("tensor.flop_fp16", "mufu.op"):
+        assert selective[key] == softmax[key], key
+    assert (predict_cascade(H100, "selective-temperature-attention-1pass", mapping, workload).latency_s
+            >= predict_cascade(H100, "attention-1pass", mapping, workload).latency_s)

@@ -78,6 +78,25 @@ def test_lightning2_is_linear_in_the_length(capsys) -> None:  # type: ignore[no-
     assert abs(long / short / 16 - 1) < 5e-4
 
 
+@pytest.mark.parametrize("seq", [4096, 65536])
+def test_causal_linear_attention_is_at_its_1d_bound(capsys, seq: int) -> None:  # type: ignore[no-untyped-def]
+    """linear-causal-fusemax: per token the feature maps of its query and key (elu + 1: 12 cycles per
+    element of E each, as linear-fusemax), KZ (an add per element of E), INTERD (phi(q) . Z: E MACs),
+    INTRAD (the masked row sum of the block's scores, computed densely: B adds) and AV (2 adds and a
+    divide per element of F), all on the 1D array; per block the state update S (E x F adds) and Z (E).
+    The 2D array's four contractions (64 cycles each per block, as Lightning-2) are far below, and Q,
+    K, V are read and O written once."""
+    report = _simulate(capsys, "linear-attention-causal", "linear-causal-fusemax", seq)
+    elu_plus_one = 12
+    per_token = (2 * elu_plus_one * E + CYCLES["add"] * E + CYCLES["mac"] * E + CYCLES["add"] * BLOCK
+                 + (2 * CYCLES["add"] + CYCLES["div"]) * F + (E * F + E) * CYCLES["add"] / BLOCK)
+    bound_1d = HEADS * seq * per_token / LANES
+    assert HEADS * seq // BLOCK * 4 * 64 < bound_1d / 5               # 2D: 12% of the 1D time
+    assert bound_1d <= report["cycles"] <= 1.0006 * bound_1d     # achieved 1.00036: the first load, the last drain
+    assert report["traffic_bytes"] == HEADS * seq * 4 * E * WORD  # the state and Z stay on chip
+    assert analyze_passes(load_builtin("linear-attention-causal"), "N").passes == 1
+
+
 @pytest.mark.parametrize(("cascade", "mapping", "per_score"), [
     # sigmoid(x / sqrt(E) - log M) = 1 / (1 + exp(-(...))): a MAC (the scale), exp, 2 adds, a divide
     ("sigmoid-attention", "sigmoid-flat", CYCLES["mac"] + CYCLES["exp"] + 2 * CYCLES["add"] + CYCLES["div"]),
@@ -85,11 +104,15 @@ def test_lightning2_is_linear_in_the_length(capsys) -> None:  # type: ignore[no-
     # add, A = SN / SD a divide
     ("softplus-lssa-normalised", "lssa-flat", CYCLES["mac"] + 2 * CYCLES["exp"] + CYCLES["add"] + CYCLES["add"]
      + CYCLES["div"]),
+    # clipped softmax (3 passes): GM a max, SN = exp(x - GM) (the subtraction absorbed: 7), SD an add,
+    # A = clip(1.03 (SN / SD) - 0.03, 0, 1): a divide, a multiply, an add, a max and a min
+    ("clipped-softmax-attention", "clipped-flat", CYCLES["max"] + CYCLES["exp"] + CYCLES["add"] + CYCLES["div"]
+     + CYCLES["mac"] + CYCLES["add"] + 2 * CYCLES["max"]),
 ])
 def test_flat_style_mappings_are_at_the_1d_bound_of_their_score_map(capsys, cascade: str, mapping: str,
                                                                    per_score: int) -> None:  # type: ignore[no-untyped-def]
-    """FLAT's structure (specs/mappings/sigmoid-flat.yaml, lssa-flat.yaml): the score map on the 1D array, one row block with
-    the whole key rank, so a 2-pass cascade (LSSA as written) runs too; bound by the 1D array's map,
+    """FLAT's structure (specs/mappings/sigmoid-flat.yaml, lssa-flat.yaml, clipped-flat.yaml): the score map on the 1D
+    array, one row block with the whole key rank, so a 2- or 3-pass cascade (LSSA as written, clipped softmax) runs too; bound by the 1D array's map,
     at per_score cycles per score over 256 lanes; the 2D array's QK and AV (128 MACs per score on
     65536 PEs) are below it. Traffic at least Q, K, V read and O written once."""
     seq = 16384

@@ -129,3 +129,19 @@ def test_linear_attention_is_refused_in_one_line(capsys) -> None:  # type: ignor
                      "bert-base", "--seq", "4K"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no parallel rank" in err
+
+
+def test_selective_temperature_adds_one_multiply_per_score_to_softmax(capsys) -> None:  # type: ignore[no-untyped-def]
+    """The 1-pass form of selective attention (specs/cascades/selective-temperature-attention-1pass.yaml)
+    is attention-1pass with each score multiplied by its query's temperature before the running max:
+    one more 2D-array op per score (TQK, 1 cycle on 65536 PEs), which the 2D-bound pipeline pays in
+    series, and one more input word per query (TAU) read from DRAM."""
+    seq = 16384
+    selective = _simulate(capsys, "selective-temperature-attention-1pass", seq)
+    softmax = _simulate(capsys, "attention-1pass", seq)
+    scores = B * H * seq * seq
+    extra = selective["cycles"] - softmax["cycles"]
+    assert 0.97 * scores / PES_2D <= extra <= scores / PES_2D     # achieved 0.984 (the 1D array's share)
+    assert selective["traffic_bytes"] - softmax["traffic_bytes"] == B * H * seq * 2
+    assert analyze_passes(load_builtin("selective-temperature-attention-1pass"), "M").passes == 1
+    assert analyze_passes(load_builtin("selective-temperature-attention"), "M").passes == 2
