@@ -383,6 +383,8 @@ def resolve(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, spec
     work = gpu_cascade_work(cascade, layout0.keys_ranks, SpecialFunctions.of(spec.mufu_functions, spec.function_forms),
                             split_ranks)
     plan = plan_groups(work, section, where)
+    if section.style == "multi_pass" and section.passes is None:
+        section = _with_derived_passes(section, cascade, plan, workload, where)
     tile = cta_tile(section, spec, workload, work, layout0, where)
     layout = Layout(layout0.rows_rank, layout0.keys_ranks, {**layout0.sizes, layout0.tile_shape: tile.block_n},
                     layout0.shape_of, layout0.tile_shape, layout0.iterative, layout0.split_rank)
@@ -406,6 +408,54 @@ def _check_features(section: GpuSection, spec: GpuSpec, workload: GpuAttention, 
                 HOPPER_FEATURES else ""
             raise MappingError(f"{where}: gpu.{key}: needs the GPU feature '{feature}'{hopper}, which {spec.name} "
                                f"does not have (its features: {', '.join(spec.feature_names)})")
+
+
+def _pass_analysis(cascade: Cascade, rank: str):   # type: ignore[no-untyped-def]
+    """The pass analysis of ``cascade`` over ``rank`` (None where it does not cover the cascade), once
+    per cascade: the analysis (sympy) costs more than simulating a point."""
+    from attnsim.einsum_ir.passes import AnalysisError, analyze_passes
+
+    key = (cascade.source, cascade.name, tuple(e.source for e in cascade.einsums), rank)
+    if key not in _ANALYSES:
+        try:
+            _ANALYSES[key] = analyze_passes(cascade, rank)
+        except AnalysisError:
+            _ANALYSES[key] = None
+    return _ANALYSES[key]
+
+
+_ANALYSES: dict[tuple, Any] = {}
+
+
+def _with_derived_passes(section: GpuSection, cascade: Cascade, plan: Any, workload: GpuAttention,
+                         where: str) -> GpuSection:
+    """A multi_pass section without ``passes``: each per-tile op group in the pass of its Einsum (the
+    pass analysis over the keys rank), and as ``spill`` every tensor indexed by the keys rank that one
+    pass writes and a later pass reads -- in the workload's element width when only tensor-core ops
+    read it there (P for the P V GEMM), else FP32 (4 bytes). Row summaries (a max or sum per query)
+    stay in registers."""
+    rank_var = section.keys_rank
+    analysis = _pass_analysis(cascade, str(cascade.ranks[rank_var]))
+    if analysis is None:
+        raise MappingError(f"{where}: gpu.passes: not given, and the pass analysis does not cover cascade "
+                           f"{cascade.name}: list the op groups of each pass")
+    pass_of = analysis.einsum_pass
+    passes: list[list[str]] = [[] for _ in range(analysis.passes)]
+    for g in plan.of_place("tile"):
+        einsums = [p.einsum for p in g.pieces if p.kind != "mask"]
+        if einsums:
+            passes[max(pass_of.get(e, 1) for e in einsums) - 1].append(g.name)
+    by_tensor = {e.output.tensor: e for e in cascade.einsums}
+    spill: dict[str, int] = {}
+    for tensor, einsum in by_tensor.items():
+        if rank_var not in einsum.output_ranks or einsum.name not in pass_of:
+            continue
+        later = [g for g in plan.of_place("tile") if any(
+            r.tensor == tensor for piece in g.pieces for r in piece.reads)
+            and max(pass_of.get(p.einsum, 1) for p in g.pieces) > pass_of[einsum.name]]
+        if later:
+            spill[tensor] = workload.element_bytes if all(g.unit == "tensor" for g in later) else 4
+    return section.model_copy(update={"passes": [names for names in passes if names], "spill": spill})
 
 
 def _check_one_pass(cascade: Cascade, section: GpuSection, where: str) -> None:
