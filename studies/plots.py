@@ -31,7 +31,8 @@ errors name ``plots.<i>.<key>``):
 PDFs embed TrueType (Type 42) fonts, never Type 3 (``pdf.fonttype = 42``), and carry no creation date,
 so the same store gives the same bytes. Bars are hatched per series and stacks per category, so the
 figures read in greyscale. Normalised bars (``speedup`` / ``relative``) end with a geometric-mean
-group (``mean``) and name the baseline series, whose bars are 1 by construction, in the legend.
+group (``mean``) and name the baseline series, whose bars are 1 by construction, in the legend. The
+legend above bars is one row where that fits the figure's width, else as many columns as fit.
 
 Every figure entry has ``name`` (the file stem: ``figs/<name>.png`` and ``.pdf``), ``title``,
 ``where`` (``{param: value or [values]}``: which points it uses) and ``headlines`` (keys of the
@@ -49,6 +50,7 @@ import math
 import re
 import string
 import textwrap
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -577,13 +579,87 @@ def _series_legend(axes: Any, series_key: str, values: Sequence[Any], handles: S
     return legend
 
 
+TOP_LEGEND_COLUMNS = 7
+"""The most entries in one row of the legend above a bar chart."""
+LEGEND_PAD_PT = 2.0
+"""The least gap (points) between a legend and the left or right edge of the figure (above it,
+constrained layout's own pad applies)."""
+
+
 def _top_legend(axes: Any, series_key: str, values: Sequence[Any], handles: Sequence[Any],
                 labels: Mapping[Any, str] | None = None) -> Any:
-    """The series legend in one row above the axes (room for the plot on a narrow page)."""
+    """The series legend above the axes (room for the plot on a narrow page): in one row of up to
+    ``TOP_LEGEND_COLUMNS`` entries where that fits inside the figure, else in as many columns as fit,
+    as many entries in each (the legend measured with the figure's renderer where constrained layout
+    puts it, so the saved files, which are the figure's size, hold all of it); a label wider than the
+    figure by itself is wrapped onto several lines."""
     count = len(values) + (1 if is_ablation(series_key, values) else 0)
-    return _series_legend(axes, series_key, values, handles, labels, loc="lower center",
-                          bbox_to_anchor=(0.5, 1.0), ncol=max(1, min(count, 7)), frameon=False,
-                          handlelength=1.6, columnspacing=1.0, borderaxespad=0.2)
+    figure = axes.figure
+    texts = dict(labels or {})
+
+    def legend_of(columns: int) -> Any:
+        return _series_legend(axes, series_key, values, handles, texts, loc="lower center",
+                              bbox_to_anchor=(0.5, 1.0), ncol=columns, frameon=False,
+                              handlelength=1.6, columnspacing=1.0, borderaxespad=0.2)
+
+    widest = max(1, min(count, TOP_LEGEND_COLUMNS))
+    legend = legend_of(widest)
+    if _legend_fits(figure, legend):
+        return legend                        # as it always was
+    fewest_rows = None                       # the most columns no wider than the figure
+    for columns in range(widest - 1, 0, -1):
+        legend = legend_of(columns)
+        if not _legend_fits(figure, legend, laid_out=False):
+            continue
+        fewest_rows = fewest_rows or columns
+        if _legend_fits(figure, legend):
+            even = -(-count // -(-count // columns))      # the same rows, filled evenly
+            if even == columns:
+                return legend
+            balanced = legend_of(even)
+            return balanced if _legend_fits(figure, balanced) else legend_of(columns)
+    if fewest_rows is not None:              # taller than the figure allows at any width: fewest rows
+        return legend if fewest_rows == 1 else legend_of(fewest_rows)
+    ablation = is_ablation(series_key, values)
+    full = {value: texts.get(value) or value_label(series_key, value, ablation) for value in values}
+    longest = max((len(text) for text in full.values()), default=1)
+    while longest > 8 and not _legend_fits(figure, legend, vertical=False):
+        scale = _available_width(figure) / max(1.0, float(legend.get_window_extent().width))
+        longest = max(8, min(longest - 1, int(longest * min(scale, 0.95))))
+        texts = {value: "\n".join(textwrap.wrap(text, longest, break_on_hyphens=False)) or text
+                 for value, text in full.items()}
+        legend = legend_of(1)
+    return legend
+
+
+def _available_width(figure: Figure) -> float:
+    """The width (display units) a legend may take: the figure's, less a pad at each edge."""
+    return float(figure.bbox.width) - 2 * LEGEND_PAD_PT * figure.dpi / 72
+
+
+def _legend_fits(figure: Figure, legend: Any, laid_out: bool = True, vertical: bool = True) -> bool:
+    """True if ``legend`` is no wider than the figure (less its pads) and, with ``laid_out``, lies inside
+    it (only across it, without ``vertical``) once constrained layout has made room for it above the
+    axes, measured with the figure's renderer.
+
+    A trial layout puts the axes back where they were: constrained layout starts from their positions,
+    so one left in place would move them by a fraction of a point in the saved files."""
+    if float(legend.get_window_extent().width) > _available_width(figure):
+        return False
+    if not laid_out:
+        return True
+    positions = [(ax, ax.get_position(original=True).frozen(), ax.get_position(original=False).frozen())
+                 for ax in figure.axes]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)     # "constrained_layout not applied": it is too tall
+        figure.draw_without_rendering()
+    box, page = legend.get_window_extent(), figure.bbox
+    for ax, original, active in positions:
+        ax._set_position(original, "original")
+        ax._set_position(active, "active")
+    pad = LEGEND_PAD_PT * figure.dpi / 72
+    across = box.x0 >= page.x0 + pad and box.x1 <= page.x1 - pad
+    return bool(across and (not vertical or (box.y0 >= page.y0 and box.y1 <= page.y1)))
 
 
 def is_ablation(series_key: str, values: Iterable[Any]) -> bool:

@@ -18,6 +18,7 @@ from attnsim.studies.cli import main
 from attnsim.studies.errors import UsageError
 from attnsim.studies.plots import (bars_figure, einsum_stack_figure, lines_figure, pareto_figure, parse_plot_entries,
                            roofline_figure, seq_label)
+from attnsim.studies.store import PointRecord
 from attnsim.studies.study import load_study
 
 PAPER_LEGEND = ["Unfused", "FLAT", "FuseMax", "+Cascade", "+Architecture", "+Binding"]
@@ -205,6 +206,70 @@ def test_ambiguous_bars_are_refused(store) -> None:  # type: ignore[no-untyped-d
     ambiguous = entries["util1d"].model_copy(update={"where": {}, "groups": ["model"]})
     with pytest.raises(UsageError, match="several points have model=bert-base, design=unfused"):
         bars_figure(records, ambiguous)
+
+
+def _variant_records(names: list[str], seqs: tuple[int, ...] = (1024, 16384, 262144)) -> list[PointRecord]:
+    """One ok point per (series value, seq) with a made-up latency (``cascade`` series, ``seq`` groups)."""
+    return [PointRecord(key=f"{name}-{seq}", study="legend", kind="attention", point_index=i, params={
+        "cascade": name, "seq": seq}, point_json="{}", status="ok", result={"latency_s": (1 + i) * seq * 1e-9},
+        error=None, started_at="", finished_at="", wall_s=0.0)
+        for i, (name, seq) in enumerate((n, s) for n in names for s in seqs)]
+
+
+LONG_NAMES = {
+    "variants": ["attention-1pass", "sigmoid-attention", "softplus-attention", "softplus-lssa", "linear-attention",
+                 "hedgehog-attention", "lightning2-causal", "window-attention"],       # variants.yaml's order
+    "many-long": [f"selective-temperature-attention-variant-{i:02d}" for i in range(14)],
+}
+
+
+@pytest.mark.parametrize("names", LONG_NAMES.values(), ids=list(LONG_NAMES))
+def test_bar_legend_of_many_long_series_fits_the_figure(names: list[str], tmp_path: Path) -> None:
+    """The legend above the bars (a row of the study's 7 x 2.6 in, 8 pt figure) wraps into columns that fit
+    the figure: all of it inside the figure, above the axes, every series named, and the files are the
+    figure's size (nothing cropped or added)."""
+    import warnings
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from attnsim.studies.plots import BarsPlot, FigureStyle, draw, save
+
+    style = FigureStyle(width_in=7.0, height_in=2.6, font_size_pt=8)
+    plot = BarsPlot(name="legend", type="bars", metric="latency_s", ylabel="latency / softmax latency (x)",
+                    normalise="relative", baseline=names[0], series="cascade", groups=["seq"], order=names,
+                    log_y=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        figure = draw(_variant_records(names), plot, style)
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+    axes = figure.axes[0]
+    legend = axes.get_legend()
+    assert _legend(axes) == [f"cascade {names[0]} (baseline = 1)"] + [f"cascade {n}" for n in names[1:]]
+    box, page = legend.get_window_extent(canvas.get_renderer()), figure.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, (box, page)
+    assert box.y0 >= axes.get_window_extent().y1 - 1       # above the axes, not over the bars
+    assert axes.get_window_extent().height > 0.4 * page.height
+    assert not [str(w.message) for w in caught]           # e.g. "constrained_layout not applied"
+    for text in legend.get_texts():
+        inner = text.get_window_extent(canvas.get_renderer())
+        assert page.x0 <= inner.x0 and inner.x1 <= page.x1, text.get_text()
+    png = save(figure, tmp_path, "legend", ("png",), style)["png"].read_bytes()
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (2100, 780)  # 300 dpi
+
+
+def test_bar_legend_that_fits_stays_in_one_row(store) -> None:  # type: ignore[no-untyped-def]
+    """A legend no wider than the figure keeps its single row (the paper's figures unchanged)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from attnsim.studies.plots import DEFAULT_STYLE, draw
+
+    _, records, entries = store
+    figure = draw(records, entries["speedup"], DEFAULT_STYLE)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    rows = {round(t.get_window_extent(canvas.get_renderer()).y0, 3) for t in figure.axes[0].get_legend().get_texts()}
+    assert len(rows) == 1
 
 
 def _trace(path: Path) -> list[tuple[str, str, int, int]]:
