@@ -43,7 +43,8 @@ and reads it for :mod:`mappers.gpu_cascade_mapper`. Keys (docs/mapping-gpu.md ha
       splits: {policy: fill_waves, max_splits: 128, slots_per_sm: 2}   # or {policy: fixed, count: 4}
       partition: grid | stream_k  # CTAs per (head, block, split), or the tiles of all heads cut into
                                   # one equal range per resident CTA slot (LeanAttention)
-      passes: [[qk, max], [exp, fma, sum], [pv]]          # multi_pass: op groups of each pass
+      passes: [[qk, max], [exp, fma, sum], [pv]]          # multi_pass: op groups of each pass (omitted:
+                                  # each op in its Einsum's pass from the pass analysis, and spill derived)
       spill: {QK: 4, SN: 2}       # multi_pass: bytes per element of tensors crossing passes
       spill_level: auto           # where they live: auto (FLAT's rule: SMEM if the block's rows fit,
                                   # else L2 if every SM's rows fit there, else HBM), or smem / l2 / hbm
