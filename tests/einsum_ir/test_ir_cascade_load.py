@@ -189,6 +189,7 @@ def test_every_builtin_loads():
                           "sigmoid-attention", "softplus-attention", "linear-attention", "linear-attention-causal",
                           "split-k-decode", "clipped-softmax-attention", "selective-temperature-attention",
                           "selective-temperature-attention-1pass",
+                          "linear-attention-left-product", "lightning2-causal-quadratic",
                           "split-k-attention", "split-k-attention-causal", "sigmoid-attention-causal", "softplus-lssa", "softplus-lssa-normalised",
                           "hedgehog-attention", "lightning2-causal", "gated-attention", "window-attention",
                           "window-attention-3pass"}

@@ -62,6 +62,10 @@ EXPECTED["clipped-softmax-attention"] = {"E": 1, "F": 1, "P": 1, "M": 3}
 EXPECTED["selective-temperature-attention"] = {"E": 1, "F": 1, "P": 1, "M": 2}
 # ... and its tiled form with the running max of the scaled logits (attention-1pass with TQK): 1 over M
 EXPECTED["selective-temperature-attention-1pass"] = {"E": 1, "F": 1, "P": 1, "M": 1}
+# The naive quadratic forms of the linear family: the left product reduces m in SD and SNV together
+# (the division deferred after them) and the causal one is two contractions under a filter: 1 over M
+EXPECTED["linear-attention-left-product"] = {"E": 1, "F": 1, "P": 1, "M": 1}
+EXPECTED["lightning2-causal-quadratic"] = {"E": 1, "F": 1, "P": 1, "M": 1}
 PARTITION_PARTS = {name: {"M1", "M0"} for name in EXPECTED if name.startswith(("attention-1pass", "attention-2pass"))}
 PARTITION_PARTS["split-k-decode"] = {"S", "KS"}
 PARTITION_PARTS["split-k-attention"] = {"S", "M1", "M0"}

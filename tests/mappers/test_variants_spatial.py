@@ -145,3 +145,16 @@ def test_selective_temperature_adds_one_multiply_per_score_to_softmax(capsys) ->
     assert selective["traffic_bytes"] - softmax["traffic_bytes"] == B * H * seq * 2
     assert analyze_passes(load_builtin("selective-temperature-attention-1pass"), "M").passes == 1
     assert analyze_passes(load_builtin("selective-temperature-attention"), "M").passes == 2
+
+
+@pytest.mark.parametrize("seq", [4096, 16384])
+def test_lightning2_quadratic_form_runs_the_causal_tiles_on_the_2d_array(capsys, seq: int) -> None:  # type: ignore[no-untyped-def]
+    """The naive form of Lightning-2's output (specs/cascades/lightning2-causal-quadratic.yaml: tril(Q K^T) V)
+    under the fusemax mapping: the filter m <= p skips the key tiles wholly above the diagonal, so
+    T (T + 1) / 2 tiles of 256 x 256 pairs per head (T = seq / 256), each E + F = 128 MACs per pair on
+    the 2D array, QK and AV in series; nothing on the 1D array."""
+    report = _simulate(capsys, "lightning2-causal-quadratic", seq)
+    tiles = seq // 256
+    bound_2d = B * H * tiles * (tiles + 1) // 2 * 256 * 256 * (64 + 64) / PES_2D
+    assert bound_2d <= report["cycles"] <= 1.05 * bound_2d       # achieved 1.042 at 4K, 1.0027 at 16K: a fixed fill and drain
+    assert report["util_1d"] == 0
