@@ -105,7 +105,7 @@ def _lightning2_kernel(q, k, v, lam):
     for p in range(q.shape[0]):
         for e in range(e_size):
             for f in range(f_size):
-                state[e, f] = lam * state[e, f] + k[p, e] * v[p, f]
+                state[e, f] = lam * state[e, f] + (k[p, e] * v[p, f] if p < k.shape[0] else 0.0)
         for f in range(f_size):
             out[p, f] = _dot(q[p], state[:, f])
     return out
@@ -152,11 +152,10 @@ def hedgehog_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, w: np.ndarra
 
 
 def lightning2_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, lam: float = 1.0) -> np.ndarray:
-    """Causal linear attention of Lightning Attention-2 (no feature map, no normaliser), decay ``lam``."""
+    """Causal linear attention of Lightning Attention-2 (no feature map, no normaliser), decay ``lam``:
+    query p sees keys m <= p, weighted lam^(p - m) (the causal convention of the other references: with
+    fewer keys than queries the last queries see them all, keys past the last query are never seen)."""
     inputs = check_inputs("lightning2_attention", q, k, v, True, None, None, 0)
-    if inputs.q.shape[0] != inputs.k.shape[0]:
-        raise KernelInputError(f"lightning2_attention: q has {inputs.q.shape[0]} rows and k {inputs.k.shape[0]}; "
-                               "expected as many keys as queries (self-attention)")
     if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 < float(lam) <= 1.0:
         raise KernelInputError(f"lightning2_attention: lam must be a number in (0, 1], got {lam!r}")
     return _lightning2_kernel(inputs.q, inputs.k, inputs.v, inputs.q.dtype.type(lam))
