@@ -392,8 +392,6 @@ def resolve(cascade: Cascade, mapping: MappingSpec, workload: GpuAttention, spec
     return CascadeMapping(mapping.name, section, plan, layout, tile, spec, workload, poly, where)
 
 
-_PASSES: dict[tuple, int] = {}
-
 HOPPER_FEATURES = frozenset({"wgmma", "tma", "warp_specialization", "clusters"})
 """Features new in Hopper (archsim.gpu_spec.GPU_FEATURES): what FA3 needs and an A100 lacks."""
 
@@ -459,17 +457,11 @@ def _with_derived_passes(section: GpuSection, cascade: Cascade, plan: Any, workl
 
 
 def _check_one_pass(cascade: Cascade, section: GpuSection, where: str) -> None:
-    """A single-sweep template needs a cascade the pass analysis finds 1-pass over the keys rank."""
-    from attnsim.einsum_ir.passes import AnalysisError, analyze_passes
-
+    """A single-sweep template needs a cascade the pass analysis finds 1-pass over the keys rank
+    (outside what the analysis covers there is nothing to check against)."""
     rank = str(cascade.ranks[section.keys_rank])
-    key = (cascade.source, cascade.name, tuple(e.source for e in cascade.einsums), rank)
-    if key not in _PASSES:   # the analysis (sympy) costs more than simulating a point: once per cascade
-        try:
-            _PASSES[key] = analyze_passes(cascade, rank).passes
-        except AnalysisError:   # outside what the analysis covers: nothing to check against
-            _PASSES[key] = 0
-    passes = _PASSES[key]
+    analysis = _pass_analysis(cascade, rank)
+    passes = analysis.passes if analysis is not None else 0
     if passes > 1:
         raise MappingError(f"{where}: gpu.style: '{section.style}' makes one sweep over the K/V tiles, but "
                            f"cascade {cascade.name} needs {passes} passes over {rank} (use style: multi_pass)")
